@@ -1,0 +1,42 @@
+# Parvis: `make run` brings the whole platform up; `make test` runs the whole suite. `make help` lists all.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PARVIS_DATA_DIR ?= var
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check "setuptools>=68,<81" wheel
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install Parvis with its test tools
+	@bash infra/scripts/system-deps.sh
+
+run: install ## run everything: embedded database, RabbitMQ check, 5 services, gateway, demo data
+	$(BIN)/parvis up
+
+test: install ## run the whole test suite (unit, nameko, integration, end-to-end)
+	$(BIN)/python -m pytest tests/unit tests/integration tests/e2e
+	$(BIN)/python -m pytest -p no:cacheprovider tests/nameko
+
+unit: install ## only the fast, pure unit tests
+	$(BIN)/python -m pytest tests/unit
+
+schema: install ## regenerate gateway/schema.graphql and contracts/asyncapi.yaml
+	$(BIN)/parvis schema
+
+bench: install ## run the benchmarks (figures printed, not asserted)
+	$(BIN)/python bench/rpc.py
+
+clean: ## remove the virtualenv and local data (var/)
+	rm -rf $(VENV) var .pytest_cache
+
+.PHONY: help install run test unit schema bench clean

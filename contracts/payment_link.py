@@ -1,0 +1,7 @@
+"""payment_link service contracts: the platform's ping for now; the service's own issue fills the rest."""
+from __future__ import annotations
+
+from contracts.platform import declare_ping
+
+SERVICE = "payment_link"
+PING = declare_ping(SERVICE)

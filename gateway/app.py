@@ -1,0 +1,289 @@
+"""The Parvis gateway: Starlette + Strawberry over the asyncio nameko RPC client.
+
+Routes: /graphql (GraphiQL in dev only), /healthz, /readyz, /metrics, and / (an index of links).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, disable_created_metrics, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from contracts.errors import ParvisError, ServiceUnavailable, Unauthenticated
+from contracts.platform import Caller
+from gateway import auth
+from gateway.rpc import RpcClient
+from gateway.schema import build_schema
+from gateway.schema.platform import ping_all
+from parvis import config
+from parvis import logjson
+from parvis.logjson import SLO_BUCKETS
+
+log = logging.getLogger("parvis.gateway")
+disable_created_metrics()
+correlation_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: a GraphQL document plus 500 kiosk votes fit well below it
+CORRELATION_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+RPC_CALLS = Counter("parvis_rpc_client_calls_total", "RPC calls from the gateway", ["service", "method", "outcome"])
+RPC_DURATION = Histogram("parvis_rpc_client_duration_seconds", "RPC round trip seen by the gateway",
+                         ["service", "method"], buckets=SLO_BUCKETS)
+HTTP_REQUESTS = Counter("parvis_http_requests_total", "HTTP requests", ["route", "status"])
+HTTP_DURATION = Histogram("parvis_http_request_duration_seconds", "HTTP request time", ["route"], buckets=SLO_BUCKETS)
+ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", "/"}
+
+
+class GatewayJsonFormatter(logjson.JsonFormatter):
+    def context(self) -> dict:
+        cid = correlation_var.get()
+        return {"correlation_id": cid} if cid else {}
+
+
+def configure_logging() -> None:
+    logjson.configure(GatewayJsonFormatter("gateway"), quiet=("aiormq", "aio_pika"))
+
+
+class Revocations:
+    """Revoked token ids, refreshed from the notification service every few seconds."""
+
+    def __init__(self):
+        self.ids: set[str] = set()
+        self.loaded = False
+
+    def add(self, token_id: str) -> None:
+        self.ids.add(token_id)
+
+    async def refresh(self, rpc: RpcClient) -> None:
+        rows = await rpc.call("notification", "list_revoked_tokens", timeout=2.0)
+        self.ids = {r["token_id"] for r in rows}
+        self.loaded = True
+
+    async def keep_fresh(self, rpc: RpcClient, every: float = 5.0) -> None:
+        while True:
+            try:
+                await self.refresh(rpc)
+            except Exception as exc:  # noqa: BLE001 - keep the last list; say so
+                log.warning("revocation list not refreshed: %s", exc)
+            await asyncio.sleep(every)
+
+
+class Limits:
+    """Caps request bodies and sets the correlation id (kept from X-Correlation-Id when sane)."""
+
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES):
+        self.app, self.max_body = app, max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-correlation-id", b"").decode("latin-1")
+        cid = incoming if CORRELATION_RE.match(incoming) else uuid.uuid4().hex
+        correlation_var.set(cid)
+        scope.setdefault("state", {})["correlation_id"] = cid
+        if scope["type"] == "websocket":
+            return await self.app(scope, receive, send)
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            return await _too_large(scope, receive, send)
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _BodyTooLarge()
+            return message
+
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", []).append((b"x-correlation-id", cid.encode()))
+            await send(message)
+
+        route = scope["path"] if scope["path"] in ROUTES else "other"
+        try:
+            await self.app(scope, limited_receive, send_wrapper)
+        except _BodyTooLarge:
+            await _too_large(scope, receive, send)
+            status_holder["status"] = 413
+        finally:
+            HTTP_REQUESTS.labels(route, str(status_holder["status"])).inc()
+            HTTP_DURATION.labels(route).observe(time.perf_counter() - started)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(scope, receive, send):
+    body = {"errors": [{"message": f"Requête trop volumineuse (maximum {MAX_BODY_BYTES // 1024} Kio).",
+                        "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}
+    await JSONResponse(body, status_code=413)(scope, receive, send)
+
+
+class ParvisGraphQL(GraphQL):
+    def __init__(self, schema, gateway: "Gateway", **kwargs):
+        super().__init__(schema, **kwargs)
+        self.gateway = gateway
+
+    async def get_context(self, request, response) -> dict[str, Any]:
+        return self.gateway.context(request, response)
+
+
+class Gateway:
+    def __init__(self, settings: config.Settings | None = None):
+        self.settings = settings or config.load()
+        self.rpc = RpcClient(self.settings.amqp_url)
+        self.revocations = Revocations()
+        self.schema = build_schema(production=self.settings.production)
+        self._tasks: list[asyncio.Task] = []
+
+    # -- authentication -----------------------------------------------------------------------
+    def authenticate(self, headers, params=None) -> Caller:
+        value = headers.get("authorization", "")
+        if not value and params is not None:
+            value = params.get("Authorization") or params.get("authorization") or ""
+        if not value:
+            return Caller()
+        scheme, _, token = value.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("En-tête Authorization attendu : « Bearer <jeton> ».")
+        return auth.verify(self.settings.secret, token.strip(), self.revocations.ids)
+
+    def context(self, request, response) -> dict[str, Any]:
+        caller = request.scope.get("state", {}).get("caller") or Caller()
+        cid = request.scope.get("state", {}).get("correlation_id") or uuid.uuid4().hex
+
+        async def call(service: str, method: str, timeout: float | None = None, **kwargs):
+            return await self.call(service, method, caller=caller, correlation_id=cid, timeout=timeout, **kwargs)
+
+        return {"request": request, "response": response, "caller": caller, "rpc": self.rpc, "call": call,
+                "correlation_id": cid, "revocations": self.revocations, "settings": self.settings}
+
+    async def call(self, service: str, method: str, *, caller: Caller, correlation_id: str,
+                   timeout: float | None = None, **kwargs):
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await self.rpc.call(service, method, timeout=timeout, context={
+                "correlation_id": correlation_id, "caller": caller.model_dump(exclude_none=True)}, **kwargs)
+        except ServiceUnavailable:
+            outcome = "unavailable"
+            raise
+        except ParvisError:
+            outcome = "rejected"
+            raise
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            RPC_CALLS.labels(service, method, outcome).inc()
+            RPC_DURATION.labels(service, method).observe(time.perf_counter() - started)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def startup(self) -> None:
+        try:
+            await self.rpc.connect()
+        except Exception as exc:  # noqa: BLE001 - /readyz tells; calls reconnect lazily
+            log.warning("broker not reachable at start: %s", exc)
+        self._tasks.append(asyncio.create_task(self.revocations.keep_fresh(self.rpc)))
+
+    async def shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self.rpc.close()
+
+    # -- routes -------------------------------------------------------------------------------
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        broker = True
+        try:
+            await self.rpc.connect()
+        except Exception:  # noqa: BLE001
+            broker = False
+        services = await ping_all(self.rpc, timeout=1.0) if broker else []
+        ready = broker and all(s["ok"] for s in services)
+        body = {"status": "ready" if ready else "unready", "broker": broker,
+                "services": {s["name"]: {k: v for k, v in s.items() if k != "name"} for s in services}}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def index(self, request: Request) -> Response:
+        links = ["/graphql", "/healthz", "/readyz", "/metrics"]
+        items = "".join(f'<li><a href="{u}">{u}</a></li>' for u in links)
+        return HTMLResponse(f"<!doctype html><html lang=fr><meta charset=utf-8><title>Parvis</title>"
+                            f"<h1>Parvis</h1><p>Plateforme de dialogue citoyen.</p><ul>{items}</ul></html>")
+
+
+class AuthMiddleware:
+    """Resolves the bearer token once per request; a bad token is refused before GraphQL runs."""
+
+    def __init__(self, app: ASGIApp, gateway: Gateway):
+        self.app, self.gateway = app, gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+            try:
+                scope.setdefault("state", {})["caller"] = self.gateway.authenticate(headers)
+            except Unauthenticated as exc:
+                body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]}
+                return await JSONResponse(body, status_code=401)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def create_app(settings: config.Settings | None = None) -> Starlette:
+    gateway = Gateway(settings)
+    graphql = ParvisGraphQL(gateway.schema, gateway, graphql_ide=None if gateway.settings.production else "graphiql",
+                            allow_queries_via_get=True)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await gateway.startup()
+        yield
+        await gateway.shutdown()
+
+    app = Starlette(
+        routes=[
+            Route("/", gateway.index),
+            Route("/healthz", gateway.healthz),
+            Route("/readyz", gateway.readyz),
+            Route("/metrics", gateway.metrics),
+            Route("/graphql", AuthMiddleware(graphql, gateway), methods=["GET", "POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return Limits(app)  # outermost: correlation id and body cap apply to every route
+
+
+def main() -> None:
+    import uvicorn
+
+    settings = config.load()
+    configure_logging()
+    uvicorn.run(create_app(settings), host="0.0.0.0" if settings.production else "127.0.0.1",
+                port=settings.http_port, log_level="warning", access_log=False, lifespan="on")

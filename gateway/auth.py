@@ -1,0 +1,63 @@
+"""Bearer tokens: signed (HS256, PARVIS_SECRET), with a role, a scope, an expiry and an id to revoke."""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from contracts.errors import BadInput, Unauthenticated
+from contracts.platform import Caller
+
+ROLES = ("public", "citizen", "organizer", "agent", "kiosk", "operator")
+ISSUER = "parvis"
+DEFAULT_TTL = {"citizen": 30 * 86400, "organizer": 30 * 86400, "agent": 12 * 3600, "kiosk": 365 * 86400,
+               "operator": 12 * 3600, "public": 3600}
+
+
+@dataclass(frozen=True)
+class Token:
+    value: str
+    token_id: str
+    expires_at: int
+
+
+def issue(secret: str, role: str, subject: str | None = None, org: str | None = None,
+          kiosk: str | None = None, ttl: int | None = None) -> Token:
+    if role not in ROLES:
+        raise BadInput(f"role must be one of {', '.join(ROLES)}", "role")
+    if role == "organizer" and not org:
+        raise BadInput("an organizer token needs --org", "org")
+    if role == "kiosk" and not kiosk:
+        raise BadInput("a kiosk token needs --kiosk", "kiosk")
+    now = int(time.time())
+    token_id = uuid.uuid4().hex
+    exp = now + int(ttl if ttl is not None else DEFAULT_TTL[role])
+    claims = {"iss": ISSUER, "iat": now, "exp": exp, "jti": token_id, "role": role,
+              "sub": subject or f"{role}:{token_id[:8]}"}
+    if org:
+        claims["org"] = org
+    if kiosk:
+        claims["kiosk"] = kiosk
+    return Token(jwt.encode(claims, secret, algorithm="HS256"), token_id, exp)
+
+
+def verify(secret: str, value: str, revoked: set[str] | frozenset = frozenset()) -> Caller:
+    try:
+        claims = jwt.decode(value, secret, algorithms=["HS256"], issuer=ISSUER,
+                            options={"require": ["exp", "iat", "jti", "role"]})
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("Votre jeton a expiré : reconnectez-vous.") from None
+    except jwt.InvalidTokenError:
+        raise Unauthenticated("Jeton invalide.") from None
+    if claims["jti"] in revoked:
+        raise Unauthenticated("Ce jeton a été révoqué.")
+    if claims["role"] not in ROLES:
+        raise Unauthenticated("Jeton invalide.")
+    return Caller(role=claims["role"], subject=claims.get("sub"), org=claims.get("org"),
+                  kiosk=claims.get("kiosk"), token_id=claims["jti"])
+
+
+def claims_unverified(value: str) -> dict:
+    return jwt.decode(value, options={"verify_signature": False})

@@ -1,0 +1,122 @@
+"""An asyncio-native client for nameko RPC over AMQP (aio-pika); nothing blocks the event loop.
+
+Wire protocol, as nameko 2 speaks it: publish `{"args": [...], "kwargs": {...}}` to the topic
+exchange `nameko-rpc` with routing key `<service>.<method>`, `reply_to` naming a queue bound to
+that exchange under its own name, and a `correlation_id`; the service answers `{"result", "error"}`
+to the exchange with `reply_to` as routing key. Context data travels in `nameko.<key>` headers.
+
+One exclusive reply queue per process; calls in flight are futures keyed by correlation id, each
+with its own timeout. Remote errors come back as the typed errors of contracts/errors.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from contracts.errors import ERRORS, ParvisError, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+RPC_EXCHANGE = "nameko-rpc"
+
+
+class RemoteError(ParvisError):
+    """An unexpected failure inside a service (a bug, not the caller's fault)."""
+
+
+class RpcTimeout(ServiceUnavailable):
+    pass
+
+
+class RpcClient:
+    def __init__(self, amqp_url: str, default_timeout: float = 10.0):
+        self.amqp_url = amqp_url
+        self.default_timeout = default_timeout
+        self.connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self.channel = None
+        self.exchange = None
+        self.reply_queue_name = f"rpc.reply-gateway-{uuid.uuid4()}"
+        self.pending: dict[str, asyncio.Future] = {}
+        self._lock = asyncio.Lock()
+
+    async def connect(self) -> None:
+        async with self._lock:
+            if self.connection is not None and not self.connection.is_closed:
+                return
+            self.connection = await aio_pika.connect_robust(self.amqp_url, client_properties={"connection_name": "parvis-gateway"})
+            self.channel = await self.connection.channel(publisher_confirms=False)
+            self.exchange = await self.channel.declare_exchange(RPC_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+            queue = await self.channel.declare_queue(self.reply_queue_name, exclusive=True, auto_delete=True)
+            await queue.bind(self.exchange, routing_key=self.reply_queue_name)
+            await queue.consume(self._on_reply, no_ack=True)
+
+    async def close(self) -> None:
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(ServiceUnavailable("Le client RPC s'arrête."))
+        if self.connection is not None:
+            await self.connection.close()
+            self.connection = None
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is not None and not self.connection.is_closed
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        fut = self.pending.pop(message.correlation_id or "", None)
+        if fut is None or fut.done():
+            return  # a reply after its timeout: nobody waits for it any more
+        try:
+            fut.set_result(json.loads(message.body))
+        except ValueError as exc:
+            fut.set_exception(RemoteError(f"undecodable reply: {exc}"))
+
+    async def call(self, service: str, method: str, *, timeout: float | None = None,
+                   context: dict[str, Any] | None = None, **kwargs) -> Any:
+        if not self.connected:
+            try:
+                await self.connect()
+            except Exception as exc:
+                raise ServiceUnavailable(f"Messagerie indisponible ({exc.__class__.__name__}).") from None
+        correlation_id = str(uuid.uuid4())
+        fut = asyncio.get_running_loop().create_future()
+        self.pending[correlation_id] = fut
+        headers = {f"nameko.{k}": v for k, v in (context or {}).items() if v is not None}
+        body = json.dumps({"args": [], "kwargs": kwargs}, default=str).encode()
+        message = aio_pika.Message(
+            body, content_type="application/json", content_encoding="utf-8", correlation_id=correlation_id,
+            reply_to=self.reply_queue_name, headers=headers, delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+        )
+        try:
+            await self.exchange.publish(message, routing_key=f"{service}.{method}", mandatory=False)
+            reply = await asyncio.wait_for(fut, timeout or self.default_timeout)
+        except asyncio.TimeoutError:
+            raise RpcTimeout(f"Le service {service} ne répond pas.") from None
+        finally:
+            self.pending.pop(correlation_id, None)
+        error = reply.get("error")
+        if error:
+            raise remote_error(error)
+        return reply.get("result")
+
+
+def remote_error(error: dict) -> Exception:
+    """Re-raise a service's exception as its contracts/errors.py type (or a RemoteError)."""
+    exc_type = error.get("exc_type")
+    args = error.get("exc_args") or []
+    cls = ERRORS.get(exc_type)
+    if cls is not None:
+        message = args[0] if args else error.get("value", "")
+        field = args[1] if len(args) > 1 else None
+        return cls(str(message), field)
+    if exc_type in ("MethodNotFound", "UnknownService"):
+        return ServiceUnavailable(f"Méthode inconnue : {error.get('value')}")
+    if exc_type == "IncorrectSignature":
+        return ERRORS["BadInput"](str(error.get("value")))
+    return RemoteError(f"{exc_type}: {error.get('value')}")

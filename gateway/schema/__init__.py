@@ -1,0 +1,49 @@
+"""The gateway's GraphQL schema, composed from one module per service."""
+from __future__ import annotations
+
+import strawberry
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+
+from gateway.errors import ErrorCodes
+from gateway.schema.agenda import AgendaQuery
+from gateway.schema.platform import PlatformMutation, PlatformQuery
+
+MAX_DEPTH = 10
+MAX_TOKENS = 2000
+MAX_ALIASES = 30
+
+
+@strawberry.type
+class Query(PlatformQuery, AgendaQuery):
+    pass
+
+
+@strawberry.type
+class Mutation(PlatformMutation):
+    pass
+
+
+def build_schema(production: bool = False) -> strawberry.Schema:
+    extensions = [
+        QueryDepthLimiter(max_depth=MAX_DEPTH),
+        MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        ParserCache(maxsize=256),
+        ValidationCache(maxsize=256),
+        ErrorCodes(production=production),
+    ]
+    if production:
+        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+
+
+def sdl() -> str:
+    return build_schema().as_str() + "\n"

@@ -1,0 +1,189 @@
+"""The `parvis` command: run the platform, its parts, tokens, dead letters and generated files."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SDL_PATH = ROOT / "gateway" / "schema.graphql"
+
+
+def cmd_up(args) -> int:
+    from parvis.supervisor import Supervisor
+
+    return Supervisor(args.names, seed=not args.no_seed).run()
+
+
+def cmd_service(args) -> int:
+    from parvis import runner  # monkey-patches eventlet first thing
+
+    runner.run(args.name)
+    return 0
+
+
+def cmd_gateway(args) -> int:
+    from gateway.app import main
+
+    main()
+    return 0
+
+
+def cmd_token(args) -> int:
+    from contracts.errors import BadInput
+    from gateway import auth
+    from parvis import config
+
+    try:
+        token = auth.issue(config.load().secret, args.role, subject=args.subject, org=args.org, kiosk=args.kiosk,
+                           ttl=args.ttl)
+    except BadInput as exc:
+        print(f"parvis token: {exc.message}", file=sys.stderr)
+        return 2
+    print(token.value)
+    return 0
+
+
+def cmd_revoke(args) -> int:
+    import asyncio
+    from datetime import datetime, timezone
+
+    from gateway import auth
+    from gateway.rpc import RpcClient
+    from parvis import config
+
+    settings = config.load()
+    claims = auth.claims_unverified(args.token)
+
+    async def go():
+        rpc = RpcClient(settings.amqp_url)
+        try:
+            return await rpc.call("notification", "revoke_token", context={"caller": {"role": "operator", "subject": "parvis-cli"}},
+                                  token_id=claims["jti"], reason=args.reason,
+                                  expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc).isoformat())
+        finally:
+            await rpc.close()
+
+    print(json.dumps(asyncio.run(go())))
+    return 0
+
+
+def cmd_dlq(args) -> int:
+    from parvis import config, dlq
+
+    url = config.load().amqp_url
+    if args.action == "list":
+        rows = dlq.list_dead_letters(url)
+        if args.json:
+            print(json.dumps(rows, indent=1))
+        elif not rows:
+            print("no dead letters")
+        else:
+            for r in rows:
+                print(f"{r['id']}\t{r['type']}\tattempts={r['attempts']}\t{r['dead_lettered_at']}\n    {r['error']}")
+        return 0
+    if not args.all and not args.ids:
+        print("parvis dlq replay: name message ids (from `parvis dlq list`) or --all", file=sys.stderr)
+        return 2
+    rows = dlq.replay(url, None if args.all else set(args.ids))
+    print(f"replayed {len(rows)} message(s)")
+    for r in rows:
+        print(f"  {r['id']} -> {r['queue']}")
+    return 0
+
+
+def cmd_seed(args) -> int:
+    import asyncio
+
+    from gateway.rpc import RpcClient
+    from parvis import config
+    from parvis.seed import seed
+
+    async def go():
+        rpc = RpcClient(config.load().amqp_url)
+        try:
+            return await seed(rpc)
+        finally:
+            await rpc.close()
+
+    print(json.dumps(asyncio.run(go())))
+    return 0
+
+
+def generated_files() -> dict[Path, str]:
+    from contracts import asyncapi
+    from gateway.schema import sdl
+
+    return {SDL_PATH: sdl(), asyncapi.PATH: asyncapi.render()}
+
+
+def cmd_schema(args) -> int:
+    stale = []
+    for path, text in generated_files().items():
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(text, encoding="utf-8")
+    if args.check and stale:
+        print("stale: " + ", ".join(str(p.relative_to(ROOT)) for p in stale) + " (run `parvis schema`)", file=sys.stderr)
+        return 1
+    for p in stale:
+        print(f"wrote {p.relative_to(ROOT)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parvis", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", help="run the platform (database, services, gateway) under one supervisor")
+    p.add_argument("names", nargs="*", help="only these processes (agenda consultation satisfaction payment_link "
+                                            "notification gateway); all by default")
+    p.add_argument("--no-seed", action="store_true", help="do not load the demo data")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("service", help="run one nameko service in this process")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_service)
+
+    p = sub.add_parser("gateway", help="run the GraphQL gateway (uvicorn) in this process")
+    p.set_defaults(func=cmd_gateway)
+
+    p = sub.add_parser("token", help="print a signed bearer token (only the token, on stdout)")
+    p.add_argument("role", choices=["public", "citizen", "organizer", "agent", "kiosk", "operator"])
+    p.add_argument("--subject")
+    p.add_argument("--org", help="organisation id, for an organizer")
+    p.add_argument("--kiosk", help="kiosk id, for a kiosk")
+    p.add_argument("--ttl", type=int, help="lifetime in seconds")
+    p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("revoke", help="revoke a token until it expires")
+    p.add_argument("token")
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=cmd_revoke)
+
+    p = sub.add_parser("dlq", help="list or replay the dead-letter queue")
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("ids", nargs="*", help="with replay: ids from `parvis dlq list` (or event ids)")
+    p.add_argument("--all", action="store_true", help="with replay: every dead letter")
+    p.add_argument("--json", action="store_true", help="with list: JSON output")
+    p.set_defaults(func=cmd_dlq)
+
+    p = sub.add_parser("seed", help="load the demo data into running services (idempotent)")
+    p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("schema", help="write gateway/schema.graphql and contracts/asyncapi.yaml (--check: fail if stale)")
+    p.add_argument("--check", action="store_true")
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

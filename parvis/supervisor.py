@@ -1,0 +1,290 @@
+"""`parvis up`: the whole platform under one supervisor, for development and CI.
+
+Starts the embedded database (nx-27017) unless MONGO_URL is set, makes sure RabbitMQ answers,
+starts the five services and the gateway as child processes with their output prefixed, waits
+for readiness, seeds the demo data, prints the URLs and demo tokens, restarts a child that
+crashes, and stops everything cleanly on Ctrl-C or SIGTERM.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+
+from parvis import config
+
+GATEWAY = "gateway"
+MONGO = "mongo"
+COLORS = ["36", "32", "33", "35", "34", "31", "96", "92"]
+
+
+def log(msg: str) -> None:
+    print(f"{'parvis':<13}| {msg}", flush=True)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict
+    color: str
+    ready_line: str | None = None
+    proc: subprocess.Popen | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+    restarts: int = 0
+    started_at: float = 0.0
+
+    def start(self) -> None:
+        self.ready.clear()
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, text=True, bufsize=1, start_new_session=True)
+        threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
+
+    def _pump(self, proc: subprocess.Popen) -> None:
+        prefix = f"\x1b[{self.color}m{self.name:<13}|\x1b[0m " if sys.stdout.isatty() else f"{self.name:<13}| "
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            if self.ready_line and self.ready_line in line:
+                self.ready.set()
+            print(prefix + line, flush=True)
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class Supervisor:
+    def __init__(self, names: list[str], seed: bool = True):
+        self.settings = config.load()
+        wanted = names or [*config.SERVICES, GATEWAY]
+        unknown = set(wanted) - {*config.SERVICES, GATEWAY}
+        if unknown:
+            raise SystemExit(f"unknown process(es): {', '.join(sorted(unknown))}; "
+                             f"choose among {', '.join([*config.SERVICES, GATEWAY])}")
+        self.names = wanted
+        self.seed = seed
+        self.children: list[Child] = []
+        self.stopping = False
+        self.env = dict(os.environ)
+        self.env["PARVIS_DATA_DIR"] = str(self.settings.data_dir)
+        self.env["PYTHONUNBUFFERED"] = "1"
+        # Every child reads the same secret (generated once under the data dir in dev).
+        self.env["PARVIS_SECRET"] = self.settings.secret
+
+    # -- infrastructure -----------------------------------------------------------------------
+    def start_mongo(self) -> None:
+        if self.settings.mongo_url:
+            log(f"using MongoDB at {self.settings.mongo_url}")
+            return
+        port = self.settings.mongo_port
+        if port_open("127.0.0.1", port):
+            raise SystemExit(f"port {port} is taken: another MongoDB or nx-27017 runs there. Stop it, or set "
+                             f"MONGO_URL=mongodb://127.0.0.1:{port}/ to use it, or PARVIS_MONGO_PORT to pick another.")
+        data = self.settings.data_dir / "mongo"
+        data.mkdir(parents=True, exist_ok=True)
+        child = Child(MONGO, [sys.executable, "-m", "parvis.nxdb", "--data-dir", str(data), "--host", "127.0.0.1", "-p", str(port)], self.env,
+                      COLORS[-1])
+        child.start()
+        self.children.append(child)
+        if not wait_for(lambda: port_open("127.0.0.1", port), 30):
+            raise SystemExit("nx-27017 did not start: see its output above")
+        child.ready.set()
+        self.env["MONGO_URL"] = f"mongodb://127.0.0.1:{port}/"
+        log(f"embedded database nx-27017 on 127.0.0.1:{port} (data in {data})")
+
+    def ensure_rabbitmq(self) -> None:
+        url = urllib.parse.urlparse(self.settings.amqp_url)
+        host, port = url.hostname or "127.0.0.1", url.port or 5672
+        if port_open(host, port):
+            return
+        if host in ("127.0.0.1", "localhost") and shutil.which("rabbitmq-server"):
+            log("RabbitMQ does not answer: starting it (rabbitmq-server -detached)")
+            subprocess.run(["rabbitmq-server", "-detached"], check=False)
+            if wait_for(lambda: port_open(host, port), 90, 1.0):
+                return
+        raise SystemExit(
+            f"RabbitMQ does not answer at {host}:{port}. Start one (Debian: apt-get install rabbitmq-server, then "
+            "rabbitmq-server -detached), or point AMQP_URL at one, e.g. amqp://guest:guest@host:5672/.")
+
+    # -- children -----------------------------------------------------------------------------
+    def child_for(self, name: str, i: int) -> Child:
+        if name == GATEWAY:
+            return Child(name, [sys.executable, "-m", "parvis.cli", "gateway"], self.env, COLORS[i % 7])
+        return Child(name, [sys.executable, "-m", "parvis.cli", "service", name], self.env, COLORS[i % 7],
+                     ready_line=f"PARVIS-READY {name}")
+
+    def gateway_url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.settings.http_port}{path}"
+
+    def http_ok(self, path: str) -> bool:
+        try:
+            with urllib.request.urlopen(self.gateway_url(path), timeout=2) as resp:
+                return resp.status == 200
+        except Exception:  # noqa: BLE001
+            return False
+
+    def wait_ready(self, child: Child, timeout: float = 60) -> bool:
+        if child.name == GATEWAY:
+            ok = wait_for(lambda: self.http_ok("/healthz") or child.proc.poll() is not None, timeout)
+            ok = ok and child.proc.poll() is None
+            if ok:
+                child.ready.set()
+            return ok
+        return child.ready.wait(timeout)
+
+    def run_seed(self) -> None:
+        from gateway.rpc import RpcClient
+        from parvis.seed import seed
+
+        async def go():
+            rpc = RpcClient(self.settings.amqp_url)
+            try:
+                return await seed(rpc)
+            finally:
+                await rpc.close()
+
+        report = asyncio.run(go())
+        log(f"demo data: {report}")
+
+    def print_banner(self) -> None:
+        from gateway import auth
+
+        secret = self.settings.secret
+        broker = urllib.parse.urlparse(self.settings.amqp_url)
+        tokens = {
+            "agent": auth.issue(secret, "agent", subject="agent:demo", ttl=7 * 86400).value,
+            "operator": auth.issue(secret, "operator", subject="operator:demo", ttl=7 * 86400).value,
+            "organizer (Mairie de Labège)": auth.issue(secret, "organizer", subject="organizer:labege",
+                                                        org="org-commune-labege", ttl=7 * 86400).value,
+            "citizen": auth.issue(secret, "citizen", subject="citizen:demo@example.org", ttl=7 * 86400).value,
+        }
+        lines = [
+            "",
+            "Parvis is up.",
+            f"  GraphiQL   {self.gateway_url('/graphql')}",
+            f"  Health     {self.gateway_url('/healthz')}   Ready {self.gateway_url('/readyz')}",
+            f"  Metrics    {self.gateway_url('/metrics')} (gateway); services on :"
+            f"{self.settings.metrics_port_base}-{self.settings.metrics_port_base + len(config.SERVICES) - 1}/metrics",
+            f"  Database   {self.env.get('MONGO_URL', self.settings.effective_mongo_url)}",
+            f"  Broker     {broker.hostname}:{broker.port or 5672} (RabbitMQ)",
+            "Demo tokens (7 days; send as 'Authorization: Bearer <token>'; more with `parvis token ROLE`):",
+            *[f"  {role:<29} {value}" for role, value in tokens.items()],
+            "Ctrl-C stops everything.",
+            "",
+        ]
+        for line in lines:
+            log(line)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            self.ensure_rabbitmq()
+            self.start_mongo()
+            processes = [self.child_for(n, i) for i, n in enumerate(self.names)]
+            services = [c for c in processes if c.name != GATEWAY]
+            for child in services:
+                child.start()
+                self.children.append(child)
+            for child in services:
+                if not self.wait_ready(child):
+                    raise SystemExit(f"{child.name} did not become ready: see its output above")
+            if self.seed and "agenda" in self.names:
+                self.run_seed()
+            for child in processes:
+                if child.name == GATEWAY:
+                    child.start()
+                    self.children.append(child)
+                    if not self.wait_ready(child):
+                        raise SystemExit("the gateway did not start: see its output above")
+            if GATEWAY in self.names:
+                if wait_for(lambda: self.http_ok("/readyz"), 30, 0.5) or len(self.names) < 6:
+                    self.print_banner()
+                else:
+                    log("warning: /readyz does not report every service ready")
+                    self.print_banner()
+            log("PARVIS-UP")
+            self.monitor()
+        except SystemExit as exc:
+            if not self.stopping:
+                log(f"error: {exc}")
+            self.shutdown()
+            return 0 if self.stopping else 1
+        self.shutdown()
+        return 0
+
+    def monitor(self) -> None:
+        while not self.stopping:
+            for child in self.children:
+                code = child.proc.poll()
+                if code is None or self.stopping:
+                    continue
+                uptime = time.monotonic() - child.started_at
+                child.restarts = 0 if uptime > 60 else child.restarts + 1
+                delay = min(30, 2 ** child.restarts) if child.restarts else 1
+                log(f"{child.name} exited with code {code} after {uptime:.0f}s; restarting in {delay}s")
+                deadline = time.monotonic() + delay
+                while time.monotonic() < deadline and not self.stopping:
+                    time.sleep(0.1)
+                if not self.stopping:
+                    child.start()
+            time.sleep(0.2)
+
+    def _on_signal(self, signum, frame) -> None:
+        if not self.stopping:
+            log(f"received {signal.Signals(signum).name}: stopping")
+        self.stopping = True
+        raise SystemExit(0)
+
+    def shutdown(self) -> None:
+        self.stopping = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Gateway first, then the services together, database last: nothing is left calling
+        # something already gone.
+        groups = [[c for c in self.children if c.name == GATEWAY],
+                  [c for c in self.children if c.name not in (GATEWAY, MONGO)],
+                  [c for c in self.children if c.name == MONGO]]
+        for group in groups:
+            for child in group:
+                child.terminate()
+            for child in group:
+                child.stop()
+        log("stopped")

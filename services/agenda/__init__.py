@@ -1,0 +1,1 @@
+"""Agenda: the contributed and moderated public agenda (reference data for now)."""

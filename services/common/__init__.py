@@ -1,0 +1,1 @@
+"""Dependency providers and entrypoints shared by every Parvis service."""

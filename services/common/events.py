@@ -1,0 +1,220 @@
+"""Events on the bus: building validated envelopes, and handlers that never lose a message.
+
+Producing: a service asks `self.events.build(type, data)` for an envelope (validated against
+contracts/, stamped with the worker's correlation id) and stores it with its write through the
+repository (see mongo.py); the outbox relay publishes it.
+
+Consuming: `@handle_event(source, type)` is nameko's event handler made reliable:
+- the envelope and its data are validated against contracts/ before the handler runs; a message
+  that does not match goes straight to the dead letters (retrying would not change it);
+- handlers are idempotent by `event_id`: a delivered event is remembered in the service's
+  `_inbox` collection and a second delivery is acknowledged without running the handler;
+- nameko acks a message whose handler raised, which would lose it: here a failure is re-published
+  to a delay queue (TTL, dead-lettered back to the handler's queue) for each of PARVIS_RETRY_DELAYS,
+  then to the durable queue `parvis.dead-letters`, which `parvis dlq list|replay` reads. A domain
+  refusal (ParvisError other than ServiceUnavailable) is not retried. No message loops forever.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from datetime import datetime, timedelta, timezone
+
+from kombu import Connection, Queue
+from nameko.amqp.publish import Publisher
+from nameko.events import EventHandler
+from nameko.exceptions import ContainerBeingKilled
+from nameko.extensions import DependencyProvider, SharedExtension
+from pymongo.errors import DuplicateKeyError
+
+from contracts import ContractViolation, build_envelope, parse_envelope
+from contracts.errors import ParvisError, ServiceUnavailable
+from parvis import config as parvis_config
+from services.common import metrics
+from services.common.mongo import Mongo, mongo_client
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_QUEUE = "parvis.dead-letters"
+ATTEMPT_HEADER = "x-parvis-attempt"
+INBOX_RETENTION = timedelta(days=30)
+
+
+class EventBuilder:
+    def __init__(self, service: str, worker_ctx):
+        self.service = service
+        self.worker_ctx = worker_ctx
+        self.built = 0
+
+    def build(self, event_type: str, data) -> dict:
+        env = build_envelope(event_type, data, self.service, self.worker_ctx.data.get("correlation_id"))
+        self.built += 1
+        return env
+
+
+class Events(DependencyProvider):
+    """Injects an EventBuilder; after a worker that built events, wakes the outbox relay."""
+
+    def setup(self):
+        self._builders: dict[int, EventBuilder] = {}
+
+    def get_dependency(self, worker_ctx):
+        builder = EventBuilder(self.container.service_name, worker_ctx)
+        self._builders[id(worker_ctx)] = builder
+        return builder
+
+    def worker_teardown(self, worker_ctx):
+        builder = self._builders.pop(id(worker_ctx), None)
+        if builder is not None and builder.built:
+            for dep in self.container.dependencies:
+                if isinstance(dep, Mongo) and dep.relay is not None:
+                    dep.relay.poke()
+
+
+def retry_queue_name(queue: str, delay: float) -> str:
+    return f"{queue}.retry-{int(delay * 1000)}ms"
+
+
+class DeliveryGuard(SharedExtension):
+    """Per container: the inbox of handled event ids, and the publisher for retries and dead letters."""
+
+    def setup(self):
+        self.settings = parvis_config.load()
+        self.amqp_url = self.container.config.get("AMQP_URI", self.settings.amqp_url)
+        self.publisher = Publisher(self.amqp_url, use_confirms=True)
+        self.client = mongo_client(self.settings.effective_mongo_url)
+        db_name = self.container.config.get("PARVIS_DB_NAME", f"parvis_{self.container.service_name}")
+        self.inbox = self.client[db_name]["_inbox"]
+        self.declared: set[str] = set()
+
+    def start(self):
+        self.inbox.create_index("handled_at")
+
+    def stop(self):
+        self.client.close()
+
+    def declare(self, queues: list[Queue]) -> None:
+        with Connection(self.amqp_url) as conn:
+            channel = conn.default_channel
+            for queue in queues:
+                if queue.name not in self.declared:
+                    queue.bind(channel).declare()
+                    self.declared.add(queue.name)
+
+    def seen(self, key: str) -> bool:
+        return self.inbox.find_one({"_id": key}, {"_id": 1}) is not None
+
+    def remember(self, key: str, event_type: str) -> None:
+        try:
+            self.inbox.insert_one({"_id": key, "type": event_type, "handled_at": datetime.now(timezone.utc)})
+        except DuplicateKeyError:
+            pass
+
+    def republish(self, body, headers: dict, routing_key: str, expiration: float | None = None) -> None:
+        self.publisher.publish(body, exchange="", routing_key=routing_key, headers=headers,
+                               expiration=expiration)
+
+
+class ReliableEventHandler(EventHandler):
+    guard = DeliveryGuard()
+
+    def setup(self):
+        super().setup()
+        self.delays = parvis_config.load().retry_delays
+        name = self.queue.name
+        retry_queues = [
+            Queue(retry_queue_name(name, d), durable=True, queue_arguments={
+                "x-message-ttl": int(d * 1000),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": name,
+            })
+            for d in self.delays
+        ]
+        self._to_declare = retry_queues + [Queue(DEAD_LETTER_QUEUE, durable=True)]
+
+    def start(self):
+        self.guard.declare(self._to_declare)
+        super().start()
+
+    @property
+    def handler_name(self) -> str:
+        return f"{self.container.service_name}.{self.method_name}"
+
+    def _count(self, outcome: str) -> None:
+        metrics.EVENTS_HANDLED.labels(self.container.service_name, self.method_name, outcome).inc()
+
+    def handle_message(self, body, message):
+        try:
+            envelope, data = parse_envelope(body)
+        except ContractViolation as exc:
+            log.error("invalid event dead-lettered: %s", exc, extra={"queue": self.queue.name})
+            self._count("invalid")
+            self._dead_letter(body, message, f"ContractViolation: {exc}", attempts=0)
+            return
+        key = f"{self.method_name}:{envelope.event_id}"
+        try:
+            if self.guard.seen(key):
+                self._count("duplicate")
+                self.queue_consumer.ack_message(message)
+                return
+        except Exception:  # database away: let the broker redeliver later rather than guess
+            log.exception("inbox unavailable; requeueing %s", envelope.event_id)
+            self.queue_consumer.requeue_message(message)
+            return
+        context_data = self.unpack_message_headers(message)
+        context_data.setdefault("correlation_id", envelope.correlation_id)
+        handle_result = lambda worker_ctx, result=None, exc_info=None: self._handled(  # noqa: E731
+            message, body, key, envelope, worker_ctx, result, exc_info)
+        try:
+            self.container.spawn_worker(self, (data, envelope), {}, context_data=context_data,
+                                        handle_result=handle_result)
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+    def _handled(self, message, body, key, envelope, worker_ctx, result, exc_info):
+        if exc_info is None:
+            self.guard.remember(key, envelope.type)
+            self._count("ok")
+            self.queue_consumer.ack_message(message)
+            return result, exc_info
+        exc = exc_info[1]
+        attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 0))
+        permanent = isinstance(exc, (ParvisError, ContractViolation)) and not isinstance(exc, ServiceUnavailable)
+        error = "".join(traceback.format_exception_only(exc_info[0], exc)).strip()
+        try:
+            if not permanent and attempt < len(self.delays):
+                delay = self.delays[attempt]
+                headers = dict(message.headers or {})
+                headers[ATTEMPT_HEADER] = attempt + 1
+                headers["x-parvis-last-error"] = error[:1000]
+                self.guard.republish(body, headers, retry_queue_name(self.queue.name, delay))
+                self._count("retried")
+                log.warning("handler failed (attempt %s), retry in %ss: %s", attempt + 1, delay, error,
+                            extra={"event_id": envelope.event_id, "event_type": envelope.type})
+            else:
+                self._dead_letter(body, message, error, attempts=attempt + 1, ack=False)
+            self.queue_consumer.ack_message(message)
+        except Exception:
+            # Could not park the message: give it back to the broker rather than lose it.
+            log.exception("could not retry or dead-letter %s; requeueing", envelope.event_id)
+            self.queue_consumer.requeue_message(message)
+        return result, exc_info
+
+    def _dead_letter(self, body, message, error: str, attempts: int, ack: bool = True) -> None:
+        headers = {k: v for k, v in (message.headers or {}).items() if not k.startswith("x-parvis-")}
+        headers.update({
+            "x-parvis-original-queue": self.queue.name,
+            "x-parvis-handler": self.handler_name,
+            "x-parvis-error": error[:2000],
+            "x-parvis-attempts": attempts,
+            "x-parvis-dead-lettered-at": datetime.now(timezone.utc).isoformat(),
+        })
+        self.guard.republish(body, headers, DEAD_LETTER_QUEUE)
+        self._count("dead_lettered")
+        log.error("event dead-lettered after %s attempt(s): %s", attempts, error, extra={"queue": self.queue.name})
+        if ack:
+            self.queue_consumer.ack_message(message)
+
+
+handle_event = ReliableEventHandler.decorator

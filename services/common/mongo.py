@@ -1,0 +1,214 @@
+"""MongoDB access for a service: one database per service, a repository injected, and the outbox.
+
+The transactional outbox keeps a write and the events that announce it in the *same document*:
+`_outbox.<event_id>` holds each envelope and `_outbox_n` counts them, set in the same update as the
+business fields. Single-document atomicity holds on MongoDB and on nx-27017 alike (no replica set or
+multi-document transaction needed). A relay green thread publishes pending envelopes with publisher
+confirms, then removes each one; a crash anywhere in between leaves the envelope in place and it is
+published again, so delivery is at-least-once and consumers deduplicate by `event_id`.
+
+Why a map and not an array: nx-27017 stores `$push`ed sub-documents as JSON strings and its `$pull`
+with a condition empties the whole array; `$set`/`$unset` of `_outbox.<id>` behave the same on both.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import eventlet
+from eventlet.event import Event as GreenEvent
+from nameko.amqp.publish import Publisher
+from nameko.extensions import DependencyProvider
+from nameko.standalone.events import get_event_exchange
+from pymongo import ASCENDING, IndexModel, MongoClient
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from parvis import config as parvis_config
+from services.common import metrics
+
+log = logging.getLogger(__name__)
+
+OUTBOX = "_outbox"
+OUTBOX_COUNT = "_outbox_n"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def mongo_client(url: str, **kwargs) -> MongoClient:
+    # tz_aware: datetimes come back as UTC-aware, as they are stored.
+    return MongoClient(url, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=3000, **kwargs)
+
+
+class Repository:
+    """Base of a service's store: holds the database; subclasses add domain-named methods.
+
+    `indexes` maps a collection name to IndexModels ensured at start. `outbox_collections` names the
+    collections whose documents may carry outbox events (the relay scans only those, by index).
+    """
+
+    indexes: dict[str, list[IndexModel]] = {}
+    outbox_collections: tuple[str, ...] = ()
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def ensure_indexes(self) -> None:
+        for name, models in self.indexes.items():
+            if models:
+                self.db[name].create_indexes(models)
+        for name in self.outbox_collections:
+            self.db[name].create_index([(OUTBOX_COUNT, ASCENDING)], sparse=True)
+
+    def ping(self) -> bool:
+        self.db.command("ping")
+        return True
+
+    # -- writes that carry events -----------------------------------------------------------
+    @staticmethod
+    def with_events(update: dict, events: Iterable[dict]) -> dict:
+        """Return `update` extended so that the same single-document write stores `events`."""
+        events = list(events)
+        if not events:
+            return update
+        update = {op: dict(fields) for op, fields in update.items()}
+        sets = update.setdefault("$set", {})
+        for env in events:
+            sets[f"{OUTBOX}.{env['event_id']}"] = env
+        incs = update.setdefault("$inc", {})
+        incs[OUTBOX_COUNT] = incs.get(OUTBOX_COUNT, 0) + len(events)
+        return update
+
+    @staticmethod
+    def doc_with_events(doc: dict, events: Iterable[dict]) -> dict:
+        """A new document that carries `events` (for insert_one)."""
+        events = list(events)
+        if events:
+            doc = dict(doc)
+            doc[OUTBOX] = {env["event_id"]: env for env in events}
+            doc[OUTBOX_COUNT] = len(events)
+        return doc
+
+    @staticmethod
+    def public(doc: dict | None) -> dict | None:
+        """The document without its outbox bookkeeping."""
+        if doc is None:
+            return None
+        return {k: v for k, v in doc.items() if k not in (OUTBOX, OUTBOX_COUNT)}
+
+
+class OutboxRelay:
+    """Publishes a service's pending outbox envelopes with confirms, then marks each one sent."""
+
+    def __init__(self, service: str, repo: Repository, amqp_url: str, nameko_config: dict):
+        self.service = service
+        self.repo = repo
+        self.exchange = get_event_exchange(service, nameko_config)
+        self.publisher = Publisher(amqp_url, use_confirms=True, declare=[self.exchange])
+        self.wake = GreenEvent()
+        self.running = False
+
+    def poke(self) -> None:
+        if not self.wake.ready():
+            self.wake.send(True)
+
+    def pending(self) -> int:
+        return sum(self.repo.db[c].count_documents({OUTBOX_COUNT: {"$gt": 0}}) for c in self.repo.outbox_collections)
+
+    def run_once(self, limit: int = 500) -> int:
+        sent = 0
+        for name in self.repo.outbox_collections:
+            coll: Collection = self.repo.db[name]
+            docs = list(coll.find({OUTBOX_COUNT: {"$gt": 0}}, {OUTBOX: 1}).limit(limit))
+            for doc in docs:
+                envelopes = sorted((doc.get(OUTBOX) or {}).values(), key=lambda e: e["occurred_at"])
+                for env in envelopes:
+                    self._publish(env)
+                    coll.update_one(
+                        {"_id": doc["_id"], f"{OUTBOX}.{env['event_id']}": {"$exists": True}},
+                        {"$unset": {f"{OUTBOX}.{env['event_id']}": ""}, "$inc": {OUTBOX_COUNT: -1}},
+                    )
+                    sent += 1
+        return sent
+
+    def _publish(self, env: dict) -> None:
+        headers = {"nameko.correlation_id": env.get("correlation_id") or env["event_id"]}
+        self.publisher.publish(
+            env, exchange=self.exchange, routing_key=env["type"], headers=headers,
+            message_id=env["event_id"],
+        )
+        metrics.EVENTS_PUBLISHED.labels(self.service, env["type"]).inc()
+        try:
+            occurred = datetime.fromisoformat(env["occurred_at"].replace("Z", "+00:00"))
+            metrics.OUTBOX_LAG.labels(self.service).observe(max(0.0, (utcnow() - occurred).total_seconds()))
+        except (KeyError, ValueError):
+            pass
+
+    def loop(self, interval: float) -> None:
+        self.running = True
+        backoff = interval
+        while self.running:
+            try:
+                self.run_once()
+                metrics.OUTBOX_PENDING.labels(self.service).set(self.pending())
+                backoff = interval
+            except Exception as exc:  # broker or database away: keep the envelopes, try again later
+                log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
+                backoff = min(backoff * 2, 30.0)
+            with eventlet.Timeout(backoff, False):
+                self.wake.wait()
+            self.wake = GreenEvent()
+
+
+class Mongo(DependencyProvider):
+    """Injects the service's repository (`repository_cls(db)`) over the database `parvis_<service>`.
+
+    The client is created in setup() and closed in stop(); indexes are ensured at start; the outbox
+    relay runs as a managed green thread while the service runs, woken after each worker that
+    wrote events.
+    """
+
+    def __init__(self, repository_cls: type[Repository]):
+        self.repository_cls = repository_cls
+
+    def setup(self):
+        self.settings = parvis_config.load()
+        self.service = self.container.service_name
+        self.client = mongo_client(self.settings.effective_mongo_url)
+        db_name = self.container.config.get("PARVIS_DB_NAME", f"parvis_{self.service}")
+        self.repo = self.repository_cls(self.client[db_name])
+        self.relay = None
+        if self.repository_cls.outbox_collections:
+            self.relay = OutboxRelay(self.service, self.repo, self.settings.amqp_url, self.container.config)
+
+    def start(self):
+        for attempt in range(30):
+            try:
+                self.repo.ensure_indexes()
+                break
+            except Exception as exc:  # the database may still be starting
+                if attempt == 29:
+                    raise
+                log.warning("database not ready (%s); retrying", exc)
+                eventlet.sleep(1)
+        # PARVIS_OUTBOX_HOLD=1 keeps written events unpublished: the crash tests use it to kill a
+        # service in the window between a write and its publish, which is otherwise milliseconds.
+        if self.relay is not None and self.container.config.get("PARVIS_OUTBOX_HOLD") != "1":
+            self.container.spawn_managed_thread(lambda: self.relay.loop(self.settings.outbox_interval),
+                                                identifier="outbox_relay")
+
+    def stop(self):
+        if self.relay is not None:
+            self.relay.running = False
+            self.relay.poke()
+        self.client.close()
+
+    def kill(self):
+        self.client.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.repo

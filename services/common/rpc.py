@@ -1,0 +1,80 @@
+"""RPC methods bound to their contracts, and the caller that the gateway authenticated."""
+from __future__ import annotations
+
+import functools
+from typing import Any, Iterable
+
+from nameko.extensions import DependencyProvider
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from contracts import RpcContract
+from contracts.errors import BadInput, Forbidden
+from contracts.platform import Caller
+
+
+def validation_error(exc: ValidationError) -> BadInput:
+    """The first problem of a pydantic error, named by its field, as a person can act on it."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or None
+    msg = first.get("msg", "invalid value")
+    return BadInput(f"{field}: {msg}" if field else msg, field)
+
+
+def contract(spec: RpcContract):
+    """Validate keyword arguments against `spec.request` and the result against `spec.reply`.
+
+    The method receives the request model; what it returns is dumped to JSON-ready data. Positional
+    arguments are refused: the wire format names every field.
+    """
+    reply = TypeAdapter(spec.reply)
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(self, *args, **kwargs):
+            if args:
+                raise BadInput(f"{spec.name} takes keyword arguments only")
+            try:
+                request = spec.request.model_validate(kwargs)
+            except ValidationError as exc:
+                raise validation_error(exc) from None
+            result = fn(self, request)
+            return reply.dump_python(reply.validate_python(_plain(result)), mode="json")
+
+        wrapper.contract = spec
+        return wrapper
+
+    return decorate
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class CallerView:
+    def __init__(self, caller: Caller):
+        self.caller = caller
+
+    def __getattr__(self, name):
+        return getattr(self.caller, name)
+
+    def require(self, roles: Iterable[str]) -> Caller:
+        """Authorisation checked again in the service for anything that writes."""
+        if self.caller.role not in set(roles):
+            raise Forbidden("Vous n'avez pas le droit de faire cette action.")
+        return self.caller
+
+
+class CallerProvider(DependencyProvider):
+    """Injects who is calling, from the context data the gateway set (`caller`); public if absent."""
+
+    def get_dependency(self, worker_ctx):
+        raw = worker_ctx.data.get("caller") or {}
+        try:
+            caller = Caller.model_validate(raw)
+        except ValidationError:
+            caller = Caller()
+        return CallerView(caller)

@@ -1,0 +1,1 @@
+"""consultation: the platform skeleton (ping, database, metrics, logs); its own issue fills it."""

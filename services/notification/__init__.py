@@ -1,0 +1,1 @@
+"""Notification: contact points, token revocations, and (its own issue) templated delivery."""

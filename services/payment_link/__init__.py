@@ -1,0 +1,1 @@
+"""payment_link: the platform skeleton (ping, database, metrics, logs); its own issue fills it."""

@@ -1,0 +1,1 @@
+"""satisfaction: the platform skeleton (ping, database, metrics, logs); its own issue fills it."""
