@@ -55,6 +55,9 @@ class Settings:
 def _load_secret(env: str, data_dir: Path) -> str:
     secret = os.environ.get("PARVIS_SECRET")
     if secret:
+        if len(secret) < 32:
+            # HS256 wants a key of at least 256 bits (RFC 7518 §3.2).
+            raise RuntimeError("PARVIS_SECRET must be at least 32 characters long")
         return secret
     if env == "production":
         raise RuntimeError("PARVIS_SECRET must be set when PARVIS_ENV=production")

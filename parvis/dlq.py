@@ -63,7 +63,7 @@ def replay(amqp_url: str, ids: set[str] | None = None) -> list[dict]:
             producer.publish(message.body, exchange="", routing_key=row["queue"], headers=headers,
                              content_type=message.content_type or "application/json",
                              content_encoding=message.content_encoding or "utf-8", delivery_mode=2)
-            message.ack()
+            channel.basic_ack(message.delivery_tag)
             replayed.append(row)
         channel.close()  # the ones not chosen go back to the queue
     return replayed

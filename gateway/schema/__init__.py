@@ -32,16 +32,19 @@ class Mutation(PlatformMutation):
 
 
 def build_schema(production: bool = False) -> strawberry.Schema:
+    # Factories, not instances: each request gets fresh extensions (they hold per-request state).
+    # The parse and validation caches are module-level LRU caches inside strawberry, so they are
+    # shared all the same.
     extensions = [
-        QueryDepthLimiter(max_depth=MAX_DEPTH),
-        MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        ParserCache(maxsize=256),
-        ValidationCache(maxsize=256),
-        ErrorCodes(production=production),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        lambda: ErrorCodes(production=production),
     ]
     if production:
-        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
 
 

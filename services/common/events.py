@@ -94,6 +94,9 @@ class DeliveryGuard(SharedExtension):
     def stop(self):
         self.client.close()
 
+    def kill(self):
+        self.client.close()
+
     def declare(self, queues: list[Queue]) -> None:
         with Connection(self.amqp_url) as conn:
             channel = conn.default_channel

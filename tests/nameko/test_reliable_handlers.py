@@ -1,0 +1,124 @@
+"""Reliable event handlers in a real nameko container, over the real broker and database:
+retries with backoff, then the dead-letter queue, replay from it, idempotency by event_id."""
+import itertools
+import os
+import subprocess
+import sys
+
+import eventlet
+import pytest
+from nameko.amqp.publish import Publisher
+from nameko.standalone.events import get_event_exchange
+
+from contracts import build_envelope
+from contracts.errors import BadInput
+from parvis import dlq
+from services.common.events import handle_event
+from services.common.metrics import EVENTS_HANDLED
+from tests.support import ROOT, wait_until
+
+ORG = {"id": "org-x", "slug": "x", "name": "X", "kind": "association"}
+_names = itertools.count()
+
+
+def make_service(behaviour):
+    """A service class with one handler of agenda.organization_upserted, named uniquely per test."""
+    calls = []
+
+    class Service:
+        name = f"reliability_probe_{os.getpid()}_{next(_names)}"
+
+        @handle_event("agenda", "agenda.organization_upserted")
+        def on_org(self, data, envelope):
+            calls.append(envelope.event_id)
+            behaviour(len(calls))
+
+    return Service, calls
+
+
+def publish(amqp_url, body):
+    exchange = get_event_exchange("agenda", {})
+    Publisher(amqp_url, declare=[exchange]).publish(body, exchange=exchange, routing_key="agenda.organization_upserted")
+
+
+def dead_letters_of(amqp_url, service_name):
+    return [r for r in dlq.list_dead_letters(amqp_url) if (r["handler"] or "").startswith(service_name + ".")]
+
+
+@pytest.fixture
+def start(container_factory, parvis_env):
+    def go(service_cls):
+        container = container_factory(service_cls, {"AMQP_URI": parvis_env["amqp_url"], "serializer": "json"})
+        container.start()
+        return container
+    return go
+
+
+def test_a_failing_handler_is_retried_with_backoff_then_dead_lettered_then_replayed(start, parvis_env):
+    failing = {"on": True}
+
+    def behaviour(n):
+        if failing["on"]:
+            raise RuntimeError(f"boom {n}")
+
+    Service, calls = make_service(behaviour)
+    start(Service)
+    env = build_envelope("agenda.organization_upserted", ORG, "agenda")
+    publish(parvis_env["amqp_url"], env)
+
+    rows = wait_until(lambda: dead_letters_of(parvis_env["amqp_url"], Service.name), 15, 0.2, "a dead letter")
+    assert len(calls) == 3, "one try and two retries (PARVIS_RETRY_DELAYS=0.2,0.4)"
+    [row] = rows
+    assert row["event_id"] == env["event_id"] and row["attempts"] == 3 and "boom 3" in row["error"]
+    eventlet.sleep(1.0)
+    assert len(calls) == 3, "no poison loop: nothing more after the dead letter"
+
+    # Listing leaves the dead letter in place; the operator fixes the cause and replays it.
+    assert dead_letters_of(parvis_env["amqp_url"], Service.name)
+    failing["on"] = False
+    out = subprocess.run([sys.executable, "-m", "parvis.cli", "dlq", "replay", row["id"]], cwd=ROOT,
+                         env={**os.environ}, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "replayed 1 message" in out.stdout
+    wait_until(lambda: len(calls) == 4, 10, 0.1, "the replayed event handled")
+    assert not dead_letters_of(parvis_env["amqp_url"], Service.name)
+
+
+def test_an_event_delivered_three_times_is_handled_once(start, parvis_env):
+    Service, calls = make_service(lambda n: None)
+    start(Service)
+    env = build_envelope("agenda.organization_upserted", ORG, "agenda")
+    for _ in range(3):
+        publish(parvis_env["amqp_url"], env)
+    other = build_envelope("agenda.organization_upserted", ORG, "agenda")
+    publish(parvis_env["amqp_url"], other)
+    wait_until(lambda: len(calls) == 2, 10, 0.05, "two distinct events handled")
+    eventlet.sleep(0.5)
+    assert calls.count(env["event_id"]) == 1 and calls.count(other["event_id"]) == 1
+    duplicates = EVENTS_HANDLED.labels(Service.name, "on_org", "duplicate")._value.get()
+    assert duplicates == 2
+
+
+def test_a_message_that_breaks_its_contract_goes_straight_to_the_dead_letters(start, parvis_env):
+    Service, calls = make_service(lambda n: None)
+    start(Service)
+    env = build_envelope("agenda.organization_upserted", ORG, "agenda")
+    env["data"]["kind"] = "club"  # not in the contract
+    publish(parvis_env["amqp_url"], env)
+    [row] = wait_until(lambda: dead_letters_of(parvis_env["amqp_url"], Service.name), 10, 0.1, "a dead letter")
+    assert row["attempts"] == 0 and "ContractViolation" in row["error"]
+    assert calls == []
+    dlq.replay(parvis_env["amqp_url"], {row["id"]})  # leave the shared queue clean: it fails again
+    [row] = wait_until(lambda: dead_letters_of(parvis_env["amqp_url"], Service.name), 10, 0.1, "a dead letter")
+    assert calls == []
+
+
+def test_a_domain_refusal_is_not_retried(start, parvis_env):
+    def refuse(n):
+        raise BadInput("Organisation inconnue", "id")
+
+    Service, calls = make_service(refuse)
+    start(Service)
+    publish(parvis_env["amqp_url"], build_envelope("agenda.organization_upserted", ORG, "agenda"))
+    [row] = wait_until(lambda: dead_letters_of(parvis_env["amqp_url"], Service.name), 10, 0.1, "a dead letter")
+    assert len(calls) == 1 and row["attempts"] == 1 and "BadInput" in row["error"]

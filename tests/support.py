@@ -1,0 +1,296 @@
+"""Test support: the real infrastructure, started per test session and isolated from a dev stack.
+
+- MongoDB: an nx-27017 server on a free port with a temporary data dir, unless MONGO_URL is set
+  (then that server is used, e.g. a real MongoDB 7).
+- RabbitMQ: the broker at AMQP_URL (default local), in a vhost of its own made for the session
+  with rabbitmqctl, so a `make run` on the same machine does not share queues with the tests.
+- Processes: `parvis service NAME`, `parvis gateway` and `parvis up` as real subprocesses.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+TEST_SECRET = "parvis-test-secret-not-for-production"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_port_block(n: int) -> int:
+    """A base port with n free ports after it."""
+    for _ in range(50):
+        base = free_port()
+        if base + n > 65000:
+            continue
+        ok = True
+        for p in range(base, base + n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port block")
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
+
+
+class Mongo:
+    def __init__(self):
+        self.proc = None
+        self.tmp = None
+        self.url = os.environ.get("MONGO_URL")
+
+    def start(self) -> "Mongo":
+        if self.url:
+            return self
+        self.tmp = tempfile.mkdtemp(prefix="parvis-mongo-")
+        port = free_port()
+        self.proc = subprocess.Popen([PYTHON, "-m", "parvis.nxdb", "--data-dir", self.tmp, "--host", "127.0.0.1",
+                                      "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     cwd=ROOT)
+        self.url = f"mongodb://127.0.0.1:{port}/"
+        wait_until(lambda: _port_open(port), 30, message="nx-27017")
+        return self
+
+    _client = None
+
+    def client(self):
+        """One shared client for the session's test code (closed with the session)."""
+        from pymongo import MongoClient
+
+        if self._client is None:
+            self._client = MongoClient(self.url, tz_aware=True, serverSelectionTimeoutMS=5000)
+        return self._client
+
+    def drop_all(self) -> None:
+        client = self.client()
+        for name in client.list_database_names():
+            if name.startswith("parvis_"):
+                client.drop_database(name)
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+class Broker:
+    """A vhost of our own on the broker at AMQP_URL (made with rabbitmqctl when it is local)."""
+
+    def __init__(self):
+        self.base = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+        self.vhost = None
+        self.url = self.base
+
+    def start(self) -> "Broker":
+        parsed = urllib.parse.urlparse(self.base)
+        if shutil.which("rabbitmqctl") and parsed.hostname in ("127.0.0.1", "localhost"):
+            vhost = f"parvis-test-{uuid.uuid4().hex[:8]}"
+            subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+            subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, parsed.username or "guest",
+                            ".*", ".*", ".*"], check=True, capture_output=True)
+            self.vhost = vhost
+            self.url = parsed._replace(path="/" + urllib.parse.quote(vhost, safe="")).geturl()
+        return self
+
+    def stop(self) -> None:
+        if self.vhost:
+            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.vhost], capture_output=True)
+
+
+class Proc:
+    """A Parvis process with its output collected (and echoed on failure by the tests)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict, ready_line: str | None):
+        self.name, self.argv, self.env, self.ready_line = name, argv, env, ready_line
+        self.lines: list[str] = []
+        self.proc = None
+        self._ready = threading.Event()
+
+    def start(self, timeout: float = 60.0) -> "Proc":
+        self._ready.clear()
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
+        self._thread = threading.Thread(target=self._pump, args=(self.proc,), daemon=True)
+        self._thread.start()
+        if self.ready_line:
+            if not self._ready.wait(timeout):
+                self.kill()
+                raise AssertionError(f"{self.name} not ready in {timeout}s:\n" + self.output()[-4000:])
+        return self
+
+    def _pump(self, proc) -> None:
+        for line in proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if self.ready_line and self.ready_line in line:
+                self._ready.set()
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def json_logs(self) -> list[dict]:
+        out = []
+        for line in list(self.lines):
+            text = line.split("| ", 1)[1] if "| {" in line else line
+            if text.startswith("{"):
+                try:
+                    out.append(json.loads(text))
+                except ValueError:
+                    pass
+        return out
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self._close()
+
+    def _close(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            self._thread.join(5)
+            self.proc.stdout.close()
+
+    def kill(self) -> None:
+        self.kill9()
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        self._close()
+        return self.proc.returncode
+
+
+class Platform:
+    """Environment for Parvis processes bound to the session's database and vhost."""
+
+    def __init__(self, mongo: Mongo, broker: Broker, **extra_env):
+        self.mongo, self.broker = mongo, broker
+        self.data_dir = tempfile.mkdtemp(prefix="parvis-data-")
+        self.http_port = free_port()
+        self.metrics_base = free_port_block(5)
+        self.env = {
+            **os.environ,
+            "MONGO_URL": mongo.url,
+            "AMQP_URL": broker.url,
+            "PARVIS_DATA_DIR": self.data_dir,
+            "PARVIS_SECRET": TEST_SECRET,
+            "PARVIS_HTTP_PORT": str(self.http_port),
+            "PARVIS_METRICS_PORT_BASE": str(self.metrics_base),
+            "PARVIS_METRICS_ADDR": "127.0.0.1",
+            "PARVIS_RETRY_DELAYS": "0.2,0.4",
+            "PARVIS_OUTBOX_INTERVAL": "0.2",
+            "PYTHONUNBUFFERED": "1",
+            **{k: str(v) for k, v in extra_env.items()},
+        }
+        self.procs: list[Proc] = []
+
+    def service(self, name: str, **env) -> Proc:
+        proc = Proc(name, [PYTHON, "-m", "parvis.cli", "service", name], {**self.env, **env}, f"PARVIS-READY {name}")
+        self.procs.append(proc)
+        return proc.start()
+
+    def gateway(self, **env) -> Proc:
+        proc = Proc("gateway", [PYTHON, "-m", "parvis.cli", "gateway"], {**self.env, **env}, None)
+        self.procs.append(proc)
+        proc.start()
+        port = int(env.get("PARVIS_HTTP_PORT", self.http_port))
+        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/healthz") == 200, 30, message="gateway /healthz")
+        return proc
+
+    def up(self, *names: str, **env) -> Proc:
+        proc = Proc("up", [PYTHON, "-m", "parvis.cli", "up", *names], {**self.env, **env}, "PARVIS-UP")
+        self.procs.append(proc)
+        return proc.start(timeout=120)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def token(role: str, **kw) -> str:
+    from gateway import auth
+
+    return auth.issue(TEST_SECRET, role, **kw).value
+
+
+def rpc_call(amqp_url: str, service: str, method: str, caller: dict | None = None, timeout: float = 10.0, **kwargs):
+    """One RPC through the gateway's asyncio client, from synchronous test code."""
+    import asyncio
+
+    from gateway.rpc import RpcClient
+
+    async def go():
+        client = RpcClient(amqp_url)
+        try:
+            return await client.call(service, method, timeout=timeout,
+                                     context={"caller": caller or {"role": "operator", "subject": "test"}}, **kwargs)
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
