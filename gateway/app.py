@@ -24,6 +24,7 @@ from strawberry.asgi import GraphQL
 from contracts.errors import ParvisError, ServiceUnavailable, Unauthenticated
 from contracts.platform import Caller
 from gateway import auth
+from gateway.errors import map_errors
 from gateway.rpc import RpcClient
 from gateway.schema import build_schema
 from gateway.schema.platform import ping_all
@@ -147,6 +148,10 @@ class ParvisGraphQL(GraphQL):
 
     async def get_context(self, request, response) -> dict[str, Any]:
         return self.gateway.context(request, response)
+
+    async def process_result(self, request, result):
+        map_errors(result.errors, self.gateway.settings.production)
+        return await super().process_result(request, result)
 
 
 class Gateway:

@@ -17,16 +17,28 @@ def _rebuild(error: GraphQLError, message: str, extensions: dict) -> GraphQLErro
                         path=error.path, original_error=None, extensions=extensions)
 
 
-class ErrorCodes(SchemaExtension):
+def map_error(error: GraphQLError, production: bool) -> GraphQLError:
     """Typed errors keep their message and get their code; anything else is an internal error,
     logged with its trace here and shown without it (masked entirely in production)."""
+    return ErrorCodes(production)._map(error)
+
+
+def map_errors(errors: list[GraphQLError] | None, production: bool) -> None:
+    """In place, so that every holder of the list sees the mapped errors."""
+    if errors:
+        errors[:] = [e if "code" in (e.extensions or {}) else map_error(e, production) for e in errors]
+
+
+class ErrorCodes(SchemaExtension):
+    """Maps execution errors as they leave each operation (see map_error). Strawberry returns parse
+    errors without resuming this hook, so the HTTP view maps the final result as well."""
 
     def __init__(self, production: bool = False):
         self.production = production
 
     def _map(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
-        if isinstance(original, ParvisError):
+        if isinstance(original, ParvisError) and not (self.production and original.code == "INTERNAL_SERVER_ERROR"):
             ext = {"code": original.code}
             if original.field:
                 ext["field"] = original.field
@@ -43,8 +55,5 @@ class ErrorCodes(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if result is not None and getattr(result, "errors", None):
-            result.errors = [self._map(e) for e in result.errors]
-        pre = getattr(self.execution_context, "pre_execution_errors", None)
-        if pre:
-            self.execution_context.pre_execution_errors = [self._map(e) for e in pre]
+        if result is not None:
+            map_errors(getattr(result, "errors", None), self.production)

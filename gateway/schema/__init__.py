@@ -31,7 +31,8 @@ class Mutation(PlatformMutation):
     pass
 
 
-def build_schema(production: bool = False) -> strawberry.Schema:
+def extensions(production: bool = False) -> list:
+    """The limits and error mapping every request goes through."""
     # Factories, not instances: each request gets fresh extensions (they hold per-request state).
     # The parse and validation caches are module-level LRU caches inside strawberry, so they are
     # shared all the same.
@@ -45,7 +46,11 @@ def build_schema(production: bool = False) -> strawberry.Schema:
     ]
     if production:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return extensions
+
+
+def build_schema(production: bool = False) -> strawberry.Schema:
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions(production))
 
 
 def sdl() -> str:

@@ -1,0 +1,164 @@
+"""The whole platform as `parvis up` runs it, through real HTTP: readiness, GraphQL, auth, limits,
+metrics, logs, the supervisor's restart of a crashed child and its clean stop."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from tests.support import Platform, token, wait_until
+
+
+@pytest.fixture(scope="module")
+def platform(mongo, broker):
+    mongo.drop_all()
+    p = Platform(mongo, broker)
+    up = p.up()
+    p.up_proc = up
+    yield p
+    p.stop()
+
+
+def gql(platform, query, variables=None, tok=None, headers=None):
+    h = {"Authorization": f"Bearer {tok}"} if tok else {}
+    h.update(headers or {})
+    r = httpx.post(f"{platform.url}/graphql", json={"query": query, "variables": variables or {}}, headers=h, timeout=10)
+    return r
+
+
+def test_readyz_reports_every_service_ready(platform):
+    r = httpx.get(f"{platform.url}/readyz", timeout=5)
+    body = r.json()
+    assert r.status_code == 200 and body["status"] == "ready" and body["broker"] is True
+    assert set(body["services"]) == {"agenda", "consultation", "satisfaction", "payment_link", "notification"}
+    assert all(s["ok"] and s["database"] for s in body["services"].values())
+    assert httpx.get(f"{platform.url}/healthz").json() == {"status": "ok"}
+
+
+def test_the_banner_prints_urls_and_demo_tokens(platform):
+    out = platform.up_proc.output()
+    assert f"{platform.url}/graphql" in out and "Demo tokens" in out and "agent " in out
+
+
+def test_demo_data_is_seeded_once_and_readable_by_the_public(platform):
+    data = gql(platform, "{ communes { slug name } organizations(kind: COMMUNE) { id name commune } themes { name } }").json()
+    assert "errors" not in data, data
+    assert len(data["data"]["communes"]) == 36
+    assert {"slug": "belbeze-de-lauragais", "name": "Belbèze-de-Lauragais"} in data["data"]["communes"]
+    assert len(data["data"]["organizations"]) == 36
+    assert len(data["data"]["themes"]) == 15
+    # Seeding again changes nothing.
+    out = subprocess.run([os.sys.executable, "-m", "parvis.cli", "seed"], env=platform.env, capture_output=True,
+                         text=True, timeout=60)
+    report = json.loads(out.stdout)
+    assert report["organizations_created"] == 0 and report["organizations_unchanged"] == 43
+
+
+def test_roles_are_enforced_with_typed_errors(platform):
+    r = gql(platform, "{ serviceHealth { name ok } }")
+    assert r.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    r = gql(platform, "{ serviceHealth { name ok } }", tok=token("organizer", org="org-commune-labege"))
+    assert r.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    r = gql(platform, "{ me { role organizationId } serviceHealth { name ok latencyMs } }", tok=token("operator"))
+    body = r.json()
+    assert "errors" not in body and body["data"]["me"]["role"] == "OPERATOR"
+    assert all(s["ok"] for s in body["data"]["serviceHealth"])
+
+
+def test_bad_tokens_are_refused_before_graphql_runs(platform):
+    for value in ("Bearer nonsense", "Basic abc", "Bearer " + token("agent", ttl=-5)):
+        r = httpx.post(f"{platform.url}/graphql", json={"query": "{ me { role } }"}, headers={"Authorization": value})
+        assert r.status_code == 401
+        assert r.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def test_a_revoked_token_stops_working(platform):
+    victim = token("agent")
+    assert gql(platform, "{ me { role } }", tok=victim).status_code == 200
+    from gateway import auth
+
+    claims = auth.claims_unverified(victim)
+    r = gql(platform, "mutation($id: String!, $exp: DateTime!) { revokeToken(tokenId: $id, expiresAt: $exp, reason: \"perdu\") { tokenId } }",
+            {"id": claims["jti"], "exp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["exp"]))}, tok=token("operator"))
+    assert r.json()["data"]["revokeToken"]["tokenId"] == claims["jti"], r.text
+    r = gql(platform, "{ me { role } }", tok=victim)
+    assert r.status_code == 401 and "révoqué" in r.json()["errors"][0]["message"]
+
+
+def test_query_limits(platform):
+    many_tokens = "{ " + " ".join("communes { slug name }" for _ in range(400)) + " }"
+    r = gql(platform, many_tokens).json()
+    assert r["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED" and "token" in r["errors"][0]["message"].lower()
+    aliases = "{ " + " ".join(f"a{i}: communes {{ slug }}" for i in range(40)) + " }"
+    r = gql(platform, aliases).json()
+    assert r["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    big = httpx.post(f"{platform.url}/graphql", content=b'{"query": "' + b" " * (2 << 20) + b'{ me { role } }"}',
+                     headers={"content-type": "application/json"})
+    assert big.status_code == 413 and big.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_graphiql_in_dev(platform):
+    r = httpx.get(f"{platform.url}/graphql", headers={"Accept": "text/html"})
+    assert r.status_code == 200 and "graphiql" in r.text.lower()
+
+
+def test_metrics_everywhere_and_correlation_id_in_service_logs(platform):
+    cid = "e2e-correlation-0001"
+    r = gql(platform, "{ communes { slug } }", headers={"X-Correlation-Id": cid})
+    assert r.headers["x-correlation-id"] == cid
+    gateway_metrics = httpx.get(f"{platform.url}/metrics").text
+    assert 'parvis_http_requests_total{route="/graphql",status="200"}' in gateway_metrics
+    assert 'parvis_rpc_client_calls_total{method="list_communes",outcome="ok",service="agenda"}' in gateway_metrics
+    for i, service in enumerate(["agenda", "consultation", "satisfaction", "payment_link", "notification"]):
+        text = httpx.get(f"http://127.0.0.1:{platform.metrics_base + i}/metrics").text
+        assert f'parvis_workers_max{{service="{service}"}}' in text
+        assert 'parvis_entrypoint_duration_seconds_bucket{entrypoint="ping",kind="rpc",le="0.05"' in text
+    wait_until(lambda: any(line.get("correlation_id") == cid and line.get("service") == "agenda"
+                           and line.get("entrypoint") == "list_communes" for line in platform.up_proc.json_logs()),
+               5, 0.1, "agenda's log line with the request's correlation id")
+
+
+def test_production_mode_hides_introspection_and_graphiql(platform):
+    port = platform.http_port + 1 if platform.http_port < 65000 else platform.http_port - 1
+    gw = platform.gateway(PARVIS_ENV="production", PARVIS_HTTP_PORT=str(port))
+    try:
+        url = f"http://127.0.0.1:{port}/graphql"
+        r = httpx.post(url, json={"query": "{ __schema { types { name } } }"}).json()
+        assert r["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+        assert httpx.get(url, headers={"Accept": "text/html"}).status_code != 200 or "graphiql" not in httpx.get(url, headers={"Accept": "text/html"}).text.lower()
+        assert httpx.post(url, json={"query": "{ communes { slug } }"}).json()["data"]["communes"]
+    finally:
+        gw.stop()
+
+
+def _environ(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="ignore")
+    except OSError:
+        return ""
+
+
+def test_supervisor_restarts_a_crashed_service(platform):
+    pids = subprocess.run(["pgrep", "-f", "parvis.cli service consultation"], capture_output=True, text=True).stdout.split()
+    mine = [p for p in pids if f"PARVIS_DATA_DIR={platform.data_dir}" in _environ(p)]
+    assert len(mine) == 1, pids
+    os.kill(int(mine[0]), signal.SIGKILL)
+    wait_until(lambda: "consultation exited with code -9" in platform.up_proc.output(), 10, 0.1, "the crash reported")
+    wait_until(lambda: httpx.get(f"{platform.url}/readyz", timeout=5).status_code == 200, 60, 0.5, "ready again")
+
+
+def test_sigterm_stops_everything_cleanly(mongo, broker):
+    p = Platform(mongo, broker)
+    up = p.up("consultation", "gateway", "--no-seed")
+    children = subprocess.run(["pgrep", "-P", str(up.proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 2
+    up.proc.send_signal(signal.SIGTERM)
+    assert up.proc.wait(30) == 0
+    for pid in children:
+        assert not os.path.exists(f"/proc/{pid}"), f"child {pid} still running"
+    assert "stopped" in up.output()
+    p.stop()

@@ -1,0 +1,434 @@
+"""The deployment files: Dockerfile, docker-compose.yml, Prometheus config and rules, Grafana provisioning.
+
+Validated with the real tools (docker-compose, promtool; `make install` installs them) and checked against
+the code: every metric a rule or a panel reads is one that the services or the gateway export.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from parvis.config import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+PROMETHEUS_CONFIG = INFRA / "prometheus" / "prometheus.yml"
+RULES = INFRA / "prometheus" / "rules" / "parvis.yml"
+DASHBOARDS = INFRA / "grafana" / "dashboards"
+DASHBOARD = DASHBOARDS / "platform.json"
+PROCESSES = (*SERVICES, "gateway")
+SERVICE_METRICS_PORT = 9100
+GATEWAY_PORT = 8000
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"`{name}` is not on PATH: run `make install` (infra/scripts/system-deps.sh installs it)",
+                    pytrace=False)
+    return path
+
+
+def run(argv: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def compose_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    env.pop("PARVIS_SECRET", None)
+    env.update(extra)
+    return env
+
+
+def promtool_check_rules(path: Path) -> subprocess.CompletedProcess:
+    return run([tool("promtool"), "check", "rules", str(path)])
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def prometheus() -> dict:
+    return yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+
+
+@pytest.fixture(scope="module")
+def rules() -> dict:
+    return yaml.safe_load(RULES.read_text())
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict:
+    return json.loads(DASHBOARD.read_text())
+
+
+def dockerfile_final_stage() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the last stage, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            instructions.append((word.upper(), rest.strip()))
+    last_from = max(i for i, (word, _) in enumerate(instructions) if word == "FROM")
+    return instructions[last_from:]
+
+
+# -- PromQL: the metric names an expression reads ---------------------------------------------------
+PROMQL_WORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
+                "offset", "inf", "nan", "atan2"}
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names in a PromQL expression: strings, label matchers, ranges and grouping clauses removed,
+    then every identifier that is not a function, an aggregation, a keyword or part of a number."""
+    s = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)
+    s = re.sub(r"\{[^}]*\}", " ", s)
+    s = re.sub(r"\[[^\]]*\]", " ", s)
+    s = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", s)
+    names = set()
+    for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", s):
+        before = s[m.start() - 1] if m.start() else " "
+        if before.isdigit() or before == ".":  # 1e3, 5m
+            continue
+        if s[m.end():].lstrip().startswith("(") or m.group().lower() in PROMQL_WORDS:
+            continue
+        names.add(m.group())
+    return names
+
+
+def test_the_metric_name_extractor_finds_names_and_only_names():
+    expr = ('histogram_quantile(0.95, sum by (service, le) (rate(parvis_a_bucket{service=~"x|y", le!="1"}[5m])))'
+            ' / on (service) group_left sum(parvis_b) > 1e3 or absent(up{job="agenda"}) unless rabbitmq_c offset 5m')
+    assert metric_names(expr) == {"parvis_a_bucket", "parvis_b", "up", "rabbitmq_c"}
+
+
+@pytest.fixture(scope="module")
+def exported_metrics() -> set[str]:
+    """Sample names in the default registry once the gateway and the services' metrics are imported,
+    as a /metrics page would show them (in a subprocess: a registry of its own)."""
+    script = textwrap.dedent("""
+        import json
+        import prometheus_client
+        import gateway.app, services.common.metrics  # noqa: F401 - they register the metrics
+        names = set()
+        for family in prometheus_client.REGISTRY.collect():
+            if family.type == "counter":
+                names.add(family.name + "_total")
+            elif family.type in ("histogram", "gaugehistogram"):
+                names.update(family.name + s for s in ("_bucket", "_sum", "_count"))
+            elif family.type == "summary":
+                names.update((family.name, family.name + "_sum", family.name + "_count"))
+            else:
+                names.add(family.name)
+        print(json.dumps(sorted(names)))
+    """)
+    proc = run([sys.executable, "-c", script])
+    assert proc.returncode == 0, proc.stderr
+    names = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert "parvis_entrypoint_calls_total" in names and "parvis_http_requests_total" in names, names
+    return names
+
+
+def assert_exported(exprs: list[str], exported: set[str], also: set[str] = frozenset()) -> None:
+    used = set().union(*(metric_names(e) for e in exprs))
+    assert any(n.startswith("parvis_") for n in used), used
+    outside = {n for n in used if n.startswith("rabbitmq_") or n == "up"}
+    missing = sorted(used - exported - set(also) - outside)
+    assert not missing, f"not exported by the code (services/common/metrics.py, gateway/app.py): {missing}"
+
+
+# -- Dockerfile ---------------------------------------------------------------------------------------
+def test_the_image_runs_parvis_as_a_non_root_user_in_production_mode():
+    stage = dockerfile_final_stage()
+    words = [w for w, _ in stage]
+    assert stage[0][1].split()[0] == "python:3.11-slim", stage[0]
+    users = [args for w, args in stage if w == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the final stage must end as a non-root USER"
+    # Nothing after the last USER line switches back.
+    assert words.index("ENTRYPOINT") > max(i for i, w in enumerate(words) if w == "USER")
+    assert json.loads(dict(stage)["ENTRYPOINT"]) == ["parvis"]
+    assert json.loads(dict(stage)["CMD"]) == ["gateway"]
+    env = " ".join(args for w, args in stage if w == "ENV")
+    assert "PYTHONUNBUFFERED=1" in env and "PARVIS_ENV=production" in env
+
+
+def test_the_image_build_copies_every_package_and_pip_installs_the_project():
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^RUN .*\bpip install \.(\s|$)", text, re.M), "the project is installed with `pip install .`"
+    copied = {src.rstrip("/") for line in re.findall(r"^COPY (?!--from)(.*)$", text, re.M)
+              for src in line.split()[:-1]}
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()
+                and any(re.fullmatch(pat.replace("*", ".*"), p.name) for pat in patterns)}
+    assert packages == {"parvis", "services", "gateway", "contracts"}
+    needed = packages | {"pyproject.toml", pyproject["project"]["readme"]}
+    assert needed <= copied, f"not copied into the image: {sorted(needed - copied)}"
+    for src in copied:
+        assert (ROOT / src).exists(), src
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".venv", "var", ".git"} <= ignored
+    assert not needed & ignored, needed & ignored
+
+
+# -- docker-compose.yml -------------------------------------------------------------------------------
+def test_docker_compose_validates_the_file():
+    proc = run([tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"],
+               env=compose_env(PARVIS_SECRET="a-test-secret-of-enough-length"))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_docker_compose_refuses_to_run_without_a_secret():
+    proc = run([tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"], env=compose_env())
+    assert proc.returncode != 0 and "PARVIS_SECRET" in proc.stderr, proc.stderr
+
+
+def test_every_process_is_built_from_the_dockerfile_and_runs_as_its_user(compose):
+    services = compose["services"]
+    assert set(PROCESSES) <= set(services), set(PROCESSES) - set(services)
+    for name in PROCESSES:
+        svc = services[name]
+        build = svc["build"] if isinstance(svc["build"], dict) else {"context": svc["build"]}
+        assert (ROOT / build["context"]).resolve() == ROOT, name
+        assert build.get("dockerfile", "Dockerfile") == "Dockerfile", name
+        assert "user" not in svc, f"{name} overrides the image's non-root USER"
+        assert svc["command"] == (["gateway"] if name == "gateway" else ["service", name]), name
+        env = svc["environment"]
+        assert env["PARVIS_ENV"] == "production", name
+        assert env["PARVIS_SECRET"].startswith("${PARVIS_SECRET:?"), name
+        assert env["AMQP_URL"] == "amqp://guest:guest@rabbitmq:5672/", name
+        assert env["MONGO_URL"] == "mongodb://mongo:27017/?replicaSet=rs0", name
+    for name in SERVICES:
+        assert str(services[name]["environment"]["PARVIS_METRICS_PORT"]) == str(SERVICE_METRICS_PORT), name
+    assert f"{GATEWAY_PORT}:{GATEWAY_PORT}" in [str(p) for p in services["gateway"]["ports"]]
+
+
+def test_every_process_has_a_healthcheck_that_reads_its_own_endpoint(compose):
+    services = compose["services"]
+    for name in PROCESSES:
+        test = services[name]["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python", "-c"], (name, test)
+        compile(test[3], f"{name} healthcheck", "exec")  # the one-liner is valid Python
+        url = (f"http://127.0.0.1:{GATEWAY_PORT}/healthz" if name == "gateway"
+               else f"http://127.0.0.1:{SERVICE_METRICS_PORT}/metrics")
+        assert url in test[3], (name, test)
+    for name in ("mongo", "rabbitmq"):
+        assert services[name]["healthcheck"]["test"], name
+
+
+def test_every_process_waits_for_a_healthy_mongo_and_rabbitmq(compose):
+    services = compose["services"]
+    for name in PROCESSES:
+        depends = services[name]["depends_on"]
+        for infra in ("mongo", "rabbitmq"):
+            assert depends[infra] == {"condition": "service_healthy"}, (name, infra)
+    gateway = services["gateway"]["depends_on"]
+    for name in SERVICES:
+        assert gateway[name] == {"condition": "service_healthy"}, name
+
+
+def test_mongo_is_a_replica_set_that_initiates_itself(compose):
+    mongo = compose["services"]["mongo"]
+    assert mongo["image"].startswith("mongo:7")
+    command = mongo["command"] if isinstance(mongo["command"], list) else mongo["command"].split()
+    assert command[command.index("--replSet") + 1] == "rs0"
+    check = " ".join(mongo["healthcheck"]["test"])
+    assert "mongosh" in check and "rs.initiate" in check and "mongo:27017" in check
+
+
+def test_rabbitmq_has_the_management_and_prometheus_plugins(compose):
+    rabbit = compose["services"]["rabbitmq"]
+    assert rabbit["image"] == "rabbitmq:3.13-management"
+    assert "./infra/rabbitmq/enabled_plugins:/etc/rabbitmq/enabled_plugins:ro" in rabbit["volumes"]
+    plugins = (INFRA / "rabbitmq" / "enabled_plugins").read_text().strip()
+    assert re.fullmatch(r"\[[a-z_,\s]*\]\.", plugins), "an Erlang list of atoms ending with a dot"
+    assert {"rabbitmq_management", "rabbitmq_prometheus"} <= set(re.findall(r"[a-z_]+", plugins))
+    assert rabbit["healthcheck"]["test"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+
+
+def test_mounted_files_exist_and_data_lives_in_named_volumes(compose):
+    declared = set(compose["volumes"])
+    assert {"mongo-data", "rabbitmq-data", "prometheus-data", "grafana-data"} <= declared
+    for name, svc in compose["services"].items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
+            else:
+                assert source in declared, f"{name} uses an undeclared volume {source}"
+    grafana = compose["services"]["grafana"]["volumes"]
+    assert "./infra/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
+    assert "./infra/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana
+    assert "./infra/prometheus:/etc/prometheus:ro" in compose["services"]["prometheus"]["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in compose["services"]["prometheus"]["command"]
+
+
+# -- Prometheus ---------------------------------------------------------------------------------------
+def test_promtool_accepts_the_config_and_its_rule_files():
+    proc = run([tool("promtool"), "check", "config", str(PROMETHEUS_CONFIG)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 rule files found" in proc.stdout + proc.stderr
+
+
+def test_promtool_accepts_the_rules():
+    proc = promtool_check_rules(RULES)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_scrape_config_has_a_job_per_process_on_the_right_port(prometheus):
+    assert prometheus["global"]["scrape_interval"] == "15s"
+    assert prometheus["rule_files"] == ["rules/parvis.yml"]
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    assert set(PROCESSES) | {"rabbitmq"} <= set(jobs), set(PROCESSES) - set(jobs)
+
+    def targets(job: dict) -> set[str]:
+        found = {t for sc in job.get("static_configs", []) for t in sc["targets"]}
+        found |= {f"{n}:{sd['port']}" for sd in job.get("dns_sd_configs", []) for n in sd["names"]}
+        return found
+
+    for name in SERVICES:
+        assert targets(jobs[name]) == {f"{name}:{SERVICE_METRICS_PORT}"}, name
+    assert targets(jobs["gateway"]) == {f"gateway:{GATEWAY_PORT}"}
+    assert jobs["gateway"].get("metrics_path", "/metrics") == "/metrics"
+    assert targets(jobs["rabbitmq"]) == {"rabbitmq:15692"}
+
+
+def test_rules_read_only_metrics_the_code_exports(rules, exported_metrics):
+    all_rules = [r for group in rules["groups"] for r in group["rules"]]
+    recorded = {r["record"] for r in all_rules if "record" in r}
+    assert_exported([r["expr"] for r in all_rules], exported_metrics, also=recorded)
+    alerts = {r["alert"] for r in all_rules if "alert" in r}
+    assert {"ServiceDown", "HighErrorRatio", "OutboxBacklog", "EventsDeadLettered", "GatewaySlow"} <= alerts
+
+
+def test_the_alerts_fire_when_they_should(tmp_path):
+    """promtool's rule unit tests: a service down, one absent, a dead letter, errors above 5 %."""
+    up = "".join(f"      - series: 'up{{job=\"{job}\", instance=\"{job}:1\"}}'\n        values: '1x12'\n"
+                 for job in ("consultation", "satisfaction", "payment_link", "gateway"))
+    (tmp_path / "test.yml").write_text(f"""\
+rule_files: ["{RULES}"]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'up{{job="agenda", instance="10.0.0.5:9100"}}'
+        values: '0x12'
+{up}      - series: 'parvis_events_handled_total{{service="satisfaction", handler="on_event_published", outcome="dead_lettered"}}'
+        values: '0 1 1 1 1 1'
+      - series: 'parvis_entrypoint_calls_total{{service="agenda", kind="rpc", entrypoint="search_events", outcome="ok"}}'
+        values: '0+60x12'
+      - series: 'parvis_entrypoint_calls_total{{service="agenda", kind="rpc", entrypoint="search_events", outcome="error"}}'
+        values: '0+12x12'
+    alert_rule_test:
+      - eval_time: 3m
+        alertname: ServiceDown
+        exp_alerts:
+          - exp_labels: {{severity: critical, job: agenda, instance: "10.0.0.5:9100"}}
+            exp_annotations:
+              summary: "agenda (10.0.0.5:9100) ne répond plus"
+              description: "Prometheus n'arrive plus à lire /metrics de 10.0.0.5:9100 depuis 1 minute."
+      - eval_time: 3m
+        alertname: ServiceAbsent
+        exp_alerts:
+          - exp_labels: {{severity: critical, job: notification}}
+            exp_annotations:
+              summary: "Aucune instance de notification ne fonctionne"
+      - eval_time: 5m
+        alertname: EventsDeadLettered
+        exp_alerts:
+          - exp_labels: {{severity: warning, service: satisfaction, handler: on_event_published}}
+            exp_annotations:
+              summary: "satisfaction.on_event_published : événements en lettres mortes"
+              description: "Voir `parvis dlq list`, corriger, puis `parvis dlq replay`."
+      - eval_time: 11m
+        alertname: HighErrorRatio
+        exp_alerts:
+          - exp_labels: {{severity: warning, service: agenda}}
+            exp_annotations:
+              summary: "agenda : 16.67% des appels échouent"
+""")
+    proc = run([tool("promtool"), "test", "rules", str(tmp_path / "test.yml")])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# -- Grafana ------------------------------------------------------------------------------------------
+def dashboard_panels(dashboard: dict) -> list[dict]:
+    panels = []
+    for panel in dashboard["panels"]:
+        panels.append(panel)
+        panels.extend(panel.get("panels", []))  # a collapsed row holds its panels
+    return panels
+
+
+def dashboard_exprs(dashboard: dict) -> list[str]:
+    exprs = [t["expr"] for p in dashboard_panels(dashboard) for t in p.get("targets", []) if t.get("expr")]
+    return [e.replace("$service", ".*").replace("$__rate_interval", "1m") for e in exprs]
+
+
+def test_grafana_provisions_the_prometheus_datasource_and_the_dashboards_folder(compose):
+    datasources = yaml.safe_load((INFRA / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    (ds,) = datasources["datasources"]
+    assert (ds["type"], ds["uid"], ds["url"]) == ("prometheus", "prometheus", "http://prometheus:9090")
+    providers = yaml.safe_load((INFRA / "grafana/provisioning/dashboards/parvis.yml").read_text())["providers"]
+    assert [p["options"]["path"] for p in providers] == ["/var/lib/grafana/dashboards"]
+    assert all(p["type"] == "file" for p in providers)
+
+
+def test_the_dashboard_is_grafana_json_with_a_service_variable(dashboard):
+    assert dashboard["title"] == "Parvis — plateforme"
+    assert 36 <= dashboard["schemaVersion"] <= 41
+    assert dashboard["uid"]
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["name"] == "service"]
+    assert variable["includeAll"] and variable["allValue"] == ".*"
+    assert "parvis_entrypoint_calls_total" in json.dumps(variable["query"])
+    panels = dashboard_panels(dashboard)
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in panels:
+        assert {"type", "title", "gridPos"} <= set(panel), panel.get("title")
+        if panel["type"] != "row":
+            assert panel["targets"], panel["title"]
+            assert panel["datasource"]["uid"] == "prometheus", panel["title"]
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == "prometheus", panel["title"]
+    refs = set(re.findall(r"\$\{?(\w+)", " ".join(t["expr"] for p in panels for t in p.get("targets", []))))
+    assert refs <= {"service", "__rate_interval"}, f"undefined dashboard variables: {refs}"
+
+
+def test_every_dashboard_query_parses(dashboard, tmp_path):
+    exprs = dashboard_exprs(dashboard)
+    assert len(exprs) >= 15
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:query_{i}", "expr": e} for i, e in enumerate(exprs)]}]}
+    path = tmp_path / "dashboard-queries.yml"
+    path.write_text(yaml.safe_dump(rules, allow_unicode=True))
+    proc = promtool_check_rules(path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_dashboard_query_reads_metrics_the_code_exports(dashboard, exported_metrics):
+    exprs = dashboard_exprs(dashboard)
+    assert_exported(exprs, exported_metrics)
+    used = set().union(*(metric_names(e) for e in exprs))
+    for wanted in ("parvis_entrypoint_calls_total", "parvis_entrypoint_duration_seconds_bucket",
+                   "parvis_workers_in_flight", "parvis_workers_max", "parvis_outbox_pending",
+                   "parvis_outbox_lag_seconds_bucket", "parvis_events_handled_total", "parvis_http_requests_total",
+                   "parvis_http_request_duration_seconds_bucket", "parvis_rpc_client_duration_seconds_bucket",
+                   "rabbitmq_queue_messages_ready"):
+        assert wanted in used, f"no panel shows {wanted}"
