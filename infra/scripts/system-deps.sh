@@ -7,8 +7,6 @@ need=()
 command -v promtool >/dev/null || need+=(prometheus)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 
-
-
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null; then
   echo "missing system packages: ${need[*]} (install them with your package manager)" >&2
@@ -16,7 +14,21 @@ if ! command -v apt-get >/dev/null; then
 fi
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 echo "installing system packages: ${need[*]}"
+# Debian starts the prometheus daemon on install; the tests only need promtool. A policy-rc.d that
+# answers 101 keeps the package scripts from starting it (honoured by invoke-rc.d and deb-systemd-invoke),
+# rather than killing every process named prometheus afterwards, which would also stop one the user runs.
+POLICY=/usr/sbin/policy-rc.d
+made_policy=""
+if [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+  $SUDO chmod 755 "$POLICY"
+  made_policy=1
+fi
+cleanup() { [ -z "$made_policy" ] || $SUDO rm -f "$POLICY"; }
+trap cleanup EXIT
 $SUDO apt-get update -qq >/dev/null
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# Debian starts the prometheus daemon on install; the tests only need promtool.
-$SUDO pkill -x prometheus 2>/dev/null || true
+# Nor start it at the next boot.
+if [[ " ${need[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable prometheus.service >/dev/null 2>&1 || true
+fi
