@@ -2,14 +2,23 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Iterator
 
 from graphql import GraphQLError
+from prometheus_client import Counter, Histogram
 from strawberry.extensions import SchemaExtension
 
 from contracts.errors import ParvisError
+from parvis.logjson import SLO_BUCKETS
 
 log = logging.getLogger("parvis.gateway")
+
+# Labelled by the schema's root field, never by the client's operation name: bounded cardinality.
+GRAPHQL_OPERATIONS = Counter("parvis_graphql_operations_total", "GraphQL operations by root field and outcome",
+                             ["type", "field", "outcome"])
+GRAPHQL_DURATION = Histogram("parvis_graphql_operation_duration_seconds", "GraphQL operation time",
+                             ["type", "field"], buckets=SLO_BUCKETS)
 
 
 def _rebuild(error: GraphQLError, message: str, extensions: dict) -> GraphQLError:
@@ -57,3 +66,23 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         if result is not None:
             map_errors(getattr(result, "errors", None), self.production)
+
+
+class OperationMetrics(SchemaExtension):
+    """RED metrics of GraphQL operations, by operation type and first root field."""
+
+    def on_operation(self) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        ctx = self.execution_context
+        op_type, field = "unknown", "unknown"
+        try:
+            op_type = ctx.operation_type.value
+            operation = next(d for d in ctx.graphql_document.definitions if hasattr(d, "selection_set"))
+            field = operation.selection_set.selections[0].name.value
+        except Exception:  # noqa: BLE001 - unparsable documents are counted as unknown
+            pass
+        result = ctx.result
+        outcome = "error" if (result is not None and getattr(result, "errors", None)) or ctx.pre_execution_errors else "ok"
+        GRAPHQL_OPERATIONS.labels(op_type, field, outcome).inc()
+        GRAPHQL_DURATION.labels(op_type, field).observe(time.perf_counter() - started)

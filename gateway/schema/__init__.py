@@ -12,7 +12,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from gateway.errors import ErrorCodes
+from gateway.errors import ErrorCodes, OperationMetrics
 from gateway.schema.agenda import AgendaQuery
 from gateway.schema.platform import PlatformMutation, PlatformQuery
 
@@ -43,6 +43,7 @@ def extensions(production: bool = False) -> list:
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
         lambda: ErrorCodes(production=production),
+        OperationMetrics,
     ]
     if production:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))

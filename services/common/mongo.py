@@ -117,6 +117,7 @@ class OutboxRelay:
             self.wake.send(True)
 
     def pending(self) -> int:
+        """Documents holding unpublished events (by index; each may hold several events)."""
         return sum(self.repo.db[c].count_documents({OUTBOX_COUNT: {"$gt": 0}}) for c in self.repo.outbox_collections)
 
     def run_once(self, limit: int = 500) -> int:
@@ -159,6 +160,10 @@ class OutboxRelay:
             except Exception as exc:  # broker or database away: keep the envelopes, try again later
                 log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
                 backoff = min(backoff * 2, 30.0)
+                try:  # the backlog grows while the broker is away: that is when operators need it
+                    metrics.OUTBOX_PENDING.labels(self.service).set(self.pending())
+                except Exception:  # noqa: BLE001 - the database is away too
+                    pass
             with eventlet.Timeout(backoff, False):
                 self.wake.wait()
             self.wake = GreenEvent()

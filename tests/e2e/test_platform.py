@@ -112,6 +112,7 @@ def test_metrics_everywhere_and_correlation_id_in_service_logs(platform):
     gateway_metrics = httpx.get(f"{platform.url}/metrics").text
     assert 'parvis_http_requests_total{route="/graphql",status="200"}' in gateway_metrics
     assert 'parvis_rpc_client_calls_total{method="list_communes",outcome="ok",service="agenda"}' in gateway_metrics
+    assert 'parvis_graphql_operations_total{field="communes",outcome="ok",type="query"}' in gateway_metrics
     for i, service in enumerate(["agenda", "consultation", "satisfaction", "payment_link", "notification"]):
         text = httpx.get(f"http://127.0.0.1:{platform.metrics_base + i}/metrics").text
         assert f'parvis_workers_max{{service="{service}"}}' in text
