@@ -33,8 +33,8 @@ unit: install ## only the fast, pure unit tests
 schema: install ## regenerate gateway/schema.graphql and contracts/asyncapi.yaml
 	$(BIN)/parvis schema
 
-bench: install ## run the benchmarks (figures printed, not asserted)
-	$(BIN)/python bench/rpc.py
+bench: install ## run every benchmark under bench/ (figures printed, not asserted)
+	@for b in bench/*.py; do case $$b in */__init__.py) continue;; esac; echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean: ## remove the virtualenv and local data (var/)
 	rm -rf $(VENV) var .pytest_cache

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, disable_c
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
@@ -25,6 +25,7 @@ from contracts.errors import ParvisError, ServiceUnavailable, Unauthenticated
 from contracts.platform import Caller
 from gateway import auth
 from gateway.errors import map_errors
+from gateway.routes import all_routes
 from gateway.rpc import RpcClient
 from gateway.schema import build_schema
 from gateway.schema.platform import ping_all
@@ -278,10 +279,13 @@ def create_app(settings: config.Settings | None = None) -> Starlette:
             Route("/readyz", gateway.readyz),
             Route("/metrics", gateway.metrics),
             Route("/graphql", AuthMiddleware(graphql, gateway), methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
+            *all_routes(gateway),
         ],
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    ROUTES.update(r.path for r in app.routes if "{" not in r.path)  # metric labels: known paths only
     return Limits(app)  # outermost: correlation id and body cap apply to every route
 
 

@@ -294,3 +294,15 @@ def rpc_call(amqp_url: str, service: str, method: str, caller: dict | None = Non
             await client.close()
 
     return asyncio.run(go())
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-quic", "--no-first-run", "--disable-sync"]
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium under Playwright (test tools cannot download a browser on these machines)."""
+    if not os.path.exists(CHROMIUM):
+        raise AssertionError("chromium is missing: run `make install` (infra/scripts/system-deps.sh installs it)")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -13,22 +13,38 @@ from strawberry.extensions import (
 )
 
 from gateway.errors import ErrorCodes, OperationMetrics
-from gateway.schema.agenda import AgendaQuery
+from gateway.schema.agenda import AgendaMutation, AgendaQuery, AgendaSubscription
+from gateway.schema.consultation import ConsultationMutation, ConsultationQuery, ConsultationSubscription
+from gateway.schema.notification import NotificationMutation, NotificationQuery, NotificationSubscription
+from gateway.schema.payment_link import PaymentLinkMutation, PaymentLinkQuery, PaymentLinkSubscription
 from gateway.schema.platform import PlatformMutation, PlatformQuery
+from gateway.schema.satisfaction import SatisfactionMutation, SatisfactionQuery, SatisfactionSubscription
 
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
 MAX_ALIASES = 30
 
 
+# One module per service contributes its root fields; these classes only compose them.
 @strawberry.type
-class Query(PlatformQuery, AgendaQuery):
+class Query(PlatformQuery, AgendaQuery, ConsultationQuery, SatisfactionQuery, PaymentLinkQuery, NotificationQuery):
     pass
 
 
 @strawberry.type
-class Mutation(PlatformMutation):
+class Mutation(PlatformMutation, AgendaMutation, ConsultationMutation, SatisfactionMutation, PaymentLinkMutation,
+               NotificationMutation):
     pass
+
+
+@strawberry.type
+class Subscription(AgendaSubscription, ConsultationSubscription, SatisfactionSubscription, PaymentLinkSubscription,
+                   NotificationSubscription):
+    pass
+
+
+def _has_fields(cls) -> bool:
+    return bool(cls.__strawberry_definition__.fields)
 
 
 def extensions(production: bool = False) -> list:
@@ -51,7 +67,9 @@ def extensions(production: bool = False) -> list:
 
 
 def build_schema(production: bool = False) -> strawberry.Schema:
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions(production))
+    return strawberry.Schema(query=Query, mutation=Mutation,
+                             subscription=Subscription if _has_fields(Subscription) else None,
+                             extensions=extensions(production))
 
 
 def sdl() -> str:

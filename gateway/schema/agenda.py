@@ -61,3 +61,13 @@ class AgendaQuery:
     @strawberry.field(description="Themes: the authority's competences")
     async def themes(self, info: Info) -> list[Theme]:
         return [Theme(**c) for c in await info.context["call"]("agenda", "list_themes")]
+
+
+@strawberry.type
+class AgendaMutation:
+    pass
+
+
+@strawberry.type
+class AgendaSubscription:
+    pass

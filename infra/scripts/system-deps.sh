@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # System packages the tests need and a fresh machine lacks (Debian): promtool (prometheus),
-# docker-compose (to validate docker-compose.yml without an engine).
+# docker-compose (to validate docker-compose.yml without an engine), chromium for browser tests.
 # Installs only what is missing; quiet when all is there. Root or sudo needed the first time.
 set -euo pipefail
 need=()
 command -v promtool >/dev/null || need+=(prometheus)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+# Browser tests drive Debian's Chromium (test tools cannot download their own browser here).
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null; then
