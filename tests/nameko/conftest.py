@@ -13,21 +13,8 @@ eventlet.monkey_patch()
 
 import pytest  # noqa: E402
 
-from tests.support import TEST_SECRET, Broker, Mongo  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def mongo():
-    m = Mongo().start()
-    yield m
-    m.stop()
-
-
-@pytest.fixture(scope="session")
-def broker():
-    b = Broker().start()
-    yield b
-    b.stop()
+from tests.fixtures import broker, mongo  # noqa: E402,F401
+from tests.support import TEST_SECRET  # noqa: E402
 
 
 @pytest.fixture
