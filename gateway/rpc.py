@@ -24,6 +24,7 @@ from contracts.errors import ERRORS, ParvisError, ServiceUnavailable
 log = logging.getLogger(__name__)
 
 RPC_EXCHANGE = "nameko-rpc"
+EMPTY_CALL = b'{"args": [], "kwargs": {}}'
 
 
 class RemoteError(ParvisError):
@@ -68,6 +69,11 @@ class RpcClient:
     def connected(self) -> bool:
         return self.connection is not None and not self.connection.is_closed
 
+    def _expire(self, correlation_id: str, service: str) -> None:
+        fut = self.pending.pop(correlation_id, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(RpcTimeout(f"Le service {service} ne répond pas."))
+
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         fut = self.pending.pop(message.correlation_id or "", None)
         if fut is None or fut.done():
@@ -84,21 +90,21 @@ class RpcClient:
                 await self.connect()
             except Exception as exc:
                 raise ServiceUnavailable(f"Messagerie indisponible ({exc.__class__.__name__}).") from None
-        correlation_id = str(uuid.uuid4())
-        fut = asyncio.get_running_loop().create_future()
+        correlation_id = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         self.pending[correlation_id] = fut
-        headers = {f"nameko.{k}": v for k, v in (context or {}).items() if v is not None}
-        body = json.dumps({"args": [], "kwargs": kwargs}, default=str).encode()
-        message = aio_pika.Message(
-            body, content_type="application/json", content_encoding="utf-8", correlation_id=correlation_id,
-            reply_to=self.reply_queue_name, headers=headers, delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
-        )
+        # One timer per call rather than asyncio.wait_for (an extra task and loop turn per call).
+        timer = loop.call_later(timeout or self.default_timeout, self._expire, correlation_id, service)
+        headers = {f"nameko.{k}": v for k, v in context.items() if v is not None} if context else None
+        body = json.dumps({"args": [], "kwargs": kwargs}, default=str).encode() if kwargs else EMPTY_CALL
+        message = aio_pika.Message(body, content_type="application/json", correlation_id=correlation_id,
+                                   reply_to=self.reply_queue_name, headers=headers)
         try:
             await self.exchange.publish(message, routing_key=f"{service}.{method}", mandatory=False)
-            reply = await asyncio.wait_for(fut, timeout or self.default_timeout)
-        except asyncio.TimeoutError:
-            raise RpcTimeout(f"Le service {service} ne répond pas.") from None
+            reply = await fut
         finally:
+            timer.cancel()
             self.pending.pop(correlation_id, None)
         error = reply.get("error")
         if error:

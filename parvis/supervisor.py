@@ -119,8 +119,11 @@ class Supervisor:
                              f"MONGO_URL=mongodb://127.0.0.1:{port}/ to use it, or PARVIS_MONGO_PORT to pick another.")
         data = self.settings.data_dir / "mongo"
         data.mkdir(parents=True, exist_ok=True)
-        child = Child(MONGO, [sys.executable, "-m", "parvis.nxdb", "--data-dir", str(data), "--host", "127.0.0.1", "-p", str(port)], self.env,
-                      COLORS[-1])
+        # nx-27017 keeps a pid file and a log in /tmp by default and refuses to start while another
+        # instance's pid file is there: give this one its own, under the data dir.
+        child = Child(MONGO, [sys.executable, "-m", "parvis.nxdb", "--data-dir", str(data), "--host", "127.0.0.1",
+                              "-p", str(port), "--pid-file", str(data / "nx.pid"), "--log-file", str(data / "nx.log")],
+                      self.env, COLORS[-1])
         child.start()
         self.children.append(child)
         if not wait_for(lambda: port_open("127.0.0.1", port), 30):

@@ -76,7 +76,8 @@ class Mongo:
         self.tmp = tempfile.mkdtemp(prefix="parvis-mongo-")
         port = free_port()
         self.proc = subprocess.Popen([PYTHON, "-m", "parvis.nxdb", "--data-dir", self.tmp, "--host", "127.0.0.1",
-                                      "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      "-p", str(port), "--pid-file", f"{self.tmp}/nx.pid",
+                                      "--log-file", f"{self.tmp}/nx.log"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      cwd=ROOT)
         self.url = f"mongodb://127.0.0.1:{port}/"
         wait_until(lambda: _port_open(port), 30, message="nx-27017")
