@@ -18,16 +18,18 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install Parvis with its test tools
+
+system-deps: ## Debian packages the tests need (promtool, docker-compose, chromium): installed if missing
 	@bash infra/scripts/system-deps.sh
 
 run: install ## run everything: embedded database, RabbitMQ check, 5 services, gateway, demo data
 	$(BIN)/parvis up
 
-test: install ## run the whole test suite (unit, nameko, integration, end-to-end)
+test: install system-deps ## run the whole test suite (unit, nameko, integration, end-to-end)
 	$(BIN)/python -m pytest tests/unit tests/integration tests/e2e
 	$(BIN)/python -m pytest -p no:cacheprovider tests/nameko
 
-unit: install ## only the fast, pure unit tests
+unit: install system-deps ## only the fast, pure unit tests
 	$(BIN)/python -m pytest tests/unit
 
 schema: install ## regenerate gateway/schema.graphql and contracts/asyncapi.yaml
@@ -39,4 +41,4 @@ bench: install ## run every benchmark under bench/ (figures printed, not asserte
 clean: ## remove the virtualenv and local data (var/)
 	rm -rf $(VENV) var .pytest_cache
 
-.PHONY: help install run test unit schema bench clean
+.PHONY: help install system-deps run test unit schema bench clean
