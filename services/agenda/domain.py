@@ -1,10 +1,34 @@
-"""Pure agenda rules: nothing here does I/O."""
+"""Pure agenda rules: nothing here does I/O.
+
+Validation of an event (sanitised Markdown, bounded recurrences, Europe/Paris wall time stored as UTC,
+reference data, URLs, lengths), the moderation state machine and the event status (schema.org), the
+normalised search text, duplicate hints and Relay cursors.
+"""
 from __future__ import annotations
 
+import base64
+import difflib
 import re
 import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
 
-from contracts.agenda import Organization
+import nh3
+from dateutil import rrule as dateutil_rrule
+from markdown_it import MarkdownIt
+
+from contracts.agenda import EventInput, Organization
+from contracts.errors import BadInput, Conflict, Forbidden
+
+PARIS = ZoneInfo("Europe/Paris")
+MAX_RECURRENCE = timedelta(days=731)  # expanded at most 2 years ahead of the first occurrence
+MAX_OCCURRENCES = 750
+MAX_TITLE = 160
+MAX_DESCRIPTION = 20_000
+MAX_TAG = 40
+PUBLIC_PATH = "/agenda/events/{id}"
 
 
 def slugify(text: str) -> str:
@@ -13,8 +37,436 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
 
 
+def normalise(text: str) -> str:
+    """Accent- and case-insensitive search form: 'Fête  de LA musique' -> 'fete de la musique'."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", ascii_text).split())
+
+
 def organization_changed(existing: dict | None, incoming: Organization) -> bool:
     if existing is None:
         return True
     fields = incoming.model_dump()
     return any(existing.get(k) != v for k, v in fields.items() if k != "id")
+
+
+# -- time ----------------------------------------------------------------------------------------
+def to_utc(value: datetime) -> datetime:
+    """A naive datetime is Europe/Paris wall time; an aware one is converted. Result: aware UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=PARIS)
+    return value.astimezone(timezone.utc)
+
+
+def to_paris(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(PARIS)
+
+
+def _wall(value: datetime) -> datetime:
+    """Naive Europe/Paris wall time of an input datetime."""
+    return to_paris(to_utc(value)).replace(tzinfo=None)
+
+
+# -- Markdown ------------------------------------------------------------------------------------
+_MD = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("strikethrough")
+_DANGEROUS = re.compile(r"<\s*/?\s*(script|iframe|object|embed|style|form|svg|math)\b|javascript\s*:|vbscript\s*:"
+                        r"|data\s*:\s*text/html|\bon[a-z]+\s*=", re.IGNORECASE)
+ALLOWED_TAGS = {"p", "br", "strong", "em", "del", "ul", "ol", "li", "a", "blockquote", "code", "pre", "h3", "h4",
+                "h5", "h6", "hr"}
+
+
+def render_markdown(text: str) -> str:
+    """Markdown to HTML that is safe to show anywhere: raw HTML is escaped, then nh3 keeps an allow-list."""
+    html = _MD.render(text)
+    html = re.sub(r"<(/?)h[12]>", r"<\1h3>", html)  # the page owns its top headings
+    return nh3.clean(html, tags=ALLOWED_TAGS, attributes={"a": {"href", "title"}},
+                     url_schemes={"http", "https", "mailto", "tel"}, link_rel="noopener noreferrer nofollow")
+
+
+# -- validation ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reference:
+    communes: dict[str, str]     # slug -> name
+    categories: dict[str, str]
+    themes: dict[str, str]
+
+
+def _url(value: str | None, field: str, label: str) -> str | None:
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or " " in value:
+        raise BadInput(f"{label} : adresse web invalide (http:// ou https:// attendu).", field)
+    return value
+
+
+def _text(value: str | None, field: str, label: str, limit: int, required: bool = False) -> str | None:
+    value = (value or "").strip()
+    if required and not value:
+        raise BadInput(f"{label} : obligatoire.", field)
+    if len(value) > limit:
+        raise BadInput(f"{label} : {limit} caractères au plus ({len(value)} reçus).", field)
+    if value and _DANGEROUS.search(value):
+        raise BadInput(f"{label} : le code HTML ou JavaScript n'est pas accepté.", field)
+    return value or None
+
+
+def expand_occurrences(slots: list[tuple[datetime, datetime]], rrule_text: str | None, all_day: bool,
+                       ) -> list[tuple[datetime, datetime]]:
+    """UTC (start, end) pairs. `slots` are naive Europe/Paris wall times; an RRULE repeats the first slot
+    in wall time (so 19:00 stays 19:00 across daylight-saving changes), bounded to 2 years."""
+    if all_day:
+        slots = [(datetime.combine(s.date(), time(0)), datetime.combine(e.date(), time(0)) + timedelta(days=1))
+                 for s, e in slots]
+    if not rrule_text:
+        pairs = slots
+    else:
+        start, end = slots[0]
+        duration = end - start
+        try:
+            rule = dateutil_rrule.rrulestr(rrule_text, dtstart=start, forceset=False, ignoretz=True)
+        except (ValueError, TypeError) as exc:
+            raise BadInput(f"Récurrence (RRULE) invalide : {exc}.", "rrule") from None
+        if not isinstance(rule, dateutil_rrule.rrule):
+            raise BadInput("Récurrence (RRULE) : une seule règle attendue.", "rrule")
+        if rule._count is None and rule._until is None:
+            raise BadInput("Récurrence (RRULE) : indiquez une fin (COUNT ou UNTIL), deux ans au plus.", "rrule")
+        limit = start + MAX_RECURRENCE
+        starts = []
+        for occ in rule:
+            if occ > limit:
+                raise BadInput("Récurrence (RRULE) : elle doit finir moins de deux ans après la première date.",
+                               "rrule")
+            starts.append(occ)
+            if len(starts) > MAX_OCCURRENCES:
+                raise BadInput(f"Récurrence (RRULE) : {MAX_OCCURRENCES} dates au plus.", "rrule")
+        if not starts:
+            raise BadInput("Récurrence (RRULE) : aucune date produite.", "rrule")
+        pairs = [(s, s + duration) for s in starts]
+    out = []
+    for s, e in pairs:
+        out.append((s.replace(tzinfo=PARIS).astimezone(timezone.utc), e.replace(tzinfo=PARIS).astimezone(timezone.utc)))
+    return sorted(out)
+
+
+def validate_event(data: EventInput, ref: Reference, now: datetime | None = None) -> dict:
+    """Checks an event and returns the fields to store; raises BadInput naming the first bad field."""
+    now = now or datetime.now(timezone.utc)
+    title = _text(data.title, "title", "Titre", MAX_TITLE, required=True)
+    description = (data.description or "").strip()
+    if len(description) > MAX_DESCRIPTION:
+        raise BadInput(f"Description : {MAX_DESCRIPTION} caractères au plus ({len(description)} reçus).", "description")
+    if _DANGEROUS.search(description) or re.search(r"<\s*[a-z!/]", description, re.IGNORECASE):
+        raise BadInput("Description : le HTML et les scripts ne sont pas acceptés ; utilisez Markdown.", "description")
+    if not data.slots:
+        raise BadInput("Dates : au moins un créneau (début et fin) est obligatoire.", "slots")
+    if data.rrule and len(data.slots) > 1:
+        raise BadInput("Récurrence : un seul créneau avec une règle RRULE.", "rrule")
+    wall = []
+    for i, slot in enumerate(data.slots):
+        start, end = _wall(slot.starts_at), _wall(slot.ends_at)
+        if data.all_day:
+            if end.date() < start.date():
+                raise BadInput("Dates : la fin précède le début.", f"slots.{i}.ends_at")
+        elif end <= start:
+            raise BadInput("Dates : la fin doit être après le début.", f"slots.{i}.ends_at")
+        if end - start > timedelta(days=366):
+            raise BadInput("Dates : un créneau dure un an au plus.", f"slots.{i}.ends_at")
+        if start.year < 2000 or start > _wall(now) + timedelta(days=3 * 366):
+            raise BadInput("Dates : le début doit être dans les trois prochaines années.", f"slots.{i}.starts_at")
+        wall.append((start, end))
+    rrule_text = (data.rrule or "").strip() or None
+    if rrule_text and rrule_text.upper().startswith("RRULE:"):
+        rrule_text = rrule_text[6:]
+    occurrences = expand_occurrences(sorted(wall), rrule_text, data.all_day)
+    loc = data.location
+    if loc.commune not in ref.communes:
+        raise BadInput(f"Commune inconnue : « {loc.commune} » n'est pas une commune du Sicoval.", "location.commune")
+    if data.category not in ref.categories:
+        raise BadInput(f"Catégorie inconnue : « {data.category} ».", "category")
+    if data.theme is not None and data.theme not in ref.themes:
+        raise BadInput(f"Thème inconnu : « {data.theme} ».", "theme")
+    if (loc.lat is None) != (loc.lon is None):
+        raise BadInput("Position : latitude et longitude vont ensemble.", "location.lat")
+    place = _text(loc.place, "location.place", "Lieu", 200)
+    address = _text(loc.address, "location.address", "Adresse", 300)
+    tags = []
+    for i, tag in enumerate(data.tags):
+        clean = _text(tag, f"tags.{i}", "Mot-clé", MAX_TAG, required=True)
+        if clean.lower() not in (t.lower() for t in tags):
+            tags.append(clean)
+    online_url = _url(data.online_url, "online_url", "Lien de participation en ligne")
+    if data.attendance_mode in ("online", "mixed") and not online_url:
+        raise BadInput("Participation en ligne : le lien est obligatoire.", "online_url")
+    contact = None
+    if data.contact is not None:
+        contact = {
+            "name": _text(data.contact.name, "contact.name", "Contact", 200),
+            "email": (data.contact.email or "").strip() or None,
+            "phone": _text(data.contact.phone, "contact.phone", "Téléphone", 40),
+        }
+        if contact["email"] and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", contact["email"]):
+            raise BadInput("Courriel de contact invalide.", "contact.email")
+    price = _text(data.price, "price", "Tarif", 200)
+    if not data.free and not price:
+        raise BadInput("Tarif : indiquez le prix d'un événement payant.", "price")
+    publish_at = to_utc(data.publish_at) if data.publish_at else None
+    return {
+        "title": title,
+        "description": description,
+        "description_html": render_markdown(description),
+        "slots": [{"starts_at": s, "ends_at": e} for s, e in
+                  (occurrences[:1] if rrule_text else occurrences)],
+        "rrule": rrule_text,
+        "all_day": data.all_day,
+        "occurrences": [{"starts_at": s, "ends_at": e} for s, e in occurrences],
+        "starts_at": occurrences[0][0],
+        "ends_at": occurrences[-1][1],
+        "location": {"place": place or "", "address": address or "", "commune": loc.commune,
+                     "lat": loc.lat, "lon": loc.lon},
+        "commune": loc.commune,
+        "commune_name": ref.communes[loc.commune],
+        "category": data.category,
+        "category_name": ref.categories[data.category],
+        "theme": data.theme,
+        "tags": tags,
+        "audience": _text(data.audience, "audience", "Public", 200),
+        "free": data.free,
+        "price": None if data.free else price,
+        "registration_url": _url(data.registration_url, "registration_url", "Lien d'inscription"),
+        "accessibility": sorted(set(data.accessibility)),
+        "attendance_mode": data.attendance_mode,
+        "online_url": online_url,
+        "image_url": _url(data.image_url, "image_url", "Image"),
+        "contact": contact,
+        "external_ids": [x.model_dump() for x in data.external_ids],
+        "publish_at": publish_at,
+        "search": search_text(title, description, place, address, ref.communes[loc.commune], tags),
+    }
+
+
+def search_text(title, description, place, address, commune_name, tags) -> str:
+    """The normalised field text search matches (no collation or text index needed)."""
+    return " ".join(normalise(x or "") for x in (title, " ".join(tags or []), place, address, commune_name,
+                                                 description[:2000] if description else ""))
+
+
+def text_terms(text: str | None) -> list[str]:
+    return [t for t in normalise(text or "").split() if t][:8]
+
+
+# -- moderation state machine ------------------------------------------------------------------
+# (state, action) -> new state, and who may do it. "Organizer" means the event's own organisation.
+TRANSITIONS: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
+    ("draft", "submit"): ("submitted", frozenset({"organizer", "agent"})),
+    ("rejected", "submit"): ("submitted", frozenset({"organizer", "agent"})),
+    ("submitted", "approve"): ("published", frozenset({"agent"})),
+    ("draft", "approve"): ("published", frozenset({"agent"})),  # agents may publish directly
+    ("submitted", "reject"): ("rejected", frozenset({"agent"})),
+    ("draft", "withdraw"): ("withdrawn", frozenset({"organizer", "agent"})),
+    ("submitted", "withdraw"): ("withdrawn", frozenset({"organizer", "agent"})),
+    ("published", "withdraw"): ("withdrawn", frozenset({"organizer", "agent"})),
+    ("rejected", "withdraw"): ("withdrawn", frozenset({"organizer", "agent"})),
+}
+# An event being edited stays where it is; a published one gets a pending revision (organisers).
+EDITABLE = frozenset({"draft", "submitted", "rejected", "published"})
+
+
+def transition(state: str, action: str, role: str) -> str:
+    """The state after `action`, or Forbidden/Conflict (with a French message)."""
+    entry = TRANSITIONS.get((state, action))
+    if entry is None:
+        raise Conflict(f"Action « {action} » impossible : l'événement est « {STATE_LABELS.get(state, state)} ».",
+                       "moderation_state")
+    new_state, roles = entry
+    if role not in roles:
+        raise Forbidden("Vous n'avez pas le droit de faire cette action.")
+    return new_state
+
+
+STATE_LABELS = {"draft": "brouillon", "submitted": "soumis", "published": "publié", "rejected": "refusé",
+                "withdrawn": "retiré"}
+
+# Event status, the second axis (OpenAgenda), mapped to schema.org eventStatus.
+SCHEMA_ORG_STATUS = {
+    "scheduled": "https://schema.org/EventScheduled",
+    "rescheduled": "https://schema.org/EventRescheduled",
+    "moved_online": "https://schema.org/EventMovedOnline",
+    "postponed": "https://schema.org/EventPostponed",
+    "full": "https://schema.org/EventScheduled",  # schema.org has no "full": the offer is SoldOut
+    "cancelled": "https://schema.org/EventCancelled",
+}
+SCHEMA_ORG_ATTENDANCE = {
+    "offline": "https://schema.org/OfflineEventAttendanceMode",
+    "online": "https://schema.org/OnlineEventAttendanceMode",
+    "mixed": "https://schema.org/MixedEventAttendanceMode",
+}
+
+
+def check_status_change(moderation_state: str, current: str, new: str, has_new_slots: bool,
+                        attendance_mode: str, online_url: str | None) -> None:
+    if moderation_state == "withdrawn":
+        raise Conflict("Un événement retiré ne change plus de statut.", "status")
+    if current == "cancelled" and new != "cancelled":
+        raise Conflict("Un événement annulé ne peut pas être reprogrammé : créez-en un nouveau.", "status")
+    if new == "rescheduled" and not has_new_slots:
+        raise BadInput("Reprogrammé : indiquez les nouvelles dates.", "slots")
+    if new == "moved_online" and not online_url:
+        raise BadInput("En ligne : l'événement doit avoir un lien de participation (online_url).", "online_url")
+
+
+def status_event_type(new_status: str) -> str:
+    return "agenda.event_cancelled" if new_status == "cancelled" else "agenda.event_updated"
+
+
+def may_touch(role: str, caller_org: str | None, organizer: str) -> bool:
+    """Writes: agents on everything, organisers on their own organisation's events only."""
+    return role == "agent" or (role == "organizer" and caller_org is not None and caller_org == organizer)
+
+
+def visible_to_public(doc: dict, now: datetime) -> bool:
+    publish_at = doc.get("publish_at")
+    return doc.get("moderation_state") == "published" and (publish_at is None or publish_at <= now)
+
+
+CHANGE_FIELDS = ("title", "description", "slots", "rrule", "all_day", "location", "category", "theme", "tags",
+                 "audience", "free", "price", "registration_url", "accessibility", "attendance_mode", "online_url",
+                 "image_url", "contact", "external_ids", "publish_at")
+
+
+def changed_fields(old: dict, new: dict) -> list[str]:
+    return [f for f in CHANGE_FIELDS if old.get(f) != new.get(f)]
+
+
+# -- duplicates ----------------------------------------------------------------------------------
+def title_similarity(a: str, b: str) -> float:
+    na, nb = normalise(a), normalise(b)
+    if not na or not nb:
+        return 0.0
+    ratio = difflib.SequenceMatcher(None, na, nb).ratio()
+    ta, tb = set(na.split()), set(nb.split())
+    jaccard = len(ta & tb) / len(ta | tb)
+    return max(ratio, jaccard)
+
+
+def likely_duplicates(candidate: dict, others: list[dict], threshold: float = 0.6) -> list[dict]:
+    """Events in the same commune whose time overlaps and whose title looks alike."""
+    out = []
+    for other in others:
+        if other["_id"] == candidate["_id"] or other.get("commune") != candidate.get("commune"):
+            continue
+        if not (other["starts_at"] < candidate["ends_at"] and candidate["starts_at"] < other["ends_at"]):
+            continue
+        if title_similarity(candidate["title"], other["title"]) >= threshold:
+            out.append({"id": other["_id"], "title": other["title"], "starts_at": other["starts_at"],
+                        "commune": other["commune"]})
+    return out
+
+
+# -- Relay cursors -------------------------------------------------------------------------------
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        offset = int(value)
+        if kind != "o" or offset < 0:
+            raise ValueError
+        return offset
+    except (ValueError, UnicodeDecodeError):
+        raise BadInput("Curseur invalide.", "after") from None
+
+
+# -- queries -------------------------------------------------------------------------------------
+PUBLIC_STATES = ("published",)
+
+
+def event_query(f, role: str, now: datetime) -> dict:
+    """The MongoDB filter of a search (EventFilter `f`): the public sees published events only, whose
+    publication time has come; `include_removed` adds tombstones of once-public events for delta sync."""
+    clauses: list[dict] = []
+    if role == "agent" and f.moderation_states:
+        clauses.append({"moderation_state": {"$in": list(f.moderation_states)}})
+    else:
+        states = ["published", "withdrawn"] if f.include_removed else ["published"]
+        # visible_from is set when an event is published (publishAt or the approval time): a withdrawn
+        # event that never was public has none, so it is no tombstone anyone needs.
+        clauses.append({"moderation_state": {"$in": states}, "visible_from": {"$lte": now}})
+    if f.communes:
+        clauses.append({"commune": {"$in": list(f.communes)}})
+    if f.categories:
+        clauses.append({"category": {"$in": list(f.categories)}})
+    if f.themes:
+        clauses.append({"theme": {"$in": list(f.themes)}})
+    if f.organizer:
+        clauses.append({"organizer": f.organizer})
+    if f.accessibility:
+        clauses.append({"accessibility": {"$all": list(f.accessibility)}})
+    if f.free is not None:
+        clauses.append({"price_kind": "free" if f.free else "paid"})
+    if f.starts_after or f.starts_before:
+        occ: dict = {}
+        if f.starts_after:
+            occ["ends_at"] = {"$gt": to_utc(f.starts_after)}
+        if f.starts_before:
+            occ["starts_at"] = {"$lt": to_utc(f.starts_before)}
+        clauses.append({"occurrences": {"$elemMatch": occ}})
+    if f.updated_since:
+        clauses.append({"updated_at": {"$gt": to_utc(f.updated_since)}})
+    for term in text_terms(f.text):
+        clauses.append({"search": {"$regex": re.escape(term)}})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def compile_filter(f, now: datetime):
+    """The same rules as `event_query` for the public's view, as a predicate on a document in memory (the
+    read model); the filter's values are prepared once, not per document."""
+    states = ("published", "withdrawn") if f.include_removed else ("published",)
+    communes, categories, themes = set(f.communes), set(f.categories), set(f.themes)
+    accessibility = set(f.accessibility)
+    price_kind = None if f.free is None else ("free" if f.free else "paid")
+    after = to_utc(f.starts_after) if f.starts_after else None
+    before = to_utc(f.starts_before) if f.starts_before else None
+    updated_since = to_utc(f.updated_since) if f.updated_since else None
+    terms = text_terms(f.text)
+
+    def matches(doc: dict) -> bool:
+        visible_from = doc.get("visible_from")
+        if doc.get("moderation_state") not in states or visible_from is None or visible_from > now:
+            return False
+        if (communes and doc.get("commune") not in communes) or (categories and doc.get("category") not in categories):
+            return False
+        if (themes and doc.get("theme") not in themes) or (f.organizer and doc.get("organizer") != f.organizer):
+            return False
+        if accessibility and not accessibility <= set(doc.get("accessibility") or ()):
+            return False
+        if price_kind and doc.get("price_kind") != price_kind:
+            return False
+        if updated_since and not doc["updated_at"] > updated_since:
+            return False
+        if after or before:
+            if (after and doc["ends_at"] <= after) or (before and doc["starts_at"] >= before):
+                return False  # outside the event's whole span: no occurrence can match
+            if not any((after is None or o["ends_at"] > after) and (before is None or o["starts_at"] < before)
+                       for o in doc.get("occurrences") or ()):
+                return False
+        if terms:
+            search = doc.get("search") or ""
+            return all(t in search for t in terms)
+        return True
+
+    return matches
+
+
+def search_snapshot(docs, f, now: datetime, by_update: bool) -> list[dict]:
+    matches = compile_filter(f, now)
+    found = [d for d in docs if matches(d)]
+    key = (lambda d: (d["updated_at"], d["_id"])) if by_update else (lambda d: (d["starts_at"], d["_id"]))
+    return sorted(found, key=key)

@@ -1,15 +1,38 @@
 """Agenda service entrypoints: thin; rules in domain.py, storage in store.py."""
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timezone
+
 from nameko.rpc import rpc
+from nameko.timer import timer
+from prometheus_client import Counter, Gauge, Histogram
 
 from contracts import agenda as c
+from contracts.errors import BadInput, Forbidden, NotFound
+from parvis.logjson import SLO_BUCKETS
 from services.agenda import domain
-from services.agenda.store import AgendaStore
+from services.agenda.store import SORT_BY_START, SORT_BY_UPDATE, SORT_OLDEST_SUBMISSION, SORT_RECENT, AgendaStore
 from services.common.events import Events
 from services.common.mongo import Mongo
 from services.common.rpc import contract
 from services.common.service import ServiceBase
+
+TRANSITIONS = Counter("parvis_agenda_transitions_total", "Agenda moderation and status transitions",
+                      ["action", "outcome"])
+QUEUE_SIZE = Gauge("parvis_agenda_moderation_queue", "Events and revisions waiting for moderation", ["kind"])
+TIME_TO_DECISION = Histogram("parvis_agenda_time_to_decision_seconds", "From submission to an agent's decision",
+                             ["decision"], buckets=SLO_BUCKETS + (3600.0, 86400.0, 7 * 86400.0))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(value):
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
 
 
 class AgendaService(ServiceBase):
@@ -17,6 +40,7 @@ class AgendaService(ServiceBase):
     store: AgendaStore = Mongo(AgendaStore)
     events = Events()
 
+    # -- reference data -------------------------------------------------------------------------
     @rpc
     @contract(c.IMPORT_REFERENCE_DATA)
     def import_reference_data(self, data: c.ReferenceData) -> c.ImportReport:
@@ -61,3 +85,309 @@ class AgendaService(ServiceBase):
     @contract(c.LIST_THEMES)
     def list_themes(self, _req) -> list[dict]:
         return self.store.list_reference("themes")
+
+    # -- writing events ---------------------------------------------------------------------------
+    @rpc
+    @contract(c.CREATE_EVENT)
+    def create_event(self, req: c.CreateEvent) -> dict:
+        caller = self.caller.require({"organizer", "agent"})
+        organizer = caller.org if caller.role == "organizer" else (req.organizer or caller.org)
+        if caller.role == "organizer" and req.organizer not in (None, caller.org):
+            raise Forbidden("Vous ne pouvez proposer des événements que pour votre organisation.", "organizer")
+        if not organizer:
+            raise BadInput("Organisateur : indiquez l'organisation.", "organizer")
+        org = self.store.get_organization(organizer)
+        if org is None:
+            raise BadInput(f"Organisation inconnue : {organizer}.", "organizer")
+        fields = domain.validate_event(req.event, self.store.reference())
+        now = _now()
+        doc = {"_id": f"evt-{uuid.uuid4().hex[:16]}", **fields, "organizer": organizer,
+               "organizer_name": org["name"], "moderation_state": "draft", "status": "scheduled", "queue": "none",
+               "price_kind": "free" if fields["free"] else "paid", "created_at": now, "updated_at": now,
+               "created_by": caller.subject, "version": 1}
+        self.store.insert_event(doc, [])
+        TRANSITIONS.labels("create", "draft").inc()
+        return self._view(self.store.get_event(doc["_id"]))
+
+    @rpc
+    @contract(c.UPDATE_EVENT)
+    def update_event(self, req: c.UpdateEvent) -> dict:
+        doc = self._writable(req.id)
+        if doc["moderation_state"] == "withdrawn":
+            raise BadInput("Un événement retiré ne se modifie plus.", "id")
+        fields = domain.validate_event(req.event, self.store.reference())
+        fields["price_kind"] = "free" if fields["free"] else "paid"
+        changed = domain.changed_fields(doc, fields)
+        if doc["moderation_state"] == "published" and self.caller.role == "organizer":
+            # The public keeps the published version; the edit waits for an agent as a revision.
+            now = _now()
+            env = self._event(c.EventSubmitted, {**doc, **fields}, revision=True,
+                              duplicates=[d["id"] for d in self._duplicates({**doc, **fields})])
+            self.store.update_event(doc["_id"], doc["version"],
+                                    {"pending": fields, "pending_submitted_at": now, "queue": "revision",
+                                     "queued_at": now}, [env])
+            TRANSITIONS.labels("revise", "submitted").inc()
+        else:
+            events = []
+            if doc["moderation_state"] == "published" and changed:
+                events.append(self._event(c.EventUpdated, {**doc, **fields}, changed=changed))
+            self.store.update_event(doc["_id"], doc["version"], fields, events)
+            TRANSITIONS.labels("update", doc["moderation_state"]).inc()
+        return self._view(self.store.get_event(doc["_id"]))
+
+    @rpc
+    @contract(c.SUBMIT_EVENT)
+    def submit_event(self, req: c.EventRef) -> dict:
+        doc = self._writable(req.id)
+        new_state = domain.transition(doc["moderation_state"], "submit", self.caller.role)
+        now = _now()
+        duplicates = self._duplicates(doc)
+        env = self._event(c.EventSubmitted, {**doc, "moderation_state": new_state},
+                          duplicates=[d["id"] for d in duplicates])
+        self.store.update_event(doc["_id"], doc["version"], {
+            "moderation_state": new_state, "submitted_at": now, "queue": "event", "queued_at": now,
+            "possible_duplicates": duplicates, "rejection_reason": None}, [env])
+        TRANSITIONS.labels("submit", new_state).inc()
+        return self._view(self.store.get_event(doc["_id"]))
+
+    @rpc
+    @contract(c.MODERATE_EVENT)
+    def moderate_event(self, req: c.ModerateEvent) -> dict:
+        self.caller.require({"agent"})
+        doc = self._get(req.id)
+        reason = (req.reason or "").strip()
+        if req.decision == "reject" and not reason:
+            raise BadInput("Refus : indiquez la raison, l'organisateur la recevra.", "reason")
+        now = _now()
+        if doc.get("queue") == "revision":
+            return self._decide_revision(doc, req.decision, reason, now)
+        new_state = domain.transition(doc["moderation_state"], req.decision, "agent")
+        queued = _aware(doc.get("queued_at"))
+        if req.decision == "approve":
+            publish_at = _aware(doc.get("publish_at"))
+            visible_from = max(now, publish_at) if publish_at else now
+            env = self._event(c.EventPublished, {**doc, "moderation_state": new_state},
+                              url=domain.PUBLIC_PATH.format(id=doc["_id"]),
+                              publish_at=publish_at if publish_at and publish_at > now else None)
+            sets = {"moderation_state": new_state, "visible_from": visible_from, "decided_at": now,
+                    "decided_by": self.caller.subject, "queue": "none", "rejection_reason": None}
+        else:
+            env = self._event(c.EventRejected, {**doc, "moderation_state": new_state}, reason=reason)
+            sets = {"moderation_state": new_state, "decided_at": now, "decided_by": self.caller.subject,
+                    "queue": "none", "rejection_reason": reason}
+        self.store.update_event(doc["_id"], doc["version"], sets, [env])
+        TRANSITIONS.labels(req.decision, new_state).inc()
+        if queued:
+            TIME_TO_DECISION.labels(req.decision).observe(max(0.0, (now - queued).total_seconds()))
+        return self._view(self.store.get_event(doc["_id"]))
+
+    def _decide_revision(self, doc: dict, decision: str, reason: str, now: datetime) -> dict:
+        pending = doc.get("pending") or {}
+        queued = _aware(doc.get("queued_at"))
+        if decision == "approve":
+            merged = {**doc, **pending}
+            events = [self._event(c.EventPublished, merged, url=domain.PUBLIC_PATH.format(id=doc["_id"]),
+                                  revision=True)]
+            sets = {**pending, "queue": "none", "decided_at": now, "decided_by": self.caller.subject,
+                    "revision_rejection_reason": None}
+        else:
+            events = [self._event(c.EventRejected, {**doc, **pending}, reason=reason, revision=True)]
+            sets = {"queue": "none", "decided_at": now, "decided_by": self.caller.subject,
+                    "revision_rejection_reason": reason}
+        self.store.update_event(doc["_id"], doc["version"], sets, events, unset=("pending", "pending_submitted_at"))
+        TRANSITIONS.labels(f"{decision}_revision", "published").inc()
+        if queued:
+            TIME_TO_DECISION.labels(decision).observe(max(0.0, (now - queued).total_seconds()))
+        return self._view(self.store.get_event(doc["_id"]))
+
+    @rpc
+    @contract(c.WITHDRAW_EVENT)
+    def withdraw_event(self, req: c.WithdrawEvent) -> dict:
+        doc = self._writable(req.id)
+        new_state = domain.transition(doc["moderation_state"], "withdraw", self.caller.role)
+        env = self._event(c.EventWithdrawn, {**doc, "moderation_state": new_state})
+        self.store.update_event(doc["_id"], doc["version"], {
+            "moderation_state": new_state, "queue": "none", "withdrawn_reason": (req.reason or "").strip() or None,
+            "withdrawn_at": _now()}, [env], unset=("pending", "pending_submitted_at"))
+        TRANSITIONS.labels("withdraw", new_state).inc()
+        return self._view(self.store.get_event(doc["_id"]))
+
+    @rpc
+    @contract(c.SET_EVENT_STATUS)
+    def set_event_status(self, req: c.SetEventStatus) -> dict:
+        doc = self._writable(req.id)
+        domain.check_status_change(doc["moderation_state"], doc.get("status", "scheduled"), req.status,
+                                   bool(req.slots), doc.get("attendance_mode"), doc.get("online_url"))
+        sets: dict = {"status": req.status, "status_reason": (req.reason or "").strip() or None}
+        changed = ["status"]
+        if req.slots:
+            data = domain_input(doc)
+            data.slots = req.slots
+            fields = domain.validate_event(data, self.store.reference())
+            sets.update({k: fields[k] for k in ("slots", "occurrences", "starts_at", "ends_at")})
+            changed.append("slots")
+        if req.status == "moved_online":
+            sets["attendance_mode"] = "online"
+        events = []
+        if doc["moderation_state"] == "published":
+            merged = {**doc, **sets}
+            if req.status == "cancelled":
+                events.append(self._event(c.EventCancelled, merged, reason=sets["status_reason"]))
+            else:
+                events.append(self._event(c.EventUpdated, merged, changed=changed))
+        self.store.update_event(doc["_id"], doc["version"], sets, events)
+        TRANSITIONS.labels(f"status_{req.status}", doc["moderation_state"]).inc()
+        return self._view(self.store.get_event(doc["_id"]))
+
+    # -- reading ---------------------------------------------------------------------------------
+    @rpc
+    @contract(c.GET_EVENT)
+    def get_event(self, req: c.EventRef) -> dict:
+        doc = self.store.get_event(req.id)
+        if doc is None or not self._may_read(doc):
+            raise NotFound("Événement introuvable.", "id")
+        return self._view(doc)
+
+    @rpc
+    @contract(c.SEARCH_EVENTS)
+    def search_events(self, req: c.SearchEvents) -> dict:
+        role = self.caller.role
+        now = _now()
+        by_update = bool(req.filter.updated_since)
+        docs = self.store.snapshot_docs(req.filter.communes)
+        if docs is not None and not (role == "agent" and req.filter.moderation_states):
+            found = domain.search_snapshot(docs, req.filter, now, by_update)
+            offset = domain.decode_cursor(req.after)
+            return self._page_of(found[offset:offset + req.first], len(found), offset, req.after)
+        query = domain.event_query(req.filter, role, now)
+        return self._page(query, SORT_BY_UPDATE if by_update else SORT_BY_START, req.first, req.after)
+
+    @rpc
+    @contract(c.MY_EVENTS)
+    def my_events(self, req: c.MyEvents) -> dict:
+        caller = self.caller.require({"organizer", "agent"})
+        if not caller.org:
+            raise Forbidden("Votre compte n'est rattaché à aucune organisation.")
+        query: dict = {"organizer": caller.org}
+        if req.moderation_states:
+            query["moderation_state"] = {"$in": list(req.moderation_states)}
+        return self._page(query, SORT_RECENT, req.first, req.after)
+
+    @rpc
+    @contract(c.MODERATION_QUEUE)
+    def moderation_queue(self, req: c.ModerationQueueRequest) -> dict:
+        self.caller.require({"agent"})
+        page = self._page({"queue": {"$in": ["event", "revision"]}}, SORT_OLDEST_SUBMISSION, req.first, req.after)
+        counts = self.store.queue_counts()
+        QUEUE_SIZE.labels("event").set(counts["submitted"])
+        QUEUE_SIZE.labels("revision").set(counts["revisions"])
+        return {**page, "counts": counts}
+
+    @timer(interval=30)
+    def refresh_queue_gauge(self) -> None:
+        """Counting scans on nx-27017: done here and in moderation_queue, not on every transition."""
+        self._gauge()
+
+    @timer(interval=1)
+    def refresh_public_snapshot(self) -> None:
+        """Loads the read model at start, then follows the other instances' writes (≤ 1 s behind)."""
+        self.store.refresh_snapshot()
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _page(self, query: dict, sort, first: int, after: str | None) -> dict:
+        offset = domain.decode_cursor(after)
+        docs, total = self.store.search_events(query, sort, offset, first)
+        return self._page_of(docs, total, offset, after)
+
+    def _page_of(self, docs: list[dict], total: int, offset: int, after: str | None) -> dict:
+        end = offset + len(docs)
+        return {"items": [self._view(d) for d in docs], "total": total,
+                "cursors": [domain.encode_cursor(offset + i + 1) for i in range(len(docs))],
+                "end_cursor": domain.encode_cursor(end) if docs else after, "has_next": end < total}
+
+    def _get(self, event_id: str) -> dict:
+        doc = self.store.get_event(event_id)
+        if doc is None:
+            raise NotFound("Événement introuvable.", "id")
+        return doc
+
+    def _writable(self, event_id: str) -> dict:
+        caller = self.caller.require({"organizer", "agent"})
+        doc = self._get(event_id)
+        if not domain.may_touch(caller.role, caller.org, doc["organizer"]):
+            raise Forbidden("Cet événement appartient à une autre organisation.", "id")
+        return doc
+
+    def _may_read(self, doc: dict) -> bool:
+        caller = self.caller
+        if caller.role == "agent":
+            return True
+        if caller.role == "organizer" and caller.org == doc["organizer"]:
+            return True
+        return domain.visible_to_public({**doc, "publish_at": _aware(doc.get("visible_from"))}, _now())
+
+    def _duplicates(self, doc: dict) -> list[dict]:
+        others = self.store.overlapping(doc["commune"], doc["starts_at"], doc["ends_at"])
+        return domain.likely_duplicates(doc, others)
+
+    def _event(self, contract_cls, doc: dict, **extra) -> dict:
+        data = {"id": doc["_id"], "title": doc["title"], "organizer": doc["organizer"], "commune": doc["commune"],
+                "category": doc["category"], "starts_at": doc["starts_at"], "ends_at": doc["ends_at"],
+                "moderation_state": doc["moderation_state"], "status": doc.get("status", "scheduled"),
+                "actor": self.caller.subject, **extra}
+        return self.events.build(contract_cls.event_type, data)
+
+    def _gauge(self) -> None:
+        try:
+            counts = self.store.queue_counts()
+        except Exception:  # noqa: BLE001 - a gauge is not worth failing a request for
+            return
+        QUEUE_SIZE.labels("event").set(counts["submitted"])
+        QUEUE_SIZE.labels("revision").set(counts["revisions"])
+
+    def _view(self, doc: dict) -> dict:
+        """The caller's view: organisers of the event and agents also see the pending revision."""
+        view = event_view(doc)
+        caller = self.caller
+        if doc.get("pending") and (caller.role == "agent" or (caller.role == "organizer" and caller.org == doc["organizer"])):
+            view["pending_revision"] = event_view({**doc, **doc["pending"], "pending": None})
+        return view
+
+
+def event_view(doc: dict) -> dict:
+    location = doc.get("location") or {"commune": doc["commune"]}
+    return {
+        "id": doc["_id"], "title": doc["title"], "description": doc.get("description", ""),
+        "description_html": doc.get("description_html", ""), "slots": doc.get("slots") or [],
+        "rrule": doc.get("rrule"), "all_day": bool(doc.get("all_day")), "occurrences": doc.get("occurrences") or [],
+        "starts_at": doc["starts_at"], "ends_at": doc["ends_at"], "location": location,
+        "commune_name": doc.get("commune_name", doc["commune"]), "category": doc["category"],
+        "category_name": doc.get("category_name", doc["category"]), "theme": doc.get("theme"),
+        "tags": doc.get("tags") or [], "audience": doc.get("audience"), "free": bool(doc.get("free", True)),
+        "price": doc.get("price"), "registration_url": doc.get("registration_url"),
+        "accessibility": doc.get("accessibility") or [], "attendance_mode": doc.get("attendance_mode", "offline"),
+        "online_url": doc.get("online_url"), "image_url": doc.get("image_url"), "contact": doc.get("contact"),
+        "external_ids": doc.get("external_ids") or [], "publish_at": doc.get("publish_at"),
+        "organizer": doc["organizer"], "organizer_name": doc.get("organizer_name", doc["organizer"]),
+        "moderation_state": doc["moderation_state"], "status": doc.get("status", "scheduled"),
+        "rejection_reason": doc.get("rejection_reason") or doc.get("revision_rejection_reason"),
+        "status_reason": doc.get("status_reason"), "removed": doc["moderation_state"] == "withdrawn",
+        "created_at": doc["created_at"], "updated_at": doc["updated_at"], "submitted_at": doc.get("submitted_at"),
+        "decided_at": doc.get("decided_at"), "url": domain.PUBLIC_PATH.format(id=doc["_id"]),
+        "possible_duplicates": doc.get("possible_duplicates") or [],
+    }
+
+
+def domain_input(doc: dict) -> c.EventInput:
+    """The stored event as input again (to re-validate it with new slots)."""
+    return c.EventInput(
+        title=doc["title"], description=doc.get("description", ""),
+        slots=[c.Slot(starts_at=s["starts_at"], ends_at=s["ends_at"]) for s in doc.get("slots") or []],
+        rrule=doc.get("rrule"), all_day=bool(doc.get("all_day")), location=c.Location(**doc["location"]),
+        category=doc["category"], theme=doc.get("theme"), tags=doc.get("tags") or [], audience=doc.get("audience"),
+        free=bool(doc.get("free", True)), price=doc.get("price"), registration_url=doc.get("registration_url"),
+        accessibility=doc.get("accessibility") or [], attendance_mode=doc.get("attendance_mode", "offline"),
+        online_url=doc.get("online_url"), image_url=doc.get("image_url"),
+        contact=c.Contact(**doc["contact"]) if doc.get("contact") else None,
+        external_ids=[c.ExternalId(**x) for x in doc.get("external_ids") or []], publish_at=None,
+    )

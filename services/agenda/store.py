@@ -1,17 +1,45 @@
 """MongoDB access of the agenda service (database parvis_agenda)."""
 from __future__ import annotations
 
-from pymongo import ASCENDING, IndexModel, UpdateOne
+import re
+import threading
+import time
+from datetime import datetime, timedelta
 
-from services.common.mongo import Repository, utcnow
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+
+from contracts.errors import Conflict
+from services.agenda.domain import Reference
+from services.common.mongo import OUTBOX, OUTBOX_COUNT, Repository, utcnow
+
+# Fields of an event document the read paths never need (big or internal).
+LIST_PROJECTION = {"search": 0, "_outbox": 0, "_outbox_n": 0}
 
 
 class AgendaStore(Repository):
     indexes = {
         "organizations": [IndexModel([("slug", ASCENDING)], unique=True), IndexModel([("kind", ASCENDING)])],
+        "events": [
+            IndexModel([("moderation_state", ASCENDING), ("starts_at", ASCENDING)]),
+            IndexModel([("commune", ASCENDING)]),
+            IndexModel([("organizer", ASCENDING)]),
+            IndexModel([("queue", ASCENDING)]),
+            IndexModel([("updated_at", ASCENDING)]),
+        ],
     }
-    outbox_collections = ("organizations",)
+    outbox_collections = ("organizations", "events")
 
+    def __init__(self, db):
+        super().__init__(db)
+        # The read model of the public agenda: every once-public event of this process, by id. nx-27017
+        # (and a busy MongoDB) cost far more per scanning query than filtering 10,000 documents in memory.
+        self.snapshot: dict[str, dict] | None = None
+        self._by_commune: dict[str, list[dict]] | None = None
+        self._snapshot_generation = -1
+        self._snapshot_high_water: datetime | None = None
+        self._snapshot_lock = threading.Lock()
+
+    # -- reference data -------------------------------------------------------------------------
     def upsert_reference(self, collection: str, items: list[dict]) -> int:
         if not items:
             return 0
@@ -22,6 +50,12 @@ class AgendaStore(Repository):
 
     def list_reference(self, collection: str) -> list[dict]:
         return [self.public(d) for d in self.db[collection].find({}, {"_id": 0}).sort("name", ASCENDING)]
+
+    def reference(self) -> Reference:
+        def names(coll):
+            return {d["_id"]: d["name"] for d in self.db[coll].find({}, {"name": 1})}
+
+        return Reference(communes=names("communes"), categories=names("categories"), themes=names("themes"))
 
     def get_organization(self, org_id: str) -> dict | None:
         return self.public(self.db.organizations.find_one({"_id": org_id}))
@@ -35,3 +69,118 @@ class AgendaStore(Repository):
         query = {"kind": kind} if kind else {}
         docs = self.db.organizations.find(query).sort("name", ASCENDING)
         return [{k: d.get(k) for k in ("id", "slug", "name", "kind", "commune", "contact_email")} for d in docs]
+
+    # -- events ---------------------------------------------------------------------------------
+    def insert_event(self, doc: dict, events: list[dict]) -> None:
+        self.db.events.insert_one(self.doc_with_events(doc, events))
+        self._changed(doc)
+
+    def get_event(self, event_id: str) -> dict | None:
+        return self.public(self.db.events.find_one({"_id": event_id}, {"search": 0}))
+
+    def update_event(self, event_id: str, version: int, sets: dict, events: list[dict], unset: tuple[str, ...] = ()
+                     ) -> None:
+        """Optimistic write: applies only if nobody changed the event since it was read (same version).
+
+        The whole document is replaced, its outbox included, rather than `$set`: nx-27017 stores a
+        top-level datetime written by `$set` as a string, which range queries then miss. An envelope the
+        relay publishes between our read and our write may be published again: consumers deduplicate.
+        """
+        current = self.db.events.find_one({"_id": event_id, "version": version})
+        if current is None:
+            raise Conflict("L'événement a changé entre-temps : rechargez-le et recommencez.", "id")
+        doc = {k: v for k, v in current.items() if k not in unset}
+        doc.update(sets)
+        doc["updated_at"] = sets.get("updated_at") or utcnow()
+        doc["version"] = version + 1
+        outbox = dict(doc.get(OUTBOX) or {})
+        for env in events:
+            outbox[env["event_id"]] = env
+        if outbox:
+            doc[OUTBOX] = outbox
+            doc[OUTBOX_COUNT] = len(outbox)
+        result = self.db.events.replace_one({"_id": event_id, "version": version}, doc)
+        if result.matched_count == 0:
+            raise Conflict("L'événement a changé entre-temps : rechargez-le et recommencez.", "id")
+        self._changed(doc)
+
+    # -- the public read model ------------------------------------------------------------------
+    def _changed(self, doc: dict) -> None:
+        """Keeps this process's snapshot exact, and tells the other instances (generation counter)."""
+        if "visible_from" not in doc:
+            return  # never public: not in anyone's snapshot
+        self.db.meta.update_one({"_id": "public_events"}, {"$inc": {"generation": 1}}, upsert=True)
+        if self.snapshot is not None:
+            self.snapshot[doc["_id"]] = {k: v for k, v in doc.items() if k not in (OUTBOX, OUTBOX_COUNT)}
+            self._by_commune = None
+
+    def snapshot_docs(self, communes: list[str]) -> list[dict] | None:
+        """Documents of the read model (of these communes only, when given); None until it is loaded."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            return None
+        if not communes:
+            return list(snapshot.values())
+        groups = self._by_commune
+        if groups is None:
+            groups = {}
+            for doc in snapshot.values():
+                groups.setdefault(doc.get("commune"), []).append(doc)
+            self._by_commune = groups
+        return [d for c in dict.fromkeys(communes) for d in groups.get(c, ())]
+
+    def refresh_snapshot(self) -> bool:
+        """Loads the snapshot, or the events changed since the last load when another instance wrote.
+        Returns whether the snapshot is ready."""
+        with self._snapshot_lock:
+            meta = self.db.meta.find_one({"_id": "public_events"}) or {}
+            generation = meta.get("generation", 0)
+            if self.snapshot is not None and generation == self._snapshot_generation:
+                return True
+            started = datetime.now(tz=self._tz())
+            query: dict = {"visible_from": {"$exists": True}}
+            if self.snapshot is not None and self._snapshot_high_water is not None:
+                query["updated_at"] = {"$gt": self._snapshot_high_water - timedelta(seconds=10)}  # clock skew
+            docs = self.db.events.find(query, {OUTBOX: 0, OUTBOX_COUNT: 0})
+            snapshot = dict(self.snapshot or {})
+            for doc in docs:
+                snapshot[doc["_id"]] = doc
+            self.snapshot = snapshot
+            self._by_commune = None
+            self._snapshot_generation = generation
+            self._snapshot_high_water = started
+            return True
+
+    @staticmethod
+    def _tz():
+        from datetime import timezone
+
+        return timezone.utc
+
+    def search_events(self, query: dict, sort: list[tuple[str, int]], skip: int, limit: int) -> tuple[list[dict], int]:
+        docs = list(self.db.events.find(query, LIST_PROJECTION).sort(sort).skip(skip).limit(limit))
+        total = self.db.events.count_documents(query)
+        return docs, total
+
+    def overlapping(self, commune: str, starts_at: datetime, ends_at: datetime, limit: int = 200) -> list[dict]:
+        """Submitted or published events of a commune whose span overlaps [starts_at, ends_at)."""
+        return list(self.db.events.find(
+            {"commune": commune, "moderation_state": {"$in": ["submitted", "published"]},
+             "starts_at": {"$lt": ends_at}, "ends_at": {"$gt": starts_at}},
+            {"title": 1, "commune": 1, "starts_at": 1, "ends_at": 1}).limit(limit))
+
+    def queue_counts(self) -> dict:
+        submitted = self.db.events.count_documents({"queue": "event"})
+        revisions = self.db.events.count_documents({"queue": "revision"})
+        return {"submitted": submitted, "revisions": revisions, "total": submitted + revisions}
+
+
+def text_clause(terms: list[str]) -> list[dict]:
+    """Each normalised term must appear in the normalised `search` field."""
+    return [{"search": {"$regex": re.escape(t)}} for t in terms]
+
+
+SORT_BY_START = [("starts_at", ASCENDING), ("_id", ASCENDING)]
+SORT_BY_UPDATE = [("updated_at", ASCENDING), ("_id", ASCENDING)]
+SORT_OLDEST_SUBMISSION = [("queued_at", ASCENDING), ("_id", ASCENDING)]
+SORT_RECENT = [("updated_at", DESCENDING), ("_id", ASCENDING)]

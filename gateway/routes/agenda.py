@@ -1,0 +1,312 @@
+"""Agenda exports and the embeddable widget, over HTTP from the gateway (data through RPC to the agenda service).
+
+- `/agenda.ics`: RFC 5545 (icalendar): stable UIDs `<event id>[-<slot>]@parvis.sicoval.fr`, VTIMEZONE
+  Europe/Paris, `STATUS:CANCELLED` for cancelled events, recurrences as RRULE.
+- `/agenda.csv`: open data under the Licence Ouverte 2.0 (Etalab), UTF-8, one line per event. Columns:
+  id, titre, description (Markdown), debut, fin (ISO 8601, Europe/Paris), journee_entiere, recurrence (RRULE),
+  commune_insee_slug, commune, lieu, adresse, latitude, longitude, categorie, theme, mots_cles (separated by
+  "|"), public, gratuit, tarif, inscription, accessibilite ("|"), mode_participation, lien_en_ligne, image,
+  organisateur_id, organisateur, statut, url, mis_a_jour.
+- `/agenda.jsonld`: schema.org `Event` items (eventStatus, eventAttendanceMode, location, offers, organizer).
+- `/agenda/print?commune=…`: a printable A4 page for notice boards.
+- `/embed/agenda.js` (+ `/embed/graphql`, the read-only GraphQL endpoint the widget reads across origins).
+
+Every export takes the `events` filters as query parameters: commune (repeatable or comma-separated),
+category, theme, from, to, text, accessibility, free, updated_since, include_removed, limit (≤ 2000).
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from icalendar import Calendar, Event as IcsEvent, vRecur
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from contracts.errors import BadInput, ParvisError
+from contracts.platform import Caller
+
+PARIS = ZoneInfo("Europe/Paris")
+STATIC = Path(__file__).resolve().parent.parent / "static" / "agenda"
+UID_DOMAIN = "parvis.sicoval.fr"
+MAX_EXPORT = 2000
+PAGE = 500
+SCHEMA_ORG_STATUS = {
+    "scheduled": "EventScheduled", "rescheduled": "EventRescheduled", "moved_online": "EventMovedOnline",
+    "postponed": "EventPostponed", "full": "EventScheduled", "cancelled": "EventCancelled",
+}
+ATTENDANCE = {"offline": "OfflineEventAttendanceMode", "online": "OnlineEventAttendanceMode",
+              "mixed": "MixedEventAttendanceMode"}
+CSV_COLUMNS = ["id", "titre", "description", "debut", "fin", "journee_entiere", "recurrence", "commune_slug",
+               "commune", "lieu", "adresse", "latitude", "longitude", "categorie", "theme", "mots_cles", "public",
+               "gratuit", "tarif", "inscription", "accessibilite", "mode_participation", "lien_en_ligne", "image",
+               "organisateur_id", "organisateur", "statut", "url", "mis_a_jour"]
+MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+          "novembre", "décembre"]
+DAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
+
+
+def _dt(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _paris(value: str) -> datetime:
+    return _dt(value).astimezone(PARIS)
+
+
+def filters_from_query(request: Request) -> tuple[dict, int]:
+    q = request.query_params
+
+    def many(name: str) -> list[str]:
+        return [v for raw in q.getlist(name) for v in raw.split(",") if v.strip()]
+
+    f: dict = {}
+    for key, name in (("communes", "commune"), ("categories", "category"), ("themes", "theme"),
+                      ("accessibility", "accessibility")):
+        if many(name):
+            f[key] = many(name)
+    for key, name in (("starts_after", "from"), ("starts_before", "to"), ("updated_since", "updated_since"),
+                      ("text", "text")):
+        if q.get(name):
+            f[key] = q[name]
+    if q.get("free") in ("true", "false", "1", "0"):
+        f["free"] = q["free"] in ("true", "1")
+    if q.get("include_removed") in ("true", "1"):
+        f["include_removed"] = True
+    try:
+        limit = min(MAX_EXPORT, max(1, int(q.get("limit", MAX_EXPORT))))
+    except ValueError:
+        raise BadInput("limit : nombre entier attendu.", "limit") from None
+    return f, limit
+
+
+def routes(gateway) -> list:
+    async def fetch(request: Request, defaults: dict | None = None) -> list[dict]:
+        """Public events matching the query's filters, through RPC (the public's view, always)."""
+        f, limit = filters_from_query(request)
+        f = {**(defaults or {}), **f}
+        cid = request.scope.get("state", {}).get("correlation_id") or "agenda-export"
+        items, after = [], None
+        while len(items) < limit:
+            page = await gateway.call("agenda", "search_events", caller=Caller(), correlation_id=cid,
+                                      filter=f, first=min(PAGE, limit - len(items)), after=after)
+            items.extend(page["items"])
+            if not page["has_next"]:
+                break
+            after = page["end_cursor"]
+        return items
+
+    def guarded(handler):
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ParvisError as exc:
+                status = 400 if exc.code == "BAD_USER_INPUT" else 503 if exc.code == "SERVICE_UNAVAILABLE" else 500
+                return JSONResponse({"error": exc.message, "code": exc.code, "field": exc.field}, status_code=status)
+        return endpoint
+
+    async def ics(request: Request) -> Response:
+        return Response(to_ics(await fetch(request)), media_type="text/calendar; charset=utf-8",
+                        headers={"Content-Disposition": 'inline; filename="agenda.ics"', **CORS})
+
+    async def csv_export(request: Request) -> Response:
+        return Response(to_csv(await fetch(request)), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="agenda.csv"',
+                                 "Link": '<https://www.etalab.gouv.fr/licence-ouverte-open-licence/>; rel="license"',
+                                 **CORS})
+
+    async def jsonld(request: Request) -> Response:
+        body = json.dumps(to_jsonld(await fetch(request), str(request.base_url).rstrip("/")), ensure_ascii=False)
+        return Response(body, media_type="application/ld+json; charset=utf-8", headers=CORS)
+
+    async def print_page(request: Request) -> Response:
+        # A notice board shows what is coming: from now, four weeks unless the query says otherwise.
+        now = datetime.now(timezone.utc)
+        items = await fetch(request, {"starts_after": now.isoformat(),
+                                      "starts_before": (now + timedelta(days=28)).isoformat()})
+        return HTMLResponse(to_print(items, request.query_params.get("commune")))
+
+    async def widget(request: Request) -> Response:
+        return FileResponse(STATIC / "widget.js", media_type="application/javascript; charset=utf-8",
+                            headers={"Cache-Control": "public, max-age=300", **CORS})
+
+    async def embed_graphql(request: Request) -> Response:
+        """Read-only public GraphQL for embedded widgets on other sites (CORS, no credentials)."""
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={**CORS, "Access-Control-Allow-Methods": "POST, OPTIONS",
+                                                      "Access-Control-Allow-Headers": "content-type",
+                                                      "Access-Control-Max-Age": "600"})
+        try:
+            body = await request.json()
+            query, variables = body["query"], body.get("variables") or {}
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"errors": [{"message": "JSON {query, variables} attendu."}]}, 400, headers=CORS)
+        if query.lstrip().startswith(("mutation", "subscription")):
+            return JSONResponse({"errors": [{"message": "Lecture seule.", "extensions": {"code": "FORBIDDEN"}}]},
+                                403, headers=CORS)
+        request.scope.setdefault("state", {})["caller"] = Caller()
+        context = gateway.context(request, None)
+        result = await gateway.schema.execute(query, variable_values=variables, context_value=context)
+        from gateway.errors import map_errors
+
+        map_errors(result.errors, gateway.settings.production)
+        out: dict = {"data": result.data}
+        if result.errors:
+            out["errors"] = [e.formatted for e in result.errors]
+        return JSONResponse(out, headers=CORS)
+
+    return [
+        Route("/agenda.ics", guarded(ics)),
+        Route("/agenda.csv", guarded(csv_export)),
+        Route("/agenda.jsonld", guarded(jsonld)),
+        Route("/agenda/print", guarded(print_page)),
+        Route("/embed/agenda.js", widget),
+        Route("/embed/graphql", embed_graphql, methods=["POST", "OPTIONS"]),
+    ]
+
+
+CORS = {"Access-Control-Allow-Origin": "*"}
+
+
+# -- formats -------------------------------------------------------------------------------------
+def to_ics(items: list[dict]) -> bytes:
+    cal = Calendar()
+    cal.add("prodid", "-//Sicoval//Parvis agenda//FR")
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("x-wr-calname", "Agenda du Sicoval")
+    cal.add("x-wr-timezone", "Europe/Paris")
+    for ev in items:
+        slots = ev["slots"] or [{"starts_at": ev["starts_at"], "ends_at": ev["ends_at"]}]
+        for i, slot in enumerate(slots):
+            ve = IcsEvent()
+            ve.add("uid", f"{ev['id']}@{UID_DOMAIN}" if i == 0 else f"{ev['id']}-{i}@{UID_DOMAIN}")
+            ve.add("summary", ev["title"])
+            if ev["description"]:
+                ve.add("description", ev["description"])
+            start, end = _paris(slot["starts_at"]), _paris(slot["ends_at"])
+            if ev["all_day"]:
+                ve.add("dtstart", start.date())
+                ve.add("dtend", end.date())
+            else:
+                ve.add("dtstart", start)
+                ve.add("dtend", end)
+            if ev.get("rrule") and i == 0:
+                ve.add("rrule", vRecur.from_ical(ev["rrule"]))
+            ve.add("dtstamp", _dt(ev["updated_at"]))
+            ve.add("last-modified", _dt(ev["updated_at"]))
+            ve.add("status", "CANCELLED" if ev["status"] == "cancelled" or ev["removed"] else
+                   "TENTATIVE" if ev["status"] == "postponed" else "CONFIRMED")
+            loc = ev["location"]
+            ve.add("location", ", ".join(x for x in (loc.get("place"), loc.get("address"), ev["commune_name"]) if x))
+            if loc.get("lat") is not None:
+                ve.add("geo", (loc["lat"], loc["lon"]))
+            ve.add("categories", [ev["category_name"]])
+            ve.add("url", f"https://{UID_DOMAIN}{ev['url']}")
+            ve.add("organizer", f"urn:parvis:organization:{ev['organizer']}", parameters={"CN": ev["organizer_name"]})
+            cal.add_component(ve)
+    cal.add_missing_timezones()
+    return cal.to_ical()
+
+
+def to_csv(items: list[dict]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for ev in items:
+        loc = ev["location"]
+        writer.writerow([
+            ev["id"], ev["title"], ev["description"], _paris(ev["starts_at"]).isoformat(),
+            _paris(ev["ends_at"]).isoformat(), "oui" if ev["all_day"] else "non", ev.get("rrule") or "",
+            loc["commune"], ev["commune_name"], loc.get("place") or "", loc.get("address") or "",
+            "" if loc.get("lat") is None else loc["lat"], "" if loc.get("lon") is None else loc["lon"],
+            ev["category"], ev.get("theme") or "", "|".join(ev["tags"]), ev.get("audience") or "",
+            "oui" if ev["free"] else "non", ev.get("price") or "", ev.get("registration_url") or "",
+            "|".join(ev["accessibility"]), ev["attendance_mode"], ev.get("online_url") or "",
+            ev.get("image_url") or "", ev["organizer"], ev["organizer_name"],
+            "retire" if ev["removed"] else ev["status"], f"https://{UID_DOMAIN}{ev['url']}", ev["updated_at"],
+        ])
+    return out.getvalue().encode("utf-8")
+
+
+def to_jsonld(items: list[dict], base: str) -> dict:
+    graph = []
+    for ev in items:
+        loc = ev["location"]
+        place = {"@type": "Place", "name": loc.get("place") or ev["commune_name"],
+                 "address": {"@type": "PostalAddress", "streetAddress": loc.get("address") or None,
+                             "addressLocality": ev["commune_name"], "addressRegion": "Occitanie",
+                             "addressCountry": "FR"}}
+        if loc.get("lat") is not None:
+            place["geo"] = {"@type": "GeoCoordinates", "latitude": loc["lat"], "longitude": loc["lon"]}
+        location = place
+        if ev["attendance_mode"] in ("online", "mixed") and ev.get("online_url"):
+            virtual = {"@type": "VirtualLocation", "url": ev["online_url"]}
+            location = virtual if ev["attendance_mode"] == "online" else [place, virtual]
+        item = {
+            "@type": "Event", "@id": f"{base}{ev['url']}", "identifier": ev["id"], "name": ev["title"],
+            "description": ev["description"], "startDate": _paris(ev["starts_at"]).isoformat(),
+            "endDate": _paris(ev["ends_at"]).isoformat(),
+            "eventStatus": f"https://schema.org/{SCHEMA_ORG_STATUS[ev['status']]}",
+            "eventAttendanceMode": f"https://schema.org/{ATTENDANCE[ev['attendance_mode']]}",
+            "location": location, "organizer": {"@type": "Organization", "name": ev["organizer_name"],
+                                                "identifier": ev["organizer"]},
+            "isAccessibleForFree": ev["free"], "keywords": ", ".join(ev["tags"]) or None,
+            "image": ev.get("image_url"), "url": f"{base}{ev['url']}", "dateModified": ev["updated_at"],
+        }
+        if ev.get("rrule"):
+            item["eventSchedule"] = {"@type": "Schedule", "repeatFrequency": ev["rrule"],
+                                     "scheduleTimezone": "Europe/Paris"}
+        if not ev["free"] or ev["status"] == "full":
+            item["offers"] = {"@type": "Offer", "description": ev.get("price"), "url": ev.get("registration_url"),
+                              "availability": "https://schema.org/SoldOut" if ev["status"] == "full"
+                              else "https://schema.org/InStock"}
+        graph.append({k: v for k, v in item.items() if v is not None})
+    return {"@context": "https://schema.org", "@graph": graph}
+
+
+def french_date(d: datetime) -> str:
+    return f"{DAYS[d.weekday()]} {d.day} {MONTHS[d.month - 1]} {d.year}"
+
+
+def to_print(items: list[dict], commune: str | None) -> str:
+    e = html.escape
+    where = e(items[0]["commune_name"]) if items and commune and "," not in commune else "le Sicoval"
+    rows, day = [], None
+    for ev in items:
+        start = _paris(ev["starts_at"])
+        label = french_date(start)
+        if label != day:
+            rows.append(f"<h2>{e(label)}</h2>")
+            day = label
+        when = "Toute la journée" if ev["all_day"] else f"{start:%H:%M} – {_paris(ev['ends_at']):%H:%M}"
+        status = {"cancelled": "ANNULÉ", "postponed": "REPORTÉ", "full": "COMPLET",
+                  "rescheduled": "NOUVELLE DATE", "moved_online": "EN LIGNE"}.get(ev["status"])
+        loc = ev["location"]
+        rows.append(
+            f'<article class="event{" cancelled" if ev["status"] == "cancelled" else ""}">'
+            f'<p class="when">{e(when)}{f" <strong>{status}</strong>" if status else ""}</p>'
+            f'<h3>{e(ev["title"])}</h3>'
+            f'<p class="where">{e(", ".join(x for x in (loc.get("place"), ev["commune_name"]) if x))}'
+            f' · {e(ev["category_name"])} · {"Gratuit" if ev["free"] else e(ev.get("price") or "Payant")}</p>'
+            f'<p class="who">Organisé par {e(ev["organizer_name"])}</p></article>')
+    body = "".join(rows) or "<p>Aucun événement à venir.</p>"
+    return f"""<!doctype html><html lang="fr"><head><meta charset="utf-8">
+<title>Agenda – {where}</title>
+<style>
+@page {{ size: A4; margin: 15mm; }}
+body {{ font: 11pt/1.35 system-ui, sans-serif; color: #000; max-width: 180mm; margin: auto; }}
+h1 {{ font-size: 20pt; border-bottom: 2pt solid #000; }} h2 {{ font-size: 13pt; margin: 8mm 0 2mm; }}
+h3 {{ font-size: 12pt; margin: 0; }} article {{ break-inside: avoid; margin-bottom: 4mm; }}
+.cancelled h3 {{ text-decoration: line-through; }} .when, .where, .who {{ margin: 0; }}
+footer {{ margin-top: 10mm; font-size: 9pt; }}
+@media print {{ a {{ color: #000; text-decoration: none; }} }}
+</style></head><body><h1>Agenda – {where}</h1>{body}
+<footer>Agenda du Sicoval, édité le {e(french_date(datetime.now(PARIS)))}. Données ouvertes : /agenda.csv (Licence Ouverte).</footer>
+</body></html>"""
