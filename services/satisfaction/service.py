@@ -1,11 +1,430 @@
-"""satisfaction service entrypoints."""
+"""Satisfaction service entrypoints: sites and kiosks, exactly-once vote ingest, results, alerts.
+
+Thin: rules in domain.py, storage (and the exactly-once counting scheme) in store.py.
+"""
 from __future__ import annotations
 
-from services.satisfaction.store import SatisfactionStore
-from services.common.mongo import Mongo
+import logging
+import os
+import time
+import uuid
+from datetime import datetime, timedelta
+
+from nameko.rpc import rpc
+from nameko.timer import timer
+from prometheus_client import Counter, Gauge, Histogram
+
+from contracts import satisfaction as c
+from contracts.errors import BadInput, Forbidden, NotFound, Unauthenticated
+from parvis.logjson import SLO_BUCKETS
+from services.common.events import Events
+from services.common.mongo import Mongo, utcnow
+from services.common.rpc import contract
 from services.common.service import ServiceBase
+from services.satisfaction import domain
+from services.satisfaction.store import SatisfactionStore
+
+log = logging.getLogger(__name__)
+
+# Sites are a bounded label (a few dozen); kiosk ids never are.
+VOTES_COUNTED = Counter("parvis_satisfaction_votes_counted_total", "Votes counted, by site and rating", ["site", "rating"])
+VOTES_RECEIVED = Counter("parvis_satisfaction_votes_received_total",
+                         "Votes received, by outcome (accepted, duplicate, rejected, repeated)", ["outcome"])
+HAPPY_INDEX = Gauge("parvis_satisfaction_happy_index", "Happy Index of the site today (Europe/Paris), 0-100", ["site"])
+INGEST_LAG = Histogram("parvis_satisfaction_ingest_lag_seconds",
+                       "Time to count a vote, from the press (pressed) or from its reception (received)",
+                       ["since"], buckets=SLO_BUCKETS + (60.0, 600.0, 3600.0, 86400.0))
+KIOSKS_OFFLINE = Gauge("parvis_satisfaction_kiosks_offline", "Kiosks silent during opening hours, by site", ["site"])
+ALERTS_OPEN = Gauge("parvis_satisfaction_alerts_open", "Sites with an open satisfaction alert", [])
+
+KIOSK_SILENCE = float(os.environ.get("PARVIS_KIOSK_OFFLINE_AFTER", "900"))  # 15 minutes
+WATCH_INTERVAL = float(os.environ.get("PARVIS_SATISFACTION_WATCH_INTERVAL", "30"))
+RECOVERY_INTERVAL = 5.0
+RECOVERY_AGE = timedelta(seconds=60)
+STARTED_AT = utcnow()
+KIOSK_CACHE_SECONDS = 5.0
+GAUGE_EVERY_SECONDS = 2.0
+
+
+class KioskCache:
+    """The kiosks (with their site) that submitted lately, so the hot path does not read them per batch.
+
+    Invalidated at once in this process by update/rotate/revoke; another instance sees those changes within
+    KIOSK_CACHE_SECONDS. The latest press is kept here too, for the repeated-press rule between batches.
+    """
+
+    def __init__(self):
+        self.entries: dict[str, tuple[float, dict, dict]] = {}
+
+    def get(self, kiosk_id: str):
+        entry = self.entries.get(kiosk_id)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1], entry[2]
+        return None
+
+    def put(self, kiosk: dict, site: dict) -> None:
+        self.entries[kiosk["_id"]] = (time.monotonic() + KIOSK_CACHE_SECONDS, kiosk, site)
+
+    def drop(self, kiosk_id: str) -> None:
+        self.entries.pop(kiosk_id, None)
+
+
+KIOSKS = KioskCache()
+GAUGE_AT: dict[str, float] = {}
+
+
+def site_view(doc: dict) -> dict:
+    return {"id": doc["_id"], "name": doc["name"], "commune": doc["commune"], "competence": doc["competence"],
+            "alerts": doc.get("alerts") or {}, "open_alert_id": doc.get("open_alert_id")}
+
+
+def kiosk_view(doc: dict, site_name: str) -> dict:
+    fields = ("name", "question", "scale", "follow_up", "comments", "opening_hours", "repeat_seconds", "battery", "queue_length", "app_version")
+    out = {k: doc.get(k) for k in fields if doc.get(k) is not None}
+    out.update(id=doc["_id"], site_id=doc["site_id"], site_name=site_name,
+               revoked=doc.get("revoked_ts") is not None, offline=doc.get("offline_ts") is not None,
+               last_seen_at=domain.from_ts(doc.get("last_seen_ts")))
+    return out
 
 
 class SatisfactionService(ServiceBase):
     name = "satisfaction"
     store: SatisfactionStore = Mongo(SatisfactionStore)
+    events = Events()
+
+    # -- sites and kiosks -------------------------------------------------------------------------
+    @rpc
+    @contract(c.UPSERT_SITE)
+    def upsert_site(self, req: c.SiteInput) -> dict:
+        self.caller.require({"agent", "operator"})
+        data = req.model_dump()
+        data["id"] = data["id"] or f"site-{uuid.uuid4().hex[:12]}"
+        return site_view(self.store.upsert_site(data))
+
+    @rpc
+    @contract(c.LIST_SITES)
+    def list_sites(self, _req) -> list[dict]:
+        self.caller.require({"agent", "operator"})
+        return [site_view(d) for d in self.store.list_sites()]
+
+    @rpc
+    @contract(c.REGISTER_KIOSK)
+    def register_kiosk(self, req: c.RegisterKiosk) -> dict:
+        self.caller.require({"agent", "operator"})
+        site = self._site(req.site_id)
+        doc = self.store.insert_kiosk(req.model_dump())
+        if doc is None:
+            raise BadInput(f"Une borne porte déjà l'identifiant {req.id}.", "id")
+        return kiosk_view(doc, site["name"])
+
+    @rpc
+    @contract(c.UPDATE_KIOSK)
+    def update_kiosk(self, req: c.UpdateKiosk) -> dict:
+        self.caller.require({"agent", "operator"})
+        sets = {k: v for k, v in req.model_dump(exclude={"id", "clear_follow_up"}).items() if v is not None}
+        KIOSKS.drop(req.id)
+        doc = self.store.update_kiosk(req.id, sets, ["follow_up"] if req.clear_follow_up else [])
+        return self._kiosk_reply(doc, req.id)
+
+    @rpc
+    @contract(c.ROTATE_KIOSK_TOKEN)
+    def rotate_kiosk_token(self, req: c.RotateKioskToken) -> dict:
+        self.caller.require({"agent", "operator"})
+        KIOSKS.drop(req.id)
+        doc = self.store.update_kiosk(req.id, {"token_id": req.token_id, "revoked_ts": None})
+        return self._kiosk_reply(doc, req.id)
+
+    @rpc
+    @contract(c.REVOKE_KIOSK)
+    def revoke_kiosk(self, req: c.KioskRef) -> dict:
+        self.caller.require({"agent", "operator"})
+        KIOSKS.drop(req.id)
+        doc = self.store.update_kiosk(req.id, {"revoked_ts": utcnow().timestamp(), "token_id": None})
+        return self._kiosk_reply(doc, req.id)
+
+    @rpc
+    @contract(c.LIST_KIOSKS)
+    def list_kiosks(self, req: c.ListKiosks) -> list[dict]:
+        self.caller.require({"agent", "operator"})
+        names = {s["_id"]: s["name"] for s in self.store.list_sites()}
+        return [kiosk_view(d, names.get(d["site_id"], "")) for d in self.store.list_kiosks(req.site_id)]
+
+    def _site(self, site_id: str) -> dict:
+        site = self.store.get_site(site_id)
+        if site is None:
+            raise NotFound(f"Site inconnu : {site_id}", "siteId")
+        return site
+
+    def _kiosk_reply(self, doc: dict | None, kiosk_id: str) -> dict:
+        if doc is None:
+            raise NotFound(f"Borne inconnue : {kiosk_id}", "id")
+        return kiosk_view(doc, self._site(doc["site_id"])["name"])
+
+    def _own_kiosk(self, cached: bool = False) -> tuple[dict, dict]:
+        """The caller's kiosk and its site; the token must be the kiosk's current one (rotation, revocation)."""
+        caller = self.caller.require({"kiosk"})
+        found = KIOSKS.get(caller.kiosk or "") if cached else None
+        if found is None:
+            kiosk = self.store.kiosk_times(self.store.get_kiosk(caller.kiosk or ""))
+            if kiosk is None:
+                raise Forbidden("Cette borne n'est pas enregistrée.")
+            found = (kiosk, self._site(kiosk["site_id"]))
+            KIOSKS.put(*found)
+        kiosk = found[0]
+        if kiosk.get("revoked_ts") is not None or not caller.token_id or kiosk.get("token_id") != caller.token_id:
+            raise Unauthenticated("Ce jeton de borne a été remplacé ou révoqué.")
+        return found
+
+    # -- votes and heartbeats -----------------------------------------------------------------------
+    @rpc
+    @contract(c.SUBMIT_VOTES)
+    def submit_votes(self, req: c.SubmitVotes) -> dict:
+        kiosk, site = self._own_kiosk(cached=True)
+        now = utcnow()
+        scale = kiosk.get("scale", 4)
+        choices = (kiosk.get("follow_up") or {}).get("choices")
+        rejected, duplicates, candidates, seen = [], [], [], set()
+        for vote in req.votes:
+            if vote.id in seen:
+                duplicates.append(vote.id)
+                continue
+            seen.add(vote.id)
+            reason = domain.check_vote(vote, scale, now, choices)
+            if reason:
+                rejected.append({"id": vote.id, "reason": reason})
+            else:
+                candidates.append(vote)
+        VOTES_RECEIVED.labels("rejected").inc(len(rejected))
+        accepted: list[str] = []
+        if candidates:
+            pressed = [domain.as_utc(v.pressed_at) for v in candidates]
+            flags = domain.flag_repeats(pressed, kiosk.get("last_pressed_at"), kiosk.get("repeat_seconds", 3))
+            batch = self.store.new_batch(kiosk["_id"], site["_id"], scale, [v.id for v in candidates])
+            docs = []
+            for v, p, repeated in zip(candidates, pressed, flags):
+                doc = {"_id": v.id, "kiosk_id": kiosk["_id"], "site_id": site["_id"], "rating": v.rating,
+                       "scale": scale, "pressed_at": p, "received_at": now, "repeated": repeated, "batch": batch}
+                if v.follow_up is not None:
+                    doc["follow_up"] = v.follow_up
+                if v.comment:
+                    if kiosk.get("comments") and not domain.comment_is_spam(v.comment):
+                        doc["comment"] = v.comment.strip()
+                    else:
+                        doc["comment_refused"] = True
+                docs.append(doc)
+            stored, dup_ids = self.store.insert_votes(docs)
+            accepted = [d["_id"] for d in stored]
+            duplicates.extend(d["_id"] for d in docs if d["_id"] in dup_ids)
+            if stored:
+                last = max(d["pressed_at"] for d in stored)
+                self.store.note_votes(kiosk["_id"], last)
+                if kiosk.get("last_pressed_at") is None or last > kiosk["last_pressed_at"]:
+                    kiosk["last_pressed_at"] = last
+            self._count(batch, stored, scale, kiosk["_id"], site)
+        VOTES_RECEIVED.labels("accepted").inc(len(accepted))
+        VOTES_RECEIVED.labels("duplicate").inc(len(duplicates))
+        if not accepted or kiosk.get("offline_since") is not None:
+            KIOSKS.drop(kiosk["_id"])
+            self._seen(kiosk, site, {})
+        return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+
+    def _count(self, batch: str, stored: list[dict], scale: int, kiosk_id: str, site: dict) -> None:
+        increments = domain.counter_increments(stored, scale, kiosk_id, site["_id"])
+        self.store.apply_counters(batch, increments)
+        self.store.finish_batch(batch, increments.keys())
+        counted_at = utcnow()
+        for d in stored:
+            if d.get("repeated"):
+                VOTES_RECEIVED.labels("repeated").inc()
+                continue
+            VOTES_COUNTED.labels(site["_id"], str(d["rating"])).inc()
+            INGEST_LAG.labels("pressed").observe(max(0.0, (counted_at - d["pressed_at"]).total_seconds()))
+            received = d.get("received_at") or counted_at
+            INGEST_LAG.labels("received").observe(max(0.0, (counted_at - domain.as_utc(received)).total_seconds()))
+        if increments:
+            self._after_count(site, counted_at)
+
+    def _after_count(self, site: dict, now: datetime) -> None:
+        self._evaluate_alert(site, now)
+        if GAUGE_AT.get(site["_id"], 0.0) > time.monotonic():
+            return
+        GAUGE_AT[site["_id"]] = time.monotonic() + GAUGE_EVERY_SECONDS
+        today = self.store.counters("site", site["_id"], "day", domain.day_start(now), now + timedelta(seconds=1))
+        tally = domain.Tally.empty()
+        for doc in today:
+            tally.add_doc(doc)
+        index = domain.happy_index(tally.score, tally.total)
+        if index is not None:
+            HAPPY_INDEX.labels(site["_id"]).set(index)
+
+    def _evaluate_alert(self, site: dict, now: datetime) -> None:
+        settings = site.get("alerts") or {}
+        tally = self.store.window_tally(site["_id"], settings.get("window_minutes", 15), now)
+        holds = domain.alert_holds(settings, tally)
+        open_id = site.get("open_alert_id")
+        counts, rule = domain.alert_counts(tally), domain.alert_rule(settings)
+        base = {"site_id": site["_id"], "site_name": site["name"], "commune": site["commune"], "rule": rule,
+                "counts": counts}
+        if holds and open_id is None:
+            alert_id = f"alert-{uuid.uuid4().hex[:16]}"
+            start = now - timedelta(minutes=rule["window_minutes"])
+            event = self.events.build(c.AlertRaised.event_type, {**base, "alert_id": alert_id, "window_start": start,
+                                                                 "window_end": now, "raised_at": now})
+            alert = {"_id": alert_id, "site_id": site["_id"], "site_name": site["name"], "rule": rule,
+                     "counts": counts, "raised_at": now, "resolved_at": None}
+            if self.store.raise_alert(site["_id"], alert, event):
+                site["open_alert_id"] = alert_id  # the cached site follows (see KioskCache)
+                log.info("satisfaction alert raised for %s", site["_id"])
+            else:
+                site.update(self.store.get_site(site["_id"]) or {})
+        elif not holds and open_id is not None:
+            alert = self.store.get_alert(open_id) or {"raised_at": now}
+            event = self.events.build(c.AlertResolved.event_type, {**base, "alert_id": open_id,
+                                                                   "raised_at": alert["raised_at"], "resolved_at": now})
+            if self.store.resolve_alert(site["_id"], open_id, now, counts, event):
+                site["open_alert_id"] = None
+                log.info("satisfaction alert resolved for %s", site["_id"])
+            else:
+                site.update(self.store.get_site(site["_id"]) or {})
+
+    def _seen(self, kiosk: dict, site: dict, sets: dict) -> None:
+        event = None
+        if kiosk.get("offline_since") is not None:
+            event = self.events.build(c.KioskOnline.event_type, {
+                "kiosk_id": kiosk["_id"], "kiosk_name": kiosk["name"], "site_id": site["_id"], "site_name": site["name"],
+                "commune": site["commune"], "offline_since": kiosk["offline_since"], "back_at": utcnow()})
+        self.store.kiosk_seen(kiosk["_id"], sets, event)
+
+    @rpc
+    @contract(c.HEARTBEAT)
+    def heartbeat(self, req: c.Heartbeat) -> dict:
+        kiosk, site = self._own_kiosk()
+        KIOSKS.drop(kiosk["_id"])
+        self._seen(kiosk, site, {k: v for k, v in req.model_dump().items() if v is not None})
+        return {"id": kiosk["_id"], "name": kiosk["name"], "site_name": site["name"], "question": kiosk["question"],
+                "scale": kiosk.get("scale", 4), "follow_up": kiosk.get("follow_up"),
+                "comments": bool(kiosk.get("comments")), "server_time": utcnow()}
+
+    # -- timers ---------------------------------------------------------------------------------
+    @timer(interval=RECOVERY_INTERVAL, eager=True)
+    def recover_batches(self) -> None:
+        """Count the batches a crash left half-done (idempotent: the counters' markers skip what was applied)."""
+        now = utcnow()
+        horizon = max(STARTED_AT, now - RECOVERY_AGE)
+        for batch in self.store.stale_batches(horizon):
+            site = self.store.get_site(batch["site_id"]) or {"_id": batch["site_id"], "name": "", "commune": "x"}
+            stored = self.store.votes_of_batch(batch)
+            log.info("recovering batch %s (%s votes)", batch["_id"], len(stored))
+            self._count(batch["_id"], stored, batch.get("scale", 4), batch["kiosk_id"], site)
+        self.store.flush_prunes()
+
+    @timer(interval=WATCH_INTERVAL, eager=True)
+    def watch(self) -> None:
+        """Kiosks silent during opening hours go offline (once); open alerts are re-checked as time passes."""
+        now = utcnow()
+        sites = {s["_id"]: s for s in self.store.list_sites()}
+        for kiosk in self.store.silent_kiosks(now - timedelta(seconds=KIOSK_SILENCE)):
+            self.store.kiosk_times(kiosk)
+            site = sites.get(kiosk["site_id"])
+            if site is None or not domain.is_open(kiosk.get("opening_hours") or [], now):
+                continue
+            silent = int((now - kiosk["last_seen_at"]).total_seconds() // 60)
+            event = self.events.build(c.KioskOffline.event_type, {
+                "kiosk_id": kiosk["_id"], "kiosk_name": kiosk["name"], "site_id": site["_id"],
+                "site_name": site["name"], "commune": site["commune"], "last_seen_at": kiosk["last_seen_at"],
+                "silent_minutes": silent, "detected_at": now})
+            self.store.mark_offline(kiosk["_id"], event)
+        offline: dict[str, int] = {sid: 0 for sid in sites}
+        for kiosk in self.store.list_kiosks(None):
+            if kiosk.get("offline_ts") is not None and kiosk["site_id"] in offline:
+                offline[kiosk["site_id"]] += 1
+        for sid, n in offline.items():
+            KIOSKS_OFFLINE.labels(sid).set(n)
+        open_sites = self.store.sites_with_open_alerts()
+        ALERTS_OPEN.set(len(open_sites))
+        for site in open_sites:
+            self._evaluate_alert(site, now)
+
+    # -- results --------------------------------------------------------------------------------
+    @rpc
+    @contract(c.SATISFACTION)
+    def satisfaction(self, req: c.SeriesQuery) -> dict:
+        self.caller.require({"agent", "operator"})
+        if bool(req.site_id) == bool(req.kiosk_id):
+            raise BadInput("Indiquez soit un site, soit une borne.", "siteId")
+        start, end = domain.as_utc(req.start), domain.as_utc(req.end)
+        if end <= start or end - start > timedelta(days=400):
+            raise BadInput("La période doit être positive et de 400 jours au plus.", "to")
+        scope, ref = ("site", req.site_id) if req.site_id else ("kiosk", req.kiosk_id)
+        gran = "hour" if req.granularity == "hour" else "day"
+        docs = self.store.counters(scope, ref, gran, start, end)
+        points: dict[datetime, domain.Tally] = {}
+        total = domain.Tally.empty()
+        for doc in docs:
+            key = domain.week_start(doc["start"]) if req.granularity == "week" else doc["start"]
+            points.setdefault(key, domain.Tally.empty()).add_doc(doc)
+            total.add_doc(doc)
+        profile: dict[int, domain.Tally] = {}
+        for doc in (docs if gran == "hour" else self.store.counters(scope, ref, "hour", start, end)):
+            hour = domain.as_utc(doc["start"]).astimezone(domain.PARIS).hour
+            profile.setdefault(hour, domain.Tally.empty()).add_doc(doc)
+        return {"points": [t.point(k) for k, t in sorted(points.items())], "total": total.point(start),
+                "profile": [t.point(datetime(2000, 1, 1, h, tzinfo=domain.PARIS)) for h, t in sorted(profile.items())]}
+
+    @rpc
+    @contract(c.COMPARE_SITES)
+    def compare_sites(self, req: c.CompareQuery) -> list[dict]:
+        self.caller.require({"agent", "operator"})
+        out = []
+        for site in self.store.list_sites():
+            tally = domain.Tally.empty()
+            for doc in self.store.counters("site", site["_id"], "day", domain.as_utc(req.start), domain.as_utc(req.end)):
+                tally.add_doc(doc)
+            out.append({"site_id": site["_id"], "site_name": site["name"], "commune": site["commune"],
+                        "total": tally.total, "negative": tally.negative,
+                        "happy_index": domain.happy_index(tally.score, tally.total)})
+        return sorted(out, key=lambda s: (s["happy_index"] is None, -(s["happy_index"] or 0)))
+
+    @rpc
+    @contract(c.LIST_ALERTS)
+    def list_alerts(self, req: c.ListAlerts) -> list[dict]:
+        self.caller.require({"agent", "operator"})
+        return [{"id": a["_id"], "resolved_at": domain.from_ts(a.get("resolved_ts")),
+                 **{k: a.get(k) for k in ("site_id", "site_name", "kiosk_id", "rule", "counts", "raised_at")}}
+                for a in self.store.list_alerts(req.site_id, req.open_only)]
+
+    @rpc
+    @contract(c.SITE_SUMMARY)
+    def site_summary(self, req: c.SiteRef) -> dict:
+        self.caller.require({"agent", "operator"})
+        site = self._site(req.site_id)
+        now = utcnow()
+        tally = domain.Tally.empty()
+        updated = None
+        for doc in self.store.counters("site", site["_id"], "day", domain.day_start(now), now + timedelta(days=1)):
+            tally.add_doc(doc)
+            updated = doc.get("updated_at")
+        return {"site_id": site["_id"], "total_today": tally.total, "negative_today": tally.negative,
+                "happy_index_today": domain.happy_index(tally.score, tally.total), "counts_today": tally.counts,
+                "open_alert_id": site.get("open_alert_id"), "updated_at": updated}
+
+    # -- demo data --------------------------------------------------------------------------------
+    @rpc
+    @contract(c.SEED_DEMO)
+    def seed_demo_sites(self, req: c.SeedDemo) -> dict:
+        """Demo sites and kiosks of the Sicoval; `token_ids` (kiosk id -> jti) sets the demo kiosks' tokens."""
+        self.caller.require({"operator"})
+        kiosks = 0
+        for site, site_kiosks in domain.DEMO_SITES:
+            if self.store.get_site(site["id"]) is None:
+                self.store.upsert_site(c.SiteInput.model_validate(site).model_dump())
+            for kiosk in site_kiosks:
+                settings = c.KioskSettings.model_validate({k: v for k, v in kiosk.items() if k != "id"}).model_dump()
+                token_id = req.token_ids.get(kiosk["id"])
+                if self.store.get_kiosk(kiosk["id"]) is None:
+                    self.store.insert_kiosk({"id": kiosk["id"], "site_id": site["id"], **settings,
+                                             "token_id": token_id})
+                elif token_id:
+                    self.store.update_kiosk(kiosk["id"], {"token_id": token_id, "revoked_ts": None})
+                kiosks += 1
+        return {"sites": len(domain.DEMO_SITES), "kiosks": kiosks}

@@ -1,8 +1,229 @@
-"""MongoDB access of the satisfaction service (database parvis_satisfaction)."""
+"""MongoDB access of the satisfaction service (database parvis_satisfaction).
+
+Exactly-once counting without scanning votes:
+1. a `batches` document is written first (the recovery's to-do list);
+2. the votes are inserted with `_id` = their UUID (`insert_many(ordered=False)`): a resent vote is a
+   duplicate key (11000) and is reported as a duplicate, never stored twice; each new vote carries `batch`;
+3. the counters (kiosk/site x hour/day, site x minute) get `$inc` for the newly stored votes only, each
+   update guarded by a marker `b.<batch>` in the counter document: applying a batch twice is a no-op;
+4. the batch document is deleted; the markers are pruned on the next write of each counter.
+A crash anywhere leaves the batch document: the recovery timer re-applies the batch from its stored votes
+(found by the ids the batch document lists), which only adds what the markers say is missing.
+"""
 from __future__ import annotations
 
-from services.common.mongo import Repository
+import threading
+import uuid
+from datetime import datetime, timedelta
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.common.mongo import Repository, utcnow
+from services.satisfaction import domain
+
+DUPLICATE = 11000
 
 
 class SatisfactionStore(Repository):
-    pass
+    indexes = {
+        "kiosks": [IndexModel([("site_id", ASCENDING)]), IndexModel([("last_seen_ts", ASCENDING)])],
+        # No secondary index on votes: the hot path only inserts them, and recovery finds a batch's votes by
+        # their ids (kept in the batch document). Each index would slow every insert down.
+        "votes": [],
+        "batches": [IndexModel([("created_at", ASCENDING)])],
+        "counters": [IndexModel([("scope", ASCENDING), ("ref", ASCENDING), ("gran", ASCENDING), ("t", ASCENDING)])],
+        "alerts": [IndexModel([("site_id", ASCENDING), ("raised_at", DESCENDING)])],
+    }
+    outbox_collections = ("sites", "kiosks")
+
+    def __init__(self, db):
+        super().__init__(db)
+        self._prune: dict[str, set[str]] = {}
+        self._prune_lock = threading.Lock()
+
+    # -- sites ----------------------------------------------------------------------------------
+    def upsert_site(self, site: dict) -> dict:
+        sid = site.pop("id")
+        return self.db.sites.find_one_and_update({"_id": sid}, {"$set": {**site, "updated_ts": utcnow().timestamp()}},
+                                                 upsert=True, return_document=ReturnDocument.AFTER)
+
+    def get_site(self, site_id: str) -> dict | None:
+        return self.db.sites.find_one({"_id": site_id})
+
+    def list_sites(self) -> list[dict]:
+        return list(self.db.sites.find({}, {"_outbox": 0}).sort("name", ASCENDING))
+
+    # -- kiosks ---------------------------------------------------------------------------------
+    def insert_kiosk(self, kiosk: dict) -> dict:
+        kid = kiosk.pop("id")
+        doc = {"_id": kid, **kiosk, "revoked_ts": None, "offline_ts": None, "created_at": utcnow()}
+        try:
+            self.db.kiosks.insert_one(doc)
+        except DuplicateKeyError:
+            return None
+        return doc
+
+    def get_kiosk(self, kiosk_id: str) -> dict | None:
+        return self.db.kiosks.find_one({"_id": kiosk_id}, {"_outbox": 0})
+
+    @staticmethod
+    def kiosk_times(doc: dict | None) -> dict | None:
+        """The kiosk with its epoch fields as datetimes (last_seen_at, last_pressed_at, offline_since)."""
+        if doc is not None:
+            doc["last_seen_at"] = domain.from_ts(doc.get("last_seen_ts"))
+            doc["last_pressed_at"] = domain.from_ts(doc.get("last_pressed_ts"))
+            doc["offline_since"] = domain.from_ts(doc.get("offline_ts"))
+        return doc
+
+    def update_kiosk(self, kiosk_id: str, sets: dict, unsets: list[str] = ()) -> dict | None:
+        update = {"$set": {**sets, "updated_ts": utcnow().timestamp()}}
+        if unsets:
+            update["$unset"] = {k: "" for k in unsets}
+        return self.db.kiosks.find_one_and_update({"_id": kiosk_id}, update, projection={"_outbox": 0},
+                                                  return_document=ReturnDocument.AFTER)
+
+    def list_kiosks(self, site_id: str | None) -> list[dict]:
+        query = {"site_id": site_id} if site_id else {}
+        return list(self.db.kiosks.find(query, {"_outbox": 0}).sort("name", ASCENDING))
+
+    def kiosk_seen(self, kiosk_id: str, sets: dict, back_online_event: dict | None) -> None:
+        """Record a sign of life; when the kiosk was offline, flip it back with its event in the same write."""
+        self.db.kiosks.update_one({"_id": kiosk_id}, {"$set": {"last_seen_ts": utcnow().timestamp(), **sets}})
+        if back_online_event is not None:
+            self.db.kiosks.update_one({"_id": kiosk_id, "offline_ts": {"$ne": None}},
+                                      self.with_events({"$set": {"offline_ts": None}}, [back_online_event]))
+
+    def silent_kiosks(self, before: datetime) -> list[dict]:
+        return list(self.db.kiosks.find({"last_seen_ts": {"$lt": before.timestamp()}, "offline_ts": None, "revoked_ts": None},
+                                        {"_outbox": 0}))
+
+    def mark_offline(self, kiosk_id: str, event: dict) -> bool:
+        res = self.db.kiosks.update_one({"_id": kiosk_id, "offline_ts": None},
+                                        self.with_events({"$set": {"offline_ts": utcnow().timestamp()}}, [event]))
+        return res.modified_count == 1
+
+    # -- votes ----------------------------------------------------------------------------------
+    def new_batch(self, kiosk_id: str, site_id: str, scale: int, vote_ids: list[str]) -> str:
+        batch = uuid.uuid4().hex
+        self.db.batches.insert_one({"_id": batch, "kiosk_id": kiosk_id, "site_id": site_id, "scale": scale,
+                                    "vote_ids": vote_ids, "created_at": utcnow()})
+        return batch
+
+    def insert_votes(self, docs: list[dict]) -> tuple[list[dict], set[str]]:
+        """Insert; returns (the documents stored now, the ids that were already stored)."""
+        if not docs:
+            return [], set()
+        try:
+            self.db.votes.insert_many(docs, ordered=False)
+            return docs, set()
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE for e in errors):
+                raise
+            failed = {e["index"] for e in errors}
+            return [d for i, d in enumerate(docs) if i not in failed], {docs[i]["_id"] for i in failed}
+
+    def note_votes(self, kiosk_id: str, last_pressed: datetime) -> None:
+        """One write per batch: the kiosk's latest press (for repeated presses) and its last sign of life."""
+        self.db.kiosks.update_one({"_id": kiosk_id}, {"$max": {"last_pressed_ts": last_pressed.timestamp()},
+                                                     "$set": {"last_seen_ts": utcnow().timestamp()}})
+
+    def apply_counters(self, batch: str, increments: dict[str, dict]) -> None:
+        """Idempotent per (counter, batch): the marker `b.<batch>` makes a second application a no-op."""
+        if increments:
+            now = utcnow().timestamp()
+            ops, stales = [], []
+            for cid, entry in increments.items():
+                with self._prune_lock:
+                    stale = self._prune.pop(cid, set())
+                update = {"$set": {**entry["meta"], "updated_ts": now, f"b.{batch}": 1}, "$inc": entry["tally"].inc()}
+                if stale:
+                    update["$unset"] = {f"b.{old}": "" for old in stale}
+                ops.append(UpdateOne({"_id": cid, f"b.{batch}": {"$exists": False}}, update, upsert=True))
+                stales.append((cid, stale))
+            try:
+                self.db.counters.bulk_write(ops, ordered=False)
+            except BulkWriteError as exc:  # a duplicate key here means "already applied"
+                errors = exc.details.get("writeErrors", [])
+                with self._prune_lock:  # those updates did not run: their pruning is still to do
+                    for e in errors:
+                        cid, stale = stales[e["index"]]
+                        self._prune.setdefault(cid, set()).update(stale)
+                if any(e.get("code") != DUPLICATE for e in errors):
+                    raise
+
+    def finish_batch(self, batch: str, counter_ids) -> None:
+        self.db.batches.delete_one({"_id": batch})
+        with self._prune_lock:
+            for cid in counter_ids:
+                self._prune.setdefault(cid, set()).add(batch)
+
+    def flush_prunes(self) -> int:
+        """Remove the markers of finished batches from counters no batch touched since (e.g. past minutes)."""
+        with self._prune_lock:
+            pending, self._prune = self._prune, {}
+        ops = [UpdateOne({"_id": cid}, {"$unset": {f"b.{b}": "" for b in batches}})
+               for cid, batches in pending.items() if batches]
+        if ops:
+            self.db.counters.bulk_write(ops, ordered=False)
+        return len(ops)
+
+    def stale_batches(self, older_than: datetime) -> list[dict]:
+        return list(self.db.batches.find({"created_at": {"$lt": older_than}}).limit(200))
+
+    def votes_of_batch(self, batch: dict) -> list[dict]:
+        """The votes this batch stored (not those another batch stored first), by primary key."""
+        return list(self.db.votes.find({"_id": {"$in": batch.get("vote_ids") or []}, "batch": batch["_id"]},
+                                       {"pressed_at": 1, "rating": 1, "repeated": 1, "received_at": 1}))
+
+    # -- results --------------------------------------------------------------------------------
+    def counters(self, scope: str, ref: str, gran: str, start: datetime, end: datetime) -> list[dict]:
+        """Counter documents of [start, end), each with `start` as a datetime."""
+        docs = list(self.db.counters.find({"scope": scope, "ref": ref, "gran": gran,
+                                           "t": {"$gte": int(domain.ts(start)), "$lt": domain.ts(end)}},
+                                          {"b": 0}).sort("t", ASCENDING))
+        for doc in docs:
+            doc["start"] = domain.from_ts(doc["t"])
+            doc["updated_at"] = domain.from_ts(doc.get("updated_ts"))
+        return docs
+
+    def window_tally(self, site_id: str, minutes: int, now: datetime) -> domain.Tally:
+        tally = domain.Tally.empty()
+        start = domain.minute_start(now - timedelta(minutes=minutes - 1))
+        for doc in self.counters("site", site_id, "minute", start, now + timedelta(minutes=1)):
+            tally.add_doc(doc)
+        return tally
+
+    # -- alerts ---------------------------------------------------------------------------------
+    def raise_alert(self, site_id: str, alert: dict, event: dict) -> bool:
+        """Once per episode: only a site without an open alert takes one (with its event, same write)."""
+        res = self.db.sites.update_one({"_id": site_id, "open_alert_id": None},
+                                       self.with_events({"$set": {"open_alert_id": alert["_id"]}}, [event]))
+        if res.modified_count != 1:
+            return False
+        self.db.alerts.insert_one(alert)
+        return True
+
+    def resolve_alert(self, site_id: str, alert_id: str, resolved_at: datetime, counts: dict, event: dict) -> bool:
+        res = self.db.sites.update_one({"_id": site_id, "open_alert_id": alert_id},
+                                       self.with_events({"$set": {"open_alert_id": None}}, [event]))
+        if res.modified_count != 1:
+            return False
+        self.db.alerts.update_one({"_id": alert_id}, {"$set": {"resolved_ts": resolved_at.timestamp(),
+                                                              "resolved_counts": counts}})
+        return True
+
+    def get_alert(self, alert_id: str) -> dict | None:
+        return self.db.alerts.find_one({"_id": alert_id})
+
+    def sites_with_open_alerts(self) -> list[dict]:
+        return list(self.db.sites.find({"open_alert_id": {"$ne": None}}, {"_outbox": 0}))
+
+    def list_alerts(self, site_id: str | None, open_only: bool) -> list[dict]:
+        query: dict = {}
+        if site_id:
+            query["site_id"] = site_id
+        if open_only:
+            query["resolved_ts"] = None
+        return list(self.db.alerts.find(query).sort("raised_at", DESCENDING).limit(200))

@@ -1,0 +1,235 @@
+"""Pure satisfaction rules: vote checks, repeated presses, buckets, the Happy Index and alert rules.
+
+Happy Index: a scale of n levels (4 or 5) has ratings 1 (très satisfait) ... n (très insatisfait);
+rating r is worth 100 * (n - r) / (n - 1) (4 levels: 100, 66.7, 33.3, 0; 5 levels: 100, 75, 50, 25, 0);
+the index is the mean of the values of the counted votes, 0-100, undefined without votes.
+A vote is negative when it is in the lower half of the scale: 3-4 of 4, 4-5 of 5.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+PARIS = ZoneInfo("Europe/Paris")
+MAX_AGE = timedelta(days=30)
+CLOCK_SKEW = timedelta(seconds=60)  # a kiosk clock a little ahead is not "the future"
+
+
+def rating_value(rating: int, scale: int) -> float:
+    return 100.0 * (scale - rating) / (scale - 1)
+
+
+def is_negative(rating: int, scale: int) -> bool:
+    return rating > scale // 2 + (scale % 2)  # 4: 3,4 ; 5: 4,5
+
+
+def happy_index(score_sum: float, total: int) -> float | None:
+    return round(score_sum / total, 1) if total else None
+
+
+def check_vote(vote, scale: int, now: datetime, follow_up_choices: list[str] | None) -> str | None:
+    """Why a vote is refused (French, for the kiosk's logs), or None when it is acceptable."""
+    try:
+        uuid.UUID(vote.id)
+    except ValueError:
+        return "identifiant invalide (UUID attendu)"
+    if not 1 <= vote.rating <= scale:
+        return f"note hors de l'échelle 1 à {scale}"
+    pressed = as_utc(vote.pressed_at)
+    if pressed > now + CLOCK_SKEW:
+        return "pressedAt est dans le futur"
+    if pressed < now - MAX_AGE:
+        return "pressedAt a plus de 30 jours"
+    if vote.follow_up is not None and (not follow_up_choices or vote.follow_up not in follow_up_choices):
+        return "choix de suivi inconnu"
+    return None
+
+
+def ts(value: datetime) -> float:
+    """Timestamps that updates write are stored as epoch seconds: nx-27017 reads a datetime set by an
+    update back as a string (only inserted datetimes round-trip), and numbers compare the same on both."""
+    return as_utc(value).timestamp()
+
+
+def from_ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(float(value), timezone.utc)
+
+
+def as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+_LINK = re.compile(r"(https?://|www\.|\.(com|ru|xyz|net|info)\b)", re.I)
+_REPEAT = re.compile(r"(.)\1{6,}")
+_BANNED = re.compile(r"\b(viagra|casino|crypto|bitcoin|porn\w*|connard\w*|salope\w*|encul\w*)\b", re.I)
+
+
+def comment_is_spam(text: str) -> bool:
+    """A short visitor comment is kept unless it looks like spam or abuse (links, floods, banned words)."""
+    stripped = text.strip()
+    if not stripped or len(stripped) > 500:
+        return True
+    letters = sum(ch.isalpha() for ch in stripped)
+    return bool(_LINK.search(stripped) or _REPEAT.search(stripped) or _BANNED.search(stripped)
+                or letters < len(stripped) * 0.4)
+
+
+def flag_repeats(pressed: list[datetime], last_pressed: datetime | None, seconds: int) -> list[bool]:
+    """For presses of one kiosk (in any order): True for those within `seconds` after the previous press.
+
+    The previous press is the one before in time among this batch and the kiosk's latest press already
+    stored (`last_pressed`). Flagged votes are kept but not counted, so the rule can be replayed.
+    """
+    order = sorted(range(len(pressed)), key=lambda i: pressed[i])
+    flags = [False] * len(pressed)
+    window = timedelta(seconds=seconds)
+    previous = last_pressed
+    for i in order:
+        p = pressed[i]
+        if previous is not None and seconds > 0 and timedelta(0) <= p - previous < window:
+            flags[i] = True
+        if previous is None or p > previous:
+            previous = p
+    return flags
+
+
+# -- buckets ----------------------------------------------------------------------------------------
+def hour_start(t: datetime) -> datetime:
+    return as_utc(t).replace(minute=0, second=0, microsecond=0)
+
+
+def minute_start(t: datetime) -> datetime:
+    return as_utc(t).replace(second=0, microsecond=0)
+
+
+def day_start(t: datetime) -> datetime:
+    """Local (Europe/Paris) midnight of the day of `t`, as UTC."""
+    local = as_utc(t).astimezone(PARIS)
+    return datetime(local.year, local.month, local.day, tzinfo=PARIS).astimezone(timezone.utc)
+
+
+def week_start(day: datetime) -> datetime:
+    local = as_utc(day).astimezone(PARIS)
+    monday = local.date() - timedelta(days=local.weekday())
+    return datetime(monday.year, monday.month, monday.day, tzinfo=PARIS).astimezone(timezone.utc)
+
+
+@dataclass
+class Tally:
+    counts: list[int]
+    negative: int = 0
+    score: float = 0.0
+
+    @classmethod
+    def empty(cls) -> "Tally":
+        return cls([0, 0, 0, 0, 0])
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    def add_vote(self, rating: int, scale: int) -> None:
+        self.counts[rating - 1] += 1
+        self.negative += is_negative(rating, scale)
+        self.score += rating_value(rating, scale)
+
+    def add_doc(self, doc: dict) -> None:
+        for r in range(5):
+            self.counts[r] += int(doc.get(f"r{r + 1}", 0))
+        self.negative += int(doc.get("negative", 0))
+        self.score += float(doc.get("score", 0.0))
+
+    def inc(self) -> dict:
+        inc = {f"r{r + 1}": n for r, n in enumerate(self.counts) if n}
+        inc.update(total=self.total, negative=self.negative, score=round(self.score, 6))
+        return inc
+
+    def point(self, start: datetime) -> dict:
+        return {"start": start, "counts": list(self.counts), "total": self.total, "negative": self.negative,
+                "happy_index": happy_index(self.score, self.total)}
+
+
+def counter_increments(votes: list[dict], scale: int, kiosk_id: str, site_id: str) -> dict[str, dict]:
+    """Counter documents touched by counted (not repeated) votes: id -> {meta, tally}.
+
+    Kiosk and site per hour (UTC) and per day (Europe/Paris); site per minute for the alert windows.
+    """
+    out: dict[str, dict] = {}
+    for v in votes:
+        if v.get("repeated"):
+            continue
+        p = v["pressed_at"]
+        for scope, ref, gran, start in (("kiosk", kiosk_id, "hour", hour_start(p)), ("kiosk", kiosk_id, "day", day_start(p)),
+                                        ("site", site_id, "hour", hour_start(p)), ("site", site_id, "day", day_start(p)),
+                                        ("site", site_id, "minute", minute_start(p))):
+            cid = f"{scope}:{ref}:{gran}:{start.strftime('%Y%m%dT%H%M')}"
+            entry = out.setdefault(cid, {"meta": {"scope": scope, "ref": ref, "gran": gran, "t": int(ts(start)),
+                                                  "site_id": site_id}, "tally": Tally.empty()})
+            entry["tally"].add_vote(v["rating"], scale)
+    return out
+
+
+# -- alerts -----------------------------------------------------------------------------------------
+def alert_holds(settings: dict, tally: Tally) -> bool:
+    """The site's rule: negative share >= threshold with at least min_votes, or index below index_below."""
+    if tally.total < settings.get("min_votes", 4):
+        return False
+    share = 100.0 * tally.negative / tally.total
+    if share >= settings.get("threshold_percent", 50.0):
+        return True
+    below = settings.get("index_below")
+    index = happy_index(tally.score, tally.total)
+    return below is not None and index is not None and index < below
+
+
+def alert_counts(tally: Tally) -> dict:
+    total = tally.total
+    return {"votes": total, "negative": tally.negative,
+            "negative_percent": round(100.0 * tally.negative / total, 1) if total else 0.0,
+            "happy_index": happy_index(tally.score, total)}
+
+
+def alert_rule(settings: dict) -> dict:
+    return {"kind": "index" if settings.get("index_below") is not None else "negative_share",
+            "window_minutes": settings.get("window_minutes", 15),
+            "threshold_percent": settings.get("threshold_percent", 50.0),
+            "min_votes": settings.get("min_votes", 4), "index_below": settings.get("index_below")}
+
+
+# -- opening hours ----------------------------------------------------------------------------------
+def is_open(opening_hours: list[dict], now: datetime) -> bool:
+    """No hours set means always open; otherwise inside one of the (weekday, opens, closes) slots, Paris time."""
+    if not opening_hours:
+        return True
+    local = as_utc(now).astimezone(PARIS)
+    hhmm = local.strftime("%H:%M")
+    return any(h["weekday"] == local.weekday() and h["opens"] <= hhmm < h["closes"] for h in opening_hours)
+
+
+# -- demo data ----------------------------------------------------------------------------------------
+_WEEKDAYS = range(0, 5)
+_FOLLOW_UP = {"question": "Qu'est-ce qui n'est pas allé ?",
+              "choices": ["L'attente", "L'accueil", "La propreté", "Les horaires", "Autre chose"]}
+DEMO_SITES: list[tuple[dict, list[dict]]] = [
+    ({"id": "site-accueil-labege", "name": "Accueil du Sicoval (Labège)", "commune": "labege",
+      "competence": "Services aux communes, mutualisation"},
+     [{"id": "kiosk-accueil-labege", "name": "Borne de l'accueil", "question": "Êtes-vous satisfait de l'accueil ?",
+       "follow_up": _FOLLOW_UP, "opening_hours": [{"weekday": d, "opens": "08:30", "closes": "17:30"} for d in _WEEKDAYS]}]),
+    ({"id": "site-piscine-castanet", "name": "Piscine intercommunale de Castanet-Tolosan", "commune": "castanet-tolosan",
+      "competence": "Equipements culturels, sportifs et de loisirs"},
+     [{"id": "kiosk-piscine-castanet", "name": "Borne de la sortie des vestiaires",
+       "question": "Comment s'est passée votre séance ?", "follow_up": _FOLLOW_UP,
+       "opening_hours": [{"weekday": d, "opens": "10:00", "closes": "20:00"} for d in range(0, 7)]}]),
+    ({"id": "site-decheterie-escalquens", "name": "Déchèterie d'Escalquens", "commune": "escalquens",
+      "competence": "Environnement et cadre de vie"},
+     [{"id": "kiosk-decheterie-escalquens", "name": "Borne du quai", "question": "Êtes-vous satisfait de votre passage ?",
+       "opening_hours": [{"weekday": d, "opens": "09:00", "closes": "18:00"} for d in range(0, 6)]}]),
+    ({"id": "site-mediatheque-ramonville", "name": "Médiathèque de Ramonville-Saint-Agne", "commune": "ramonville-saint-agne",
+      "competence": "Equipements culturels, sportifs et de loisirs"},
+     [{"id": "kiosk-mediatheque-ramonville", "name": "Borne du hall", "question": "Avez-vous trouvé ce que vous cherchiez ?",
+       "scale": 5, "comments": True,
+       "opening_hours": [{"weekday": d, "opens": "10:00", "closes": "19:00"} for d in range(1, 6)]}]),
+]

@@ -1,0 +1,132 @@
+"""kill -9 of the satisfaction service while 10,000 votes stream in through the gateway: after a restart,
+with the kiosks resending what was not acknowledged, exactly 10,000 are stored and counted."""
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from tests.support import Platform, token, wait_until
+
+AGENT = token("agent", subject="agent:test")
+SUBMIT = "mutation($v: [KioskVoteInput!]!) { submitKioskVotes(votes: $v) { accepted duplicates rejected { id } } }"
+KIOSKS, BATCHES, PER_BATCH = 4, 25, 100
+
+
+@pytest.fixture
+def platform(mongo, broker):
+    mongo.drop_all()
+    p = Platform(mongo, broker)
+    yield p
+    for proc in p.procs:
+        if proc.proc.poll() not in (None, 0, -15, -9):
+            print(f"--- {proc.name} ---\n{proc.output()[-3000:]}")
+    p.stop()
+
+
+def gql(platform, query, variables, tok, timeout=10.0):
+    return httpx.post(f"{platform.url}/graphql", json={"query": query, "variables": variables},
+                      headers={"Authorization": f"Bearer {tok}"}, timeout=timeout).json()
+
+
+def test_kill9_while_votes_stream_in_counts_each_vote_exactly_once(platform, mongo):
+    first = platform.service("satisfaction")
+    platform.gateway()
+    site = gql(platform, "mutation($s: SiteInput!) { saveSite(site: $s) { id } }",
+               {"s": {"name": "Déchèterie", "commune": "escalquens", "competence": "Déchets"}}, AGENT)["data"]["saveSite"]
+    tokens = [gql(platform, "mutation($k: KioskInput!) { registerKiosk(kiosk: $k) { token } }",
+                  {"k": {"siteId": site["id"], "name": f"Borne {k}", "repeatSeconds": 0}}, AGENT)
+              ["data"]["registerKiosk"]["token"] for k in range(KIOSKS)]
+    start = datetime.now(timezone.utc) - timedelta(days=1)
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+
+    def kiosk(tok: str) -> None:
+        # Like the kiosk client: a batch is resent until the server answers for every vote in it.
+        for b in range(BATCHES):
+            batch = [{"id": str(uuid.uuid4()), "rating": (i % 4) + 1,
+                      "pressedAt": (start + timedelta(seconds=b * PER_BATCH + i)).isoformat()} for i in range(PER_BATCH)]
+            while True:
+                try:
+                    body = gql(platform, SUBMIT, {"v": batch}, tok, timeout=3.0)
+                except httpx.HTTPError:
+                    continue
+                report = (body.get("data") or {}).get("submitKioskVotes")
+                if report is not None:
+                    assert not report["rejected"]
+                    with lock:
+                        acknowledged.extend(report["accepted"] + report["duplicates"])
+                    break
+
+    threads = [threading.Thread(target=kiosk, args=(t,)) for t in tokens]
+    for t in threads:
+        t.start()
+    votes = mongo.client().parvis_satisfaction.votes
+    wait_until(lambda: len(acknowledged) >= 2500, 60, 0.02, "votes streaming")
+    first.kill9()
+    stored_at_crash = votes.estimated_document_count()
+    platform.service("satisfaction")
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads)
+    total = KIOSKS * BATCHES * PER_BATCH
+    assert stored_at_crash < total, "the crash happened while votes were still coming in"
+    assert len(set(acknowledged)) == total
+
+    def counted() -> int:
+        now = datetime.now(timezone.utc)
+        body = gql(platform, "query($s: ID, $f: DateTime!, $t: DateTime!) { satisfaction(siteId: $s, from: $f, to: $t, "
+                             "granularity: HOUR) { total { total counts } } }",
+                   {"s": site["id"], "f": (now - timedelta(days=3)).isoformat(), "t": now.isoformat()}, AGENT)
+        return body["data"]["satisfaction"]["total"]["total"]
+
+    wait_until(lambda: counted() == total, 60, 0.5, f"{total} votes counted")
+    assert votes.count_documents({}) == total
+    db = mongo.client().parvis_satisfaction
+    wait_until(lambda: db.batches.count_documents({}) == 0, 30, 0.5, "no batch left to recover")
+    assert counted() == total, "recovery did not count anything twice"
+
+
+def test_batches_left_half_done_by_a_crash_are_counted_once_at_restart(platform, mongo):
+    """The three crash points, made deterministic: votes stored but no counter touched; counters partly
+    applied; counters all applied but the batch not closed. The restarted service counts each vote once."""
+    from services.satisfaction import domain
+    from services.satisfaction.store import SatisfactionStore
+
+    db = mongo.client().parvis_satisfaction
+    store = SatisfactionStore(db)
+    store.ensure_indexes()
+    db.sites.insert_one({"_id": "site-x", "name": "Médiathèque", "commune": "ramonville-saint-agne",
+                         "competence": "Culture", "alerts": {}})
+    start = datetime.now(timezone.utc) - timedelta(hours=5)
+    for n, crash_point in enumerate(("after_insert", "partial_counters", "before_close")):
+        ids = [str(uuid.uuid4()) for _ in range(90)]
+        batch = store.new_batch("kiosk-x", "site-x", 4, ids)
+        docs = [{"_id": ids[i], "kiosk_id": "kiosk-x", "site_id": "site-x", "rating": (i % 4) + 1,
+                 "scale": 4, "pressed_at": start + timedelta(minutes=n * 100 + i), "received_at": start,
+                 "repeated": False, "batch": batch} for i in range(90)]  # spans two hours: several counters
+        stored, _ = store.insert_votes(docs)
+        increments = domain.counter_increments(stored, 4, "kiosk-x", "site-x")
+        if crash_point == "partial_counters":
+            store.apply_counters(batch, dict(list(increments.items())[: len(increments) // 2]))
+        elif crash_point == "before_close":
+            store.apply_counters(batch, increments)
+    assert db.batches.count_documents({}) == 3
+    proc = platform.service("satisfaction")
+    try:
+        wait_until(lambda: db.batches.count_documents({}) == 0, 30, 0.2, "the batches recovered")
+    except AssertionError:
+        print(proc.output()[-5000:])
+        raise
+    for scope, ref in (("site", "site-x"), ("kiosk", "kiosk-x")):
+        for gran in ("hour", "day"):
+            docs = store.counters(scope, ref, gran, start - timedelta(days=1), start + timedelta(days=1))
+            assert sum(d["total"] for d in docs) == 270, (scope, gran)
+            assert sum(d.get("r1", 0) for d in docs) == 3 * 23
+    markers = lambda: [d.get("b") for d in db.counters.find() if d.get("b")]  # noqa: E731
+    try:
+        wait_until(lambda: not markers(), 20, 0.2, "the batch markers pruned")
+    except AssertionError:
+        print("MARKERS", markers(), [d["_id"] for d in db.counters.find()])
+        raise

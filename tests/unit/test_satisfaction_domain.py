@@ -1,0 +1,86 @@
+"""Pure satisfaction rules: the Happy Index, vote checks, repeated presses, buckets, alerts, opening hours."""
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+from services.satisfaction import domain
+
+NOW = datetime(2026, 3, 10, 14, 30, tzinfo=timezone.utc)  # a Tuesday, 15:30 in Paris
+
+
+def vote(**kw):
+    base = {"id": "2f1d3c4e-1111-4222-8333-944455556666", "rating": 1, "pressed_at": NOW, "follow_up": None}
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_happy_index_maps_ratings_linearly_from_100_to_0():
+    assert [round(domain.rating_value(r, 4), 1) for r in (1, 2, 3, 4)] == [100.0, 66.7, 33.3, 0.0]
+    assert [domain.rating_value(r, 5) for r in (1, 2, 3, 4, 5)] == [100.0, 75.0, 50.0, 25.0, 0.0]
+    tally = domain.Tally.empty()
+    for rating in (1, 1, 2, 4):
+        tally.add_vote(rating, 4)
+    assert tally.total == 4 and tally.negative == 1 and domain.happy_index(tally.score, tally.total) == 66.7
+    assert domain.happy_index(0.0, 0) is None
+
+
+def test_negative_is_the_lower_half_of_the_scale():
+    assert [domain.is_negative(r, 4) for r in (1, 2, 3, 4)] == [False, False, True, True]
+    assert [domain.is_negative(r, 5) for r in (1, 2, 3, 4, 5)] == [False, False, False, True, True]
+
+
+def test_vote_checks():
+    assert domain.check_vote(vote(), 4, NOW, None) is None
+    assert "UUID" in domain.check_vote(vote(id="x"), 4, NOW, None)
+    assert "échelle" in domain.check_vote(vote(rating=5), 4, NOW, None)
+    assert domain.check_vote(vote(rating=5), 5, NOW, None) is None
+    assert "futur" in domain.check_vote(vote(pressed_at=NOW + timedelta(minutes=5)), 4, NOW, None)
+    assert domain.check_vote(vote(pressed_at=NOW + timedelta(seconds=30)), 4, NOW, None) is None, "small clock skew"
+    assert "30 jours" in domain.check_vote(vote(pressed_at=NOW - timedelta(days=31)), 4, NOW, None)
+    assert "suivi" in domain.check_vote(vote(follow_up="Autre"), 4, NOW, ["L'attente"])
+    assert domain.check_vote(vote(follow_up="L'attente"), 4, NOW, ["L'attente"]) is None
+
+
+def test_repeated_presses_within_n_seconds_count_as_one_in_any_order():
+    t = [NOW, NOW + timedelta(seconds=1), NOW + timedelta(seconds=5), NOW + timedelta(seconds=6.5)]
+    assert domain.flag_repeats(t, None, 3) == [False, True, False, True]
+    assert domain.flag_repeats(list(reversed(t)), None, 3) == [True, False, True, False]
+    assert domain.flag_repeats([NOW + timedelta(seconds=2)], NOW, 3) == [True], "against the last stored press"
+    assert domain.flag_repeats(t, None, 0) == [False] * 4
+
+
+def test_buckets_hour_utc_day_paris():
+    late = datetime(2026, 3, 10, 23, 30, tzinfo=timezone.utc)  # already the 11th in Paris
+    assert domain.day_start(late) == datetime(2026, 3, 10, 23, 0, tzinfo=timezone.utc)
+    assert domain.hour_start(late) == datetime(2026, 3, 10, 23, 0, tzinfo=timezone.utc)
+    assert domain.week_start(late) == datetime(2026, 3, 8, 23, 0, tzinfo=timezone.utc)  # Monday 9th, Paris
+    incs = domain.counter_increments([{"pressed_at": NOW, "rating": 1}, {"pressed_at": NOW, "rating": 4, "repeated": True}],
+                                     4, "k", "s")
+    assert len(incs) == 5 and all(e["tally"].total == 1 for e in incs.values()), "repeated presses are not counted"
+
+
+def test_alert_rule():
+    settings = {"threshold_percent": 50, "window_minutes": 15, "min_votes": 4}
+    tally = domain.Tally.empty()
+    for r in (4, 4, 4):
+        tally.add_vote(r, 4)
+    assert not domain.alert_holds(settings, tally), "fewer than min_votes"
+    tally.add_vote(1, 4)
+    assert domain.alert_holds(settings, tally)
+    for r in (1, 1, 1):
+        tally.add_vote(r, 4)
+    assert not domain.alert_holds(settings, tally)  # 3/7 = 43 %
+    assert domain.alert_holds({**settings, "index_below": 60}, tally)  # index 57.1
+    assert domain.alert_counts(tally)["negative_percent"] == 42.9
+
+
+def test_opening_hours_in_paris_time():
+    hours = [{"weekday": 1, "opens": "09:00", "closes": "17:00"}]
+    assert domain.is_open(hours, NOW)
+    assert not domain.is_open(hours, NOW + timedelta(hours=2))
+    assert domain.is_open([], NOW)
+
+
+def test_spam_filter_for_comments():
+    assert not domain.comment_is_spam("Très bon accueil, merci !")
+    assert domain.comment_is_spam("Gagnez vite sur www.casino.xyz")
+    assert domain.comment_is_spam("aaaaaaaaaaaaaa")
+    assert domain.comment_is_spam("!!!! ???? 1234 5678")
