@@ -1,14 +1,20 @@
-"""Notification service contracts: token revocation and the organisations' contact directory."""
+"""Notification service contracts: token revocation, the organisations' contact directory, sign-in codes,
+subscriptions, templated notifications and their delivery receipts."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import Field
 
-from contracts.base import Empty, Model, RpcContract
+from contracts.base import Empty, EventContract, Model, RpcContract
 from contracts.platform import declare_ping
 
 SERVICE = "notification"
+
+Channel = Literal["email", "sms", "in_app"]
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+Status = Literal["created", "sending", "delivered", "temporary-failure", "permanent-failure"]
 
 
 class RevokeToken(Model):
@@ -32,9 +38,195 @@ class GetOrganizationContact(Model):
     id: str
 
 
+# -- sign-in -------------------------------------------------------------------------------------
+class RequestLoginCode(Model):
+    email: str = Field(max_length=254)
+    client_ip: str | None = Field(default=None, max_length=64, description="as the gateway saw it, for rate limits")
+
+
+class LoginCodeRequested(Model):
+    sent: bool = Field(description="always true: whether the address is known is never revealed")
+    expires_in_seconds: int
+
+
+class VerifyLoginCode(Model):
+    email: str = Field(max_length=254)
+    code: str = Field(max_length=12)
+    client_ip: str | None = Field(default=None, max_length=64)
+
+
+class VerifiedCitizen(Model):
+    citizen_id: str = Field(description="subject of the citizen token the gateway issues")
+    email: str
+
+
+# -- subscriptions -------------------------------------------------------------------------------
+class Subscribe(Model):
+    topic: str = Field(max_length=120)
+    channel: Channel = "email"
+    email: str | None = Field(default=None, max_length=254, description="agents: where to send (citizens: their verified address)")
+    phone: str | None = Field(default=None, max_length=32, description="for SMS; E.164 or French national form")
+    quiet_from: str | None = Field(default=None, pattern=HHMM, description="quiet hours start, Paris time, HH:MM")
+    quiet_to: str | None = Field(default=None, pattern=HHMM, description="quiet hours end, Paris time, HH:MM")
+
+
+class Subscription(Model):
+    id: str
+    topic: str
+    channel: Channel
+    address: str | None = None
+    quiet_from: str | None = None
+    quiet_to: str | None = None
+    created_at: datetime
+
+
+class Unsubscribe(Model):
+    id: str | None = Field(default=None, description="a subscription of the caller")
+    token: str | None = Field(default=None, max_length=400, description="the signed one-click link's token")
+
+
+class Unsubscribed(Model):
+    unsubscribed: bool
+    topic: str | None = None
+
+
+# -- notifications -------------------------------------------------------------------------------
+class SendNotification(Model):
+    template: str = Field(max_length=80)
+    channel: Channel = "email"
+    to: str = Field(max_length=254, description="an email address, a phone number, or (in_app) a citizen id")
+    personalisation: dict[str, Any] = Field(default_factory=dict)
+    reference: str = Field(min_length=1, max_length=100, description="idempotency key: one notification per (reference, to, channel)")
+
+
+class Notification(Model):
+    id: str
+    event_id: str
+    event_type: str | None = None
+    template: str
+    template_version: int
+    channel: Channel
+    recipient: str
+    status: Status
+    attempts: int = 0
+    created_at: datetime
+    delivered_at: datetime | None = None
+    failed_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    error: str | None = None
+    topic: str | None = None
+    subject: str | None = None
+    text: str | None = None
+    read_at: datetime | None = None
+
+
+class MyNotifications(Model):
+    limit: int = Field(default=50, ge=1, le=200)
+    unread_only: bool = False
+
+
+class MarkRead(Model):
+    ids: list[str] = Field(max_length=500)
+
+
+class Count(Model):
+    count: int
+
+
+class DeliveryFilter(Model):
+    status: Status | None = None
+    channel: Channel | None = None
+    event_id: str | None = Field(default=None, max_length=120)
+    template: str | None = Field(default=None, max_length=80)
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class TemplateInfo(Model):
+    name: str
+    version: int
+    description: str
+    channels: list[Channel]
+    variables: list[str]
+
+
+class PreviewTemplate(Model):
+    name: str = Field(max_length=80)
+    channel: Channel = "email"
+    version: int | None = None
+    personalisation: dict[str, Any] = Field(default_factory=dict)
+
+
+class Preview(Model):
+    name: str
+    version: int
+    channel: Channel
+    subject: str | None = None
+    text: str
+    html: str | None = None
+    length: int
+
+
+class AddWebhook(Model):
+    partner: str = Field(min_length=1, max_length=80, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    url: str = Field(min_length=8, max_length=500, pattern=r"^https?://")
+
+
+class Webhook(Model):
+    id: str
+    partner: str
+    url: str
+    signing_secret: str = Field(description="HMAC-SHA256 key of the X-Parvis-Signature header; shown at creation")
+
+
+# -- events --------------------------------------------------------------------------------------
+class NotificationDelivered(EventContract):
+    event_type = "notification.delivered"
+    summary = "A notification reached its channel (SMTP server accepted it, SMS provider took it, stored in-app)"
+    id: str
+    event_id: str = Field(description="the event or reference the notification was sent for")
+    template: str
+    channel: Channel
+    recipient: str
+    attempts: int
+    delivered_at: datetime
+
+
+class NotificationFailed(EventContract):
+    event_type = "notification.failed"
+    summary = "A notification will not be delivered: permanent failure, or temporary ones beyond the retry period"
+    id: str
+    event_id: str
+    template: str
+    channel: Channel
+    recipient: str
+    attempts: int
+    reason: str
+    failed_at: datetime
+
+
 PING = declare_ping(SERVICE)
 REVOKE_TOKEN = RpcContract(SERVICE, "revoke_token", RevokeToken, Revoked, "Revoke a bearer token until it expires")
 LIST_REVOKED_TOKENS = RpcContract(SERVICE, "list_revoked_tokens", Empty, list[Revoked],
                                   "Tokens revoked and not yet expired (the gateway caches them)")
 GET_ORGANIZATION_CONTACT = RpcContract(SERVICE, "get_organization_contact", GetOrganizationContact, OrganizationContact,
                                        "Where to tell an organisation about its events (from agenda.organization_upserted)")
+REQUEST_LOGIN_CODE = RpcContract(SERVICE, "request_login_code", RequestLoginCode, LoginCodeRequested,
+                                 "Email a 6-digit sign-in code (10 minutes, 5 attempts); rate-limited per address and IP")
+VERIFY_LOGIN_CODE = RpcContract(SERVICE, "verify_login_code", VerifyLoginCode, VerifiedCitizen,
+                                "Check a sign-in code; the gateway then issues a citizen token for citizen_id")
+SUBSCRIBE = RpcContract(SERVICE, "subscribe", Subscribe, Subscription, "Subscribe the caller to a topic on a channel")
+UNSUBSCRIBE = RpcContract(SERVICE, "unsubscribe", Unsubscribe, Unsubscribed,
+                          "Remove a subscription: the caller's own by id, or anyone's by its signed link token")
+MY_SUBSCRIPTIONS = RpcContract(SERVICE, "my_subscriptions", Empty, list[Subscription], "The caller's subscriptions")
+MY_NOTIFICATIONS = RpcContract(SERVICE, "my_notifications", MyNotifications, list[Notification],
+                               "The caller's in-app notifications, newest first")
+MARK_READ = RpcContract(SERVICE, "mark_notifications_read", MarkRead, Count, "Mark in-app notifications read")
+SEND_NOTIFICATION = RpcContract(SERVICE, "send_notification", SendNotification, Notification,
+                                "Queue one templated notification (agents and services); idempotent by reference")
+DELIVERIES = RpcContract(SERVICE, "notification_deliveries", DeliveryFilter, list[Notification],
+                         "Notifications and their delivery status (agents, operators)")
+LIST_TEMPLATES = RpcContract(SERVICE, "list_templates", Empty, list[TemplateInfo], "The templates, latest versions")
+PREVIEW_TEMPLATE = RpcContract(SERVICE, "preview_template", PreviewTemplate, Preview,
+                               "Render a template with personalisation, without sending (agents)")
+ADD_WEBHOOK = RpcContract(SERVICE, "add_webhook", AddWebhook, Webhook,
+                          "Register a partner URL that receives delivery receipts, signed with HMAC-SHA256")

@@ -24,6 +24,7 @@ from parvis import config
 
 GATEWAY = "gateway"
 MONGO = "mongo"
+DEVMAIL = "devmail"
 COLORS = ["36", "32", "33", "35", "34", "31", "96", "92"]
 
 
@@ -132,6 +133,25 @@ class Supervisor:
         self.env["MONGO_URL"] = f"mongodb://127.0.0.1:{port}/"
         log(f"embedded database nx-27017 on 127.0.0.1:{port} (data in {data})")
 
+    def start_devmail(self) -> None:
+        """A local SMTP server keeping what it receives under the data dir (read at /dev/mail), unless SMTP_URL is set."""
+        if self.settings.smtp_url:
+            log("outgoing mail through SMTP_URL")
+            return
+        port = int(os.environ.get("PARVIS_DEVMAIL_PORT", "8025"))
+        if port_open("127.0.0.1", port):
+            with socket.socket() as s:  # taken (another stack, a test run): any free port will do
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        child = Child(DEVMAIL, [sys.executable, "-m", "parvis.devmail", "--port", str(port)], self.env, COLORS[-2],
+                      ready_line="PARVIS-READY devmail")
+        child.start()
+        self.children.append(child)
+        if not child.ready.wait(30):
+            raise SystemExit("the dev SMTP server did not start: see its output above")
+        self.env["SMTP_URL"] = f"smtp://127.0.0.1:{port}"
+        log(f"dev SMTP server on 127.0.0.1:{port} (mail kept in {self.settings.data_dir / 'mail'})")
+
     def ensure_rabbitmq(self) -> None:
         url = urllib.parse.urlparse(self.settings.amqp_url)
         host, port = url.hostname or "127.0.0.1", url.port or 5672
@@ -173,13 +193,26 @@ class Supervisor:
         return child.ready.wait(timeout)
 
     def run_seed(self) -> None:
+        from gateway import auth
         from gateway.rpc import RpcClient
         from parvis.seed import seed
+        from services.satisfaction.domain import DEMO_SITES
+
+        # Demo kiosks get fresh tokens at every start (the previous ones stop working).
+        self.kiosk_tokens = {k["id"]: auth.issue(self.settings.secret, "kiosk", subject=f"kiosk:{k['id']}", kiosk=k["id"])
+                             for _, kiosks in DEMO_SITES for k in kiosks} if "satisfaction" in self.names else {}
 
         async def go():
             rpc = RpcClient(self.settings.amqp_url)
             try:
-                return await seed(rpc)
+                report = {"agenda": await seed(rpc)} if "agenda" in self.names else {}
+                if self.kiosk_tokens:
+                    report["satisfaction"] = await rpc.call(
+                        "satisfaction", "seed_demo_sites", timeout=30.0,
+                        context={"caller": {"role": "operator", "subject": "parvis-seed"},
+                                 "correlation_id": "seed-demo-sites"},
+                        token_ids={k: t.token_id for k, t in self.kiosk_tokens.items()})
+                return report
             finally:
                 await rpc.close()
 
@@ -203,10 +236,16 @@ class Supervisor:
             "Parvis is up.",
             f"  GraphiQL   {self.gateway_url('/graphql')}",
             f"  Health     {self.gateway_url('/healthz')}   Ready {self.gateway_url('/readyz')}",
+            f"  Agenda     {self.gateway_url('/agenda.ics')}  {self.gateway_url('/agenda.csv')}  "
+            f"{self.gateway_url('/agenda/print?commune=labege')}  widget {self.gateway_url('/embed/agenda.js')}",
             f"  Metrics    {self.gateway_url('/metrics')} (gateway); services on :"
             f"{self.settings.metrics_port_base}-{self.settings.metrics_port_base + len(config.SERVICES) - 1}/metrics",
             f"  Database   {self.env.get('MONGO_URL', self.settings.effective_mongo_url)}",
             f"  Broker     {broker.hostname}:{broker.port or 5672} (RabbitMQ)",
+            *([f"  Mail (dev) {self.gateway_url('/dev/mail')}   (SMTP {self.env['SMTP_URL']})"]
+              if not self.settings.smtp_url and "SMTP_URL" in self.env else []),
+            *([f"  Kiosk      {self.gateway_url('/kiosk')}#token={self.kiosk_tokens['kiosk-accueil-labege'].value}"]
+              if "kiosk-accueil-labege" in getattr(self, "kiosk_tokens", {}) else []),
             "Demo tokens (7 days; send as 'Authorization: Bearer <token>'; more with `parvis token ROLE`):",
             *[f"  {role:<29} {value}" for role, value in tokens.items()],
             "Ctrl-C stops everything.",
@@ -221,6 +260,8 @@ class Supervisor:
         try:
             self.ensure_rabbitmq()
             self.start_mongo()
+            if "notification" in self.names:
+                self.start_devmail()
             processes = [self.child_for(n, i) for i, n in enumerate(self.names)]
             services = [c for c in processes if c.name != GATEWAY]
             for child in services:
@@ -229,7 +270,8 @@ class Supervisor:
             for child in services:
                 if not self.wait_ready(child):
                     raise SystemExit(f"{child.name} did not become ready: see its output above")
-            if self.seed and "agenda" in self.names:
+            self.kiosk_tokens = {}
+            if self.seed and ("agenda" in self.names or "satisfaction" in self.names):
                 self.run_seed()
             for child in processes:
                 if child.name == GATEWAY:

@@ -258,6 +258,21 @@ class Platform:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
+    def metric(self, service: str, name: str, /, **labels) -> float | None:
+        """One sample from a service's /metrics, matched on its exact label set (None if absent)."""
+        from parvis.config import SERVICES
+
+        port = self.metrics_base + list(SERVICES).index(service)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as resp:
+            text = resp.read().decode()
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            if line.startswith(name + "{"):
+                got = ",".join(sorted(line[line.index("{") + 1:line.index("}")].split(",")))
+                if got == want:
+                    return float(line.rsplit(" ", 1)[1])
+        return None
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.stop()

@@ -1,17 +1,211 @@
-"""notification GraphQL: queries, mutations and subscriptions of the notification service (its issue fills them)."""
+"""Notification GraphQL: citizen sign-in by emailed code, subscriptions, in-app notifications, templates
+and delivery receipts."""
 from __future__ import annotations
 
+import enum
+from datetime import datetime
+from typing import Optional
+
 import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from gateway import auth
+from gateway.schema.permissions import IsAgent, IsAgentOrOperator, HasRole
+
+
+class IsCitizenOrAgent(HasRole):
+    roles = frozenset({"citizen", "agent"})
+
+
+@strawberry.enum(description="Where a notification goes")
+class NotificationChannel(enum.Enum):
+    EMAIL = "email"
+    SMS = "sms"
+    IN_APP = "in_app"
+
+
+@strawberry.enum(description="created → sending → delivered | temporary-failure (retried) | permanent-failure")
+class DeliveryStatus(enum.Enum):
+    CREATED = "created"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    TEMPORARY_FAILURE = "temporary-failure"
+    PERMANENT_FAILURE = "permanent-failure"
+
+
+@strawberry.type(description="A sign-in code was sent if the address can receive one (never says whether it is known)")
+class LoginCodeRequest:
+    sent: bool
+    expires_in_seconds: int
+
+
+@strawberry.type(description="A citizen session: send the token as 'Authorization: Bearer <token>'")
+class CitizenSession:
+    token: str
+    expires_at: datetime
+    citizen_id: strawberry.ID
+
+
+@strawberry.type(description="A subscription of the caller to a topic, on one channel")
+class TopicSubscription:
+    id: strawberry.ID
+    topic: str
+    channel: NotificationChannel
+    address: Optional[str]
+    quiet_from: Optional[str] = strawberry.field(description="quiet hours start (Paris time, HH:MM): email and SMS wait")
+    quiet_to: Optional[str]
+    created_at: datetime
+
+
+@strawberry.type(description="Result of an unsubscription")
+class UnsubscribeResult:
+    unsubscribed: bool
+    topic: Optional[str]
+
+
+@strawberry.type(description="One notification to one recipient on one channel, and its delivery status")
+class Notification:
+    id: strawberry.ID
+    event_id: str
+    template: str
+    template_version: int
+    channel: NotificationChannel
+    recipient: str
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    delivered_at: Optional[datetime]
+    failed_at: Optional[datetime]
+    next_attempt_at: Optional[datetime]
+    error: Optional[str]
+    topic: Optional[str]
+    subject: Optional[str]
+    text: Optional[str]
+    read_at: Optional[datetime]
+
+
+@strawberry.type(description="A message template (latest version)")
+class NotificationTemplate:
+    name: str
+    version: int
+    description: str
+    channels: list[NotificationChannel]
+    variables: list[str]
+
+
+@strawberry.type(description="A template rendered without sending")
+class TemplatePreview:
+    name: str
+    version: int
+    channel: NotificationChannel
+    subject: Optional[str]
+    text: str
+    html: Optional[str]
+    length: int
+
+
+@strawberry.input(description="Which deliveries to list")
+class DeliveryFilter:
+    status: Optional[DeliveryStatus] = None
+    channel: Optional[NotificationChannel] = None
+    event_id: Optional[str] = None
+    template: Optional[str] = None
+    limit: int = 100
+
+
+def _notification(row: dict) -> Notification:
+    return Notification(
+        id=row["id"], event_id=row["event_id"], template=row["template"], template_version=row["template_version"],
+        channel=NotificationChannel(row["channel"]), recipient=row["recipient"], status=DeliveryStatus(row["status"]),
+        attempts=row["attempts"], created_at=row["created_at"], delivered_at=row.get("delivered_at"),
+        failed_at=row.get("failed_at"), next_attempt_at=row.get("next_attempt_at"), error=row.get("error"),
+        topic=row.get("topic"), subject=row.get("subject"), text=row.get("text"), read_at=row.get("read_at"))
+
+
+def _subscription(row: dict) -> TopicSubscription:
+    return TopicSubscription(id=row["id"], topic=row["topic"], channel=NotificationChannel(row["channel"]),
+                             address=row.get("address"), quiet_from=row.get("quiet_from"),
+                             quiet_to=row.get("quiet_to"), created_at=row["created_at"])
+
+
+def _client_ip(info: Info) -> Optional[str]:
+    client = info.context["request"].client
+    return client.host if client else None
 
 
 @strawberry.type
 class NotificationQuery:
-    pass
+    @strawberry.field(description="The caller's subscriptions", permission_classes=[IsCitizenOrAgent])
+    async def my_subscriptions(self, info: Info) -> list[TopicSubscription]:
+        return [_subscription(r) for r in await info.context["call"]("notification", "my_subscriptions")]
+
+    @strawberry.field(description="The caller's in-app notifications, newest first", permission_classes=[IsCitizenOrAgent])
+    async def my_notifications(self, info: Info, limit: int = 50, unread_only: bool = False) -> list[Notification]:
+        rows = await info.context["call"]("notification", "my_notifications", limit=limit, unread_only=unread_only)
+        return [_notification(r) for r in rows]
+
+    @strawberry.field(description="The message templates and the variables they need")
+    async def notification_templates(self, info: Info) -> list[NotificationTemplate]:
+        rows = await info.context["call"]("notification", "list_templates")
+        return [NotificationTemplate(name=r["name"], version=r["version"], description=r["description"],
+                                     channels=[NotificationChannel(ch) for ch in r["channels"]], variables=r["variables"])
+                for r in rows]
+
+    @strawberry.field(description="Render a template without sending it (agents)", permission_classes=[IsAgent])
+    async def preview_template(self, info: Info, name: str, personalisation: JSON,
+                               channel: NotificationChannel = NotificationChannel.EMAIL,
+                               version: Optional[int] = None) -> TemplatePreview:
+        r = await info.context["call"]("notification", "preview_template", name=name, channel=channel.value,
+                                       version=version, personalisation=personalisation)
+        return TemplatePreview(name=r["name"], version=r["version"], channel=NotificationChannel(r["channel"]),
+                               subject=r.get("subject"), text=r["text"], html=r.get("html"), length=r["length"])
+
+    @strawberry.field(description="Notifications and their delivery status (agents, operators)",
+                      permission_classes=[IsAgentOrOperator])
+    async def notification_deliveries(self, info: Info, filter: Optional[DeliveryFilter] = None) -> list[Notification]:
+        f = filter or DeliveryFilter()
+        rows = await info.context["call"](
+            "notification", "notification_deliveries", status=f.status.value if f.status else None,
+            channel=f.channel.value if f.channel else None, event_id=f.event_id, template=f.template, limit=f.limit)
+        return [_notification(r) for r in rows]
 
 
 @strawberry.type
 class NotificationMutation:
-    pass
+    @strawberry.mutation(description="Email a 6-digit sign-in code, valid 10 minutes")
+    async def request_login_code(self, info: Info, email: str) -> LoginCodeRequest:
+        r = await info.context["call"]("notification", "request_login_code", email=email, client_ip=_client_ip(info))
+        return LoginCodeRequest(sent=r["sent"], expires_in_seconds=r["expires_in_seconds"])
+
+    @strawberry.mutation(description="Exchange a sign-in code for a citizen token")
+    async def verify_login_code(self, info: Info, email: str, code: str) -> CitizenSession:
+        r = await info.context["call"]("notification", "verify_login_code", email=email, code=code,
+                                       client_ip=_client_ip(info))
+        token = auth.issue(info.context["settings"].secret, "citizen", subject=r["citizen_id"])
+        return CitizenSession(token=token.value, expires_at=datetime.fromtimestamp(token.expires_at).astimezone(),
+                              citizen_id=r["citizen_id"])
+
+    @strawberry.mutation(description="Subscribe to a topic: agenda:commune:<slug>, agenda:category:<slug>, "
+                                     "consultation:new; agents also satisfaction:site:<id>",
+                         permission_classes=[IsCitizenOrAgent])
+    async def subscribe(self, info: Info, topic: str, channel: NotificationChannel = NotificationChannel.EMAIL,
+                        email: Optional[str] = None, phone: Optional[str] = None,
+                        quiet_from: Optional[str] = None, quiet_to: Optional[str] = None) -> TopicSubscription:
+        r = await info.context["call"]("notification", "subscribe", topic=topic, channel=channel.value,
+                                       email=email, phone=phone, quiet_from=quiet_from, quiet_to=quiet_to)
+        return _subscription(r)
+
+    @strawberry.mutation(description="Remove one of the caller's subscriptions", permission_classes=[IsCitizenOrAgent])
+    async def unsubscribe(self, info: Info, id: strawberry.ID) -> UnsubscribeResult:
+        r = await info.context["call"]("notification", "unsubscribe", id=str(id))
+        return UnsubscribeResult(unsubscribed=r["unsubscribed"], topic=r.get("topic"))
+
+    @strawberry.mutation(description="Mark in-app notifications read; returns how many changed",
+                         permission_classes=[IsCitizenOrAgent])
+    async def mark_notifications_read(self, info: Info, ids: list[strawberry.ID]) -> int:
+        r = await info.context["call"]("notification", "mark_notifications_read", ids=[str(i) for i in ids])
+        return r["count"]
 
 
 @strawberry.type

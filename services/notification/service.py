@@ -1,22 +1,75 @@
-"""Notification service entrypoints."""
+"""Notification service entrypoints: thin; rules in domain.py, storage in store.py, sending in dispatch.py."""
 from __future__ import annotations
 
+import json
+import logging
+import os
+import time
+import urllib.request
+import uuid
+from datetime import datetime, timedelta, timezone
+
 from nameko.rpc import rpc
+from nameko.timer import timer
 
 from contracts import agenda as agenda_c
 from contracts import notification as c
-from contracts.errors import NotFound
-from services.common.events import handle_event
-from services.common.mongo import Mongo
+from contracts import satisfaction as satisfaction_c
+from contracts.errors import BadInput, Forbidden, NotFound, ServiceUnavailable
+from services.common.events import Events, handle_event
+from services.common.mongo import Mongo, utcnow
 from services.common.rpc import contract
 from services.common.service import ServiceBase
+from services.notification import domain
+from services.notification.dispatch import BACKLOG, NOTIFICATIONS, Dispatcher, Settings, new_notification
 from services.notification.store import NotificationStore
+from services.notification.templates import LATEST
+
+log = logging.getLogger(__name__)
+
+DISPATCH_INTERVAL = float(os.environ.get("PARVIS_NOTIFY_INTERVAL", "1.0"))
+CODE_LIMIT_PER_ADDRESS = int(os.environ.get("PARVIS_LOGIN_CODES_PER_ADDRESS", "5"))  # per hour
+CODE_LIMIT_PER_IP = int(os.environ.get("PARVIS_LOGIN_CODES_PER_IP", "30"))  # per hour
+PARIS = domain.PARIS
+DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+          "novembre", "décembre")
+
+
+def french_datetime(value) -> str:
+    local = value.astimezone(PARIS)
+    return f"{DAYS[local.weekday()]} {local.day} {MONTHS[local.month - 1]} {local.year} à {local.hour} h {local.minute:02d}"
+
+
+def _only(model, doc: dict) -> dict:
+    return {k: doc.get(k) for k in model.model_fields if k in doc}
+
+
+def _utc(value):
+    """nx-27017 gives back a datetime written by `$set` as a naive 'YYYY-MM-DD HH:MM:SS' string (UTC)."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    return value
+
+
+def _public(doc: dict) -> dict:
+    content = doc.get("content") or {}
+    doc = {k: _utc(v) if k.endswith("_at") else v for k, v in doc.items()}
+    return _only(c.Notification, {**doc, "id": doc["_id"], "subject": content.get("subject"),
+                                  "text": content.get("text")})
+
+
+def _subscription(doc: dict) -> dict:
+    return _only(c.Subscription, {**doc, "id": doc["_id"]})
 
 
 class NotificationService(ServiceBase):
     name = "notification"
     store: NotificationStore = Mongo(NotificationStore)
+    events = Events()
+    settings = Settings()
 
+    # -- token revocations and contacts (foundation) --------------------------------------------
     @rpc
     @contract(c.REVOKE_TOKEN)
     def revoke_token(self, req: c.RevokeToken) -> dict:
@@ -39,3 +92,321 @@ class NotificationService(ServiceBase):
     @handle_event("agenda", agenda_c.OrganizationUpserted.event_type)
     def on_organization_upserted(self, data: agenda_c.OrganizationUpserted, envelope) -> None:
         self.store.save_organization_contact(data.model_dump(), envelope.event_id, envelope.occurred_at)
+
+    # -- sign-in codes -----------------------------------------------------------------------------
+    @rpc
+    @contract(c.REQUEST_LOGIN_CODE)
+    def request_login_code(self, req: c.RequestLoginCode) -> dict:
+        email = domain.normalise_email(req.email)
+        now = utcnow()
+        hour = timedelta(hours=1)
+        # The same answer whether the address is known or not: only the limits can refuse.
+        if req.client_ip and self.store.hit_rate_limit(f"ip:{req.client_ip}", hour, now) > CODE_LIMIT_PER_IP:
+            raise BadInput("Trop de demandes de code depuis cette connexion : réessayez dans une heure.", "email")
+        if self.store.hit_rate_limit(f"email:{email}", hour, now) > CODE_LIMIT_PER_ADDRESS:
+            raise BadInput("Trop de demandes de code pour cette adresse : réessayez dans une heure.", "email")
+        code = domain.new_login_code()
+        self.store.save_login_code(email, domain.code_digest(self.settings.secret, email, code),
+                                   now + domain.LOGIN_CODE_TTL)
+        tpl = domain.template("login_code")
+        minutes = int(domain.LOGIN_CODE_TTL.total_seconds() // 60)
+        parts = domain.render(tpl, "email", {"code": code, "minutes": minutes})
+        self.store.insert_notifications([new_notification(
+            event_id=f"login-{uuid.uuid4().hex}", event_type=None, template=tpl, channel="email",
+            recipient=email, address=email, parts=parts, now=now)])
+        return {"sent": True, "expires_in_seconds": int(domain.LOGIN_CODE_TTL.total_seconds())}
+
+    @rpc
+    @contract(c.VERIFY_LOGIN_CODE)
+    def verify_login_code(self, req: c.VerifyLoginCode) -> dict:
+        email = domain.normalise_email(req.email)
+        refused = BadInput("Code invalide ou expiré : demandez un nouveau code.", "code")
+        doc = self.store.take_login_attempt(email, utcnow(), domain.LOGIN_CODE_ATTEMPTS)
+        if doc is None:
+            raise refused
+        if not domain.hmac_equal(doc["digest"], domain.code_digest(self.settings.secret, email, req.code.strip())):
+            raise refused
+        self.store.delete_login_code(email)
+        citizen_id = domain.citizen_id(self.settings.secret, email)
+        self.store.ensure_citizen(citizen_id, email)
+        return {"citizen_id": citizen_id, "email": email}
+
+    # -- subscriptions -----------------------------------------------------------------------------
+    @rpc
+    @contract(c.SUBSCRIBE)
+    def subscribe(self, req: c.Subscribe) -> dict:
+        caller = self.caller.require({"citizen", "agent"})
+        topic = domain.check_topic(req.topic, caller.role)
+        recipient = caller.subject
+        if not recipient:
+            raise Forbidden("Jeton sans sujet : reconnectez-vous.")
+        address = None
+        if req.channel == "email":
+            if caller.role == "citizen":
+                citizen = self.store.citizen(recipient)
+                address = citizen["email"] if citizen else None
+                if req.email is not None and domain.normalise_email(req.email) != address:
+                    raise BadInput("Les messages partent à l'adresse vérifiée à la connexion.", "email")
+            elif req.email:
+                address = domain.normalise_email(req.email)
+            if not address:
+                raise BadInput("Indiquez une adresse électronique.", "email")
+        elif req.channel == "sms":
+            if not req.phone:
+                raise BadInput("Indiquez un numéro de téléphone pour les SMS.", "phone")
+            address = domain.normalise_phone(req.phone)
+            if caller.role == "citizen":
+                self.store.set_citizen_phone(recipient, address)
+        if bool(req.quiet_from) != bool(req.quiet_to):
+            raise BadInput("Indiquez le début et la fin des heures calmes.", "quiet_to" if req.quiet_from else "quiet_from")
+        sub_id = f"{recipient}|{topic}|{req.channel}"
+        doc = self.store.subscribe({"_id": sub_id, "recipient": recipient, "topic": topic, "channel": req.channel,
+                                    "address": address, "quiet_from": req.quiet_from, "quiet_to": req.quiet_to,
+                                    "created_at": utcnow()})
+        return _subscription(doc)
+
+    @rpc
+    @contract(c.UNSUBSCRIBE)
+    def unsubscribe(self, req: c.Unsubscribe) -> dict:
+        if req.token:
+            sub_id = domain.unsign(self.settings.secret, "unsubscribe", req.token)
+            if sub_id is None:
+                raise BadInput("Lien de désabonnement invalide.", "token")
+            done = self.store.unsubscribe(sub_id)
+        elif req.id:
+            caller = self.caller.require({"citizen", "agent"})
+            sub_id = req.id
+            done = self.store.unsubscribe(sub_id, caller.subject)
+        else:
+            raise BadInput("Indiquez l'abonnement (id) ou le jeton du lien.", "id")
+        parts = sub_id.split("|")
+        return {"unsubscribed": done, "topic": parts[1] if len(parts) == 3 else None}
+
+    @rpc
+    @contract(c.MY_SUBSCRIPTIONS)
+    def my_subscriptions(self, _req) -> list[dict]:
+        caller = self.caller.require({"citizen", "agent"})
+        return [_subscription(d) for d in self.store.subscriptions_of(caller.subject)]
+
+    @rpc
+    @contract(c.MY_NOTIFICATIONS)
+    def my_notifications(self, req: c.MyNotifications) -> list[dict]:
+        caller = self.caller.require({"citizen", "agent"})
+        return [_public(d) for d in self.store.notifications_for(caller.subject, "in_app", req.limit, req.unread_only)]
+
+    @rpc
+    @contract(c.MARK_READ)
+    def mark_notifications_read(self, req: c.MarkRead) -> dict:
+        caller = self.caller.require({"citizen", "agent"})
+        return {"count": self.store.mark_read(caller.subject, req.ids, utcnow())}
+
+    # -- templates and direct sends ----------------------------------------------------------------
+    @rpc
+    @contract(c.LIST_TEMPLATES)
+    def list_templates(self, _req) -> list[dict]:
+        return [{"name": t.name, "version": t.version, "description": t.description, "channels": t.channels,
+                 "variables": sorted(set().union(*(domain.required_variables(t, ch) for ch in t.channels)))}
+                for t in sorted(LATEST.values(), key=lambda t: t.name)]
+
+    @rpc
+    @contract(c.PREVIEW_TEMPLATE)
+    def preview_template(self, req: c.PreviewTemplate) -> dict:
+        self.caller.require({"agent"})
+        tpl = domain.template(req.name, req.version, "name")
+        parts = domain.render(tpl, req.channel, req.personalisation)
+        return {"name": tpl.name, "version": tpl.version, "channel": req.channel, "subject": parts.get("subject"),
+                "text": parts["text"], "html": parts.get("html"), "length": len(parts["text"])}
+
+    @rpc
+    @contract(c.SEND_NOTIFICATION)
+    def send_notification(self, req: c.SendNotification) -> dict:
+        self.caller.require({"agent", "operator"})
+        tpl = domain.template(req.template)
+        if req.channel == "email":
+            address = recipient = domain.normalise_email(req.to, "to")
+        elif req.channel == "sms":
+            address = recipient = domain.normalise_phone(req.to, "to")
+        else:
+            address = recipient = req.to
+        parts = domain.render(tpl, req.channel, req.personalisation)
+        doc = new_notification(event_id=req.reference, event_type=None, template=tpl, channel=req.channel,
+                               recipient=recipient, address=address, parts=parts, now=utcnow())
+        self.store.insert_notifications([doc])
+        return _public(self.store.get_notification(doc["_id"]))
+
+    @rpc
+    @contract(c.DELIVERIES)
+    def notification_deliveries(self, req: c.DeliveryFilter) -> list[dict]:
+        self.caller.require({"agent", "operator"})
+        query = {k: v for k, v in {"status": req.status, "channel": req.channel, "event_id": req.event_id,
+                                   "template": req.template}.items() if v is not None}
+        return [_public(d) for d in self.store.deliveries(query, req.limit)]
+
+    @rpc
+    @contract(c.ADD_WEBHOOK)
+    def add_webhook(self, req: c.AddWebhook) -> dict:
+        self.caller.require({"agent", "operator"})
+        hook_id = f"wh-{uuid.uuid4().hex[:12]}"
+        self.store.add_webhook({"_id": hook_id, "partner": req.partner, "url": req.url, "created_at": utcnow()})
+        NotificationService._hooks_cache = (0.0, [])  # other instances see it within 5 s
+        return {"id": hook_id, "partner": req.partner, "url": req.url,
+                "signing_secret": domain.webhook_secret(self.settings.secret, hook_id)}
+
+    # -- delivery ------------------------------------------------------------------------------------
+    @timer(interval=DISPATCH_INTERVAL)
+    def dispatch(self) -> None:
+        """Send what is due: new notifications and temporary failures whose retry time has come."""
+        Dispatcher(self.store, self.settings, self.events).run()
+        now = time.monotonic()
+        if now - getattr(NotificationService, "_backlog_at", 0.0) > 15:
+            NotificationService._backlog_at = now
+            counts = self.store.backlog()
+            for channel in domain.CHANNELS:
+                BACKLOG.labels(channel).set(counts.get(channel, 0))
+
+    @handle_event("notification", c.NotificationDelivered.event_type)
+    def on_delivered(self, data: c.NotificationDelivered, envelope) -> None:
+        self._callback(envelope)
+
+    @handle_event("notification", c.NotificationFailed.event_type)
+    def on_failed(self, data: c.NotificationFailed, envelope) -> None:
+        self._callback(envelope)
+
+    _hooks_cache: tuple[float, list] = (0.0, [])
+
+    def _webhooks(self) -> list[dict]:
+        """Partners' endpoints, read at most every 5 s: receipts arrive by the thousand in a fan-out."""
+        at, hooks = NotificationService._hooks_cache
+        if time.monotonic() - at > 5.0:
+            hooks = self.store.webhooks()
+            NotificationService._hooks_cache = (time.monotonic(), hooks)
+        return hooks
+
+    def _callback(self, envelope) -> None:
+        """Delivery receipts to partners' webhooks, signed; a failure is retried by the handler."""
+        hooks = self._webhooks()
+        if not hooks:
+            return
+        body = json.dumps(envelope.model_dump(mode="json"), separators=(",", ":")).encode()
+        stamp = int(time.time())
+        for hook in hooks:
+            signature = domain.webhook_signature(domain.webhook_secret(self.settings.secret, hook["_id"]), body, stamp)
+            request = urllib.request.Request(hook["url"], data=body, method="POST", headers={
+                "Content-Type": "application/json", "X-Parvis-Timestamp": str(stamp),
+                "X-Parvis-Signature": signature, "X-Parvis-Event": envelope.type})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as resp:
+                    resp.read()
+            except Exception as exc:  # noqa: BLE001 - retried with backoff, then dead-lettered
+                raise ServiceUnavailable(f"webhook {hook['_id']} unreachable: {exc}") from None
+
+    # -- what the other services announce -------------------------------------------------------------
+    def _fan_out(self, envelope, topics: list[str], template_name: str, personalisation: dict) -> int:
+        """One notification per (event, subscriber, channel), inserted in batches; duplicates are done already."""
+        tpl = domain.template(template_name)
+        now = utcnow()
+        inserted = 0
+        rendered: dict[str, dict] = {}
+        for topic in topics:
+            for page in self.store.subscribers(topic):
+                docs = []
+                for sub in page:
+                    channel = sub["channel"]
+                    if channel not in tpl.parts:
+                        continue
+                    if channel == "email":
+                        unsubscribe_url = (f"{self.settings.public_url}/notifications/unsubscribe?t="
+                                           + domain.sign(self.settings.secret, "unsubscribe", sub["_id"]))
+                        parts = domain.render(tpl, channel, {**personalisation, "unsubscribe_url": unsubscribe_url})
+                    else:
+                        unsubscribe_url = None
+                        if channel not in rendered:
+                            rendered[channel] = domain.render(tpl, channel, personalisation)
+                        parts = rendered[channel]
+                    doc = new_notification(
+                        event_id=envelope.event_id, event_type=envelope.type, template=tpl, channel=channel,
+                        recipient=sub["recipient"], address=sub.get("address") or sub["recipient"], parts=parts,
+                        now=now, topic=topic, unsubscribe_url=unsubscribe_url)
+                    quiet = domain.quiet_until(now, sub.get("quiet_from"), sub.get("quiet_to"))
+                    if quiet is not None and channel != "in_app":  # held until the quiet hours end
+                        doc["due"], doc["next_attempt_at"] = quiet.timestamp(), quiet
+                    docs.append(doc)
+                inserted += self.store.insert_notifications(docs)
+        NOTIFICATIONS.labels("all", domain.CREATED).inc(inserted)
+        return inserted
+
+    def _tell_organizer(self, envelope, data, published: bool, reason: str = "") -> None:
+        org = self.store.organization_contact(data.organizer)
+        if org is None or not org.get("contact_email"):
+            log.warning("no contact for organisation %s: moderation decision not sent", data.organizer)
+            return
+        tpl = domain.template("event_moderated")
+        parts = domain.render(tpl, "email", {"organization": org["name"], "title": data.title, "published": published,
+                                             "reason": reason, "url": self._event_url(data)})
+        self.store.insert_notifications([new_notification(
+            event_id=envelope.event_id, event_type=envelope.type, template=tpl, channel="email",
+            recipient=data.organizer, address=org["contact_email"], parts=parts, now=utcnow())])
+
+    def _event_url(self, data) -> str:
+        path = getattr(data, "url", None) or f"/agenda/events/{data.id}"
+        return path if path.startswith("http") else self.settings.public_url + path
+
+    def _event_personalisation(self, data) -> dict:
+        return {"title": data.title, "commune": self.store.commune_name(data.commune),
+                "starts_at": french_datetime(data.starts_at), "url": self._event_url(data)}
+
+    @handle_event("agenda", agenda_c.EventPublished.event_type)
+    def on_event_published(self, data: agenda_c.EventPublished, envelope) -> None:
+        self._tell_organizer(envelope, data, published=True)
+        if not data.revision:  # a corrected revision is not news for subscribers
+            self._fan_out(envelope, [f"agenda:commune:{data.commune}", f"agenda:category:{data.category}"],
+                          "event_published", self._event_personalisation(data))
+
+    @handle_event("agenda", agenda_c.EventRejected.event_type)
+    def on_event_rejected(self, data: agenda_c.EventRejected, envelope) -> None:
+        self._tell_organizer(envelope, data, published=False, reason=data.reason)
+
+    @handle_event("agenda", agenda_c.EventCancelled.event_type)
+    def on_event_cancelled(self, data: agenda_c.EventCancelled, envelope) -> None:
+        self._fan_out(envelope, [f"agenda:commune:{data.commune}", f"agenda:category:{data.category}"],
+                      "event_cancelled", {**self._event_personalisation(data), "reason": data.reason or ""})
+
+    # Submitted, updated and withdrawn events tell nobody yet: agents see submissions in their queue,
+    # and subscribers are told of publications and cancellations only (no digest of edits).
+    @handle_event("agenda", agenda_c.EventSubmitted.event_type)
+    def on_event_submitted(self, data: agenda_c.EventSubmitted, envelope) -> None:
+        log.info("event %s submitted by %s: nothing to send", data.id, data.organizer)
+
+    @handle_event("agenda", agenda_c.EventUpdated.event_type)
+    def on_event_updated(self, data: agenda_c.EventUpdated, envelope) -> None:
+        log.info("event %s updated (%s): nothing to send", data.id, ", ".join(data.changed))
+
+    @handle_event("agenda", agenda_c.EventWithdrawn.event_type)
+    def on_event_withdrawn(self, data: agenda_c.EventWithdrawn, envelope) -> None:
+        log.info("event %s withdrawn: nothing to send", data.id)
+
+    def _site_alert(self, envelope, data, headline: str, detail: str) -> None:
+        self._fan_out(envelope, [f"satisfaction:site:{data.site_id}"], "satisfaction_alert", {
+            "headline": headline, "site": data.site_name, "commune": self.store.commune_name(data.commune),
+            "detail": detail})
+
+    @handle_event("satisfaction", satisfaction_c.AlertRaised.event_type)
+    def on_alert_raised(self, data: satisfaction_c.AlertRaised, envelope) -> None:
+        where = f" (borne {data.kiosk_name})" if data.kiosk_name else ""
+        self._site_alert(envelope, data, "Alerte satisfaction", (
+            f"{data.counts.negative} avis négatifs sur {data.counts.votes} ({data.counts.negative_percent:.0f} %) "
+            f"en {data.rule.window_minutes} minutes{where}."))
+
+    @handle_event("satisfaction", satisfaction_c.AlertResolved.event_type)
+    def on_alert_resolved(self, data: satisfaction_c.AlertResolved, envelope) -> None:
+        self._site_alert(envelope, data, "Fin d'alerte satisfaction",
+                         f"La satisfaction est revenue au-dessus du seuil ({data.counts.negative_percent:.0f} % d'avis négatifs).")
+
+    @handle_event("satisfaction", satisfaction_c.KioskOffline.event_type)
+    def on_kiosk_offline(self, data: satisfaction_c.KioskOffline, envelope) -> None:
+        self._site_alert(envelope, data, "Borne hors ligne",
+                         f"La borne {data.kiosk_name} ne répond plus depuis {data.silent_minutes} minutes.")
+
+    @handle_event("satisfaction", satisfaction_c.KioskOnline.event_type)
+    def on_kiosk_online(self, data: satisfaction_c.KioskOnline, envelope) -> None:
+        self._site_alert(envelope, data, "Borne de nouveau en ligne", f"La borne {data.kiosk_name} répond de nouveau.")

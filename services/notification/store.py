@@ -1,41 +1,221 @@
 """MongoDB access of the notification service (database parvis_notification)."""
 from __future__ import annotations
 
-from pymongo import ASCENDING, IndexModel
+from datetime import datetime, timedelta
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.common.mongo import Repository, utcnow
+from services.notification import domain
+
+DUPLICATE_KEY = 11000
+STALE_SENDING = timedelta(minutes=5)  # a worker that died mid-batch: its claims are picked up again
 
 
 class NotificationStore(Repository):
     indexes = {
         "revoked_tokens": [IndexModel([("expires_at", ASCENDING)])],
+        "citizens": [IndexModel([("email", ASCENDING)], unique=True)],
+        "subscriptions": [IndexModel([("topic", ASCENDING)]),  # nx-27017: no _id in a compound index
+                          IndexModel([("recipient", ASCENDING)])],
+        # `due` exists only while a notification waits to be sent (created, retry, claimed): the
+        # dispatcher's poll reads this small index instead of scanning every notification ever sent.
+        "notifications": [IndexModel([("due", ASCENDING)], sparse=True),
+                          IndexModel([("claim", ASCENDING)]),
+                          IndexModel([("status", ASCENDING)]),
+                          IndexModel([("recipient", ASCENDING), ("channel", ASCENDING), ("created_at", DESCENDING)]),
+                          IndexModel([("event_id", ASCENDING)])],
+        "rate_limits": [IndexModel([("expires_at", ASCENDING)])],
+        "webhooks": [IndexModel([("partner", ASCENDING)])],
     }
+    outbox_collections = ("notifications",)
 
+    # -- token revocations (used by the gateway) -----------------------------------------------
     def revoke(self, token_id: str, expires_at, reason: str) -> dict:
         doc = {"_id": token_id, "expires_at": expires_at, "reason": reason, "revoked_at": utcnow()}
-        self.db.revoked_tokens.update_one({"_id": token_id}, {"$set": doc}, upsert=True)
+        # replace_one, not $set: nx-27017 reads back a datetime written by $set as a string.
+        self.db.revoked_tokens.replace_one({"_id": token_id}, doc, upsert=True)
         return {"token_id": token_id, "expires_at": expires_at}
 
     def revoked(self) -> list[dict]:
         docs = self.db.revoked_tokens.find({"expires_at": {"$gt": utcnow()}})
         return [{"token_id": d["_id"], "expires_at": d["expires_at"]} for d in docs]
 
+    # -- organisations' contacts (from agenda.organization_upserted) ---------------------------
     def save_organization_contact(self, org: dict, event_id: str, occurred_at) -> bool:
         """Keep the newest version only: an older event arriving late does not overwrite a newer one."""
+        # Ordered on epoch seconds: nx-27017 turns a datetime written by $set into a string.
+        fields = {"name": org["name"], "contact_email": org.get("contact_email"), "kind": org.get("kind"),
+                  "commune": org.get("commune"), "occurred_ts": occurred_at.timestamp(), "event_id": event_id}
         result = self.db.organization_contacts.update_one(
-            {"_id": org["id"], "$or": [{"occurred_at": {"$lt": occurred_at}}, {"occurred_at": {"$exists": False}}]},
-            {"$set": {"name": org["name"], "contact_email": org.get("contact_email"), "occurred_at": occurred_at,
-                      "event_id": event_id},
-             "$inc": {"applied": 1}},
+            {"_id": org["id"], "occurred_ts": {"$lt": fields["occurred_ts"]}},
+            {"$set": fields, "$inc": {"applied": 1}},
         )
         if result.matched_count:
             return True
         if self.db.organization_contacts.find_one({"_id": org["id"]}, {"_id": 1}) is None:
-            self.db.organization_contacts.insert_one({
-                "_id": org["id"], "name": org["name"], "contact_email": org.get("contact_email"),
-                "occurred_at": occurred_at, "event_id": event_id, "applied": 1})
+            self.db.organization_contacts.insert_one({"_id": org["id"], **fields, "applied": 1})
             return True
         return False
 
     def organization_contact(self, org_id: str) -> dict | None:
         return self.db.organization_contacts.find_one({"_id": org_id})
+
+    def commune_name(self, slug: str) -> str:
+        doc = self.db.organization_contacts.find_one({"kind": "commune", "commune": slug}, {"name": 1})
+        if doc and doc.get("name"):
+            name = doc["name"]
+            for prefix in ("Mairie de ", "Mairie d'", "Mairie d’"):
+                name = name.removeprefix(prefix)
+            return name
+        return "-".join(part.capitalize() for part in slug.split("-"))
+
+    # -- citizens and sign-in codes ------------------------------------------------------------
+    def citizen(self, citizen_id: str) -> dict | None:
+        return self.db.citizens.find_one({"_id": citizen_id})
+
+    def ensure_citizen(self, citizen_id: str, email: str) -> dict:
+        now = utcnow()
+        try:
+            return self.db.citizens.find_one_and_update(
+                {"_id": citizen_id}, {"$set": {"email": email, "last_sign_in_at": now},
+                                      "$setOnInsert": {"created_at": now}},
+                upsert=True, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:  # two verifications at once
+            return self.db.citizens.find_one({"_id": citizen_id})
+
+    def set_citizen_phone(self, citizen_id: str, phone: str) -> None:
+        self.db.citizens.update_one({"_id": citizen_id}, {"$set": {"phone": phone}})
+
+    def hit_rate_limit(self, key: str, window: timedelta, now: datetime) -> int:
+        """Count one hit in the current fixed window of `key`; returns the hits so far."""
+        start = int(now.timestamp() // window.total_seconds())
+        doc = self.db.rate_limits.find_one_and_update(
+            {"_id": f"{key}:{start}"}, {"$inc": {"hits": 1}, "$set": {"expires_at": now + window}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+        return int(doc["hits"])
+
+    def save_login_code(self, email: str, digest: str, expires_at: datetime) -> None:
+        # Epoch seconds: a datetime written by $set comes back from nx-27017 as a string (see claim_due).
+        self.db.login_codes.update_one({"_id": email}, {"$set": {
+            "digest": digest, "expires": expires_at.timestamp(), "attempts": 0}}, upsert=True)
+
+    def take_login_attempt(self, email: str, now: datetime, max_attempts: int) -> dict | None:
+        """Count one attempt against the live code; None when there is none, it expired or is locked."""
+        return self.db.login_codes.find_one_and_update(
+            {"_id": email, "expires": {"$gt": now.timestamp()}, "attempts": {"$lt": max_attempts}},
+            {"$inc": {"attempts": 1}}, return_document=ReturnDocument.AFTER)
+
+    def delete_login_code(self, email: str) -> None:
+        self.db.login_codes.delete_one({"_id": email})
+
+    # -- subscriptions ---------------------------------------------------------------------------
+    def subscribe(self, doc: dict) -> dict:
+        fields = {k: v for k, v in doc.items() if k != "_id"}  # nx-27017 refuses $set of _id, even unchanged
+        self.db.subscriptions.update_one({"_id": doc["_id"]}, {"$set": fields}, upsert=True)
+        return doc
+
+    def unsubscribe(self, subscription_id: str, recipient: str | None = None) -> bool:
+        query = {"_id": subscription_id}
+        if recipient is not None:
+            query["recipient"] = recipient
+        return self.db.subscriptions.delete_one(query).deleted_count == 1
+
+    def subscriptions_of(self, recipient: str) -> list[dict]:
+        return list(self.db.subscriptions.find({"recipient": recipient}).sort("_id", ASCENDING))
+
+    def subscribers(self, topic: str, batch: int = 1000):
+        """Subscriptions of `topic`, in pages by _id (a stable order that survives concurrent writes)."""
+        last = None
+        while True:
+            query = {"topic": topic} if last is None else {"topic": topic, "_id": {"$gt": last}}
+            page = list(self.db.subscriptions.find(query).sort("_id", ASCENDING).limit(batch))
+            if not page:
+                return
+            yield page
+            if len(page) < batch:
+                return
+            last = page[-1]["_id"]
+
+    # -- notifications ---------------------------------------------------------------------------
+    def insert_notifications(self, docs: list[dict]) -> int:
+        """Insert new notifications; those already there (same event, recipient, channel) are left as they are."""
+        if not docs:
+            return 0
+        try:
+            return len(self.db.notifications.insert_many(docs, ordered=False).inserted_ids)
+        except BulkWriteError as exc:
+            others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
+            if others:
+                raise
+            return exc.details.get("nInserted", 0)
+
+    def get_notification(self, notification_id: str) -> dict | None:
+        return self.public(self.db.notifications.find_one({"_id": notification_id}))
+
+    def claim_due(self, now: datetime, limit: int, claim: str) -> list[dict]:
+        """Mark up to `limit` due notifications as sending under `claim`, and return them.
+
+        Two dispatchers never get the same notification: the update only matches those still due.
+        A claim pushes `due` STALE_SENDING ahead, so a dispatcher that died mid-batch leaves its
+        notifications due again later. Due times are epoch seconds: nx-27017 gives back a datetime
+        written by `$set` as a string, which no longer compares with a datetime; numbers do.
+        """
+        ts = now.timestamp()
+        ids = [d["_id"] for d in self.db.notifications.find({"due": {"$lte": ts}}, {"_id": 1}).sort("due", ASCENDING).limit(limit)]
+        if not ids:
+            return []
+        self.db.notifications.update_many(
+            {"_id": {"$in": ids}, "due": {"$lte": ts}},
+            {"$set": {"status": domain.SENDING, "claim": claim, "due": ts + STALE_SENDING.total_seconds()}})
+        return list(self.db.notifications.find({"claim": claim, "status": domain.SENDING}))
+
+    def record_outcomes(self, claim: str, outcomes: list[tuple[str, dict, list[dict]]]) -> None:
+        """One single-document update per notification, carrying its delivered/failed event (outbox).
+        A `due` of None in the fields means done: the field is removed (out of the dispatcher's index)."""
+        if not outcomes:
+            return
+        ops = []
+        for nid, fields, events in outcomes:
+            update: dict = {"$set": {k: v for k, v in fields.items() if not (k == "due" and v is None)},
+                            "$inc": {"attempts": 1}}
+            if "due" in fields and fields["due"] is None:
+                update["$unset"] = {"due": ""}
+            ops.append(UpdateOne({"_id": nid, "claim": claim}, self.with_events(update, events)))
+        self.db.notifications.bulk_write(ops, ordered=False)
+
+    def notifications_for(self, recipient: str, channel: str | None, limit: int, unread_only: bool) -> list[dict]:
+        query: dict = {"recipient": recipient}
+        if channel:
+            query["channel"] = channel
+        if unread_only:
+            query["read_at"] = None
+        return [self.public(d) for d in self.db.notifications.find(query).sort("created_at", DESCENDING).limit(limit)]
+
+    def mark_read(self, recipient: str, ids: list[str], now: datetime) -> int:
+        return self.db.notifications.update_many(
+            {"_id": {"$in": ids}, "recipient": recipient, "channel": "in_app", "read_at": None},
+            {"$set": {"read_at": now}}).modified_count
+
+    def deliveries(self, query: dict, limit: int) -> list[dict]:
+        return [self.public(d) for d in self.db.notifications.find(query, {"content": 0}).sort(
+            "created_at", DESCENDING).limit(limit)]
+
+    def backlog(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for d in self.db.notifications.find({"due": {"$exists": True}}, {"channel": 1}):
+            counts[d["channel"]] = counts.get(d["channel"], 0) + 1
+        return counts
+
+    # -- dev SMS provider and webhooks -------------------------------------------------------------
+    def save_dev_sms(self, to: str, text: str, reference: str) -> None:
+        self.db.dev_sms.update_one({"_id": reference}, {"$set": {"to": to, "text": text, "sent_at": utcnow()}},
+                                   upsert=True)
+
+    def add_webhook(self, doc: dict) -> dict:
+        self.db.webhooks.insert_one(doc)
+        return doc
+
+    def webhooks(self) -> list[dict]:
+        return list(self.db.webhooks.find({}))

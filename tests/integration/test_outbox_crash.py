@@ -21,16 +21,9 @@ def platform(mongo, broker):
 
 
 def metric(platform, service_index: int, name: str, **labels) -> float:
-    import urllib.request
+    from parvis.config import SERVICES
 
-    text = urllib.request.urlopen(f"http://127.0.0.1:{platform.metrics_base + service_index}/metrics", timeout=3).read().decode()
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(name + "{"):
-            got = ",".join(sorted(line[line.index("{") + 1:line.index("}")].split(",")))
-            if got == want:
-                return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return platform.metric(SERVICES[service_index], name, **labels) or 0.0
 
 
 def test_kill9_between_write_and_publish_loses_nothing_and_acts_once(platform, mongo):

@@ -207,14 +207,7 @@ def test_an_alert_is_raised_once_and_resolved_once(platform, mongo):
 
 
 def metric(platform, name, **labels):
-    text = httpx.get(f"http://127.0.0.1:{platform.metrics_base + 2}/metrics", timeout=3).text  # satisfaction: 3rd
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(name + "{"):
-            got = ",".join(sorted(line[line.index("{") + 1:line.index("}")].split(",")))
-            if got == want:
-                return float(line.rsplit(" ", 1)[1])
-    return None
+    return platform.metric("satisfaction", name, **labels)
 
 
 def test_metrics_count_votes_by_site_and_rating_and_time_the_ingest(platform):

@@ -1,0 +1,199 @@
+"""Delivery of claimed notifications over their channels, and the metrics of delivery.
+
+Used by the service's dispatcher timer: a batch is claimed in the store, sent (email over one SMTP
+connection), and every outcome written back with its delivered/failed event in the same
+single-document update (outbox).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import eventlet
+from nameko.extensions import DependencyProvider
+from prometheus_client import Counter, Gauge, Histogram
+
+from contracts import notification as c
+from parvis import config as parvis_config
+from parvis.logjson import SLO_BUCKETS
+from services.common.mongo import utcnow
+from services.notification import domain
+from services.notification.channels import (
+    DevSmsProvider, PermanentFailure, SmtpSender, SmtpSettings, TemporaryFailure, build_email)
+
+log = logging.getLogger(__name__)
+
+NOTIFICATIONS = Counter("parvis_notifications_total", "Notifications by channel and outcome status",
+                        ["channel", "status"])
+DELIVERY_LATENCY = Histogram("parvis_notification_delivery_seconds", "From creation to delivery",
+                             ["channel"], buckets=SLO_BUCKETS + (60.0, 300.0, 3600.0))
+BACKLOG = Gauge("parvis_notification_backlog", "Notifications created or awaiting a retry", ["channel"])
+RETRIES = Counter("parvis_notification_retries_total", "Temporary failures scheduled for a retry", ["channel"])
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    secret: str
+    public_url: str
+    smtp: SmtpSettings | None
+    retry: domain.RetryPolicy
+    batch: int
+    concurrency: int
+    rates: dict  # channel -> messages per second (0: unlimited)
+
+
+def load_settings() -> NotifySettings:
+    s = parvis_config.load()
+    env = os.environ
+    return NotifySettings(
+        secret=s.secret,
+        public_url=env.get("PARVIS_PUBLIC_URL", f"http://127.0.0.1:{s.http_port}").rstrip("/"),
+        smtp=SmtpSettings.from_url(s.smtp_url) if s.smtp_url else None,
+        retry=domain.RetryPolicy(base=float(env.get("PARVIS_NOTIFY_RETRY_BASE", "30")),
+                                 cap=float(env.get("PARVIS_NOTIFY_RETRY_CAP", "3600")),
+                                 period=float(env.get("PARVIS_NOTIFY_RETRY_PERIOD", "86400"))),
+        batch=int(env.get("PARVIS_NOTIFY_BATCH", "200")),
+        concurrency=max(1, int(env.get("PARVIS_NOTIFY_CONCURRENCY", "2"))),
+        rates={ch: float(env.get(f"PARVIS_NOTIFY_RATE_{ch.upper()}", "0")) for ch in domain.CHANNELS},
+    )
+
+
+class Settings(DependencyProvider):
+    def setup(self):
+        self.settings = load_settings()
+
+    def get_dependency(self, worker_ctx):
+        return self.settings
+
+
+class _Pace:
+    """A per-channel rate limit: at most `rate` sends per second (0 = none)."""
+
+    def __init__(self, rate: float):
+        self.gap = 1.0 / rate if rate > 0 else 0.0
+        self.next = 0.0
+
+    def wait(self) -> None:
+        if not self.gap:
+            return
+        now = time.monotonic()
+        if now < self.next:
+            time.sleep(self.next - now)
+        self.next = max(now, self.next) + self.gap
+
+
+def new_notification(*, event_id: str, event_type: str | None, template, channel: str, recipient: str,
+                     address: str, parts: dict, now: datetime, topic: str | None = None,
+                     unsubscribe_url: str | None = None) -> dict:
+    return {
+        "_id": domain.notification_id(event_id, recipient, channel),
+        "event_id": event_id, "event_type": event_type, "template": template.name,
+        "template_version": template.version, "channel": channel, "recipient": recipient, "address": address,
+        "topic": topic, "content": parts, "unsubscribe_url": unsubscribe_url, "status": domain.CREATED,
+        "attempts": 0, "created_at": now, "next_attempt_at": now, "due": now.timestamp(), "read_at": None,
+    }
+
+
+class Dispatcher:
+    def __init__(self, store, settings: NotifySettings, events):
+        self.store, self.settings, self.events = store, settings, events
+        self.sms = DevSmsProvider(store)
+
+    def run(self, budget: float = 20.0) -> int:
+        """Claim and deliver due notifications in batches until none is due or the budget is spent.
+
+        Several pipelines at once (PARVIS_NOTIFY_CONCURRENCY, each its own claims and SMTP
+        connection): while one waits for the database, another talks to the SMTP server.
+        """
+        deadline = time.monotonic() + budget
+        paces = {ch: _Pace(rate) for ch, rate in self.settings.rates.items()}
+        done = [0]
+
+        def pipeline():
+            while time.monotonic() < deadline:
+                claim = uuid.uuid4().hex
+                batch = self.store.claim_due(utcnow(), self.settings.batch, claim)
+                if not batch:
+                    return
+                self.deliver(batch, claim, paces)
+                done[0] += len(batch)
+
+        pool = eventlet.GreenPool(self.settings.concurrency)
+        for _ in range(self.settings.concurrency):
+            pool.spawn(pipeline)
+        pool.waitall()
+        return done[0]
+
+    def deliver(self, batch: list[dict], claim: str, paces: dict) -> None:
+        smtp = SmtpSender(self.settings.smtp) if self.settings.smtp else None
+        outcomes = []
+        try:
+            for doc in batch:
+                paces[doc["channel"]].wait()
+                try:
+                    self._send(doc, smtp)
+                except TemporaryFailure as exc:
+                    outcomes.append(self._temporary(doc, exc.reason))
+                except PermanentFailure as exc:
+                    outcomes.append(self._failed(doc, exc.reason))
+                except Exception as exc:  # noqa: BLE001 - a bug in one message must not stop the batch
+                    log.exception("delivery of %s failed unexpectedly", doc["_id"])
+                    outcomes.append(self._temporary(doc, f"erreur interne : {type(exc).__name__}"))
+                else:
+                    outcomes.append(self._delivered(doc))
+        finally:
+            if smtp is not None:
+                smtp.close()
+            self.store.record_outcomes(claim, outcomes)
+
+    def _send(self, doc: dict, smtp: SmtpSender | None) -> None:
+        channel = doc["channel"]
+        if channel == "email":
+            if smtp is None:
+                raise TemporaryFailure("SMTP_URL n'est pas configuré")
+            try:
+                domain.normalise_email(doc["address"])
+            except Exception:  # noqa: BLE001
+                raise PermanentFailure(f"adresse invalide : {doc['address']!r}") from None
+            smtp.send(doc["address"], build_email(smtp.settings.sender, doc["address"], doc["content"],
+                                                  doc.get("unsubscribe_url"), doc["_id"]))
+        elif channel == "sms":
+            self.sms.send(doc["address"], doc["content"]["text"], doc["_id"])
+        # in_app: stored with the notification itself; delivered as soon as it is dispatched
+
+    def _delivered(self, doc: dict):
+        now = utcnow()
+        created = doc["created_at"]
+        DELIVERY_LATENCY.labels(doc["channel"]).observe(max(0.0, (now - created).total_seconds()))
+        NOTIFICATIONS.labels(doc["channel"], domain.DELIVERED).inc()
+        event = self.events.build(c.NotificationDelivered.event_type, {
+            "id": doc["_id"], "event_id": doc["event_id"], "template": doc["template"], "channel": doc["channel"],
+            "recipient": doc["recipient"], "attempts": doc.get("attempts", 0) + 1, "delivered_at": now})
+        return doc["_id"], {"status": domain.DELIVERED, "delivered_at": now, "next_attempt_at": None, "due": None,
+                            "error": None}, [event]
+
+    def _temporary(self, doc: dict, reason: str):
+        now = utcnow()
+        due = self.settings.retry.next_attempt(doc["created_at"], doc.get("attempts", 0) + 1, now)
+        if due is None:
+            return self._failed(doc, f"{reason} (nouvelles tentatives épuisées)")
+        RETRIES.labels(doc["channel"]).inc()
+        NOTIFICATIONS.labels(doc["channel"], domain.TEMPORARY).inc()
+        log.info("notification %s: temporary failure, retry at %s: %s", doc["_id"], due.isoformat(), reason)
+        return doc["_id"], {"status": domain.TEMPORARY, "next_attempt_at": due, "due": due.timestamp(),
+                            "error": reason}, []
+
+    def _failed(self, doc: dict, reason: str):
+        now = utcnow()
+        NOTIFICATIONS.labels(doc["channel"], domain.PERMANENT).inc()
+        log.warning("notification %s failed: %s", doc["_id"], reason)
+        event = self.events.build(c.NotificationFailed.event_type, {
+            "id": doc["_id"], "event_id": doc["event_id"], "template": doc["template"], "channel": doc["channel"],
+            "recipient": doc["recipient"], "attempts": doc.get("attempts", 0) + 1, "reason": reason[:500],
+            "failed_at": now})
+        return doc["_id"], {"status": domain.PERMANENT, "failed_at": now, "next_attempt_at": None, "due": None,
+                            "error": reason[:500]}, [event]

@@ -1,0 +1,212 @@
+"""Pure rules of the notification service: templates and personalisation, addresses, topics, backoff,
+signed links and sign-in codes. No I/O here: unit-tested alone."""
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import jinja2
+import jinja2.meta
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from contracts.errors import BadInput
+from services.notification.templates import BY_KEY, LATEST, Template
+
+CHANNELS = ("email", "sms", "in_app")
+SMS_MAX = 612  # four concatenated GSM-7 segments of 153 characters
+OPTIONAL_VARIABLES = frozenset({"unsubscribe_url"})  # footers test `is defined`
+
+# Statuses: created -> sending -> delivered | temporary-failure | permanent-failure
+CREATED, SENDING, DELIVERED, TEMPORARY, PERMANENT = (
+    "created", "sending", "delivered", "temporary-failure", "permanent-failure")
+STATUSES = (CREATED, SENDING, DELIVERED, TEMPORARY, PERMANENT)
+
+LOGIN_CODE_TTL = timedelta(minutes=10)
+LOGIN_CODE_ATTEMPTS = 5
+
+SLUG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+_TOPICS = {
+    "citizen": re.compile(rf"^(agenda:commune:{SLUG}|agenda:category:{SLUG}|consultation:new)$"),
+    "agent": re.compile(rf"^(agenda:commune:{SLUG}|agenda:category:{SLUG}|consultation:new|satisfaction:site:[A-Za-z0-9_.-]{{1,80}})$"),
+}
+
+_text_env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_html_env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=True)
+
+
+# -- templates ---------------------------------------------------------------------------------
+def template(name: str, version: int | None = None, field: str = "template") -> Template:
+    found = LATEST.get(name) if version is None else BY_KEY.get((name, version))
+    if found is None:
+        raise BadInput(f"Modèle inconnu : {name}" + (f" (version {version})" if version else ""), field)
+    return found
+
+
+def _env(part: str) -> jinja2.Environment:
+    return _html_env if part == "html" else _text_env
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(part: str, source: str) -> jinja2.Template:
+    # Compiling costs a thousand times a render: a fan-out renders one template for thousands.
+    return _env(part).from_string(source)
+
+
+@functools.lru_cache(maxsize=256)
+def _variables(part: str, source: str) -> frozenset[str]:
+    return frozenset(jinja2.meta.find_undeclared_variables(_env(part).parse(source)))
+
+
+def required_variables(tpl: Template, channel: str) -> set[str]:
+    names: set[str] = set()
+    for part, source in tpl.parts[channel].items():
+        names |= _variables(part, source)
+    return names - OPTIONAL_VARIABLES
+
+
+def render(tpl: Template, channel: str, personalisation: dict) -> dict[str, str]:
+    """Every part of `tpl` for `channel`; a missing variable or an over-long SMS is refused, never blanked."""
+    if channel not in tpl.parts:
+        raise BadInput(f"Le modèle {tpl.name} n'existe pas pour le canal {channel}.", "channel")
+    missing = sorted(required_variables(tpl, channel) - set(personalisation))
+    if missing:
+        raise BadInput(f"Variable manquante pour le modèle {tpl.name} : {', '.join(missing)}",
+                       f"personalisation.{missing[0]}")
+    out = {}
+    for part, source in tpl.parts[channel].items():
+        try:
+            out[part] = _compiled(part, source).render(**personalisation).strip()
+        except jinja2.UndefinedError as exc:
+            raise BadInput(f"Variable manquante pour le modèle {tpl.name} : {exc.message}", "personalisation") from None
+    if channel == "sms" and len(out["text"]) > SMS_MAX:
+        raise BadInput(f"SMS trop long : {len(out['text'])} caractères (maximum {SMS_MAX}).", "personalisation")
+    return out
+
+
+# -- addresses and topics ----------------------------------------------------------------------
+def normalise_email(value: str, field: str = "email") -> str:
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        raise BadInput(f"Adresse électronique invalide : {value!r}", field) from None
+
+
+def normalise_phone(value: str, field: str = "phone") -> str:
+    """E.164; a French number may be given in national form (06 12 34 56 78)."""
+    try:
+        number = phonenumbers.parse(value, "FR")
+    except phonenumbers.NumberParseException:
+        raise BadInput(f"Numéro de téléphone invalide : {value!r}", field) from None
+    if not phonenumbers.is_valid_number(number):
+        raise BadInput(f"Numéro de téléphone invalide : {value!r}", field)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def check_topic(topic: str, role: str) -> str:
+    pattern = _TOPICS.get("agent" if role in ("agent", "operator") else "citizen")
+    if not pattern.match(topic):
+        raise BadInput(f"Sujet inconnu : {topic!r} (agenda:commune:<commune>, agenda:category:<catégorie>, "
+                       "consultation:new" + (", satisfaction:site:<id>" if role == "agent" else "") + ")", "topic")
+    return topic
+
+
+def notification_id(event_id: str, recipient: str, channel: str) -> str:
+    """One notification per (event, recipient, channel): the natural key, unique by construction."""
+    return f"{event_id}:{recipient}:{channel}"
+
+
+# -- retries -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RetryPolicy:
+    base: float = 30.0  # seconds before the first retry
+    cap: float = 3600.0  # longest wait between two attempts
+    period: float = 86400.0  # after this long since creation, a temporary failure becomes permanent
+
+    def next_attempt(self, created_at: datetime, attempts: int, now: datetime) -> datetime | None:
+        """When to try again after `attempts` failed attempts; None once the period is over."""
+        delay = min(self.cap, self.base * (2 ** max(0, attempts - 1)))
+        due = now + timedelta(seconds=delay)
+        if due > created_at + timedelta(seconds=self.period):
+            return None
+        return due
+
+
+def smtp_failure_is_permanent(code: int | None) -> bool:
+    """SMTP 5xx is permanent; 4xx, no answer, refused connections and timeouts are temporary."""
+    return code is not None and 500 <= code < 600
+
+
+# -- signed links and codes --------------------------------------------------------------------
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(secret: str, purpose: str, value: str) -> str:
+    mac = hmac.new(secret.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).digest()[:16]
+    return f"{_b64(value.encode())}.{_b64(mac)}"
+
+
+def unsign(secret: str, purpose: str, token: str) -> str | None:
+    try:
+        encoded, mac = token.split(".", 1)
+        value = _unb64(encoded).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    expected = sign(secret, purpose, value).split(".", 1)[1]
+    return value if hmac.compare_digest(expected, mac) else None
+
+
+def new_login_code() -> str:
+    return f"{secrets.randbelow(10 ** 6):06d}"
+
+
+def code_digest(secret: str, email: str, code: str) -> str:
+    return hmac.new(secret.encode(), f"login:{email}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def citizen_id(secret: str, email: str) -> str:
+    """A stable, opaque id for a verified address (the token's subject; the address is not in it)."""
+    return "cit-" + hmac.new(secret.encode(), f"citizen:{email}".encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def webhook_signature(secret: str, body: bytes, timestamp: int) -> str:
+    return "sha256=" + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def hmac_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def webhook_secret(secret: str, hook_id: str) -> str:
+    """Each endpoint's signing key, derived (not stored): shown to the partner once at creation."""
+    return hmac.new(secret.encode(), f"webhook:{hook_id}".encode(), hashlib.sha256).hexdigest()
+
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def quiet_until(now: datetime, start: str | None, end: str | None) -> datetime | None:
+    """When a subscriber's quiet hours ("22:00"–"07:00", Paris time) end, if `now` falls in them; else None."""
+    if not start or not end or start == end:
+        return None
+    local = now.astimezone(PARIS)
+    begin, finish, t = time.fromisoformat(start), time.fromisoformat(end), local.time()
+    inside = begin <= t < finish if begin < finish else (t >= begin or t < finish)
+    if not inside:
+        return None
+    until = local.replace(hour=finish.hour, minute=finish.minute, second=0, microsecond=0)
+    if until <= local:
+        until = (local + timedelta(days=1)).replace(hour=finish.hour, minute=finish.minute, second=0, microsecond=0)
+    return until.astimezone(timezone.utc)

@@ -1,0 +1,101 @@
+"""The notification templates: French, versioned, one entry per (name, version), parts per channel.
+
+A template is code reviewed like code: a change of wording is a new version, so a notification
+always says which text it was rendered from. Email has a subject, a text and an HTML part; SMS
+and in-app a short text. Variables are checked before anything renders (see domain.render).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    version: int
+    description: str
+    # channel -> part -> Jinja2 source; email parts: subject, text, html; sms and in_app: text
+    parts: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> list[str]:
+        return sorted(self.parts)
+
+
+_FOOTER_TEXT = """
+--
+Sicoval, communauté d'agglomération du Sud-Est toulousain.
+{% if unsubscribe_url is defined %}Ne plus recevoir ces messages : {{ unsubscribe_url }}{% endif %}"""
+_FOOTER_HTML = """<hr><p style="font-size:small">Sicoval, communauté d'agglomération du Sud-Est toulousain.
+{% if unsubscribe_url is defined %}<a href="{{ unsubscribe_url }}">Ne plus recevoir ces messages</a>{% endif %}</p>"""
+
+
+def _html(body: str) -> str:
+    return ("<!doctype html><html lang=\"fr\"><head><meta charset=\"utf-8\"></head><body>"
+            + body + _FOOTER_HTML + "</body></html>")
+
+
+TEMPLATES: list[Template] = [
+    Template("login_code", 1, "Code de connexion envoyé au citoyen", {
+        "email": {
+            "subject": "Votre code de connexion : {{ code }}",
+            "text": "Bonjour,\n\nVotre code de connexion à Parvis est : {{ code }}\n"
+                    "Il est valable {{ minutes }} minutes. Si vous n'avez rien demandé, ignorez ce message.\n"
+                    + _FOOTER_TEXT,
+            "html": _html("<p>Bonjour,</p><p>Votre code de connexion à Parvis est : <strong>{{ code }}</strong></p>"
+                          "<p>Il est valable {{ minutes }} minutes. Si vous n'avez rien demandé, ignorez ce message.</p>"),
+        },
+    }),
+    Template("event_published", 1, "Nouvel événement publié dans une commune ou une catégorie suivie", {
+        "email": {
+            "subject": "Nouvel événement : {{ title }}",
+            "text": "Bonjour,\n\nUn nouvel événement est publié à {{ commune }} : {{ title }}.\n"
+                    "Quand : {{ starts_at }}\nEn savoir plus : {{ url }}\n" + _FOOTER_TEXT,
+            "html": _html("<p>Bonjour,</p><p>Un nouvel événement est publié à {{ commune }} : "
+                          "<strong>{{ title }}</strong>.</p><p>Quand : {{ starts_at }}</p>"
+                          "<p><a href=\"{{ url }}\">En savoir plus</a></p>"),
+        },
+        "sms": {"text": "Parvis : nouvel événement à {{ commune }}, {{ title }}, {{ starts_at }}. {{ url }}"},
+        "in_app": {"text": "Nouvel événement à {{ commune }} : {{ title }} ({{ starts_at }})"},
+    }),
+    Template("event_cancelled", 1, "Un événement suivi est annulé", {
+        "email": {
+            "subject": "Événement annulé : {{ title }}",
+            "text": "Bonjour,\n\nL'événement « {{ title }} » prévu le {{ starts_at }} à {{ commune }} est annulé."
+                    "\n{{ reason }}\n" + _FOOTER_TEXT,
+            "html": _html("<p>Bonjour,</p><p>L'événement « {{ title }} » prévu le {{ starts_at }} à "
+                          "{{ commune }} est annulé.</p><p>{{ reason }}</p>"),
+        },
+        "sms": {"text": "Parvis : « {{ title }} » du {{ starts_at }} à {{ commune }} est annulé."},
+        "in_app": {"text": "Annulé : {{ title }} ({{ starts_at }})"},
+    }),
+    Template("event_moderated", 1, "Décision de modération envoyée à l'organisateur", {
+        "email": {
+            "subject": "{% if published %}Votre événement est publié{% else %}Votre événement n'est pas publié"
+                       "{% endif %} : {{ title }}",
+            "text": "Bonjour {{ organization }},\n\n{% if published %}Votre événement « {{ title }} » est publié."
+                    "\n{{ url }}{% else %}Votre événement « {{ title }} » n'a pas été publié.\nMotif : {{ reason }}"
+                    "{% endif %}\n" + _FOOTER_TEXT,
+            "html": _html("<p>Bonjour {{ organization }},</p>{% if published %}<p>Votre événement « {{ title }} » "
+                          "est publié : <a href=\"{{ url }}\">le voir</a>.</p>{% else %}<p>Votre événement "
+                          "« {{ title }} » n'a pas été publié.</p><p>Motif : {{ reason }}</p>{% endif %}"),
+        },
+    }),
+    Template("satisfaction_alert", 1, "Alerte ou retour à la normale de la satisfaction d'un site", {
+        "email": {
+            "subject": "{{ headline }} : {{ site }}",
+            "text": "Bonjour,\n\n{{ headline }} sur le site {{ site }} ({{ commune }}).\n{{ detail }}\n"
+                    + _FOOTER_TEXT,
+            "html": _html("<p>Bonjour,</p><p><strong>{{ headline }}</strong> sur le site {{ site }} "
+                          "({{ commune }}).</p><p>{{ detail }}</p>"),
+        },
+        "sms": {"text": "Parvis : {{ headline }}, {{ site }} ({{ commune }}). {{ detail }}"},
+        "in_app": {"text": "{{ headline }} : {{ site }} — {{ detail }}"},
+    }),
+]
+
+BY_KEY: dict[tuple[str, int], Template] = {(t.name, t.version): t for t in TEMPLATES}
+LATEST: dict[str, Template] = {}
+for _t in TEMPLATES:
+    if _t.name not in LATEST or LATEST[_t.name].version < _t.version:
+        LATEST[_t.name] = _t

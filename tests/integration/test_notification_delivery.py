@@ -1,0 +1,182 @@
+"""Email over real SMTP/TCP to a test server: both parts and the RFC 8058 headers; 451 then 250 is
+delivered once after a retry; 550 fails for good without a retry; receipts reach a signed webhook."""
+import hashlib
+import hmac
+import json
+import threading
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.support import Platform, free_port, rpc_call, wait_until
+
+AGENT = {"role": "agent", "subject": "agent:test"}
+
+
+class ScriptedSmtp:
+    """Answers DATA from a script (e.g. 451 then 250); keeps what it accepted and counts every attempt."""
+
+    def __init__(self):
+        self.script: dict[str, list[str]] = {}
+        self.accepted: list = []
+        self.attempts: dict[str, int] = {}
+
+    async def handle_DATA(self, server, session, envelope):
+        rcpt = envelope.rcpt_tos[0]
+        self.attempts[rcpt] = self.attempts.get(rcpt, 0) + 1
+        answers = self.script.get(rcpt) or []
+        if answers:
+            answer = answers.pop(0)
+            if not answer.startswith("250"):
+                return answer
+        self.accepted.append(message_from_bytes(envelope.original_content, policy=policy.default))
+        return "250 OK"
+
+    def to(self, rcpt: str) -> list:
+        return [m for m in self.accepted if m["To"] == rcpt]
+
+
+class Hooks(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hooks.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    handler = ScriptedSmtp()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield handler, controller.port
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def hooks():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/receipts"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def platform(mongo, broker, smtp):
+    mongo.drop_all()
+    p = Platform(mongo, broker, SMTP_URL=f"smtp://127.0.0.1:{smtp[1]}", PARVIS_NOTIFY_INTERVAL="0.2",
+                 PARVIS_NOTIFY_RETRY_BASE="0.3")
+    p.service("notification")
+    yield p
+    p.stop()
+    for proc in p.procs:
+        if proc.proc.returncode not in (None, 0, -15):
+            print(f"--- {proc.name} ---\n{proc.output()[-3000:]}")
+
+
+def send(platform, to: str, reference: str, template="event_published", channel="email", **personalisation):
+    personalisation = personalisation or {"title": "Fête <du> village", "commune": "Labège",
+                                          "starts_at": "samedi 5 décembre", "url": "https://parvis.example/e/1"}
+    return rpc_call(platform.broker.url, "notification", "send_notification", caller=AGENT, template=template,
+                    channel=channel, to=to, reference=reference, personalisation=personalisation)
+
+
+def status(mongo, nid: str) -> dict:
+    return mongo.client().parvis_notification.notifications.find_one({"_id": nid})
+
+
+def test_email_has_text_and_escaped_html_parts(platform, smtp, mongo):
+    handler, _ = smtp
+    n = send(platform, "alice@example.org", "ref-parts")
+    assert n["status"] == "created" and n["id"] == "ref-parts:alice@example.org:email"
+    wait_until(lambda: handler.to("alice@example.org"), 15, message="the email accepted")
+    msg = handler.to("alice@example.org")[0]
+    assert msg["Subject"] == "Nouvel événement : Fête <du> village"
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "Fête <du> village" in text and "Fête &lt;du&gt; village" in html, "autoescape in HTML only"
+    wait_until(lambda: status(mongo, n["id"])["status"] == "delivered", 10, message="delivered")
+    again = send(platform, "alice@example.org", "ref-parts")  # same reference: the same notification
+    assert again["id"] == n["id"] and again["status"] == "delivered"
+
+
+def test_451_then_250_is_delivered_once_after_a_retry_with_a_signed_receipt(platform, smtp, mongo, hooks):
+    handler, _ = smtp
+    hook = rpc_call(platform.broker.url, "notification", "add_webhook", caller=AGENT, partner="partner-a", url=hooks)
+    handler.script["bob@example.org"] = ["451 4.3.0 Try again later"]
+    n = send(platform, "bob@example.org", "ref-retry")
+    doc = wait_until(lambda: (d := status(mongo, n["id"]))["status"] == "delivered" and d, 20,
+                     message=f"delivered ({status(mongo, n['id'])})")
+    assert doc["attempts"] == 2 and handler.attempts["bob@example.org"] == 2
+    assert len(handler.to("bob@example.org")) == 1
+    receipt = wait_until(lambda: [(h, b) for h, b in Hooks.received if json.loads(b)["data"]["id"] == n["id"]], 15,
+                         message="the delivery receipt on the webhook")[0]
+    headers, body = receipt
+    assert json.loads(body)["type"] == "notification.delivered"
+    expected = "sha256=" + hmac.new(hook["signing_secret"].encode(), f"{headers['X-Parvis-Timestamp']}.".encode() + body,
+                                    hashlib.sha256).hexdigest()
+    assert headers["X-Parvis-Signature"] == expected
+
+
+def test_550_is_a_permanent_failure_without_retry(platform, smtp, mongo):
+    handler, _ = smtp
+    handler.script["nobody@example.org"] = ["550 5.1.1 No such user"]
+    n = send(platform, "nobody@example.org", "ref-550")
+    doc = wait_until(lambda: (d := status(mongo, n["id"]))["status"] == "permanent-failure" and d, 20,
+                     message="permanent failure")
+    assert doc["attempts"] == 1 and "550" in doc["error"] and doc["next_attempt_at"] is None
+    # A later notification is delivered: the dispatcher went on, and the failed one was not retried.
+    later = send(platform, "carol@example.org", "ref-after-550")
+    wait_until(lambda: status(mongo, later["id"])["status"] == "delivered", 20, message="the next one delivered")
+    assert handler.attempts["nobody@example.org"] == 1
+    rows = rpc_call(platform.broker.url, "notification", "notification_deliveries", caller=AGENT,
+                    status="permanent-failure")
+    assert [r["id"] for r in rows] == [n["id"]]
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"to": "not-an-address"}, "to"),
+    ({"template": "nope"}, "template"),
+    ({"personalisation": {"title": "x"}}, "personalisation.commune"),
+    ({"channel": "sms", "to": "+33612345678", "personalisation": {"title": "x" * 700, "commune": "Labège",
+                                                                  "starts_at": "demain", "url": "u"}},
+     "personalisation"),
+    ({"channel": "sms", "to": "12"}, "to"),
+])
+def test_bad_input_names_the_field_and_queues_nothing(platform, mongo, kwargs, field):
+    from contracts.errors import BadInput
+
+    args = {"template": "event_published", "channel": "email", "to": "dan@example.org", "reference": "ref-bad",
+            "personalisation": {"title": "t", "commune": "c", "starts_at": "s", "url": "u"}, **kwargs}
+    with pytest.raises(BadInput) as exc:
+        rpc_call(platform.broker.url, "notification", "send_notification", caller=AGENT, **args)
+    assert exc.value.field == field
+    assert mongo.client().parvis_notification.notifications.count_documents({"event_id": "ref-bad"}) == 0
+
+
+def test_sms_goes_through_the_dev_provider_and_in_app_is_read_and_marked(platform, mongo):
+    db = mongo.client().parvis_notification
+    sms = send(platform, "06 12 34 56 78", "ref-sms", channel="sms")
+    assert sms["recipient"] == "+33612345678"
+    wait_until(lambda: status(mongo, sms["id"])["status"] == "delivered", 15, message="the SMS delivered")
+    stored = db.dev_sms.find_one({"_id": sms["id"]})
+    assert stored["to"] == "+33612345678" and stored["text"].startswith("Parvis : nouvel événement à Labège")
+
+    citizen = {"role": "citizen", "subject": "cit-inapp"}
+    note = send(platform, "cit-inapp", "ref-inapp", channel="in_app")
+    wait_until(lambda: status(mongo, note["id"])["status"] == "delivered", 15, message="the in-app one delivered")
+    mine = rpc_call(platform.broker.url, "notification", "my_notifications", caller=citizen, unread_only=True)
+    assert [n["id"] for n in mine] == [note["id"]] and mine[0]["text"].startswith("Nouvel événement à Labège")
+    other = rpc_call(platform.broker.url, "notification", "mark_notifications_read", caller={"role": "citizen", "subject": "cit-x"},
+                     ids=[note["id"]])
+    assert other["count"] == 0, "only one's own notifications"
+    assert rpc_call(platform.broker.url, "notification", "mark_notifications_read", caller=citizen, ids=[note["id"]])["count"] == 1
+    assert rpc_call(platform.broker.url, "notification", "my_notifications", caller=citizen, unread_only=True) == []
