@@ -22,7 +22,7 @@ from eventlet.event import Event as GreenEvent
 from nameko.amqp.publish import Publisher
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
-from pymongo import ASCENDING, IndexModel, MongoClient
+from pymongo import ASCENDING, IndexModel, MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
@@ -135,15 +135,21 @@ class OutboxRelay:
             coll: Collection = self.repo.db[name]
             docs = list(coll.find({OUTBOX_COUNT: {"$gt": 0}}, {OUTBOX: 1}).limit(limit))
             self.more = self.more or len(docs) == limit
+            marks: list[UpdateOne] = []
             for doc in docs:
                 envelopes = sorted((doc.get(OUTBOX) or {}).values(), key=lambda e: e["occurred_at"])
                 for env in envelopes:
                     self._publish(env)
-                    coll.update_one(
+                    marks.append(UpdateOne(
                         {"_id": doc["_id"], f"{OUTBOX}.{env['event_id']}": {"$exists": True}},
                         {"$unset": {f"{OUTBOX}.{env['event_id']}": ""}, "$inc": {OUTBOX_COUNT: -1}},
-                    )
+                    ))
                     sent += 1
+                if len(marks) >= 100:  # confirmed by the broker: mark them sent, one round trip
+                    coll.bulk_write(marks, ordered=True)
+                    marks = []
+            if marks:
+                coll.bulk_write(marks, ordered=True)
         return sent
 
     def _publish(self, env: dict) -> None:
