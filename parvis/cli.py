@@ -98,12 +98,12 @@ def cmd_seed(args) -> int:
 
     from gateway.rpc import RpcClient
     from parvis import config
-    from parvis.seed import seed
+    from parvis.seed import seed, seed_demo_events
 
     async def go():
         rpc = RpcClient(config.load().amqp_url)
         try:
-            return await seed(rpc)
+            return {**await seed(rpc), **await seed_demo_events(rpc)}
         finally:
             await rpc.close()
 

@@ -19,3 +19,60 @@ async def seed(rpc) -> dict:
     operator = {"role": "operator", "subject": "parvis-seed"}
     return await rpc.call("agenda", "import_reference_data", timeout=60.0,
                           context={"caller": operator, "correlation_id": "seed-demo-data"}, **demo_data())
+
+
+# A few upcoming events so that a fresh `make run` shows a living agenda; dates follow today's.
+DEMO_EVENTS = [
+    {"key": "fete-labege", "org": "org-comite-des-fetes-de-labege", "days": 9, "hour": 19, "hours": 5,
+     "title": "Fête de la musique d'hiver à Labège", "category": "fete-locale", "commune": "labege",
+     "place": "Place de la mairie", "description": "Concerts des écoles de musique et **buvette** associative."},
+    {"key": "marche-baziege", "org": "org-commune-baziege", "days": 4, "hour": 8, "hours": 5,
+     "title": "Marché de producteurs de Baziège", "category": "marche", "commune": "baziege",
+     "place": "Halle", "description": "Producteurs locaux du Lauragais, chaque samedi matin.",
+     "rrule": "FREQ=WEEKLY;COUNT=12"},
+    {"key": "rando-montgiscard", "org": "org-randonneurs-du-lauragais", "days": 6, "hour": 9, "hours": 4,
+     "title": "Randonnée le long du canal du Midi", "category": "sport", "commune": "montgiscard",
+     "place": "Écluse de Montgiscard", "description": "12 km, niveau facile. Prévoir de l'eau."},
+    {"key": "reunion-sicoval", "org": "org-sicoval", "days": 14, "hour": 18, "hours": 2,
+     "title": "Réunion publique : plan climat du Sicoval", "category": "reunion-publique", "commune": "labege",
+     "place": "Siège du Sicoval", "description": "Présentation et échanges avec les habitants."},
+    {"key": "ludo-ramonville", "org": "org-ludotheque-de-ramonville", "days": 3, "hour": 14, "hours": 3,
+     "title": "Après-midi jeux en famille", "category": "jeune-public", "commune": "ramonville-saint-agne",
+     "place": "Ludothèque", "description": "Jeux de société pour tous les âges, entrée libre."},
+]
+DEMO_SOURCE = "parvis-demo"
+
+
+def demo_event_input(spec: dict, today) -> dict:
+    from datetime import datetime, timedelta
+
+    day = today + timedelta(days=spec["days"])
+    start = datetime(day.year, day.month, day.day, spec["hour"])  # Europe/Paris wall time
+    event = {"title": spec["title"], "description": spec["description"], "category": spec["category"],
+             "location": {"place": spec["place"], "commune": spec["commune"]},
+             "slots": [{"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=spec["hours"])).isoformat()}],
+             "external_ids": [{"source": DEMO_SOURCE, "id": spec["key"]}], "free": True}
+    if spec.get("rrule"):
+        event["rrule"] = spec["rrule"]
+    return event
+
+
+async def seed_demo_events(rpc) -> dict:
+    """Create, submit and approve the demo events that are not there yet (idempotent by external id)."""
+    from datetime import date
+
+    agent = {"caller": {"role": "agent", "subject": "parvis-seed"}, "correlation_id": "seed-demo-events"}
+    created = existing = 0
+    for spec in DEMO_EVENTS:
+        organizer = {"caller": {"role": "organizer", "subject": "parvis-seed", "org": spec["org"]},
+                     "correlation_id": "seed-demo-events"}
+        page = await rpc.call("agenda", "my_events", context=organizer, first=500)
+        if any(x["source"] == DEMO_SOURCE and x["id"] == spec["key"]
+               for item in page["items"] for x in item.get("external_ids", [])):
+            existing += 1
+            continue
+        view = await rpc.call("agenda", "create_event", context=organizer, event=demo_event_input(spec, date.today()))
+        await rpc.call("agenda", "submit_event", context=organizer, id=view["id"])
+        await rpc.call("agenda", "moderate_event", context=agent, id=view["id"], decision="approve")
+        created += 1
+    return {"events_created": created, "events_existing": existing}

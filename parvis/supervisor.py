@@ -195,7 +195,7 @@ class Supervisor:
     def run_seed(self) -> None:
         from gateway import auth
         from gateway.rpc import RpcClient
-        from parvis.seed import seed
+        from parvis.seed import seed, seed_demo_events
         from services.satisfaction.domain import DEMO_SITES
 
         # Demo kiosks get fresh tokens at every start (the previous ones stop working).
@@ -206,6 +206,8 @@ class Supervisor:
             rpc = RpcClient(self.settings.amqp_url)
             try:
                 report = {"agenda": await seed(rpc)} if "agenda" in self.names else {}
+                if "agenda" in self.names:
+                    report["agenda"].update(await seed_demo_events(rpc))
                 if self.kiosk_tokens:
                     report["satisfaction"] = await rpc.call(
                         "satisfaction", "seed_demo_sites", timeout=30.0,

@@ -55,6 +55,16 @@ def test_demo_data_is_seeded_once_and_readable_by_the_public(platform):
                          text=True, timeout=60)
     report = json.loads(out.stdout)
     assert report["organizations_created"] == 0 and report["organizations_unchanged"] == 43
+    assert report["events_created"] == 0 and report["events_existing"] == 5
+
+
+def test_a_fresh_platform_shows_upcoming_demo_events(platform):
+    data = gql(platform, '{ events(filter: {communes: ["labege"]}, first: 10) { totalCount edges { node { title commune { slug } } } } }').json()
+    assert "errors" not in data, data
+    titles = {e["node"]["title"] for e in data["data"]["events"]["edges"]}
+    assert "Fête de la musique d'hiver à Labège" in titles
+    search = gql(platform, '{ events(filter: {text: "marche producteurs"}, first: 5) { totalCount } }').json()
+    assert search["data"]["events"]["totalCount"] >= 1
 
 
 def test_roles_are_enforced_with_typed_errors(platform):
