@@ -13,7 +13,7 @@ SDL_PATH = ROOT / "gateway" / "schema.graphql"
 def cmd_up(args) -> int:
     from parvis.supervisor import Supervisor
 
-    return Supervisor(args.names, seed=not args.no_seed).run()
+    return Supervisor(args.names, seed=not args.no_seed, demo_events=not args.no_demo_events).run()
 
 
 def cmd_service(args) -> int:
@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="only these processes (agenda consultation satisfaction payment_link "
                                             "notification gateway); all by default")
     p.add_argument("--no-seed", action="store_true", help="do not load the demo data")
+    p.add_argument("--no-demo-events", action="store_true",
+                   help="load the reference data but no demo events (tests that need an empty agenda)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("service", help="run one nameko service in this process")

@@ -92,7 +92,7 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, names: list[str], seed: bool = True):
+    def __init__(self, names: list[str], seed: bool = True, demo_events: bool = True):
         self.settings = config.load()
         wanted = names or [*config.SERVICES, GATEWAY]
         unknown = set(wanted) - {*config.SERVICES, GATEWAY}
@@ -101,6 +101,7 @@ class Supervisor:
                              f"choose among {', '.join([*config.SERVICES, GATEWAY])}")
         self.names = wanted
         self.seed = seed
+        self.demo_events = demo_events
         self.children: list[Child] = []
         self.stopping = False
         self.env = dict(os.environ)
@@ -206,7 +207,7 @@ class Supervisor:
             rpc = RpcClient(self.settings.amqp_url)
             try:
                 report = {"agenda": await seed(rpc)} if "agenda" in self.names else {}
-                if "agenda" in self.names:
+                if "agenda" in self.names and self.demo_events:
                     report["agenda"].update(await seed_demo_events(rpc))
                 if self.kiosk_tokens:
                     report["satisfaction"] = await rpc.call(

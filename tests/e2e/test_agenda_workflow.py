@@ -20,7 +20,7 @@ EVENT_FIELDS = """id title description descriptionHtml startsAt endsAt rrule com
 def platform(mongo, broker):
     mongo.drop_all()
     p = Platform(mongo, broker)
-    p.up_proc = p.up("agenda", "notification", "gateway")
+    p.up_proc = p.up("agenda", "notification", "gateway", "--no-demo-events")
     yield p
     p.stop()
 
