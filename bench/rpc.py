@@ -33,6 +33,8 @@ if str(ROOT) not in sys.path:
 
 import aio_pika  # noqa: E402
 
+from tests.support import free_port, free_port_block  # noqa: E402  (as the other benchmarks do)
+
 SERVICE = "consultation"
 METHOD = "ping"
 TARGET_RATIO = 0.80     # client throughput ≥ 80 % of bare at 100 in flight
@@ -188,30 +190,6 @@ async def profile_clients(clients, calls: int) -> str:
 
 
 # -- infrastructure: vhost, database, service ---------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_range(n: int) -> int:
-    for _ in range(200):
-        base = free_port()
-        if base + n > 65535:
-            continue
-        ok = True
-        for p in range(base, base + n):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise SystemExit("no free port range found")
-
-
 def port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -331,7 +309,7 @@ def stack(broker_url: str, max_workers: int):
         rabbitmqctl("set_permissions", "-p", vhost, broker.username or "guest", ".*", ".*", ".*")
 
         mongo_port = free_port()
-        metrics_base = free_port_range(5)  # consultation serves /metrics on base+1
+        metrics_base = free_port_block(5)  # consultation serves /metrics on base+1
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PARVIS_", "MONGO_", "AMQP_"))}
         env.update({
             "MONGO_URL": f"mongodb://127.0.0.1:{mongo_port}/",
