@@ -258,6 +258,23 @@ class Platform:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
+    def graphql_data(self, query: str, variables: dict | None = None, token: str | None = None) -> dict:
+        """POST a GraphQL operation to the gateway; assert it has no errors and return its data."""
+        import httpx
+
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        body = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
+                          headers=headers, timeout=10).json()
+        assert "errors" not in body, body
+        return body["data"]
+
+    def stop_reporting_crashes(self, expected=(None, 0, -15, -9)) -> None:
+        """Stop, first printing the output of any process that ended unexpectedly (for the test log)."""
+        for proc in self.procs:
+            if proc.proc is not None and proc.proc.poll() not in expected:
+                print(f"--- {proc.name} ---\n{proc.output()[-3000:]}")
+        self.stop()
+
     def metric(self, service: str, name: str, /, **labels) -> float | None:
         """One sample from a service's /metrics, matched on its exact label set (None if absent)."""
         from parvis.config import SERVICES

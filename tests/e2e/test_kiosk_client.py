@@ -4,7 +4,6 @@ a negative vote; axe-core finds no serious or critical violation."""
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import sync_playwright
@@ -33,10 +32,7 @@ def browser():
 
 
 def gql(platform, query, variables=None, tok=AGENT):
-    body = httpx.post(f"{platform.url}/graphql", json={"query": query, "variables": variables or {}},
-                      headers={"Authorization": f"Bearer {tok}"}, timeout=10).json()
-    assert "errors" not in body, body
-    return body["data"]
+    return platform.graphql_data(query, variables, tok)
 
 
 def provision(platform, **kiosk):

@@ -14,10 +14,7 @@ def platform(mongo, broker):
     mongo.drop_all()
     p = Platform(mongo, broker)
     yield p
-    for proc in p.procs:
-        if proc.proc.poll() not in (None, 0, -15):
-            print(f"--- {proc.name} ---\n{proc.output()[-3000:]}")
-    p.stop()
+    p.stop_reporting_crashes((None, 0, -15))
 
 
 def metric(platform, service_index: int, name: str, **labels) -> float:

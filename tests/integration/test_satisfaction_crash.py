@@ -19,10 +19,7 @@ def platform(mongo, broker):
     mongo.drop_all()
     p = Platform(mongo, broker)
     yield p
-    for proc in p.procs:
-        if proc.proc.poll() not in (None, 0, -15, -9):
-            print(f"--- {proc.name} ---\n{proc.output()[-3000:]}")
-    p.stop()
+    p.stop_reporting_crashes((None, 0, -15, -9))
 
 
 def gql(platform, query, variables, tok, timeout=10.0):

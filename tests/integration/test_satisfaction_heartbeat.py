@@ -4,7 +4,6 @@ import uuid
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from kombu import Connection, Exchange, Queue
 
@@ -25,10 +24,7 @@ def platform(mongo, broker):
 
 
 def gql(platform, query, variables=None, tok=AGENT):
-    body = httpx.post(f"{platform.url}/graphql", json={"query": query, "variables": variables or {}},
-                      headers={"Authorization": f"Bearer {tok}"}, timeout=10).json()
-    assert "errors" not in body, body
-    return body["data"]
+    return platform.graphql_data(query, variables, tok)
 
 
 def test_a_silent_kiosk_goes_offline_once_during_opening_hours_and_comes_back(platform):
