@@ -7,8 +7,12 @@ repository (see mongo.py); the outbox relay publishes it.
 Consuming: `@handle_event(source, type)` is nameko's event handler made reliable:
 - the envelope and its data are validated against contracts/ before the handler runs; a message
   that does not match goes straight to the dead letters (retrying would not change it);
-- handlers are idempotent by `event_id`: a delivered event is remembered in the service's
-  `_inbox` collection and a second delivery is acknowledged without running the handler;
+- handlers are idempotent by `event_id`: before the handler runs, the delivery claims the event in
+  the service's `_inbox` collection (an insert on `_id`, atomic on nx-27017 and MongoDB alike);
+  a second delivery finds the claim and is acknowledged without running the handler once the first
+  is done, or put back behind a short delay while another process holds the claim. A claim whose
+  holder died (kill -9 between claim and done) expires after INBOX_LEASE seconds and is taken over;
+  a failed handler releases its claim so that its retry may run;
 - nameko acks a message whose handler raised, which would lose it: here a failure is re-published
   to a delay queue (TTL, dead-lettered back to the handler's queue) for each of PARVIS_RETRY_DELAYS,
   then to the durable queue `parvis.dead-letters`, which `parvis dlq list|replay` reads. A domain
@@ -18,7 +22,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import traceback
+import uuid
 from datetime import datetime, timedelta, timezone
 
 from kombu import Connection, Queue
@@ -39,6 +45,9 @@ log = logging.getLogger(__name__)
 DEAD_LETTER_QUEUE = "parvis.dead-letters"
 ATTEMPT_HEADER = "x-parvis-attempt"
 INBOX_RETENTION = timedelta(days=30)
+INBOX_LEASE = 30.0  # seconds a claim of another process is honoured before it is taken over
+
+CLAIMED, DONE, BUSY_HERE, BUSY_ELSEWHERE = "claimed", "done", "busy-here", "busy-elsewhere"
 
 
 class EventBuilder:
@@ -86,6 +95,7 @@ class DeliveryGuard(SharedExtension):
         self.client = mongo_client(self.settings.effective_mongo_url)
         db_name = self.container.config.get("PARVIS_DB_NAME", f"parvis_{self.container.service_name}")
         self.inbox = self.client[db_name]["_inbox"]
+        self.owner = uuid.uuid4().hex  # this container's identity on its claims
         self.declared: set[str] = set()
 
     def start(self):
@@ -105,14 +115,32 @@ class DeliveryGuard(SharedExtension):
                     queue.bind(channel).declare()
                     self.declared.add(queue.name)
 
-    def seen(self, key: str) -> bool:
-        return self.inbox.find_one({"_id": key}, {"_id": 1}) is not None
-
-    def remember(self, key: str, event_type: str) -> None:
+    def claim(self, key: str, event_type: str) -> str:
+        """Claim an event before handling it: CLAIMED (run it), DONE, BUSY_HERE or BUSY_ELSEWHERE."""
+        now = time.time()
         try:
-            self.inbox.insert_one({"_id": key, "type": event_type, "handled_at": datetime.now(timezone.utc)})
+            self.inbox.insert_one({"_id": key, "type": event_type, "state": "running", "owner": self.owner,
+                                   "at": now, "handled_at": datetime.now(timezone.utc)})
+            return CLAIMED
         except DuplicateKeyError:
             pass
+        doc = self.inbox.find_one({"_id": key}) or {}
+        if doc.get("state", "done") == "done":  # rows written before claims existed have no state
+            return DONE
+        if doc.get("owner") == self.owner:
+            return BUSY_HERE
+        if now - float(doc.get("at") or 0) < INBOX_LEASE:
+            return BUSY_ELSEWHERE
+        # The holder's lease ran out (it died between claim and done): take the claim over, once.
+        taken = self.inbox.update_one({"_id": key, "state": "running", "owner": doc.get("owner"), "at": doc.get("at")},
+                                      {"$set": {"owner": self.owner, "at": now}})
+        return CLAIMED if taken.modified_count == 1 else BUSY_ELSEWHERE
+
+    def done(self, key: str) -> None:
+        self.inbox.update_one({"_id": key}, {"$set": {"state": "done", "at": time.time()}})
+
+    def release(self, key: str) -> None:
+        self.inbox.delete_one({"_id": key, "owner": self.owner, "state": "running"})
 
     def republish(self, body, headers: dict, routing_key: str, expiration: float | None = None) -> None:
         self.publisher.publish(body, exchange="", routing_key=routing_key, headers=headers,
@@ -157,13 +185,19 @@ class ReliableEventHandler(EventHandler):
             return
         key = f"{self.method_name}:{envelope.event_id}"
         try:
-            if self.guard.seen(key):
-                self._count("duplicate")
-                self.queue_consumer.ack_message(message)
-                return
+            claim = self.guard.claim(key, envelope.type)
         except Exception:  # database away: let the broker redeliver later rather than guess
             log.exception("inbox unavailable; requeueing %s", envelope.event_id)
             self.queue_consumer.requeue_message(message)
+            return
+        if claim in (DONE, BUSY_HERE):
+            # Handled, or being handled in this process, whose outcome (done, or retry of the
+            # original) covers this copy too.
+            self._count("duplicate")
+            self.queue_consumer.ack_message(message)
+            return
+        if claim == BUSY_ELSEWHERE:
+            self._defer(body, message, envelope)
             return
         context_data = self.unpack_message_headers(message)
         context_data.setdefault("correlation_id", envelope.correlation_id)
@@ -173,14 +207,36 @@ class ReliableEventHandler(EventHandler):
             self.container.spawn_worker(self, (data, envelope), {}, context_data=context_data,
                                         handle_result=handle_result)
         except ContainerBeingKilled:
+            self._release(key)
+            self.queue_consumer.requeue_message(message)
+
+    def _release(self, key: str) -> None:
+        try:
+            self.guard.release(key)
+        except Exception:  # the lease expires on its own
+            log.exception("could not release the claim %s", key)
+
+    def _defer(self, body, message, envelope) -> None:
+        """Another process holds the claim: look again after the first retry delay (not an attempt)."""
+        delay = self.delays[0] if self.delays else 1.0
+        try:
+            self.guard.republish(body, dict(message.headers or {}), retry_queue_name(self.queue.name, delay))
+            self._count("deferred")
+            self.queue_consumer.ack_message(message)
+        except Exception:
+            log.exception("could not defer %s; requeueing", envelope.event_id)
             self.queue_consumer.requeue_message(message)
 
     def _handled(self, message, body, key, envelope, worker_ctx, result, exc_info):
         if exc_info is None:
-            self.guard.remember(key, envelope.type)
+            try:
+                self.guard.done(key)
+            except Exception:  # handled, but not marked: a redelivery after the lease runs it again
+                log.exception("could not mark %s done", key)
             self._count("ok")
             self.queue_consumer.ack_message(message)
             return result, exc_info
+        self._release(key)
         exc = exc_info[1]
         attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 0))
         permanent = isinstance(exc, (ParvisError, ContractViolation)) and not isinstance(exc, ServiceUnavailable)

@@ -5,7 +5,10 @@ import os
 import subprocess
 import sys
 
+import time
+
 import eventlet
+import pymongo
 import pytest
 from nameko.amqp.publish import Publisher
 from nameko.standalone.events import get_event_exchange
@@ -13,6 +16,7 @@ from nameko.standalone.events import get_event_exchange
 from contracts import build_envelope
 from contracts.errors import BadInput
 from parvis import dlq
+from services.common import events as events_module
 from services.common.events import handle_event
 from services.common.metrics import EVENTS_HANDLED
 from tests.support import ROOT, wait_until
@@ -97,6 +101,50 @@ def test_an_event_delivered_three_times_is_handled_once(start, parvis_env):
     assert calls.count(env["event_id"]) == 1 and calls.count(other["event_id"]) == 1
     duplicates = EVENTS_HANDLED.labels(Service.name, "on_org", "duplicate")._value.get()
     assert duplicates == 2
+
+
+@pytest.fixture
+def inbox_of(parvis_env):
+    client = pymongo.MongoClient(parvis_env["mongo_url"])
+    yield lambda service: client[f"parvis_{service.name}"]["_inbox"]
+    client.close()
+
+
+def test_a_claim_held_by_another_process_defers_the_event_until_its_lease_runs_out(start, parvis_env,
+                                                                                  monkeypatch, inbox_of):
+    """Another replica (or one killed between claim and done) holds the claim: the delivery is
+    deferred, not run twice and not dropped; once the lease runs out it is taken over, once."""
+    monkeypatch.setattr(events_module, "INBOX_LEASE", 1.5)
+    Service, calls = make_service(lambda n: None)
+    env = build_envelope("agenda.organization_upserted", ORG, "agenda")
+    inbox = inbox_of(Service)
+    inbox.insert_one({"_id": f"on_org:{env['event_id']}", "type": env["type"], "state": "running",
+                      "owner": "a-process-that-died", "at": time.time()})
+    start(Service)
+    publish(parvis_env["amqp_url"], env)
+    eventlet.sleep(0.8)
+    assert calls == [], "the claim of another process is honoured"
+    assert EVENTS_HANDLED.labels(Service.name, "on_org", "deferred")._value.get() >= 1
+    wait_until(lambda: calls, 10, 0.05, "the event taken over after the lease")
+    eventlet.sleep(0.5)
+    assert calls == [env["event_id"]]
+    row = inbox.find_one({"_id": f"on_org:{env['event_id']}"})
+    assert row["state"] == "done" and row["owner"] != "a-process-that-died"
+    # A redelivery afterwards is a plain duplicate.
+    publish(parvis_env["amqp_url"], env)
+    wait_until(lambda: EVENTS_HANDLED.labels(Service.name, "on_org", "duplicate")._value.get() == 1, 5, 0.05,
+               "the redelivery acknowledged as a duplicate")
+    assert calls == [env["event_id"]]
+
+
+def test_a_failed_handler_releases_its_claim_so_its_retry_runs(start, parvis_env, inbox_of):
+    Service, calls = make_service(lambda n: (_ for _ in ()).throw(RuntimeError("once")) if n == 1 else None)
+    start(Service)
+    env = build_envelope("agenda.organization_upserted", ORG, "agenda")
+    publish(parvis_env["amqp_url"], env)
+    wait_until(lambda: len(calls) == 2, 10, 0.05, "the retry after the failure")
+    inbox = inbox_of(Service)
+    assert inbox.find_one({"_id": f"on_org:{env['event_id']}"})["state"] == "done"
 
 
 def test_a_message_that_breaks_its_contract_goes_straight_to_the_dead_letters(start, parvis_env):
