@@ -26,6 +26,8 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
+from bench.httpload import ceiling, closed_loop  # noqa: E402
+
 QUERY = """query($f: EventFilter, $n: Int!) { events(filter: $f, first: $n) { totalCount
   edges { node { id title startsAt endsAt commune { slug name } category moderationState status organizer { id name } } } } }"""
 
@@ -103,32 +105,6 @@ uvicorn.run(Starlette(routes=[Route("/events", events)]), host="127.0.0.1", port
 '''
 
 
-async def load(make_request, clients: int, seconds: float) -> tuple[float, list[float], int]:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        async def worker():
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                t = time.perf_counter()
-                try:
-                    r = await make_request(client)
-                except httpx.HTTPError:
-                    errors += 1
-                    latencies.append(time.perf_counter() - t)
-                    continue
-                latencies.append(time.perf_counter() - t)
-                if r.status_code != 200 or (r.headers.get("content-type", "").startswith("application/json")
-                                            and "errors" in r.json()):
-                    errors += 1
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, latencies, errors
-
-
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000 if ordered else float("nan")
@@ -168,19 +144,19 @@ def main() -> int:
             start = now + timedelta(days=rnd.randint(0, 200))
             return start, start + timedelta(days=60)
 
-        async def via_gateway(client):
+        async def via_gateway(conn):
             s, e = window()
-            return await client.post(f"{platform.url}/graphql", json={"query": QUERY, "variables": {
+            return await conn.post_json("/graphql", {"query": QUERY, "variables": {
                 "f": {"communes": [rnd.choice(communes)], "from": s.isoformat(), "to": e.isoformat()}, "n": 50}})
 
-        async def via_bare(client):
+        async def via_bare(conn):
             s, e = window()
-            return await client.get(f"http://127.0.0.1:{port}/events", params={
+            return await conn.get("/events", {
                 "commune": rnd.choice(communes), "from": s.isoformat(), "to": e.isoformat(), "now": now.isoformat()})
 
-        async def search(client):
+        async def search(conn):
             s, e = window()
-            return await client.post(f"{platform.url}/graphql", json={"query": QUERY, "variables": {
+            return await conn.post_json("/graphql", {"query": QUERY, "variables": {
                 "f": {"communes": [rnd.choice(communes)], "text": rnd.choice(["fete", "concert", "marche", "atelier"]),
                       "from": s.isoformat(), "to": e.isoformat()}, "n": 50}})
 
@@ -195,14 +171,22 @@ def main() -> int:
         t = time.perf_counter()
         wait_until(fast_enough, 600, interval=1.0, message="agenda read model loaded")
         log(f"agenda read model ready after {time.perf_counter() - t:.1f}s")
+        log(f"load generator ceiling (bench/httpload.py, trivial endpoint): {ceiling(args.clients):.0f} req/s")
         results = {}
         # The bare endpoint last: nx-27017 keeps running the queries of its timed-out requests afterwards.
+        bare_url = f"http://127.0.0.1:{port}"
         for name, fn in (("gateway", via_gateway), ("gateway#2", via_gateway), ("search", search), ("bare", via_bare)):
-            asyncio.run(load(fn, 5, 1.0))  # warm-up
-            rps, lat, errors = asyncio.run(load(fn, args.clients, args.seconds))
+            url = bare_url if name == "bare" else platform.url
+            asyncio.run(closed_loop(url, fn, 5, 1.0))  # warm-up
+            rps, lat, errors = asyncio.run(closed_loop(url, fn, args.clients, args.seconds))
             results[name] = (rps, lat, errors)
             log(f"{name:10s} {args.clients} clients: {rps:7.1f} req/s  p50 {pct(lat, .5):6.1f} ms  "
                 f"p95 {pct(lat, .95):6.1f} ms  p99 {pct(lat, .99):6.1f} ms  errors {errors}")
+        fast = {}
+        for line in httpx.get(f"{platform.url}/metrics", timeout=5).text.splitlines():
+            if line.startswith("parvis_gateway_fast_path_total{"):
+                fast[line.split('"')[1]] = float(line.rsplit(" ", 1)[1])
+        log(f"gateway compiled path: {fast} (served = answered without the general executor)")
         slat = results["search"][1]
         g = max(results["gateway"][0], results["gateway#2"][0])
         b = results["bare"][0]

@@ -346,8 +346,31 @@ WITHDRAW_EVENT = RpcContract(SERVICE, "withdraw_event", WithdrawEvent, EventView
 SET_EVENT_STATUS = RpcContract(SERVICE, "set_event_status", SetEventStatus, EventView,
                                "Scheduled, rescheduled, moved online, postponed, full, cancelled")
 GET_EVENT = RpcContract(SERVICE, "get_event", EventRef, EventView, "One event, as the caller may see it")
+class PublicFeedRequest(Model):
+    """Changes of the public read model after a cursor (updated_at, id), oldest first."""
+
+    after_ts: float = Field(default=0.0, ge=0, description="updated_at (epoch seconds) of the last item seen")
+    after_id: str = Field(default="", max_length=80)
+    first: int = Field(default=500, ge=1, le=2000)
+
+
+class PublicFeedItem(Model):
+    view: EventView = Field(description="the public view (no pending revision)")
+    visible_from: datetime | None = Field(default=None, description="published, or publishAt when later")
+    price_kind: str | None = None
+    search: str = Field(default="", description="the normalised text the public search matches")
+    updated_ts: float
+
+
+class PublicFeed(Model):
+    items: list[PublicFeedItem]
+    complete: bool = Field(description="no more items after these")
+
+
 SEARCH_EVENTS = RpcContract(SERVICE, "search_events", SearchEvents, EventPage,
                             "Published events by commune, category, theme, dates, text; delta sync with tombstones")
+PUBLIC_FEED = RpcContract(SERVICE, "public_feed", PublicFeedRequest, PublicFeed,
+                          "The public read model's changes after a cursor: how the gateway keeps its copy")
 MY_EVENTS = RpcContract(SERVICE, "my_events", MyEvents, EventPage, "The caller's organisation's events")
 MODERATION_QUEUE = RpcContract(SERVICE, "moderation_queue", ModerationQueueRequest, ModerationQueuePage,
                                "Submitted events and revisions, oldest first, with counts")

@@ -44,3 +44,11 @@ class ServiceUnavailable(ParvisError):
 
 
 ERRORS = {cls.__name__: cls for cls in (BadInput, NotFound, Forbidden, Unauthenticated, Conflict, ServiceUnavailable)}
+
+
+def validation_error(exc) -> BadInput:
+    """The first problem of a pydantic ValidationError, named by its field, as a person can act on it."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or None
+    msg = first.get("msg", "invalid value")
+    return BadInput(f"{field}: {msg}" if field else msg, field)

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import json
 import logging
 import re
 import time
 import uuid
 from typing import Any
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, disable_created_metrics, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,9 +27,12 @@ from contracts.errors import ParvisError, ServiceUnavailable, Unauthenticated
 from contracts.platform import Caller
 from gateway import auth
 from gateway.errors import map_errors
+from gateway.fastpath import FastQueries
+from gateway.readmodel import PublicAgenda
 from gateway.routes import all_routes
 from gateway.rpc import RpcClient
 from gateway.schema import build_schema
+from gateway.schema.agenda import to_event
 from gateway.schema.platform import ping_all
 from parvis import config
 from parvis import logjson
@@ -161,7 +166,13 @@ class Gateway:
         self.rpc = RpcClient(self.settings.amqp_url)
         self.revocations = Revocations()
         self.schema = build_schema(production=self.settings.production)
+        self.public_agenda = PublicAgenda(self._public_call, to_event, self.settings.amqp_url)
+        self.fast = FastQueries(self.schema, self.public_agenda)
         self._tasks: list[asyncio.Task] = []
+
+    async def _public_call(self, service: str, method: str, **kwargs):
+        return await self.call(service, method, caller=Caller(), correlation_id=uuid.uuid4().hex, timeout=10.0,
+                               **kwargs)
 
     # -- authentication -----------------------------------------------------------------------
     def authenticate(self, headers, params=None) -> Caller:
@@ -183,7 +194,8 @@ class Gateway:
             return await self.call(service, method, caller=caller, correlation_id=cid, timeout=timeout, **kwargs)
 
         return {"request": request, "response": response, "caller": caller, "rpc": self.rpc, "call": call,
-                "correlation_id": cid, "revocations": self.revocations, "settings": self.settings}
+                "correlation_id": cid, "revocations": self.revocations, "settings": self.settings,
+                "public_agenda": self.public_agenda}
 
     async def call(self, service: str, method: str, *, caller: Caller, correlation_id: str,
                    timeout: float | None = None, **kwargs):
@@ -212,10 +224,12 @@ class Gateway:
         except Exception as exc:  # noqa: BLE001 - /readyz tells; calls reconnect lazily
             log.warning("broker not reachable at start: %s", exc)
         self._tasks.append(asyncio.create_task(self.revocations.keep_fresh(self.rpc)))
+        await self.public_agenda.start()
 
     async def shutdown(self) -> None:
         for task in self._tasks:
             task.cancel()
+        await self.public_agenda.stop()
         await self.rpc.close()
 
     # -- routes -------------------------------------------------------------------------------
@@ -261,6 +275,51 @@ class AuthMiddleware:
         return await self.app(scope, receive, send)
 
 
+class FastPublicQueries:
+    """Anonymous (or citizen) JSON POSTs that gateway/fastpath.py can answer are answered there; the rest,
+    with the body replayed, go to Strawberry. Sits after AuthMiddleware: a bad token never gets here."""
+
+    def __init__(self, app: ASGIApp, gateway: Gateway):
+        self.app, self.gateway = app, gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caller = scope.get("state", {}).get("caller")
+        headers = dict(scope.get("headers") or [])
+        if (scope["type"] != "http" or scope["method"] != "POST" or caller is None
+                or caller.role not in ("public", "citizen") or not self.gateway.public_agenda.ready
+                or not headers.get(b"content-type", b"").startswith(b"application/json")):
+            return await self.app(scope, receive, send)
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+        result = self.gateway.fast.execute(payload) if payload is not None else None
+        if result is not None:
+            data = orjson.dumps(result)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+            await send({"type": "http.response.body", "body": data})
+            return
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 def create_app(settings: config.Settings | None = None) -> Starlette:
     gateway = Gateway(settings)
     graphql = ParvisGraphQL(gateway.schema, gateway, graphql_ide=None if gateway.settings.production else "graphiql",
@@ -278,7 +337,7 @@ def create_app(settings: config.Settings | None = None) -> Starlette:
             Route("/healthz", gateway.healthz),
             Route("/readyz", gateway.readyz),
             Route("/metrics", gateway.metrics),
-            Route("/graphql", AuthMiddleware(graphql, gateway), methods=["GET", "POST"]),
+            Route("/graphql", AuthMiddleware(FastPublicQueries(graphql, gateway), gateway), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
             *all_routes(gateway),
         ],

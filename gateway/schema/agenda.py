@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Optional
 
 import strawberry
 from strawberry.types import Info
 
 from gateway.schema.permissions import HasRole, IsAgent
+from services.agenda.domain import encode_cursor
 
 
 class IsOrganizerOrAgent(HasRole):
@@ -356,6 +357,32 @@ def filter_dict(f: Optional[EventFilter]) -> dict:
     return {k: v for k, v in d.items() if v not in (None, [])}
 
 
+def reads_public_copy(caller) -> bool:
+    """Agents and organisers see more than the public (other states, pending revisions): the agenda answers them."""
+    return caller.role not in ("agent", "organizer")
+
+
+def public_connection(public, filter: Optional[EventFilter], first: int, after: Optional[str],
+                      now: Optional[datetime] = None) -> EventConnection:
+    """The public `events` page from the gateway's copy of the public agenda (gateway/readmodel.py), with
+    the request validated by the same contract as `agenda.search_events`."""
+    from pydantic import ValidationError
+
+    from contracts.agenda import SearchEvents
+    from contracts.errors import validation_error
+
+    try:
+        req = SearchEvents.model_validate({"filter": filter_dict(filter), "first": first, "after": after})
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    entries, total, offset = public.search(req.filter, req.first, req.after, now or datetime.now(timezone.utc))
+    end = offset + len(entries)
+    return EventConnection(
+        edges=[EventEdge(cursor=encode_cursor(offset + i + 1), node=e.node) for i, e in enumerate(entries)],
+        page_info=PageInfo(has_next_page=end < total, end_cursor=encode_cursor(end) if entries else req.after),
+        total_count=total)
+
+
 @strawberry.type
 class AgendaQuery:
     @strawberry.field(description="The member communes, by name")
@@ -380,6 +407,9 @@ class AgendaQuery:
                                   "updatedSince, by update time for delta sync")
     async def events(self, info: Info, filter: Optional[EventFilter] = None, first: int = 20,
                      after: Optional[str] = None) -> EventConnection:
+        public = info.context.get("public_agenda")
+        if public is not None and reads_public_copy(info.context["caller"]) and public.ready:
+            return public_connection(public, filter, first, after)
         page = await info.context["call"]("agenda", "search_events", filter=filter_dict(filter), first=first,
                                           after=after)
         return to_connection(page)
@@ -408,6 +438,14 @@ class AgendaQuery:
                                counts=ModerationCounts(**page["counts"]))
 
 
+async def _changed(info: Info, event: Event) -> Event:
+    """After a write, this gateway's copy of the public agenda catches up before the reply."""
+    public = info.context.get("public_agenda")
+    if public is not None:
+        await public.changed()
+    return event
+
+
 @strawberry.type
 class AgendaMutation:
     @strawberry.mutation(permission_classes=[IsOrganizerOrAgent], description="Draft an event")
@@ -417,7 +455,8 @@ class AgendaMutation:
     @strawberry.mutation(permission_classes=[IsOrganizerOrAgent],
                          description="Edit; an organiser's edit of a published event becomes a pending revision")
     async def update_event(self, info: Info, id: strawberry.ID, event: EventInput) -> Event:
-        return to_event(await info.context["call"]("agenda", "update_event", id=str(id), event=_plain(event)))
+        view = await info.context["call"]("agenda", "update_event", id=str(id), event=_plain(event))
+        return await _changed(info, to_event(view))
 
     @strawberry.mutation(permission_classes=[IsOrganizerOrAgent],
                          description="Submit for moderation; possibleDuplicates warns of likely duplicates")
@@ -427,19 +466,22 @@ class AgendaMutation:
     @strawberry.mutation(permission_classes=[IsAgent], description="Approve or reject (with a reason)")
     async def moderate_event(self, info: Info, id: strawberry.ID, decision: ModerationDecision,
                              reason: Optional[str] = None) -> Event:
-        return to_event(await info.context["call"]("agenda", "moderate_event", id=str(id), decision=decision.value,
-                                                   reason=reason))
+        view = await info.context["call"]("agenda", "moderate_event", id=str(id), decision=decision.value,
+                                          reason=reason)
+        return await _changed(info, to_event(view))
 
     @strawberry.mutation(permission_classes=[IsOrganizerOrAgent], description="Withdraw (a tombstone remains)")
     async def withdraw_event(self, info: Info, id: strawberry.ID, reason: Optional[str] = None) -> Event:
-        return to_event(await info.context["call"]("agenda", "withdraw_event", id=str(id), reason=reason))
+        view = await info.context["call"]("agenda", "withdraw_event", id=str(id), reason=reason)
+        return await _changed(info, to_event(view))
 
     @strawberry.mutation(permission_classes=[IsOrganizerOrAgent],
                          description="Scheduled, rescheduled (with new slots), moved online, postponed, full, cancelled")
     async def set_event_status(self, info: Info, id: strawberry.ID, status: EventStatus,
                                slots: Optional[list[SlotInput]] = None, reason: Optional[str] = None) -> Event:
-        return to_event(await info.context["call"]("agenda", "set_event_status", id=str(id), status=status.value,
-                                                   slots=_plain(slots) if slots else None, reason=reason))
+        view = await info.context["call"]("agenda", "set_event_status", id=str(id), status=status.value,
+                                          slots=_plain(slots) if slots else None, reason=reason)
+        return await _changed(info, to_event(view))
 
 
 @strawberry.type

@@ -470,3 +470,27 @@ def search_snapshot(docs, f, now: datetime, by_update: bool) -> list[dict]:
     found = [d for d in docs if matches(d)]
     key = (lambda d: (d["updated_at"], d["_id"])) if by_update else (lambda d: (d["starts_at"], d["_id"]))
     return sorted(found, key=key)
+
+
+def event_view(doc: dict) -> dict:
+    location = doc.get("location") or {"commune": doc["commune"]}
+    return {
+        "id": doc["_id"], "title": doc["title"], "description": doc.get("description", ""),
+        "description_html": doc.get("description_html", ""), "slots": doc.get("slots") or [],
+        "rrule": doc.get("rrule"), "all_day": bool(doc.get("all_day")), "occurrences": doc.get("occurrences") or [],
+        "starts_at": doc["starts_at"], "ends_at": doc["ends_at"], "location": location,
+        "commune_name": doc.get("commune_name", doc["commune"]), "category": doc["category"],
+        "category_name": doc.get("category_name", doc["category"]), "theme": doc.get("theme"),
+        "tags": doc.get("tags") or [], "audience": doc.get("audience"), "free": bool(doc.get("free", True)),
+        "price": doc.get("price"), "registration_url": doc.get("registration_url"),
+        "accessibility": doc.get("accessibility") or [], "attendance_mode": doc.get("attendance_mode", "offline"),
+        "online_url": doc.get("online_url"), "image_url": doc.get("image_url"), "contact": doc.get("contact"),
+        "external_ids": doc.get("external_ids") or [], "publish_at": doc.get("publish_at"),
+        "organizer": doc["organizer"], "organizer_name": doc.get("organizer_name", doc["organizer"]),
+        "moderation_state": doc["moderation_state"], "status": doc.get("status", "scheduled"),
+        "rejection_reason": doc.get("rejection_reason") or doc.get("revision_rejection_reason"),
+        "status_reason": doc.get("status_reason"), "removed": doc["moderation_state"] == "withdrawn",
+        "created_at": doc["created_at"], "updated_at": doc["updated_at"], "submitted_at": doc.get("submitted_at"),
+        "decided_at": doc.get("decided_at"), "url": PUBLIC_PATH.format(id=doc["_id"]),
+        "possible_duplicates": doc.get("possible_duplicates") or [],
+    }

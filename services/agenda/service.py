@@ -29,6 +29,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _ts(value) -> float:
+    return _aware(value).timestamp()
+
+
 def _aware(value):
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
@@ -263,6 +267,23 @@ class AgendaService(ServiceBase):
         return self._page(query, SORT_BY_UPDATE if by_update else SORT_BY_START, req.first, req.after)
 
     @rpc
+    @contract(c.PUBLIC_FEED)
+    def public_feed(self, req: c.PublicFeedRequest) -> dict:
+        """The documents of the public read model changed after (after_ts, after_id), oldest first, for the
+        gateway's copy (gateway/readmodel.py). Falls back to the database while the snapshot loads."""
+        docs = self.store.snapshot_docs([])
+        if docs is None:
+            docs = self.store.public_docs_since(req.after_ts)
+        cursor = (req.after_ts, req.after_id)
+        changed = sorted((d for d in docs if (_ts(d["updated_at"]), d["_id"]) > cursor),
+                         key=lambda d: (_ts(d["updated_at"]), d["_id"]))
+        page = changed[:req.first]
+        return {"items": [{"view": event_view(d), "visible_from": d.get("visible_from"),
+                           "price_kind": d.get("price_kind"), "search": d.get("search") or "",
+                           "updated_ts": _ts(d["updated_at"])} for d in page],
+                "complete": len(changed) <= req.first}
+
+    @rpc
     @contract(c.MY_EVENTS)
     def my_events(self, req: c.MyEvents) -> dict:
         caller = self.caller.require({"organizer", "agent"})
@@ -354,28 +375,7 @@ class AgendaService(ServiceBase):
         return view
 
 
-def event_view(doc: dict) -> dict:
-    location = doc.get("location") or {"commune": doc["commune"]}
-    return {
-        "id": doc["_id"], "title": doc["title"], "description": doc.get("description", ""),
-        "description_html": doc.get("description_html", ""), "slots": doc.get("slots") or [],
-        "rrule": doc.get("rrule"), "all_day": bool(doc.get("all_day")), "occurrences": doc.get("occurrences") or [],
-        "starts_at": doc["starts_at"], "ends_at": doc["ends_at"], "location": location,
-        "commune_name": doc.get("commune_name", doc["commune"]), "category": doc["category"],
-        "category_name": doc.get("category_name", doc["category"]), "theme": doc.get("theme"),
-        "tags": doc.get("tags") or [], "audience": doc.get("audience"), "free": bool(doc.get("free", True)),
-        "price": doc.get("price"), "registration_url": doc.get("registration_url"),
-        "accessibility": doc.get("accessibility") or [], "attendance_mode": doc.get("attendance_mode", "offline"),
-        "online_url": doc.get("online_url"), "image_url": doc.get("image_url"), "contact": doc.get("contact"),
-        "external_ids": doc.get("external_ids") or [], "publish_at": doc.get("publish_at"),
-        "organizer": doc["organizer"], "organizer_name": doc.get("organizer_name", doc["organizer"]),
-        "moderation_state": doc["moderation_state"], "status": doc.get("status", "scheduled"),
-        "rejection_reason": doc.get("rejection_reason") or doc.get("revision_rejection_reason"),
-        "status_reason": doc.get("status_reason"), "removed": doc["moderation_state"] == "withdrawn",
-        "created_at": doc["created_at"], "updated_at": doc["updated_at"], "submitted_at": doc.get("submitted_at"),
-        "decided_at": doc.get("decided_at"), "url": domain.PUBLIC_PATH.format(id=doc["_id"]),
-        "possible_duplicates": doc.get("possible_duplicates") or [],
-    }
+event_view = domain.event_view
 
 
 def domain_input(doc: dict) -> c.EventInput:

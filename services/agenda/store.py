@@ -151,6 +151,12 @@ class AgendaStore(Repository):
             self._snapshot_high_water = started
             return True
 
+    def public_docs_since(self, after_ts: float) -> list[dict]:
+        """The read model's documents changed since an instant, from the database (snapshot not loaded)."""
+        since = datetime.fromtimestamp(after_ts, tz=self._tz())
+        return list(self.db.events.find({"visible_from": {"$exists": True}, "updated_at": {"$gte": since}},
+                                        {OUTBOX: 0, OUTBOX_COUNT: 0}))
+
     @staticmethod
     def _tz():
         from datetime import timezone

@@ -8,16 +8,8 @@ from nameko.extensions import DependencyProvider
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from contracts import RpcContract
-from contracts.errors import BadInput, Forbidden
+from contracts.errors import BadInput, Forbidden, validation_error
 from contracts.platform import Caller
-
-
-def validation_error(exc: ValidationError) -> BadInput:
-    """The first problem of a pydantic error, named by its field, as a person can act on it."""
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first.get("loc", ())) or None
-    msg = first.get("msg", "invalid value")
-    return BadInput(f"{field}: {msg}" if field else msg, field)
 
 
 def contract(spec: RpcContract):

@@ -273,3 +273,32 @@ def test_widget_renders_in_a_foreign_page_in_headless_chromium(platform, publish
             browser.close()
             server.shutdown()
             server.server_close()
+
+
+def gateway_metric(platform, line_start: str) -> float:
+    for line in httpx.get(f"{platform.url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_the_gateway_copy_follows_writes_made_elsewhere_and_answers_the_public(platform):
+    """A write that does not go through the gateway (another gateway, a script) reaches the gateway's public
+    copy through the agenda's events on the bus; public queries are then answered by the compiled path."""
+    from tests.support import rpc_call
+
+    agent = {"role": "agent", "subject": "script"}
+    served = 'parvis_gateway_fast_path_total{outcome="served"}'
+    before = gateway_metric(platform, served)
+    e = {"title": "Brocante des Granges", "slots": [{"starts_at": paris_day(12, 8), "ends_at": paris_day(12, 18)}],
+         "location": {"commune": "labege", "place": "Les Granges"}, "category": "fete-locale"}
+    view = rpc_call(platform.env["AMQP_URL"], "agenda", "create_event", caller=agent, event=e, organizer=LABEGE)
+    rpc_call(platform.env["AMQP_URL"], "agenda", "moderate_event", caller=agent, id=view["id"], decision="approve")
+    query = {"f": {"communes": ["labege"], "text": "granges"}, "first": 5}
+    found = wait_until(lambda: ok(gql(platform, SEARCH, query))["events"]["edges"], 5, 0.1, "the public sees it")
+    assert [x["node"]["id"] for x in found] == [view["id"]]
+    assert gateway_metric(platform, served) > before
+    assert gateway_metric(platform, 'parvis_gateway_public_syncs_total{outcome="ok",trigger="event"}') >= 1
+    # What the compiled path cannot answer goes to Strawberry, which explains the error as always.
+    body = gql(platform, "{ events(first: 10000) { totalCount } }")
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and "first" in body["errors"][0]["message"]
