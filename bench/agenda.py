@@ -105,6 +105,11 @@ uvicorn.run(Starlette(routes=[Route("/events", events)]), host="127.0.0.1", port
 '''
 
 
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000 if ordered else float("nan")
@@ -131,8 +136,8 @@ def main() -> int:
         t = time.perf_counter()
         communes = seed(mongo.url, args.events)
         log(f"seeded {args.events} published events in {time.perf_counter() - t:.1f}s")
-        platform.service("agenda")  # started after the seed, so that its read model loads the 10,000 events
-        platform.gateway()
+        agenda_proc = platform.service("agenda")  # started after the seed: its read model loads the 10,000 events
+        gateway_proc = platform.gateway()
         port = free_port()
         bare = subprocess.Popen([sys.executable, "-c", BARE_APP, mongo.url, str(port)], cwd=ROOT)
         wait_until(lambda: http_status(f"http://127.0.0.1:{port}/events?commune=x&from=2020-01-01T00:00:00%2B00:00"
@@ -187,6 +192,8 @@ def main() -> int:
             if line.startswith("parvis_gateway_fast_path_total{"):
                 fast[line.split('"')[1]] = float(line.rsplit(" ", 1)[1])
         log(f"gateway compiled path: {fast} (served = answered without the general executor)")
+        log(f"RSS with {args.events} events: gateway {rss_mib(gateway_proc.proc.pid):.0f} MiB (its public copy "
+            f"included), agenda {rss_mib(agenda_proc.proc.pid):.0f} MiB")
         slat = results["search"][1]
         g = max(results["gateway"][0], results["gateway#2"][0])
         b = results["bare"][0]

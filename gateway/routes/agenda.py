@@ -9,6 +9,8 @@
   organisateur_id, organisateur, statut, url, mis_a_jour.
 - `/agenda.jsonld`: schema.org `Event` items (eventStatus, eventAttendanceMode, location, offers, organizer).
 - `/agenda/print?commune=…`: a printable A4 page for notice boards.
+- `/agenda/events/<id>`: the public page of one event (the `url` every event carries: in emails, the widget,
+  JSON-LD), in French, with its schema.org JSON-LD and a link to add it to a calendar (`/agenda/events/<id>.ics`).
 - `/embed/agenda.js` (+ `/embed/graphql`, the read-only GraphQL endpoint the widget reads across origins).
 
 Every export takes the `events` filters as query parameters: commune (repeatable or comma-separated),
@@ -29,7 +31,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from contracts.errors import BadInput, ParvisError
+from pydantic import ValidationError
+
+from contracts.agenda import SearchEvents
+from contracts.errors import BadInput, NotFound, ParvisError, validation_error
 from contracts.platform import Caller
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -88,9 +93,18 @@ def filters_from_query(request: Request) -> tuple[dict, int]:
 
 def routes(gateway) -> list:
     async def fetch(request: Request, defaults: dict | None = None) -> list[dict]:
-        """Public events matching the query's filters, through RPC (the public's view, always)."""
+        """Public events matching the query's filters (the public's view, always): from the gateway's copy of
+        the public agenda when it is ready, else through RPC."""
         f, limit = filters_from_query(request)
         f = {**(defaults or {}), **f}
+        public = gateway.public_agenda
+        if public.ready:
+            try:
+                req = SearchEvents.model_validate({"filter": f, "first": 1, "after": None})
+            except ValidationError as exc:
+                raise validation_error(exc) from None
+            entries, _, _ = public.search(req.filter, limit, None, datetime.now(timezone.utc))
+            return [e.view for e in entries]
         cid = request.scope.get("state", {}).get("correlation_id") or "agenda-export"
         items, after = [], None
         while len(items) < limit:
@@ -150,6 +164,9 @@ def routes(gateway) -> list:
         if query.lstrip().startswith(("mutation", "subscription")):
             return JSONResponse({"errors": [{"message": "Lecture seule.", "extensions": {"code": "FORBIDDEN"}}]},
                                 403, headers=CORS)
+        fast = gateway.fast.execute(body) if isinstance(body, dict) else None
+        if fast is not None:
+            return JSONResponse(fast, headers=CORS)
         request.scope.setdefault("state", {})["caller"] = Caller()
         context = gateway.context(request, None)
         result = await gateway.schema.execute(query, variable_values=variables, context_value=context)
@@ -161,7 +178,30 @@ def routes(gateway) -> list:
             out["errors"] = [e.formatted for e in result.errors]
         return JSONResponse(out, headers=CORS)
 
+    async def event_view(request: Request) -> dict | None:
+        cid = request.scope.get("state", {}).get("correlation_id") or "agenda-page"
+        try:
+            return await gateway.call("agenda", "get_event", caller=Caller(), correlation_id=cid,
+                                      id=request.path_params["id"])
+        except NotFound:
+            return None
+
+    async def event_page(request: Request) -> Response:
+        ev = await event_view(request)
+        if ev is None:
+            return HTMLResponse(not_found_page(), status_code=404)
+        return HTMLResponse(to_event_page(ev, str(request.base_url).rstrip("/")))
+
+    async def event_ics(request: Request) -> Response:
+        ev = await event_view(request)
+        if ev is None:
+            return JSONResponse({"error": "Événement introuvable.", "code": "NOT_FOUND"}, status_code=404)
+        return Response(to_ics([ev]), media_type="text/calendar; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{ev["id"]}.ics"', **CORS})
+
     return [
+        Route("/agenda/events/{id:str}.ics", guarded(event_ics)),
+        Route("/agenda/events/{id:str}", guarded(event_page)),
         Route("/agenda.ics", guarded(ics)),
         Route("/agenda.csv", guarded(csv_export)),
         Route("/agenda.jsonld", guarded(jsonld)),
@@ -310,3 +350,76 @@ footer {{ margin-top: 10mm; font-size: 9pt; }}
 </style></head><body><h1>Agenda – {where}</h1>{body}
 <footer>Agenda du Sicoval, édité le {e(french_date(datetime.now(PARIS)))}. Données ouvertes : /agenda.csv (Licence Ouverte).</footer>
 </body></html>"""
+
+
+ACCESSIBILITY_FR = {"hearing": "handicap auditif", "visual": "handicap visuel", "psychic": "handicap psychique",
+                    "motor": "handicap moteur", "intellectual": "handicap mental"}
+STATUS_FR = {"cancelled": "Annulé", "postponed": "Reporté", "full": "Complet", "rescheduled": "Nouvelle date",
+             "moved_online": "Se tient en ligne"}
+PAGE_STYLE = """body { font: 16px/1.5 system-ui, sans-serif; color: #1b1b1b; max-width: 44rem; margin: 2rem auto;
+padding: 0 1rem; } h1 { font-size: 1.8rem; margin: .2rem 0 1rem; } .status { display: inline-block; padding: .1rem .5rem;
+background: #b00020; color: #fff; font-weight: 700; border-radius: 3px; } .cancelled h1 { text-decoration: line-through; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; } dt { font-weight: 700; }
+dd { margin: 0; } a { color: #0b57d0; } footer { margin-top: 2rem; font-size: .9rem; color: #555; }
+@media print { a { color: #000; } nav { display: none; } }"""
+
+
+def _when(ev: dict) -> list[str]:
+    out = []
+    for occ in (ev.get("occurrences") or ev.get("slots") or [])[:12]:
+        start, end = _paris(occ["starts_at"]), _paris(occ["ends_at"])
+        if ev["all_day"]:
+            out.append(french_date(start).capitalize())
+        elif start.date() == end.date():
+            out.append(f"{french_date(start).capitalize()}, {start:%H:%M} – {end:%H:%M}")
+        else:
+            out.append(f"Du {french_date(start)} {start:%H:%M} au {french_date(end)} {end:%H:%M}")
+    return out
+
+
+def to_event_page(ev: dict, base: str) -> str:
+    """The public page of one event: what a person needs to go there, and the JSON-LD search engines read."""
+    e = html.escape
+    loc = ev["location"]
+    status = STATUS_FR.get(ev["status"])
+    rows = [("Quand", "<br>".join(e(w) for w in _when(ev)) + (" <em>(et d'autres dates)</em>"
+                                                           if len(ev.get("occurrences") or []) > 12 else "")),
+            ("Où", e(", ".join(x for x in (loc.get("place"), loc.get("address"), ev["commune_name"]) if x))),
+            ("Catégorie", e(ev["category_name"])),
+            ("Tarif", "Gratuit" if ev["free"] else e(ev.get("price") or "Payant")),
+            ("Organisé par", e(ev["organizer_name"]))]
+    if ev.get("audience"):
+        rows.append(("Public", e(ev["audience"])))
+    if ev.get("accessibility"):
+        rows.append(("Accessibilité", e(", ".join(ACCESSIBILITY_FR.get(a, a) for a in ev["accessibility"]))))
+    if ev["attendance_mode"] in ("online", "mixed") and ev.get("online_url"):
+        rows.append(("En ligne", f'<a href="{e(ev["online_url"])}" rel="nofollow">{e(ev["online_url"])}</a>'))
+    if ev.get("registration_url"):
+        rows.append(("Inscription", f'<a href="{e(ev["registration_url"])}" rel="nofollow">S\'inscrire</a>'))
+    if ev.get("status_reason"):
+        rows.append(("Information", e(ev["status_reason"])))
+    details = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
+    ld = json.dumps(to_jsonld([ev], base)["@graph"][0] | {"@context": "https://schema.org"}, ensure_ascii=False)
+    ld = ld.replace("</", "<\\/")  # never closes the script element
+    image = f'<img src="{e(ev["image_url"])}" alt="" style="max-width:100%">' if ev.get("image_url") else ""
+    return f"""<!doctype html><html lang="fr"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(ev["title"])} – Agenda du Sicoval</title>
+<meta name="description" content="{e(ev["description"][:160])}">
+<style>{PAGE_STYLE}</style>
+<script type="application/ld+json">{ld}</script></head>
+<body class="{"cancelled" if ev["status"] == "cancelled" else ""}"><main>
+<nav><a href="/agenda/print?commune={e(loc["commune"])}">Agenda de {e(ev["commune_name"])}</a></nav>
+{f'<p class="status">{e(status)}</p>' if status else ""}
+<h1>{e(ev["title"])}</h1>{image}
+<dl>{details}</dl>
+<div class="description">{ev["description_html"]}</div>
+<p><a href="{e(ev["url"])}.ics">Ajouter à mon agenda</a> (fichier iCalendar)</p>
+</main><footer>Agenda du Sicoval · mis à jour le {e(french_date(_paris(ev["updated_at"])))} ·
+données ouvertes sous Licence Ouverte : <a href="/agenda.csv">/agenda.csv</a></footer></body></html>"""
+
+
+def not_found_page() -> str:
+    return """<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Événement introuvable</title>
+</head><body><main><h1>Événement introuvable</h1><p>Cet événement n'existe pas, n'est pas encore publié ou a été
+retiré par son organisateur.</p><p><a href="/agenda/print">Voir l'agenda</a></p></main></body></html>"""

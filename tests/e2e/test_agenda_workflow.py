@@ -302,3 +302,24 @@ def test_the_gateway_copy_follows_writes_made_elsewhere_and_answers_the_public(p
     # What the compiled path cannot answer goes to Strawberry, which explains the error as always.
     body = gql(platform, "{ events(first: 10000) { totalCount } }")
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and "first" in body["errors"][0]["message"]
+
+
+def test_every_public_event_has_its_page_and_calendar_file(platform, published):
+    import json
+    import re
+
+    from icalendar import Calendar
+
+    weekly, cancelled = published
+    r = httpx.get(f"{platform.url}/agenda/events/{weekly}", timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "Atelier jardinage" in r.text and 'lang="fr"' in r.text and "Ajouter à mon agenda" in r.text
+    ld = json.loads(re.search(r'<script type="application/ld\+json">(.*?)</script>', r.text, re.S).group(1))
+    assert ld["@type"] == "Event" and ld["name"] == "Atelier jardinage" and ld["eventSchedule"]["repeatFrequency"]
+    page = httpx.get(f"{platform.url}/agenda/events/{cancelled}", timeout=10).text
+    assert "Annulé" in page and "EventCancelled" in page
+    cal = Calendar.from_ical(httpx.get(f"{platform.url}/agenda/events/{weekly}.ics", timeout=10).content)
+    [vevent] = [c for c in cal.walk("VEVENT")]
+    assert str(vevent["SUMMARY"]) == "Atelier jardinage" and "RRULE" in vevent
+    missing = httpx.get(f"{platform.url}/agenda/events/evt-nope", timeout=10)
+    assert missing.status_code == 404 and "introuvable" in missing.text
