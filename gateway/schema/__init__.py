@@ -66,10 +66,24 @@ def extensions(production: bool = False) -> list:
     return extensions
 
 
+class ParvisSchema(strawberry.Schema):
+    """Errors get their `extensions.code` on every transport: the ErrorCodes extension maps those of HTTP
+    operations, but a subscription's errors (over graphql-transport-ws) only pass through process_errors."""
+
+    def __init__(self, *args, production: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.production = production
+
+    def process_errors(self, errors, execution_context=None) -> None:
+        from gateway.errors import map_errors
+
+        map_errors(errors, self.production)  # in place; unexpected errors are logged there, with their trace
+
+
 def build_schema(production: bool = False) -> strawberry.Schema:
-    return strawberry.Schema(query=Query, mutation=Mutation,
-                             subscription=Subscription if _has_fields(Subscription) else None,
-                             extensions=extensions(production))
+    return ParvisSchema(query=Query, mutation=Mutation,
+                        subscription=Subscription if _has_fields(Subscription) else None,
+                        extensions=extensions(production), production=production)
 
 
 def sdl() -> str:
