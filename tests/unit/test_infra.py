@@ -25,7 +25,7 @@ INFRA = ROOT / "infra"
 PROMETHEUS_CONFIG = INFRA / "prometheus" / "prometheus.yml"
 RULES = INFRA / "prometheus" / "rules" / "parvis.yml"
 DASHBOARDS = INFRA / "grafana" / "dashboards"
-DASHBOARD = DASHBOARDS / "platform.json"
+DASHBOARD_FILES = sorted(DASHBOARDS.glob("*.json"))
 PROCESSES = (*SERVICES, "gateway")
 SERVICE_METRICS_PORT = 9100
 GATEWAY_PORT = 8000
@@ -70,9 +70,10 @@ def rules() -> dict:
     return yaml.safe_load(RULES.read_text())
 
 
-@pytest.fixture(scope="module")
-def dashboard() -> dict:
-    return json.loads(DASHBOARD.read_text())
+@pytest.fixture(scope="module", params=DASHBOARD_FILES, ids=[p.name for p in DASHBOARD_FILES])
+def dashboard(request) -> dict:
+    """Each dashboard file in turn: every test that takes it runs once per file."""
+    return json.loads(request.param.read_text())
 
 
 def dockerfile_final_stage() -> list[tuple[str, str]]:
@@ -118,30 +119,41 @@ def test_the_metric_name_extractor_finds_names_and_only_names():
 
 
 @pytest.fixture(scope="module")
-def exported_metrics() -> set[str]:
-    """Sample names in the default registry once the gateway and the services' metrics are imported,
-    as a /metrics page would show them (in a subprocess: a registry of its own)."""
-    script = textwrap.dedent("""
-        import json
+def exported_labels() -> dict[str, set[str]]:
+    """Sample names in the default registry once the gateway, the common metrics and every service's
+    modules are imported, as a /metrics page would show them, with the label names of each
+    (in a subprocess: a registry of its own)."""
+    script = textwrap.dedent(f"""
+        import importlib, json
         import prometheus_client
         import gateway.app, services.common.metrics  # noqa: F401 - they register the metrics
-        names = set()
-        for family in prometheus_client.REGISTRY.collect():
-            if family.type == "counter":
-                names.add(family.name + "_total")
-            elif family.type in ("histogram", "gaugehistogram"):
-                names.update(family.name + s for s in ("_bucket", "_sum", "_count"))
-            elif family.type == "summary":
-                names.update((family.name, family.name + "_sum", family.name + "_count"))
-            else:
-                names.add(family.name)
-        print(json.dumps(sorted(names)))
+        for name in {list(SERVICES)!r}:
+            importlib.import_module("services." + name + ".service")
+        labels = {{}}
+        # The registry's collectors: a labelled metric without children has no sample to read labels from.
+        for collector in list(prometheus_client.REGISTRY._collector_to_names):
+            names = set(getattr(collector, "_labelnames", ()))
+            for family in collector.describe() if hasattr(collector, "describe") else collector.collect():
+                if family.type == "counter":
+                    samples = [family.name + "_total"]
+                elif family.type in ("histogram", "gaugehistogram"):
+                    samples = [family.name + s for s in ("_bucket", "_sum", "_count")]
+                elif family.type == "summary":
+                    samples = [family.name, family.name + "_sum", family.name + "_count"]
+                else:
+                    samples = [family.name]
+                for sample in samples:
+                    labels[sample] = sorted(names | ({{"le"}} if sample.endswith("_bucket") else set()))
+        print(json.dumps(labels))
     """)
     proc = run([sys.executable, "-c", script])
     assert proc.returncode == 0, proc.stderr
-    names = set(json.loads(proc.stdout.strip().splitlines()[-1]))
-    assert "parvis_entrypoint_calls_total" in names and "parvis_http_requests_total" in names, names
-    return names
+    labels = {name: set(names) for name, names in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+    for name in ("parvis_entrypoint_calls_total", "parvis_http_requests_total",
+                 *(f"parvis_{s}_" for s in ("agenda", "satisfaction", "notification"))):
+        assert any(n.startswith(name) for n in labels), f"{name}: a module was not imported"
+    assert labels["parvis_entrypoint_calls_total"] == {"service", "kind", "entrypoint", "outcome"}
+    return labels
 
 
 def assert_exported(exprs: list[str], exported: set[str], also: set[str] = frozenset()) -> None:
@@ -149,7 +161,49 @@ def assert_exported(exprs: list[str], exported: set[str], also: set[str] = froze
     assert any(n.startswith("parvis_") for n in used), used
     outside = {n for n in used if n.startswith("rabbitmq_") or n == "up"}
     missing = sorted(used - exported - set(also) - outside)
-    assert not missing, f"not exported by the code (services/common/metrics.py, gateway/app.py): {missing}"
+    assert not missing, f"not exported by the code (services/*, gateway/*): {missing}"
+
+
+# -- PromQL: the label names an expression reads ----------------------------------------------------
+TARGET_LABELS = {"job", "instance"}  # added by Prometheus to every scraped sample
+
+
+def label_problems(expr: str, labels: dict[str, set[str]]) -> list[str]:
+    """Labels an expression matches or groups on that its metrics do not have. Only metrics the code
+    exports (keys of `labels`) are checked; grouping labels are checked when every metric is one of them."""
+    s = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)
+    problems = []
+    for m in re.finditer(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*\{([^}]*)\}", s):
+        name, matchers = m.groups()
+        if name in labels:
+            for key in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)", matchers):
+                if key not in labels[name] | TARGET_LABELS:
+                    problems.append(f"{name} has no label {key!r}")
+    names = metric_names(expr)
+    if names and names <= set(labels):
+        have = set().union(*(labels[n] for n in names)) | TARGET_LABELS
+        for group in re.findall(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", s):
+            for key in filter(None, (k.strip() for k in group.split(","))):
+                if key not in have:
+                    problems.append(f"no metric of the expression has a label {key!r}")
+    return problems
+
+
+def test_the_label_checker_finds_unknown_labels_and_only_those():
+    labels = {"parvis_a_total": {"site", "rating"}, "parvis_b_bucket": {"since", "le"}}
+    assert label_problems('sum by (site, rating, instance) (rate(parvis_a_total{site=~"$site", job="x"}[5m]))'
+                          ' / on (site) group_left sum by (site) (parvis_a_total)', labels) == []
+    assert label_problems('histogram_quantile(0.95, sum by (since, le) (rate(parvis_b_bucket[5m])))', labels) == []
+    assert label_problems('sum by (kiosk) (rate(parvis_a_total{status="x", site="a{b}"}[5m]))', labels) == [
+        "parvis_a_total has no label 'status'", "no metric of the expression has a label 'kiosk'"]
+    # Metrics the code does not export (RabbitMQ's, recorded series) are left to their own checks.
+    assert label_problems('sum by (queue) (rabbitmq_queue_messages{queue="q"}) or sum by (x) (a:b{y="1"})',
+                          labels) == []
+
+
+def assert_labels_exist(exprs: list[str], labels: dict[str, set[str]]) -> None:
+    problems = {e: p for e in exprs if (p := label_problems(e, labels))}
+    assert not problems, f"labels the code does not export: {problems}"
 
 
 # -- Dockerfile ---------------------------------------------------------------------------------------
@@ -309,12 +363,15 @@ def test_the_scrape_config_has_a_job_per_process_on_the_right_port(prometheus):
     assert targets(jobs["rabbitmq"]) == {"rabbitmq:15692"}
 
 
-def test_rules_read_only_metrics_the_code_exports(rules, exported_metrics):
+def test_rules_read_only_metrics_and_labels_the_code_exports(rules, exported_labels):
     all_rules = [r for group in rules["groups"] for r in group["rules"]]
     recorded = {r["record"] for r in all_rules if "record" in r}
-    assert_exported([r["expr"] for r in all_rules], exported_metrics, also=recorded)
+    assert_exported([r["expr"] for r in all_rules], set(exported_labels), also=recorded)
+    assert_labels_exist([r["expr"] for r in all_rules], exported_labels)
     alerts = {r["alert"] for r in all_rules if "alert" in r}
-    assert {"ServiceDown", "HighErrorRatio", "OutboxBacklog", "EventsDeadLettered", "GatewaySlow"} <= alerts
+    assert {"ServiceDown", "HighErrorRatio", "OutboxBacklog", "EventsDeadLettered", "GatewaySlow",
+            "KioskOffline", "SatisfactionAlertOpen", "NotificationBacklogHigh", "NotificationFailuresHigh",
+            "GatewayPublicCopyStale"} <= alerts
 
 
 def test_the_alerts_fire_when_they_should(tmp_path):
@@ -367,6 +424,71 @@ tests:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_the_domain_alerts_fire_when_they_should(tmp_path):
+    """Kiosks offline (two satisfaction instances report the same count: one alert, not a sum), permanent
+    notification failures above 10 % on one channel only, a gateway whose public copy stops syncing."""
+    (tmp_path / "test.yml").write_text(f"""\
+rule_files: ["{RULES}"]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'parvis_satisfaction_kiosks_offline{{job="satisfaction", instance="a:9100", site="mairie"}}'
+        values: '0 0 1x30'
+      - series: 'parvis_satisfaction_kiosks_offline{{job="satisfaction", instance="b:9100", site="mairie"}}'
+        values: '0 0 1x30'
+      - series: 'parvis_satisfaction_kiosks_offline{{job="satisfaction", instance="a:9100", site="piscine"}}'
+        values: '0x32'
+      - series: 'parvis_notifications_total{{job="notification", instance="a:9100", channel="all", status="created"}}'
+        values: '0+100x30'
+      - series: 'parvis_notifications_total{{job="notification", instance="a:9100", channel="email", status="delivered"}}'
+        values: '0+60x30'
+      - series: 'parvis_notifications_total{{job="notification", instance="a:9100", channel="email", status="permanent-failure"}}'
+        values: '0+12x30'
+      - series: 'parvis_notifications_total{{job="notification", instance="a:9100", channel="sms", status="delivered"}}'
+        values: '0+60x30'
+      - series: 'parvis_notifications_total{{job="notification", instance="a:9100", channel="sms", status="permanent-failure"}}'
+        values: '0+1x30'
+      - series: 'parvis_gateway_public_sync_age_seconds{{job="gateway", instance="gw1:8000"}}'
+        values: '0+60x10'
+      - series: 'parvis_gateway_public_sync_age_seconds{{job="gateway", instance="gw2:8000"}}'
+        values: '3x10'
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: KioskOffline
+        exp_alerts: []
+      - eval_time: 18m
+        alertname: KioskOffline
+        exp_alerts:
+          - exp_labels: {{severity: warning, site: mairie}}
+            exp_annotations:
+              summary: "Site mairie : 1 borne(s) de satisfaction hors ligne"
+              description: "Borne muette pendant les heures d'ouverture : vérifier son alimentation et son réseau."
+      - eval_time: 5m
+        alertname: NotificationFailuresHigh
+        exp_alerts: []
+      - eval_time: 16m
+        alertname: NotificationFailuresHigh
+        exp_alerts:
+          - exp_labels: {{severity: warning, channel: email}}
+            exp_annotations:
+              summary: "Notifications email : 16.67% des envois échouent définitivement"
+              description: "Vérifier le fournisseur (SMTP, SMS) et les adresses refusées."
+      - eval_time: 5m
+        alertname: GatewayPublicCopyStale
+        exp_alerts: []
+      - eval_time: 8m
+        alertname: GatewayPublicCopyStale
+        exp_alerts:
+          - exp_labels: {{severity: warning, job: gateway, instance: "gw1:8000"}}
+            exp_annotations:
+              summary: "Passerelle gw1:8000 : copie publique de l'agenda synchronisée il y a 8m 0s"
+              description: "Les requêtes publiques lisent une copie figée : vérifier l'agenda et la connexion RabbitMQ de la passerelle."
+""")
+    proc = run([tool("promtool"), "test", "rules", str(tmp_path / "test.yml")])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 # -- Grafana ------------------------------------------------------------------------------------------
 def dashboard_panels(dashboard: dict) -> list[dict]:
     panels = []
@@ -376,9 +498,19 @@ def dashboard_panels(dashboard: dict) -> list[dict]:
     return panels
 
 
+def dashboard_variables(dashboard: dict) -> set[str]:
+    return {v["name"] for v in dashboard["templating"]["list"]}
+
+
+GRAFANA_VARIABLES = {"__rate_interval", "__interval", "__range"}
+
+
 def dashboard_exprs(dashboard: dict) -> list[str]:
+    """The panels' queries as Prometheus would receive them: $__rate_interval is a duration, and every
+    dashboard variable (multi-value, "All" = .*) appears in regex matchers only."""
     exprs = [t["expr"] for p in dashboard_panels(dashboard) for t in p.get("targets", []) if t.get("expr")]
-    return [e.replace("$service", ".*").replace("$__rate_interval", "1m") for e in exprs]
+    exprs = [re.sub(r"\$\{?__rate_interval\}?", "1m", e) for e in exprs]
+    return [re.sub(r"\$\{?(\w+)\}?", ".*", e) for e in exprs]
 
 
 def test_grafana_provisions_the_prometheus_datasource_and_the_dashboards_folder(compose):
@@ -390,25 +522,77 @@ def test_grafana_provisions_the_prometheus_datasource_and_the_dashboards_folder(
     assert all(p["type"] == "file" for p in providers)
 
 
-def test_the_dashboard_is_grafana_json_with_a_service_variable(dashboard):
-    assert dashboard["title"] == "Parvis — plateforme"
+def test_every_dashboard_file_has_its_own_uid_and_title():
+    dashboards = [json.loads(p.read_text()) for p in DASHBOARD_FILES]
+    assert {p.name for p in DASHBOARD_FILES} >= {"platform.json", "services.json"}
+    for key in ("uid", "title"):
+        values = [d[key] for d in dashboards]
+        assert len(values) == len(set(values)), f"dashboards share a {key}: {values}"
+
+
+def test_the_dashboard_is_grafana_json(dashboard):
+    assert dashboard["title"].startswith("Parvis — ")
+    assert dashboard["description"]
     assert 36 <= dashboard["schemaVersion"] <= 41
-    assert dashboard["uid"]
-    (variable,) = [v for v in dashboard["templating"]["list"] if v["name"] == "service"]
-    assert variable["includeAll"] and variable["allValue"] == ".*"
-    assert "parvis_entrypoint_calls_total" in json.dumps(variable["query"])
+    assert dashboard["uid"] and re.fullmatch(r"[A-Za-z0-9_-]{1,40}", dashboard["uid"])
+    assert dashboard["editable"] is False  # provisioned from the repo: edits belong in the file
+    for variable in dashboard["templating"]["list"]:
+        assert variable["type"] == "query" and variable["datasource"]["uid"] == "prometheus", variable["name"]
+        assert variable["includeAll"] and variable["allValue"] == ".*", variable["name"]
+        assert re.fullmatch(r"label_values\(\w+, ?\w+\)", variable["query"]["query"]), variable["name"]
     panels = dashboard_panels(dashboard)
     ids = [p["id"] for p in panels]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
+    cells = {}
     for panel in panels:
         assert {"type", "title", "gridPos"} <= set(panel), panel.get("title")
+        g = panel["gridPos"]
+        assert g["x"] >= 0 and g["w"] > 0 and g["x"] + g["w"] <= 24, panel["title"]
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
         if panel["type"] != "row":
             assert panel["targets"], panel["title"]
             assert panel["datasource"]["uid"] == "prometheus", panel["title"]
+            refs = [t["refId"] for t in panel["targets"]]
+            assert len(refs) == len(set(refs)), panel["title"]
             for target in panel["targets"]:
                 assert target["datasource"]["uid"] == "prometheus", panel["title"]
     refs = set(re.findall(r"\$\{?(\w+)", " ".join(t["expr"] for p in panels for t in p.get("targets", []))))
-    assert refs <= {"service", "__rate_interval"}, f"undefined dashboard variables: {refs}"
+    assert refs <= dashboard_variables(dashboard) | GRAFANA_VARIABLES, f"undefined dashboard variables: {refs}"
+    exprs = [t["expr"] for p in panels for t in p.get("targets", [])]
+    for name in dashboard_variables(dashboard):
+        for expr in exprs:  # a multi-value variable only works in a regex matcher
+            assert not re.search(rf'[^~]"\$\{{?{name}\b', expr), (name, expr)
+
+
+def test_the_platform_dashboard_has_a_service_variable():
+    dashboard = json.loads((DASHBOARDS / "platform.json").read_text())
+    assert dashboard["title"] == "Parvis — plateforme"
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["name"] == "service"]
+    assert "parvis_entrypoint_calls_total" in json.dumps(variable["query"])
+
+
+def test_the_services_dashboard_has_a_site_variable():
+    dashboard = json.loads((DASHBOARDS / "services.json").read_text())
+    assert dashboard["title"] == "Parvis — agenda, bornes, notifications"
+    (variable,) = dashboard["templating"]["list"]
+    assert variable["name"] == "site"
+    assert variable["query"]["query"] == "label_values(parvis_satisfaction_votes_counted_total,site)"
+    rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
+    assert [r.split(" ")[0] for r in rows] == ["Agenda", "Bornes", "Notifications"], rows
+    exprs = [t["expr"] for p in dashboard_panels(dashboard) for t in p.get("targets", [])]
+    assert all("$__rate_interval" in e for e in exprs if "rate(" in e)
+    assert any('{site=~"$site"}' in e for e in exprs)
+
+
+def test_every_dashboard_variable_reads_a_label_the_code_exports(dashboard, exported_labels):
+    for variable in dashboard["templating"]["list"]:
+        metric, label = re.fullmatch(r"label_values\((\w+), ?(\w+)\)", variable["query"]["query"]).groups()
+        assert metric in exported_labels, (variable["name"], metric)
+        assert label in exported_labels[metric], (variable["name"], metric, label)
+        assert variable["query"]["metric"] == metric and variable["query"]["label"] == label, variable["name"]
 
 
 def test_every_dashboard_query_parses(dashboard, tmp_path):
@@ -422,13 +606,30 @@ def test_every_dashboard_query_parses(dashboard, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_every_dashboard_query_reads_metrics_the_code_exports(dashboard, exported_metrics):
+# The metrics each dashboard is there to show (a dashboard not listed here gets the generic checks only).
+DASHBOARD_METRICS = {
+    "Parvis — plateforme": (
+        "parvis_entrypoint_calls_total", "parvis_entrypoint_duration_seconds_bucket", "parvis_workers_in_flight",
+        "parvis_workers_max", "parvis_outbox_pending", "parvis_outbox_lag_seconds_bucket",
+        "parvis_events_handled_total", "parvis_http_requests_total", "parvis_http_request_duration_seconds_bucket",
+        "parvis_rpc_client_duration_seconds_bucket", "rabbitmq_queue_messages_ready"),
+    "Parvis — agenda, bornes, notifications": (
+        "parvis_agenda_transitions_total", "parvis_agenda_moderation_queue",
+        "parvis_agenda_time_to_decision_seconds_bucket", "parvis_gateway_public_events",
+        "parvis_gateway_public_sync_age_seconds", "parvis_gateway_public_syncs_total",
+        "parvis_gateway_fast_path_total", "parvis_satisfaction_votes_counted_total",
+        "parvis_satisfaction_votes_received_total", "parvis_satisfaction_happy_index",
+        "parvis_satisfaction_ingest_lag_seconds_bucket", "parvis_satisfaction_kiosks_offline",
+        "parvis_satisfaction_alerts_open", "parvis_notifications_total",
+        "parvis_notification_delivery_seconds_bucket", "parvis_notification_backlog",
+        "parvis_notification_retries_total"),
+}
+
+
+def test_every_dashboard_query_reads_metrics_and_labels_the_code_exports(dashboard, exported_labels):
     exprs = dashboard_exprs(dashboard)
-    assert_exported(exprs, exported_metrics)
+    assert_exported(exprs, set(exported_labels))
+    assert_labels_exist(exprs, exported_labels)
     used = set().union(*(metric_names(e) for e in exprs))
-    for wanted in ("parvis_entrypoint_calls_total", "parvis_entrypoint_duration_seconds_bucket",
-                   "parvis_workers_in_flight", "parvis_workers_max", "parvis_outbox_pending",
-                   "parvis_outbox_lag_seconds_bucket", "parvis_events_handled_total", "parvis_http_requests_total",
-                   "parvis_http_request_duration_seconds_bucket", "parvis_rpc_client_duration_seconds_bucket",
-                   "rabbitmq_queue_messages_ready"):
+    for wanted in DASHBOARD_METRICS.get(dashboard["title"], ()):
         assert wanted in used, f"no panel shows {wanted}"
