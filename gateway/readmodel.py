@@ -71,6 +71,13 @@ class Entry:
         }
 
 
+class Page:
+    __slots__ = ("entries", "cursors", "total", "has_next")
+
+    def __init__(self, entries: list[Entry], cursors: list[str], total: int, has_next: bool):
+        self.entries, self.cursors, self.total, self.has_next = entries, cursors, total, has_next
+
+
 class PublicAgenda:
     def __init__(self, call: Callable, to_node: Callable[[dict], Any], amqp_url: str | None = None):
         self._call = call  # async (service, method, **kwargs) -> result
@@ -141,20 +148,12 @@ class PublicAgenda:
             out.extend(long)
         return out
 
-    def search(self, f: c.EventFilter, first: int, after: str | None, now: datetime) -> tuple[list[Entry], int, int]:
-        """The agenda's public search (its own predicate and order) over the copy: (entries of the page,
-        total, offset)."""
-        found = domain.search_snapshot(self.candidates(f), f, now, bool(f.updated_since))
-        offset = domain.decode_cursor(after)
-        return [d["entry"] for d in found[offset:offset + first]], len(found), offset
-
-    def page(self, f: c.EventFilter, first: int, after: str | None, now: datetime) -> dict:
-        """The same page as `agenda.search_events` answers the public."""
-        entries, total, offset = self.search(f, first, after, now)
-        end = offset + len(entries)
-        return {"items": [e.view for e in entries], "total": total,
-                "cursors": [domain.encode_cursor(offset + i + 1) for i in range(len(entries))],
-                "end_cursor": domain.encode_cursor(end) if entries else after, "has_next": end < total}
+    def search(self, f: c.EventFilter, first: int, after: str | None, now: datetime) -> Page:
+        """The agenda's public search (its own predicate, order and cursors) over the copy."""
+        by_update = bool(f.updated_since)
+        found = domain.search_snapshot(self.candidates(f), f, now, by_update)
+        docs, cursors, has_next = domain.keyset_page(found, first, after, by_update)
+        return Page([d["entry"] for d in docs], cursors, len(found), has_next)
 
     # -- syncing --------------------------------------------------------------------------------
     async def sync(self, trigger: str = "poll") -> None:

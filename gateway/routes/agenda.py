@@ -103,8 +103,7 @@ def routes(gateway) -> list:
                 req = SearchEvents.model_validate({"filter": f, "first": 1, "after": None})
             except ValidationError as exc:
                 raise validation_error(exc) from None
-            entries, _, _ = public.search(req.filter, limit, None, datetime.now(timezone.utc))
-            return [e.view for e in entries]
+            return [e.view for e in public.search(req.filter, limit, None, datetime.now(timezone.utc)).entries]
         cid = request.scope.get("state", {}).get("correlation_id") or "agenda-export"
         items, after = [], None
         while len(items) < limit:

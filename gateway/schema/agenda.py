@@ -9,7 +9,6 @@ import strawberry
 from strawberry.types import Info
 
 from gateway.schema.permissions import HasRole, IsAgent
-from services.agenda.domain import encode_cursor
 
 
 class IsOrganizerOrAgent(HasRole):
@@ -375,12 +374,11 @@ def public_connection(public, filter: Optional[EventFilter], first: int, after: 
         req = SearchEvents.model_validate({"filter": filter_dict(filter), "first": first, "after": after})
     except ValidationError as exc:
         raise validation_error(exc) from None
-    entries, total, offset = public.search(req.filter, req.first, req.after, now or datetime.now(timezone.utc))
-    end = offset + len(entries)
+    page = public.search(req.filter, req.first, req.after, now or datetime.now(timezone.utc))
     return EventConnection(
-        edges=[EventEdge(cursor=encode_cursor(offset + i + 1), node=e.node) for i, e in enumerate(entries)],
-        page_info=PageInfo(has_next_page=end < total, end_cursor=encode_cursor(end) if entries else req.after),
-        total_count=total)
+        edges=[EventEdge(cursor=c, node=e.node) for c, e in zip(page.cursors, page.entries)],
+        page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.cursors[-1] if page.cursors else req.after),
+        total_count=page.total)
 
 
 @strawberry.type

@@ -147,6 +147,20 @@ class KioskVoteInput:
     comment: Optional[str] = None
 
 
+def _vote_payload(_cls, value, _ctx) -> dict:
+    """A vote as the service's submit_votes takes it, built straight from the GraphQL input value.
+
+    graphql-core has already checked and coerced the value (ID, Int, DateTime, nullable strings); Strawberry's
+    generic conversion of a batch of 500 input objects into KioskVoteInput instances, only to turn them into
+    dicts again, was the gateway's largest cost per submit. The schema does not change.
+    """
+    return {"id": str(value["id"]), "rating": value["rating"], "pressed_at": value["pressedAt"].isoformat(),
+            "follow_up": value.get("followUp"), "comment": value.get("comment")}
+
+
+KioskVoteInput.__strawberry_definition__.from_input = _vote_payload  # Strawberry's hook for input types
+
+
 @strawberry.type
 class RejectedVote:
     id: strawberry.ID
@@ -368,9 +382,8 @@ class SatisfactionMutation:
     async def submit_kiosk_votes(self, info: Info, votes: list[KioskVoteInput]) -> VoteSubmitReport:
         if len(votes) > 500:
             raise BadInput("500 votes au plus par envoi.", "votes")
-        payload = [{"id": str(v.id), "rating": v.rating, "pressed_at": v.pressed_at.isoformat(),
-                    "follow_up": v.follow_up, "comment": v.comment} for v in votes]
-        r = await info.context["call"]("satisfaction", "submit_votes", votes=payload, timeout=30.0)
+        # Each item is already the service's payload (see _vote_payload), not a KioskVoteInput instance.
+        r = await info.context["call"]("satisfaction", "submit_votes", votes=votes, timeout=30.0)
         return VoteSubmitReport(accepted=r["accepted"], duplicates=r["duplicates"],
                                 rejected=[RejectedVote(**x) for x in r["rejected"]])
 

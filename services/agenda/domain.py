@@ -7,6 +7,7 @@ normalised search text, duplicate hints and Relay cursors.
 from __future__ import annotations
 
 import base64
+import bisect
 import difflib
 import re
 import unicodedata
@@ -371,17 +372,58 @@ def encode_cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
 
 
-def decode_cursor(cursor: str | None) -> int:
+def encode_key_cursor(key: datetime, event_id: str) -> str:
+    return base64.urlsafe_b64encode(f"k:{key.isoformat()}|{event_id}".encode()).decode()
+
+
+def parse_cursor(cursor: str | None) -> tuple[str, object]:
+    """("o", offset) for an offset cursor (agents' and organisers' lists), ("k", (key, id)) for a keyset
+    cursor (public searches: the sort key and the id of the last item seen)."""
     if not cursor:
-        return 0
+        return "o", 0
     try:
         kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        offset = int(value)
-        if kind != "o" or offset < 0:
-            raise ValueError
-        return offset
+        if kind == "o":
+            offset = int(value)
+            if offset < 0:
+                raise ValueError
+            return "o", offset
+        if kind == "k":
+            key, _, event_id = value.partition("|")
+            moment = datetime.fromisoformat(key)
+            if not event_id or moment.tzinfo is None:
+                raise ValueError
+            return "k", (moment, event_id)
+        raise ValueError
     except (ValueError, UnicodeDecodeError):
         raise BadInput("Curseur invalide.", "after") from None
+
+
+def decode_cursor(cursor: str | None) -> int:
+    kind, value = parse_cursor(cursor)
+    if kind != "o":
+        raise BadInput("Curseur invalide ici : il vient d'une autre liste.", "after")
+    return value
+
+
+def sort_field(by_update: bool) -> str:
+    return "updated_at" if by_update else "starts_at"
+
+
+def keyset_page(found: list[dict], first: int, after: str | None, by_update: bool) -> tuple[list[dict], list[str], bool]:
+    """A page of search results sorted by (key, _id), after a cursor: (items, their cursors, has_next).
+
+    The cursors are keyset cursors — the sort key and the id of the item — so that an event changed or
+    removed between two requests neither shifts the next page nor makes it skip one: what partners'
+    delta sync (`updatedSince`, sorted by update) needs. Offset cursors are still read."""
+    field = sort_field(by_update)
+    kind, value = parse_cursor(after)
+    if kind == "o":
+        start = value
+    else:
+        start = bisect.bisect_right(found, value, key=lambda d: (d[field], d["_id"]))
+    page = found[start:start + first]
+    return page, [encode_key_cursor(d[field], d["_id"]) for d in page], start + len(page) < len(found)
 
 
 # -- queries -------------------------------------------------------------------------------------

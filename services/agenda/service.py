@@ -261,9 +261,21 @@ class AgendaService(ServiceBase):
         docs = self.store.snapshot_docs(req.filter.communes)
         if docs is not None and not (role == "agent" and req.filter.moderation_states):
             found = domain.search_snapshot(docs, req.filter, now, by_update)
-            offset = domain.decode_cursor(req.after)
-            return self._page_of(found[offset:offset + req.first], len(found), offset, req.after)
+            page, cursors, has_next = domain.keyset_page(found, req.first, req.after, by_update)
+            return {"items": [self._view(d) for d in page], "total": len(found), "cursors": cursors,
+                    "end_cursor": cursors[-1] if cursors else req.after, "has_next": has_next}
         query = domain.event_query(req.filter, role, now)
+        kind, value = domain.parse_cursor(req.after)
+        if kind == "k":  # a keyset cursor from the read model, while it (re)loads: the same page from the database
+            field = domain.sort_field(by_update)
+            key, event_id = value
+            total = self.store.count_events(query)
+            query = {"$and": [query, {"$or": [{field: {"$gt": key}}, {field: key, "_id": {"$gt": event_id}}]}]}
+            docs, _ = self.store.search_events(query, SORT_BY_UPDATE if by_update else SORT_BY_START, 0, req.first + 1)
+            page = docs[:req.first]
+            cursors = [domain.encode_key_cursor(_aware(d[field]), d["_id"]) for d in page]
+            return {"items": [self._view(d) for d in page], "total": total, "cursors": cursors,
+                    "end_cursor": cursors[-1] if cursors else req.after, "has_next": len(docs) > req.first}
         return self._page(query, SORT_BY_UPDATE if by_update else SORT_BY_START, req.first, req.after)
 
     @rpc

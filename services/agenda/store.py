@@ -168,6 +168,9 @@ class AgendaStore(Repository):
         total = self.db.events.count_documents(query)
         return docs, total
 
+    def count_events(self, query: dict) -> int:
+        return self.db.events.count_documents(query)
+
     def overlapping(self, commune: str, starts_at: datetime, ends_at: datetime, limit: int = 200) -> list[dict]:
         """Submitted or published events of a commune whose span overlaps [starts_at, ends_at)."""
         return list(self.db.events.find(

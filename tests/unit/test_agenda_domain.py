@@ -165,3 +165,24 @@ def test_the_read_model_filter_follows_the_query_rules():
     assert ids(EventFilter(free=False), by_update=False) == ["e7"]
     assert ids(EventFilter(starts_after=datetime(2027, 3, 21)), by_update=False) == []
     assert ids(EventFilter(starts_before=datetime(2027, 3, 20, 20)), by_update=False) == ["e1", "e2", "e6", "e7"]
+
+
+def test_keyset_cursors_never_skip_an_event_that_changes_between_two_pages():
+    """Partners' delta sync pages through `updatedSince` results: with offset cursors, an event of page 1
+    updated before page 2 is fetched moves to the end and shifts the rest left, so one event is skipped."""
+    from datetime import datetime, timedelta, timezone
+
+    base = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    docs = [{"_id": f"e{i:02d}", "updated_at": base + timedelta(minutes=i // 2)} for i in range(30)]  # ties too
+    page1, cursors1, more = domain.keyset_page(docs, 10, None, by_update=True)
+    assert [d["_id"] for d in page1] == [f"e{i:02d}" for i in range(10)] and more
+    docs = [d for d in docs if d["_id"] != "e03"] + [{"_id": "e03", "updated_at": base + timedelta(hours=5)}]
+    page2, cursors2, _ = domain.keyset_page(docs, 10, cursors1[-1], by_update=True)
+    assert [d["_id"] for d in page2] == [f"e{i:02d}" for i in range(10, 20)]
+    rest, _, more = domain.keyset_page(docs, 50, cursors2[-1], by_update=True)
+    assert [d["_id"] for d in rest] == [f"e{i:02d}" for i in range(20, 30)] + ["e03"] and not more
+    # Offset cursors (agents' lists) are still read; garbage is refused naming the field.
+    assert [d["_id"] for d in domain.keyset_page(docs, 2, domain.encode_cursor(4), True)[0]] == ["e05", "e06"]
+    with pytest.raises(BadInput) as exc:
+        domain.keyset_page(docs, 2, "bm9wZQ==", True)
+    assert exc.value.field == "after"

@@ -123,7 +123,7 @@ def test_the_date_index_finds_what_a_scan_finds(setup):
         for width in (1, 3, 30):
             f = c.EventFilter(communes=["labege"] if days % 2 else [], starts_after=NOW + timedelta(days=days),
                               starts_before=NOW + timedelta(days=days + width))
-            indexed = [e.view["id"] for e in public.search(f, 500, None, NOW)[0]]
+            indexed = [e.view["id"] for e in public.search(f, 500, None, NOW).entries]
             scanned = [d["_id"] for d in domain.search_snapshot(public.docs(f.communes), f, NOW, False)]
             assert indexed == scanned
 
