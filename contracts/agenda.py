@@ -109,10 +109,12 @@ class EventSubmitted(AgendaEventFacts):
 
 class EventPublished(AgendaEventFacts):
     event_type = "agenda.event_published"
-    summary = "An event (or a revision of it) was approved and is public"
+    summary = ("An event (or a revision of it) is public: at its approval, or at its publishAt when that is later "
+               "(announced then, never before)")
     url: str | None = Field(default=None, description="public URL path of the event, e.g. /agenda/events/<id>")
     revision: bool = False
-    publish_at: datetime | None = Field(default=None, description="when it becomes visible, if later than now")
+    publish_at: datetime | None = Field(default=None, description="unused since scheduled publications are announced "
+                                                                   "when they go public; kept for compatibility")
 
 
 class EventRejected(AgendaEventFacts):

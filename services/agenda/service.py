@@ -9,7 +9,7 @@ from nameko.timer import timer
 from prometheus_client import Counter, Gauge, Histogram
 
 from contracts import agenda as c
-from contracts.errors import BadInput, Forbidden, NotFound
+from contracts.errors import BadInput, Conflict, Forbidden, NotFound
 from parvis.logjson import SLO_BUCKETS
 from services.agenda import domain
 from services.agenda.store import SORT_BY_START, SORT_BY_UPDATE, SORT_OLDEST_SUBMISSION, SORT_RECENT, AgendaStore
@@ -27,6 +27,9 @@ TIME_TO_DECISION = Histogram("parvis_agenda_time_to_decision_seconds", "From sub
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+ANNOUNCE_EVERY = 10  # seconds: how late a scheduled publication may be announced
 
 
 def _ts(value) -> float:
@@ -170,16 +173,21 @@ class AgendaService(ServiceBase):
         if req.decision == "approve":
             publish_at = _aware(doc.get("publish_at"))
             visible_from = max(now, publish_at) if publish_at else now
-            env = self._event(c.EventPublished, {**doc, "moderation_state": new_state},
-                              url=domain.PUBLIC_PATH.format(id=doc["_id"]),
-                              publish_at=publish_at if publish_at and publish_at > now else None)
             sets = {"moderation_state": new_state, "visible_from": visible_from, "decided_at": now,
                     "decided_by": self.caller.subject, "queue": "none", "rejection_reason": None}
+            if visible_from > now:
+                # Scheduled publication: `agenda.event_published` is announced when the event becomes
+                # public (announce_scheduled), so that subscribers never hear of an event they cannot see.
+                env = None
+                sets["announce_pending"] = True
+            else:
+                env = self._event(c.EventPublished, {**doc, "moderation_state": new_state},
+                                  url=domain.PUBLIC_PATH.format(id=doc["_id"]))
         else:
             env = self._event(c.EventRejected, {**doc, "moderation_state": new_state}, reason=reason)
             sets = {"moderation_state": new_state, "decided_at": now, "decided_by": self.caller.subject,
                     "queue": "none", "rejection_reason": reason}
-        self.store.update_event(doc["_id"], doc["version"], sets, [env])
+        self.store.update_event(doc["_id"], doc["version"], sets, [env] if env else [])
         TRANSITIONS.labels(req.decision, new_state).inc()
         if queued:
             TIME_TO_DECISION.labels(req.decision).observe(max(0.0, (now - queued).total_seconds()))
@@ -320,6 +328,20 @@ class AgendaService(ServiceBase):
     def refresh_queue_gauge(self) -> None:
         """Counting scans on nx-27017: done here and in moderation_queue, not on every transition."""
         self._gauge()
+
+    @timer(interval=ANNOUNCE_EVERY)
+    def announce_scheduled(self) -> None:
+        """Announces the scheduled publications whose time has come (`agenda.event_published`, through the
+        outbox, in the same write that clears the flag: announced once even with several instances)."""
+        now = _now()
+        for doc in self.store.due_announcements(now):
+            env = self._event(c.EventPublished, doc, url=domain.PUBLIC_PATH.format(id=doc["_id"]))
+            try:
+                # updated_at moves to now: partners syncing with updatedSince get the event when it goes public.
+                self.store.update_event(doc["_id"], doc["version"], {"announce_pending": False}, [env])
+            except Conflict:
+                continue  # changed meanwhile (or announced by another instance): the next round looks again
+            TRANSITIONS.labels("announce", "published").inc()
 
     @timer(interval=1)
     def refresh_public_snapshot(self) -> None:

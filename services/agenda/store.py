@@ -25,6 +25,7 @@ class AgendaStore(Repository):
             IndexModel([("organizer", ASCENDING)]),
             IndexModel([("queue", ASCENDING)]),
             IndexModel([("updated_at", ASCENDING)]),
+            IndexModel([("announce_pending", ASCENDING)]),
         ],
     }
     outbox_collections = ("organizations", "events")
@@ -167,6 +168,11 @@ class AgendaStore(Repository):
         docs = list(self.db.events.find(query, LIST_PROJECTION).sort(sort).skip(skip).limit(limit))
         total = self.db.events.count_documents(query)
         return docs, total
+
+    def due_announcements(self, now: datetime, limit: int = 100) -> list[dict]:
+        """Published events whose scheduled publication has come and is not announced yet."""
+        return list(self.db.events.find({"announce_pending": True, "moderation_state": "published",
+                                         "visible_from": {"$lte": now}}, {OUTBOX: 0, OUTBOX_COUNT: 0}).limit(limit))
 
     def count_events(self, query: dict) -> int:
         return self.db.events.count_documents(query)

@@ -323,3 +323,40 @@ def test_every_public_event_has_its_page_and_calendar_file(platform, published):
     assert str(vevent["SUMMARY"]) == "Atelier jardinage" and "RRULE" in vevent
     missing = httpx.get(f"{platform.url}/agenda/events/evt-nope", timeout=10)
     assert missing.status_code == 404 and "introuvable" in missing.text
+
+
+def test_a_scheduled_publication_is_announced_when_it_goes_public_not_before(platform):
+    """Subscribers must not hear of an event they cannot see yet: `agenda.event_published` leaves at
+    publishAt (within the announcer's 10 s), and updated_at moves then, so delta sync gets the event."""
+    import json as _json
+
+    from kombu import Connection, Exchange, Queue
+
+    agent = token("agent")
+    publish_at = datetime.now(timezone.utc) + timedelta(seconds=4)
+    with Connection(platform.env["AMQP_URL"]) as conn:
+        queue = Queue(exclusive=True, auto_delete=True, exchange=Exchange("agenda.events", type="topic", durable=True),
+                      routing_key="agenda.event_published")
+        with conn.SimpleQueue(queue) as q:
+            eid = ok(gql(platform, CREATE, {"e": event_input(title="Expo photo programmée",
+                                                               publishAt=publish_at.isoformat())},
+                         token("organizer", org=LABEGE)))["createEvent"]["id"]
+            approved = ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { "
+                                        "updatedAt } }", {"id": eid}, agent))["moderateEvent"]
+            seen = []
+
+            def published_of_ours():
+                try:
+                    msg = q.get(timeout=0.5)
+                except q.Empty:
+                    return None
+                msg.ack()
+                body = msg.payload if isinstance(msg.payload, dict) else _json.loads(msg.payload)
+                if body["data"]["id"] == eid:
+                    seen.append(datetime.now(timezone.utc))
+                return seen
+            wait_until(published_of_ours, 30, 0, "agenda.event_published of the scheduled event")
+    assert seen[0] >= publish_at, "announced before it was public"
+    node = wait_until(lambda: ok(gql(platform, "query($id: ID!) { event(id: $id) { updatedAt } }", {"id": eid}))["event"],
+                      10, 0.2, "the event public")
+    assert node["updatedAt"] > approved["updatedAt"]
