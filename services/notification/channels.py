@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import binascii
 import functools
+import os
 import smtplib
 import socket
 import ssl
@@ -21,6 +22,8 @@ DEFAULT_FROM = "ne-pas-repondre@parvis.localhost"
 
 
 class TemporaryFailure(Exception):
+    closed = False  # the SMTP server closed the session (no message accepted on it)
+
     def __init__(self, reason: str, code: int | None = None):
         super().__init__(reason)
         self.reason, self.code = reason, code
@@ -66,8 +69,10 @@ class SmtpSettings:
         )
 
 
+@functools.lru_cache(maxsize=1024)
 def _header(value: str) -> str:
-    """One line (no header injection through a title), RFC 2047-encoded when not ASCII."""
+    """One line (no header injection through a title), RFC 2047-encoded when not ASCII (cached: a fan-out
+    sends one subject thousands of times, and encoding it costs half of building a message)."""
     value = " ".join(value.split())
     if value.isascii():
         return value
@@ -112,8 +117,24 @@ def build_email(sender: str, to: str, parts: dict, unsubscribe_url: str | None, 
         _part("text/html", parts["html"]) + f"--{boundary}--\r\n".encode()
 
 
+def _tls_context(cafile: str | None) -> ssl.SSLContext:
+    """Made once per CA file version: loading CA certificates costs milliseconds, and a fan-out opens many
+    sessions; a CA file replaced on disk (new mtime) gives a new context."""
+    try:
+        version = os.stat(cafile).st_mtime_ns if cafile else None
+    except OSError:
+        version = None  # missing: create_default_context raises, as before
+    return _tls_context_of(cafile, version)
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context_of(cafile: str | None, version: int | None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=cafile)
+
+
 class SmtpSender:
-    """One SMTP connection per batch; failures classified as temporary (4xx, network) or permanent (5xx)."""
+    """One SMTP connection kept for many messages (a dispatcher pipeline's batches, one after the other);
+    failures classified as temporary (4xx, network) or permanent (5xx)."""
 
     def __init__(self, settings: SmtpSettings):
         self.settings = settings
@@ -122,7 +143,7 @@ class SmtpSender:
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
         try:
-            context = ssl.create_default_context(cafile=s.cafile)  # certificates always verified
+            context = _tls_context(s.cafile) if s.tls != "none" else None  # certificates always verified
             if s.tls == "ssl":
                 conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
             else:
@@ -140,6 +161,18 @@ class SmtpSender:
             raise TemporaryFailure(f"SMTP unreachable: {exc}") from None
 
     def send(self, to: str, message: bytes) -> None:
+        kept = self.conn is not None
+        try:
+            self._send(to, message)
+        except TemporaryFailure as exc:
+            if not (kept and exc.closed):
+                raise
+            # The kept connection was closed by the server (idle timeout, a limit of messages per session:
+            # 421 or a hang-up): once more on a new connection. The server did not say it accepted the
+            # message, which as a temporary failure would be sent again later anyway: only when changes.
+            self._send(to, message)
+
+    def _send(self, to: str, message: bytes) -> None:
         if self.conn is None:
             self.conn = self._connect()
         try:
@@ -150,10 +183,17 @@ class SmtpSender:
             raise _classify(code, text)
         except smtplib.SMTPResponseException as exc:  # MAIL FROM / DATA refused
             self._reset()
-            raise _classify(exc.smtp_code, exc.smtp_error)
+            failure = _classify(exc.smtp_code, exc.smtp_error)
+            if exc.smtp_code == 421:  # "service not available, closing transmission channel"
+                self.close()
+                failure.closed = True
+            raise failure
         except (smtplib.SMTPServerDisconnected, OSError, socket.timeout) as exc:
             self.close()
-            raise TemporaryFailure(f"SMTP connection lost: {exc}") from None
+            failure = TemporaryFailure(f"SMTP connection lost: {exc}")
+            # Hung up or reset (not a timeout: waiting as long again would not help this batch).
+            failure.closed = isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionResetError, BrokenPipeError))
+            raise failure from None
         if refused:
             code, text = next(iter(refused.values()))
             raise _classify(code, text)

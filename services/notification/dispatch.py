@@ -1,8 +1,15 @@
 """Delivery of claimed notifications over their channels, and the metrics of delivery.
 
-Used by the service's dispatcher timer: a batch is claimed in the store, sent (email over one SMTP
-connection), and every outcome written back with its delivered/failed event in the same
-single-document update (outbox).
+Used by the service's dispatcher timer: a few pipelines at once each claim a batch in the store,
+send it (email over the pipeline's SMTP connection, kept from one batch to the next), and write
+every outcome back in one bulk write: each notification's status with its delivered/failed event
+in the same single-document update (outbox).
+
+Crash window: the outcomes of a batch are written once the whole batch is sent. A process killed
+after the SMTP server accepted a message and before that write leaves the notification `sending`
+under its claim; the claim expires (STALE_SENDING in store.py) and it is sent again. So a crash
+may send the in-flight batch of each pipeline twice (at most PARVIS_NOTIFY_BATCH messages per
+pipeline), and never loses one: nothing is marked delivered before the server accepted it.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import eventlet
+from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -33,6 +41,8 @@ DELIVERY_LATENCY = Histogram("parvis_notification_delivery_seconds", "From creat
                              ["channel"], buckets=SLO_BUCKETS + (60.0, 300.0, 3600.0))
 BACKLOG = Gauge("parvis_notification_backlog", "Notifications created or awaiting a retry", ["channel"])
 RETRIES = Counter("parvis_notification_retries_total", "Temporary failures scheduled for a retry", ["channel"])
+
+IDLE_WAIT = (0.1, 1.0)  # a pipeline with nothing to claim while others deliver waits, doubling up to 1 s
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,7 @@ def load_settings() -> NotifySettings:
                                  cap=float(env.get("PARVIS_NOTIFY_RETRY_CAP", "3600")),
                                  period=float(env.get("PARVIS_NOTIFY_RETRY_PERIOD", "86400"))),
         batch=int(env.get("PARVIS_NOTIFY_BATCH", "200")),
-        concurrency=max(1, int(env.get("PARVIS_NOTIFY_CONCURRENCY", "2"))),
+        concurrency=max(1, int(env.get("PARVIS_NOTIFY_CONCURRENCY", "8"))),
         rates={ch: float(env.get(f"PARVIS_NOTIFY_RATE_{ch.upper()}", "0")) for ch in domain.CHANNELS},
     )
 
@@ -78,12 +88,15 @@ class _Pace:
         self.next = 0.0
 
     def wait(self) -> None:
+        """Take the next slot, then sleep until it: shared by the pipelines (green threads), each
+        reserves its slot before sleeping, so two never get the same one."""
         if not self.gap:
             return
         now = time.monotonic()
-        if now < self.next:
-            time.sleep(self.next - now)
-        self.next = max(now, self.next) + self.gap
+        slot = max(now, self.next)
+        self.next = slot + self.gap
+        if slot > now:
+            time.sleep(slot - now)
 
 
 def new_notification(*, event_id: str, event_type: str | None, template, channel: str, recipient: str,
@@ -106,21 +119,42 @@ class Dispatcher:
     def run(self, budget: float = 20.0) -> int:
         """Claim and deliver due notifications in batches until none is due or the budget is spent.
 
-        Several pipelines at once (PARVIS_NOTIFY_CONCURRENCY, each its own claims and SMTP
-        connection): while one waits for the database, another talks to the SMTP server.
+        Several pipelines at once (PARVIS_NOTIFY_CONCURRENCY), each with its own claims and its own
+        SMTP connection, kept open from one batch to the next: while one waits for the database,
+        the others talk to the SMTP server.
         """
         deadline = time.monotonic() + budget
         paces = {ch: _Pace(rate) for ch, rate in self.settings.rates.items()}
         done = [0]
+        busy = [0]  # pipelines claiming or delivering a batch right now
+        claiming = Semaphore()  # one claim at a time here: together they would read the same due ones
 
         def pipeline():
-            while time.monotonic() < deadline:
-                claim = uuid.uuid4().hex
-                batch = self.store.claim_due(utcnow(), self.settings.batch, claim)
-                if not batch:
-                    return
-                self.deliver(batch, claim, paces)
-                done[0] += len(batch)
+            smtp = SmtpSender(self.settings.smtp) if self.settings.smtp else None
+            idle = IDLE_WAIT[0]
+            try:
+                while time.monotonic() < deadline:
+                    claim = uuid.uuid4().hex
+                    busy[0] += 1
+                    try:
+                        with claiming:
+                            batch = self.store.claim_due(utcnow(), self.settings.batch, claim)
+                        if batch:
+                            idle = IDLE_WAIT[0]
+                            self.deliver(batch, claim, paces, smtp)
+                            done[0] += len(batch)
+                    finally:
+                        busy[0] -= 1
+                    if not batch:
+                        if not busy[0]:
+                            return  # nothing due and nobody sending: the run is over
+                        # Others are still at it (a fan-out being inserted, say): the next timer tick
+                        # waits for the whole run, so a pipeline that left now would be missing until then.
+                        eventlet.sleep(idle)
+                        idle = min(idle * 2, IDLE_WAIT[1])
+            finally:
+                if smtp is not None:
+                    smtp.close()
 
         pool = eventlet.GreenPool(self.settings.concurrency)
         for _ in range(self.settings.concurrency):
@@ -128,8 +162,11 @@ class Dispatcher:
         pool.waitall()
         return done[0]
 
-    def deliver(self, batch: list[dict], claim: str, paces: dict) -> None:
-        smtp = SmtpSender(self.settings.smtp) if self.settings.smtp else None
+    def deliver(self, batch: list[dict], claim: str, paces: dict, smtp: SmtpSender | None = None) -> None:
+        """Send a claimed batch, then record every outcome in one bulk write (see the crash window above)."""
+        own = smtp is None and self.settings.smtp is not None
+        if own:
+            smtp = SmtpSender(self.settings.smtp)
         outcomes = []
         try:
             for doc in batch:
@@ -146,7 +183,7 @@ class Dispatcher:
                 else:
                     outcomes.append(self._delivered(doc))
         finally:
-            if smtp is not None:
+            if own:
                 smtp.close()
             self.store.record_outcomes(claim, outcomes)
 

@@ -91,6 +91,39 @@ def render(tpl: Template, channel: str, personalisation: dict) -> dict[str, str]
     return out
 
 
+_LINK_MARK = "@@parvis-unsubscribe-url-5f2c@@"  # nothing that HTML escaping or strip() changes
+
+
+class FanOutRenderer:
+    """Renders `tpl` once for a fan-out; each recipient's own unsubscribe link is then put in by replacement.
+
+    A render costs about as much as the rest of creating a notification, and a fan-out creates thousands
+    that differ only by that link. The first recipient's parts are checked against a full render: a
+    template that transforms the link (a filter) gets a full render for every recipient instead. A
+    template must not otherwise branch on the link's value (none does; every template is tested for
+    equality with `render` in tests/unit/test_notification_domain.py).
+    """
+
+    def __init__(self, tpl: Template, channel: str, personalisation: dict):
+        self.tpl, self.channel, self.personalisation = tpl, channel, personalisation
+        self.base = render(tpl, channel, {**personalisation, "unsubscribe_url": _LINK_MARK})
+        self.checked = False
+
+    def __call__(self, unsubscribe_url: str) -> dict[str, str]:
+        if self.base is None:
+            return render(self.tpl, self.channel, {**self.personalisation, "unsubscribe_url": unsubscribe_url})
+        html_url = _compiled("html", "{{ v }}").render(v=unsubscribe_url)  # escaped as the template does
+        out = {part: text.replace(_LINK_MARK, html_url if part == "html" else unsubscribe_url)
+               for part, text in self.base.items()}
+        if not self.checked:
+            self.checked = True
+            full = render(self.tpl, self.channel, {**self.personalisation, "unsubscribe_url": unsubscribe_url})
+            if out != full:
+                self.base = None
+                return full
+        return out
+
+
 # -- addresses and topics ----------------------------------------------------------------------
 def normalise_email(value: str, field: str = "email") -> str:
     try:

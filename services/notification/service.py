@@ -307,6 +307,7 @@ class NotificationService(ServiceBase):
         now = utcnow()
         inserted = 0
         rendered: dict[str, dict] = {}
+        email = domain.FanOutRenderer(tpl, "email", personalisation) if "email" in tpl.parts else None
         for topic in topics:
             for page in self.store.subscribers(topic):
                 docs = []
@@ -317,7 +318,7 @@ class NotificationService(ServiceBase):
                     if channel == "email":
                         unsubscribe_url = (f"{self.settings.public_url}/notifications/unsubscribe?t="
                                            + domain.sign(self.settings.secret, "unsubscribe", sub["_id"]))
-                        parts = domain.render(tpl, channel, {**personalisation, "unsubscribe_url": unsubscribe_url})
+                        parts = email(unsubscribe_url)
                     else:
                         unsubscribe_url = None
                         if channel not in rendered:

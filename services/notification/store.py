@@ -1,6 +1,7 @@
 """MongoDB access of the notification service (database parvis_notification)."""
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
@@ -10,7 +11,8 @@ from services.common.mongo import Repository, utcnow
 from services.notification import domain
 
 DUPLICATE_KEY = 11000
-STALE_SENDING = timedelta(minutes=5)  # a worker that died mid-batch: its claims are picked up again
+# A worker that died mid-batch: its claims are picked up again after this long (the crash test shortens it).
+STALE_SENDING = timedelta(seconds=float(os.environ.get("PARVIS_NOTIFY_STALE_SENDING", "300")))
 
 
 class NotificationStore(Repository):
@@ -163,13 +165,18 @@ class NotificationStore(Repository):
         written by `$set` as a string, which no longer compares with a datetime; numbers do.
         """
         ts = now.timestamp()
-        ids = [d["_id"] for d in self.db.notifications.find({"due": {"$lte": ts}}, {"_id": 1}).sort("due", ASCENDING).limit(limit)]
-        if not ids:
-            return []
-        self.db.notifications.update_many(
-            {"_id": {"$in": ids}, "due": {"$lte": ts}},
-            {"$set": {"status": domain.SENDING, "claim": claim, "due": ts + STALE_SENDING.total_seconds()}})
-        return list(self.db.notifications.find({"claim": claim, "status": domain.SENDING}))
+        fields = {"status": domain.SENDING, "claim": claim, "due": ts + STALE_SENDING.total_seconds()}
+        for _ in range(3):  # another dispatcher took all of those read: read the next ones
+            due = list(self.db.notifications.find({"due": {"$lte": ts}}).sort("due", ASCENDING).limit(limit))
+            if not due:
+                return []
+            won = self.db.notifications.update_many({"_id": {"$in": [d["_id"] for d in due]}, "due": {"$lte": ts}},
+                                                    {"$set": fields}).modified_count
+            if won == len(due):  # none taken by another dispatcher meanwhile: the documents read are ours
+                return [{**d, **fields} for d in due]
+            if won:
+                return list(self.db.notifications.find({"claim": claim, "status": domain.SENDING}))
+        return []
 
     def record_outcomes(self, claim: str, outcomes: list[tuple[str, dict, list[dict]]]) -> None:
         """One single-document update per notification, carrying its delivered/failed event (outbox).

@@ -180,3 +180,39 @@ def test_sms_goes_through_the_dev_provider_and_in_app_is_read_and_marked(platfor
     assert other["count"] == 0, "only one's own notifications"
     assert rpc_call(platform.broker.url, "notification", "mark_notifications_read", caller=citizen, ids=[note["id"]])["count"] == 1
     assert rpc_call(platform.broker.url, "notification", "my_notifications", caller=citizen, unread_only=True) == []
+
+
+class FlakyHooks(BaseHTTPRequestHandler):
+    """Refuses the first POST of each receipt (503), takes the next."""
+
+    seen: dict = {}
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        nid = json.loads(body)["data"]["id"]
+        FlakyHooks.seen[nid] = FlakyHooks.seen.get(nid, 0) + 1
+        self.send_response(503 if FlakyHooks.seen[nid] == 1 else 204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_refused_receipt_is_posted_again_and_failures_have_receipts_too(platform, smtp, mongo, hooks):
+    handler, _ = smtp
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyHooks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rpc_call(platform.broker.url, "notification", "add_webhook", caller=AGENT, partner="partner-b",
+                 url=f"http://127.0.0.1:{server.server_port}/r")
+        ok = send(platform, "erin@example.org", "ref-flaky-hook")
+        handler.script["nobody2@example.org"] = ["550 5.1.1 No such user"]
+        failed = send(platform, "nobody2@example.org", "ref-flaky-hook-550")
+        wait_until(lambda: FlakyHooks.seen.get(ok["id"]) == 2 and FlakyHooks.seen.get(failed["id"]) == 2, 20,
+                   message=f"each receipt refused once, then taken ({FlakyHooks.seen})")
+        types = {json.loads(b)["data"]["id"]: json.loads(b)["type"] for _, b in Hooks.received}
+        assert types[ok["id"]] == "notification.delivered" and types[failed["id"]] == "notification.failed"
+        assert len(handler.to("erin@example.org")) == 1, "a receipt posted again is not an email sent again"
+    finally:
+        server.shutdown()
+        server.server_close()

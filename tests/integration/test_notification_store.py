@@ -65,3 +65,16 @@ def test_a_token_revoked_twice_stays_revoked(store):
     store.revoke("token-id-1234", expires, "perdu")
     store.revoke("token-id-1234", expires, "perdu encore")
     assert [r["token_id"] for r in store.revoked()] == ["token-id-1234"]
+
+
+def test_a_claim_returns_the_notifications_as_stored_under_it(store):
+    now = datetime.now(timezone.utc)
+    store.insert_notifications(docs("evt-4", [f"cit-{i}" for i in range(20)], now))
+    batch = store.claim_due(now + timedelta(seconds=1), 50, "claim-e")
+    assert len(batch) == 20
+    stored = {d["_id"]: d for d in store.db.notifications.find({"claim": "claim-e"})}
+    # nx-27017 keeps fewer digits of a float: `due` (the claim's expiry) compared to the millisecond.
+    without_due = lambda d: {k: v for k, v in d.items() if k != "due"}  # noqa: E731
+    assert {d["_id"]: without_due(d) for d in batch} == {k: without_due(d) for k, d in stored.items()}
+    assert all(abs(d["due"] - stored[d["_id"]]["due"]) < 1e-3 for d in batch)
+    assert all(d["status"] == domain.SENDING for d in batch)

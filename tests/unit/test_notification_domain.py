@@ -155,3 +155,25 @@ def test_smtp_url_settings():
 def test_quiet_hours_hold_until_their_end_in_paris_time(now_utc, start, end, expected_utc):
     got = domain.quiet_until(datetime.fromisoformat(now_utc), start, end)
     assert (got.isoformat() if got else None) == expected_utc
+
+
+@pytest.mark.parametrize("name", sorted(t.name for t in domain.LATEST.values() if "email" in t.parts))
+def test_a_fan_out_renders_once_and_gives_each_recipient_what_a_full_render_gives(name):
+    tpl = domain.template(name)
+    personalisation = {v: f"<{v}> & «{v}»" for v in domain.required_variables(tpl, "email")}
+    personalisation.update({"published": False, "minutes": 10})
+    fan_out = domain.FanOutRenderer(tpl, "email", personalisation)
+    for url in ("https://parvis.example/notifications/unsubscribe?t=Y2l0.AbC-_x", "https://u.example/x?a=1&b=<2>"):
+        assert fan_out(url) == domain.render(tpl, "email", {**personalisation, "unsubscribe_url": url})
+    assert fan_out.base is not None, "the link is put in by replacement, not by a render per recipient"
+
+
+def test_a_template_that_filters_the_link_gets_a_full_render_for_each_recipient():
+    from services.notification.templates import Template
+
+    tpl = Template("link_filtered", 1, "test", {"email": {
+        "subject": "s", "text": "{{ unsubscribe_url | upper }}", "html": "<a href=\"{{ unsubscribe_url }}\">x</a>"}})
+    fan_out = domain.FanOutRenderer(tpl, "email", {})
+    for url in ("https://u.example/a", "https://u.example/x"):
+        assert fan_out(url) == domain.render(tpl, "email", {"unsubscribe_url": url})
+    assert fan_out.base is None
