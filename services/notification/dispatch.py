@@ -3,7 +3,8 @@
 Used by the service's dispatcher timer: a few pipelines at once each claim a batch in the store,
 send it (email over the pipeline's SMTP connection, kept from one batch to the next), and write
 every outcome back in one bulk write: each notification's status with its delivered/failed event
-in the same single-document update (outbox).
+in the same single-document update (outbox), and, when partners registered webhooks, the receipt
+that the callback timer POSTs to them.
 
 Crash window: the outcomes of a batch are written once the whole batch is sent. A process killed
 after the SMTP server accepted a message and before that write leaves the notification `sending`
@@ -54,6 +55,7 @@ class NotifySettings:
     batch: int
     concurrency: int
     rates: dict  # channel -> messages per second (0: unlimited)
+    callback_delay: float = 1.0  # first wait after a webhook failed (then doubled): PARVIS_RETRY_DELAYS[0]
 
 
 def load_settings() -> NotifySettings:
@@ -69,6 +71,7 @@ def load_settings() -> NotifySettings:
         batch=int(env.get("PARVIS_NOTIFY_BATCH", "200")),
         concurrency=max(1, int(env.get("PARVIS_NOTIFY_CONCURRENCY", "8"))),
         rates={ch: float(env.get(f"PARVIS_NOTIFY_RATE_{ch.upper()}", "0")) for ch in domain.CHANNELS},
+        callback_delay=(s.retry_delays or (1.0,))[0],
     )
 
 
@@ -109,6 +112,26 @@ def new_notification(*, event_id: str, event_type: str | None, template, channel
         "topic": topic, "content": parts, "unsubscribe_url": unsubscribe_url, "status": domain.CREATED,
         "attempts": 0, "created_at": now, "next_attempt_at": now, "due": now.timestamp(), "read_at": None,
     }
+
+
+class Webhooks:
+    """Partners' endpoints, read at most every 5 s: a fan-out records thousands of outcomes."""
+
+    ttl = 5.0
+    _cache: tuple[float, list] = (-1e9, [])
+
+    @classmethod
+    def get(cls, store) -> list[dict]:
+        at, hooks = cls._cache
+        if time.monotonic() - at > cls.ttl:
+            hooks = store.webhooks()
+            cls._cache = (time.monotonic(), hooks)
+        return hooks
+
+    @classmethod
+    def forget(cls) -> None:
+        """A webhook was added here: read them again (other processes see it within `ttl`)."""
+        cls._cache = (-1e9, [])
 
 
 class Dispatcher:
@@ -167,6 +190,8 @@ class Dispatcher:
         own = smtp is None and self.settings.smtp is not None
         if own:
             smtp = SmtpSender(self.settings.smtp)
+        # Read before anything is sent (a database error here must not follow a message accepted).
+        receipts = bool(Webhooks.get(self.store))
         outcomes = []
         try:
             for doc in batch:
@@ -174,14 +199,14 @@ class Dispatcher:
                 try:
                     self._send(doc, smtp)
                 except TemporaryFailure as exc:
-                    outcomes.append(self._temporary(doc, exc.reason))
+                    outcomes.append(self._temporary(doc, exc.reason, receipts))
                 except PermanentFailure as exc:
-                    outcomes.append(self._failed(doc, exc.reason))
+                    outcomes.append(self._failed(doc, exc.reason, receipts))
                 except Exception as exc:  # noqa: BLE001 - a bug in one message must not stop the batch
                     log.exception("delivery of %s failed unexpectedly", doc["_id"])
-                    outcomes.append(self._temporary(doc, f"erreur interne : {type(exc).__name__}"))
+                    outcomes.append(self._temporary(doc, f"erreur interne : {type(exc).__name__}", receipts))
                 else:
-                    outcomes.append(self._delivered(doc))
+                    outcomes.append(self._delivered(doc, receipts))
         finally:
             if own:
                 smtp.close()
@@ -202,7 +227,7 @@ class Dispatcher:
             self.sms.send(doc["address"], doc["content"]["text"], doc["_id"])
         # in_app: stored with the notification itself; delivered as soon as it is dispatched
 
-    def _delivered(self, doc: dict):
+    def _delivered(self, doc: dict, receipts: bool = False):
         now = utcnow()
         created = doc["created_at"]
         DELIVERY_LATENCY.labels(doc["channel"]).observe(max(0.0, (now - created).total_seconds()))
@@ -210,21 +235,21 @@ class Dispatcher:
         event = self.events.build(c.NotificationDelivered.event_type, {
             "id": doc["_id"], "event_id": doc["event_id"], "template": doc["template"], "channel": doc["channel"],
             "recipient": doc["recipient"], "attempts": doc.get("attempts", 0) + 1, "delivered_at": now})
-        return doc["_id"], {"status": domain.DELIVERED, "delivered_at": now, "next_attempt_at": None, "due": None,
-                            "error": None}, [event]
+        return doc["_id"], self._with_receipt({"status": domain.DELIVERED, "delivered_at": now, "next_attempt_at": None,
+                                               "due": None, "error": None}, event, receipts), [event]
 
-    def _temporary(self, doc: dict, reason: str):
+    def _temporary(self, doc: dict, reason: str, receipts: bool = False):
         now = utcnow()
         due = self.settings.retry.next_attempt(doc["created_at"], doc.get("attempts", 0) + 1, now)
         if due is None:
-            return self._failed(doc, f"{reason} (nouvelles tentatives épuisées)")
+            return self._failed(doc, f"{reason} (nouvelles tentatives épuisées)", receipts)
         RETRIES.labels(doc["channel"]).inc()
         NOTIFICATIONS.labels(doc["channel"], domain.TEMPORARY).inc()
         log.info("notification %s: temporary failure, retry at %s: %s", doc["_id"], due.isoformat(), reason)
         return doc["_id"], {"status": domain.TEMPORARY, "next_attempt_at": due, "due": due.timestamp(),
                             "error": reason}, []
 
-    def _failed(self, doc: dict, reason: str):
+    def _failed(self, doc: dict, reason: str, receipts: bool = False):
         now = utcnow()
         NOTIFICATIONS.labels(doc["channel"], domain.PERMANENT).inc()
         log.warning("notification %s failed: %s", doc["_id"], reason)
@@ -232,5 +257,12 @@ class Dispatcher:
             "id": doc["_id"], "event_id": doc["event_id"], "template": doc["template"], "channel": doc["channel"],
             "recipient": doc["recipient"], "attempts": doc.get("attempts", 0) + 1, "reason": reason[:500],
             "failed_at": now})
-        return doc["_id"], {"status": domain.PERMANENT, "failed_at": now, "next_attempt_at": None, "due": None,
-                            "error": reason[:500]}, [event]
+        return doc["_id"], self._with_receipt({"status": domain.PERMANENT, "failed_at": now, "next_attempt_at": None,
+                                               "due": None, "error": reason[:500]}, event, receipts), [event]
+
+    @staticmethod
+    def _with_receipt(fields: dict, event: dict, receipts: bool) -> dict:
+        """With webhooks registered, the outcome also keeps its event for the callback timer, due now."""
+        if receipts:
+            fields.update({"receipt": event, "callback_due": time.time(), "callback_attempts": 0})
+        return fields

@@ -9,6 +9,7 @@ import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import eventlet
 from nameko.rpc import rpc
 from nameko.timer import timer
 
@@ -21,13 +22,16 @@ from services.common.mongo import Mongo, utcnow
 from services.common.rpc import contract
 from services.common.service import ServiceBase
 from services.notification import domain
-from services.notification.dispatch import BACKLOG, NOTIFICATIONS, Dispatcher, Settings, new_notification
+from services.notification.dispatch import BACKLOG, NOTIFICATIONS, Dispatcher, Settings, Webhooks, new_notification
 from services.notification.store import NotificationStore
 from services.notification.templates import LATEST
 
 log = logging.getLogger(__name__)
 
 DISPATCH_INTERVAL = float(os.environ.get("PARVIS_NOTIFY_INTERVAL", "1.0"))
+CALLBACK_BATCH = 100  # receipts claimed at once for the webhooks
+CALLBACK_LEASE = 120.0  # seconds a claim of receipts is held (a batch of POSTs, 5 s timeout each)
+CALLBACK_CONCURRENCY = 10  # POSTs at once
 CODE_LIMIT_PER_ADDRESS = int(os.environ.get("PARVIS_LOGIN_CODES_PER_ADDRESS", "5"))  # per hour
 CODE_LIMIT_PER_IP = int(os.environ.get("PARVIS_LOGIN_CODES_PER_IP", "30"))  # per hour
 PARIS = domain.PARIS
@@ -248,7 +252,7 @@ class NotificationService(ServiceBase):
         self.caller.require({"agent", "operator"})
         hook_id = f"wh-{uuid.uuid4().hex[:12]}"
         self.store.add_webhook({"_id": hook_id, "partner": req.partner, "url": req.url, "created_at": utcnow()})
-        NotificationService._hooks_cache = (0.0, [])  # other instances see it within 5 s
+        Webhooks.forget()  # other instances see it within 5 s
         return {"id": hook_id, "partner": req.partner, "url": req.url,
                 "signing_secret": domain.webhook_secret(self.settings.secret, hook_id)}
 
@@ -264,40 +268,74 @@ class NotificationService(ServiceBase):
             for channel in domain.CHANNELS:
                 BACKLOG.labels(channel).set(counts.get(channel, 0))
 
-    @handle_event("notification", c.NotificationDelivered.event_type)
-    def on_delivered(self, data: c.NotificationDelivered, envelope) -> None:
-        self._callback(envelope)
+    @timer(interval=DISPATCH_INTERVAL)
+    def callbacks(self) -> None:
+        """Delivery receipts (notification.delivered / .failed, as published) POSTed to partners' webhooks.
 
-    @handle_event("notification", c.NotificationFailed.event_type)
-    def on_failed(self, data: c.NotificationFailed, envelope) -> None:
-        self._callback(envelope)
-
-    _hooks_cache: tuple[float, list] = (0.0, [])
-
-    def _webhooks(self) -> list[dict]:
-        """Partners' endpoints, read at most every 5 s: receipts arrive by the thousand in a fan-out."""
-        at, hooks = NotificationService._hooks_cache
-        if time.monotonic() - at > 5.0:
+        The dispatcher keeps each outcome's event as its receipt, in the same single-document update as
+        the status, while webhooks are registered; here they are claimed in batches, sent, and dropped
+        once every webhook answered. A failure is retried with exponential backoff (from the first of
+        PARVIS_RETRY_DELAYS, up to PARVIS_NOTIFY_RETRY_CAP between attempts) for PARVIS_NOTIFY_RETRY_PERIOD,
+        then kept on the notification with its error (`callback_error`) and logged. At least once: a
+        process that dies after a POST and before the record posts it again after the lease.
+        (Receipts used to come back through the bus to this same service, which cost two database writes
+        of its inbox and a message per email: as much as the delivery itself in a fan-out.)
+        """
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline:
+            claim = uuid.uuid4().hex
+            docs = self.store.claim_callbacks(time.time(), CALLBACK_BATCH, claim, CALLBACK_LEASE)
+            if not docs:
+                return
             hooks = self.store.webhooks()
-            NotificationService._hooks_cache = (time.monotonic(), hooks)
-        return hooks
+            failure: list = []  # the first refusal of this batch: the receipts not yet sent wait as long
 
-    def _callback(self, envelope) -> None:
-        """Delivery receipts to partners' webhooks, signed; a failure is retried by the handler."""
-        hooks = self._webhooks()
+            def post(doc):
+                if failure:
+                    return doc, None, False
+                try:
+                    self._callback(doc["receipt"], hooks)
+                    return doc, None, True
+                except ServiceUnavailable as exc:
+                    failure.append(exc)
+                    return doc, exc, True
+
+            done, retries, abandoned = [], [], []
+            try:
+                for doc, exc, tried in eventlet.GreenPool(CALLBACK_CONCURRENCY).imap(post, docs):
+                    if exc is None and tried:
+                        done.append(doc["_id"])
+                        continue
+                    attempts = int(doc.get("callback_attempts") or 0) + (1 if tried else 0)
+                    delay = min(self.settings.retry.cap, self.settings.callback_delay * 2 ** max(0, attempts - 1))
+                    occurred = datetime.fromisoformat(doc["receipt"]["occurred_at"].replace("Z", "+00:00"))
+                    error = str(exc or failure[0])
+                    if tried and time.time() + delay - occurred.timestamp() > self.settings.retry.period:
+                        log.error("receipt %s: webhooks given up after %s attempts: %s", doc["_id"], attempts, error)
+                        abandoned.append((doc["_id"], error))
+                    else:
+                        if tried:
+                            log.warning("receipt %s: webhook failed (attempt %s), retry in %.0fs: %s",
+                                        doc["_id"], attempts, delay, error)
+                        retries.append((doc["_id"], time.time() + delay, error, tried))
+            finally:
+                self.store.record_callbacks(claim, done, retries, abandoned)
+
+    def _callback(self, receipt: dict, hooks: list[dict]) -> None:
+        """One receipt to every webhook, signed; ServiceUnavailable if one of them did not take it."""
         if not hooks:
             return
-        body = json.dumps(envelope.model_dump(mode="json"), separators=(",", ":")).encode()
+        body = json.dumps(receipt, separators=(",", ":")).encode()
         stamp = int(time.time())
         for hook in hooks:
             signature = domain.webhook_signature(domain.webhook_secret(self.settings.secret, hook["_id"]), body, stamp)
             request = urllib.request.Request(hook["url"], data=body, method="POST", headers={
                 "Content-Type": "application/json", "X-Parvis-Timestamp": str(stamp),
-                "X-Parvis-Signature": signature, "X-Parvis-Event": envelope.type})
+                "X-Parvis-Signature": signature, "X-Parvis-Event": receipt["type"]})
             try:
                 with urllib.request.urlopen(request, timeout=5) as resp:
                     resp.read()
-            except Exception as exc:  # noqa: BLE001 - retried with backoff, then dead-lettered
+            except Exception as exc:  # noqa: BLE001 - retried with backoff
                 raise ServiceUnavailable(f"webhook {hook['_id']} unreachable: {exc}") from None
 
     # -- what the other services announce -------------------------------------------------------------

@@ -27,7 +27,9 @@ class NotificationStore(Repository):
                           IndexModel([("claim", ASCENDING)]),
                           IndexModel([("status", ASCENDING)]),
                           IndexModel([("recipient", ASCENDING), ("channel", ASCENDING), ("created_at", DESCENDING)]),
-                          IndexModel([("event_id", ASCENDING)])],
+                          IndexModel([("event_id", ASCENDING)]),
+                          # Receipts waiting for the partners' webhooks (only while webhooks are registered).
+                          IndexModel([("callback_due", ASCENDING)], sparse=True)],
         "rate_limits": [IndexModel([("expires_at", ASCENDING)])],
         "webhooks": [IndexModel([("partner", ASCENDING)])],
     }
@@ -191,6 +193,35 @@ class NotificationStore(Repository):
                 update["$unset"] = {"due": ""}
             ops.append(UpdateOne({"_id": nid, "claim": claim}, self.with_events(update, events)))
         self.db.notifications.bulk_write(ops, ordered=False)
+
+    def claim_callbacks(self, now: float, limit: int, claim: str, lease: float) -> list[dict]:
+        """Receipts due for the webhooks, claimed for `lease` seconds (a process that dies mid-way leaves
+        them due again after it); times are epoch seconds."""
+        ids = [d["_id"] for d in self.db.notifications.find({"callback_due": {"$lte": now}}, {"_id": 1}).sort(
+            "callback_due", ASCENDING).limit(limit)]
+        if not ids:
+            return []
+        self.db.notifications.update_many({"_id": {"$in": ids}, "callback_due": {"$lte": now}},
+                                          {"$set": {"callback_due": now + lease, "callback_claim": claim}})
+        return list(self.db.notifications.find({"callback_claim": claim, "callback_due": {"$gt": now}},
+                                               {"receipt": 1, "callback_attempts": 1, "callback_claim": 1}))
+
+    def record_callbacks(self, claim: str, done: list[str], retries: list[tuple[str, float, str, bool]],
+                         abandoned: list[tuple[str, str]]) -> None:
+        """Called back: the receipt is dropped; failed (or not tried, after another failed): due again at
+        the given time; given up: kept with its error."""
+        ops = [UpdateOne({"_id": nid, "callback_claim": claim},
+                         {"$unset": {"callback_due": "", "callback_claim": "", "receipt": "", "callback_error": ""}})
+               for nid in done]
+        ops += [UpdateOne({"_id": nid, "callback_claim": claim},
+                          {"$set": {"callback_due": at, "callback_error": error[:500]},
+                           **({"$inc": {"callback_attempts": 1}} if tried else {})})
+                for nid, at, error, tried in retries]
+        ops += [UpdateOne({"_id": nid, "callback_claim": claim},
+                          {"$set": {"callback_error": error[:500]}, "$unset": {"callback_due": "", "callback_claim": ""},
+                           "$inc": {"callback_attempts": 1}}) for nid, error in abandoned]
+        if ops:
+            self.db.notifications.bulk_write(ops, ordered=False)
 
     def notifications_for(self, recipient: str, channel: str | None, limit: int, unread_only: bool) -> list[dict]:
         query: dict = {"recipient": recipient}
