@@ -206,10 +206,11 @@ def main() -> int:
         wait_until(lambda: counted() >= e2e["accepted"], 300, 0.05, "all accepted votes visible")
         visible = time.perf_counter()
         total = e2e["accepted"]
+        counted_e2e = counted()  # before the single-vote phase adds its own votes to the same site
         rate = total / (visible - e2e["t0"])
         after = {s: histogram(metrics_url, lag, f'since="{s}"') for s in ("pressed", "received")}
         lat = e2e["latencies"]
-        log(f"sustained: {rate:,.0f} votes/s end to end ({total} accepted, {counted()} counted, "
+        log(f"sustained: {rate:,.0f} votes/s end to end ({total} accepted, {counted_e2e} counted, "
             f"{visible - e2e['t0']:.1f}s; accepted-only rate {total / (e2e['sent'] - e2e['t0']):,.0f} votes/s)")
         log(f"accept latency per 100-vote batch: p50 {pct(lat, .5) * 1000:.0f} ms, p95 {pct(lat, .95) * 1000:.0f} ms, "
             f"p99 {pct(lat, .99) * 1000:.0f} ms (mean {statistics.mean(lat) * 1000:.0f} ms)")
@@ -228,7 +229,7 @@ def main() -> int:
         lag_p99 = quantile_from_buckets(before["received"] or [(le, 0.0) for le, _ in after["received"]],
                                         after["received"], .99)
         checks = [
-            ("sustained >= 3,000 votes/s with zero loss", rate >= TARGETS["votes_per_s"] and counted() == total),
+            ("sustained >= 3,000 votes/s with zero loss", rate >= TARGETS["votes_per_s"] and counted_e2e == total),
             (f">= 60 % of the raw path ({rate / raw:.0%})", rate / raw >= TARGETS["ratio_raw"]),
             ("ingest lag p99 <= 2 s", lag_p99 <= TARGETS["lag_p99_s"]),
             ("single-vote submits >= 300/s", single_rate >= TARGETS["single_per_s"]),

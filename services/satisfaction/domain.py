@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -136,6 +137,14 @@ class Tally:
         self.negative += is_negative(rating, scale)
         self.score += rating_value(rating, scale)
 
+    def add_counts(self, counts: list[int], scale: int) -> None:
+        """Add counts[r - 1] votes of each rating r (same result as add_vote for each of them)."""
+        for r, n in enumerate(counts):
+            if n:
+                self.counts[r] += n
+                self.negative += n * is_negative(r + 1, scale)
+                self.score += n * rating_value(r + 1, scale)
+
     def add_doc(self, doc: dict) -> None:
         for r in range(5):
             self.counts[r] += int(doc.get(f"r{r + 1}", 0))
@@ -153,22 +162,66 @@ class Tally:
 
 
 def counter_increments(votes: list[dict], scale: int, kiosk_id: str, site_id: str) -> dict[str, dict]:
-    """Counter documents touched by counted (not repeated) votes: id -> {meta, tally}.
+    """Counter documents touched by counted (not repeated) votes of one kiosk: id -> {meta, tally}.
 
     Kiosk and site per hour (UTC) and per day (Europe/Paris); site per minute for the alert windows.
     """
-    out: dict[str, dict] = {}
+    return votes_increments(votes, lambda v: (kiosk_id, site_id, scale))
+
+
+def vote_pressed_ts(v: dict) -> float:
+    """When a vote document was pressed, epoch seconds (`pressed_ts`; documents before it: `pressed_at`)."""
+    pressed = v.get("pressed_ts")
+    return as_utc(v["pressed_at"]).timestamp() if pressed is None else pressed
+
+
+def vote_times(v: dict) -> dict:
+    """A vote document read back, with `pressed_ts` and `received_ts` set whichever way it was stored."""
+    if v.get("pressed_ts") is None:
+        v["pressed_ts"] = as_utc(v["pressed_at"]).timestamp()
+    if v.get("received_ts") is None and v.get("received_at") is not None:
+        v["received_ts"] = as_utc(v["received_at"]).timestamp()
+    return v
+
+
+def _vote_key(v: dict) -> tuple[str, str, int]:
+    return v["kiosk_id"], v["site_id"], v.get("scale", 4)
+
+
+@lru_cache(maxsize=4096)
+def _minute_buckets(minute: int) -> tuple[tuple[str, str, int], ...]:
+    """(granularity, id stamp, start as epoch seconds) of the hour, day and minute of an epoch minute."""
+    m = datetime.fromtimestamp(minute * 60, timezone.utc)
+    return tuple((gran, start.strftime("%Y%m%dT%H%M"), int(ts(start)))
+                 for gran, start in (("hour", hour_start(m)), ("day", day_start(m)), ("minute", m)))
+
+
+def votes_increments(votes: list[dict], key=_vote_key) -> dict[str, dict]:
+    """Counter increments of counted (not repeated) votes of any kiosks: id -> {meta, tally}.
+
+    `key(vote)` gives (kiosk id, site id, scale); by default the vote document's own fields. Votes are
+    first tallied per kiosk and minute (all votes of a minute share their five counters), then spread.
+    """
+    per_minute: dict[tuple, list[int]] = {}
     for v in votes:
         if v.get("repeated"):
             continue
-        p = v["pressed_at"]
-        for scope, ref, gran, start in (("kiosk", kiosk_id, "hour", hour_start(p)), ("kiosk", kiosk_id, "day", day_start(p)),
-                                        ("site", site_id, "hour", hour_start(p)), ("site", site_id, "day", day_start(p)),
-                                        ("site", site_id, "minute", minute_start(p))):
-            cid = f"{scope}:{ref}:{gran}:{start.strftime('%Y%m%dT%H%M')}"
-            entry = out.setdefault(cid, {"meta": {"scope": scope, "ref": ref, "gran": gran, "t": int(ts(start)),
-                                                  "site_id": site_id}, "tally": Tally.empty()})
-            entry["tally"].add_vote(v["rating"], scale)
+        k = (*key(v), int(vote_pressed_ts(v) // 60))
+        counts = per_minute.get(k)
+        if counts is None:
+            counts = per_minute[k] = [0, 0, 0, 0, 0]
+        counts[v["rating"] - 1] += 1
+    out: dict[str, dict] = {}
+    for (kiosk_id, site_id, scale, minute), counts in per_minute.items():
+        hour, day, minute_bucket = _minute_buckets(minute)
+        for scope, ref, (gran, stamp, t) in (("kiosk", kiosk_id, hour), ("kiosk", kiosk_id, day), ("site", site_id, hour),
+                                             ("site", site_id, day), ("site", site_id, minute_bucket)):
+            cid = f"{scope}:{ref}:{gran}:{stamp}"
+            entry = out.get(cid)
+            if entry is None:
+                entry = out[cid] = {"meta": {"scope": scope, "ref": ref, "gran": gran, "t": t, "site_id": site_id},
+                                    "tally": Tally.empty()}
+            entry["tally"].add_counts(counts, scale)
     return out
 
 

@@ -10,12 +10,14 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
+import eventlet
+from eventlet.event import Event as GreenEvent
 from nameko.rpc import rpc
 from nameko.timer import timer
 from prometheus_client import Counter, Gauge, Histogram
 
 from contracts import satisfaction as c
-from contracts.errors import BadInput, Forbidden, NotFound, Unauthenticated
+from contracts.errors import BadInput, Forbidden, NotFound, ServiceUnavailable, Unauthenticated
 from parvis.logjson import SLO_BUCKETS
 from services.common.events import Events
 from services.common.mongo import Mongo, utcnow
@@ -70,6 +72,94 @@ class KioskCache:
 
 
 KIOSKS = KioskCache()
+
+
+class Submit:
+    """The votes of one submit, waiting for their group's writes (IngestQueue)."""
+
+    __slots__ = ("docs", "kiosk", "site", "stored", "duplicates", "error", "done")  # done: see IngestQueue
+
+    def __init__(self, docs: list[dict], kiosk: dict, site: dict):
+        self.docs, self.kiosk, self.site = docs, kiosk, site
+        self.stored: list[dict] = []
+        self.duplicates: list[str] = []
+        self.error: BaseException | None = None
+        self.done = GreenEvent()
+
+
+class IngestQueue:
+    """Group commit: the submits that arrive while rounds of writes are running are written together.
+
+    A round costs the same few round trips (batch document, insert_many, kiosks, counters bulk_write, alert
+    window) whatever the number of submits in it, instead of those per submit; its batch document is closed
+    in the same round trip as the next round writes its own, or at once when no round follows. Up to
+    `rounds` rounds run at once (one is best on nx-27017, which serialises the writes: bigger rounds). A
+    submit that finds fewer rounds running starts one at once (no wait when idle); otherwise it queues, and
+    when a round ends, its leader hands the lead to the first queued submit, which takes everything queued.
+    A worker replies only after its round has stored its votes and applied their counters; a round that
+    fails fails each of its submits (the kiosks resend; what was stored is a duplicate then, counted once by
+    the recovery of the round's batch document). Green threads of one process: no lock is needed, as no
+    green thread switch happens between reading and changing this state.
+    """
+
+    def __init__(self, rounds: int = 1, max_votes: int = 2000):
+        self.rounds = rounds
+        self.max_votes = max_votes
+        self.queued: list[Submit] = []
+        self.running = 0
+        self.to_close: list[tuple[str, list[str]]] = []  # rounds done whose batch document is still open
+
+    def submit(self, service: "SatisfactionService", job: Submit) -> Submit:
+        """Store the submit's votes (in a round with others); returns it with `stored` and `duplicates` set."""
+        if self.running < self.rounds:  # then nothing is queued either
+            self.running += 1
+            self._lead(service, job)
+        else:
+            self.queued.append(job)
+            if job.done.wait() == "lead":  # sent once: "lead" (our turn to lead a round) or "done"
+                self._lead(service, job)
+        if job.error is not None:
+            raise job.error
+        return job
+
+    def _lead(self, service: "SatisfactionService", first: Submit) -> None:
+        group, votes = [first], len(first.docs)
+        while self.queued and votes + len(self.queued[0].docs) <= self.max_votes:
+            job = self.queued.pop(0)
+            group.append(job)
+            votes += len(job.docs)
+        counted = None
+        close, self.to_close = self.to_close, []
+        try:
+            counted = service._store_group(group, close)
+            self.to_close.append((counted[2], counted[3]))
+        except BaseException as exc:  # every submit of the round fails with it (the leader re-raises it)
+            self.to_close.extend(close)  # maybe not closed: the next round closes them (again: harmless)
+            other = exc if isinstance(exc, Exception) else ServiceUnavailable("Le service s'arrête.")
+            for job in group:
+                job.error = other
+            first.error = exc
+        finally:
+            if self.queued:
+                self.queued.pop(0).done.send("lead")  # the next round, led by the first queued submit
+            else:
+                self.running -= 1
+            for job in group[1:]:
+                job.done.send("done")
+        if self.running == 0 and self.to_close:  # no round follows to close them: now
+            close, self.to_close = self.to_close, []
+            try:
+                service.store.finish_batches(close)
+            except Exception:  # noqa: BLE001 - still open: the next round (or recovery) closes them
+                log.warning("closing %d batches failed; left to the next round", len(close), exc_info=True)
+                self.to_close.extend(close)
+        if counted is not None:  # the metrics, once the next round has sent its first write
+            eventlet.sleep(0)
+            service._observe(counted[0], counted[1])
+
+
+# Rounds at once: 1 suits nx-27017 (one writer); a real MongoDB may take more (PARVIS_INGEST_ROUNDS).
+INGEST = IngestQueue(rounds=int(os.environ.get("PARVIS_INGEST_ROUNDS", "1")))
 GAUGE_AT: dict[str, float] = {}
 
 
@@ -199,11 +289,15 @@ class SatisfactionService(ServiceBase):
         if candidates:
             pressed = [domain.as_utc(v.pressed_at) for v in candidates]
             flags = domain.flag_repeats(pressed, kiosk.get("last_pressed_at"), kiosk.get("repeat_seconds", 3))
-            batch = self.store.new_batch(kiosk["_id"], site["_id"], scale, [v.id for v in candidates])
+            received = now.timestamp()
             docs = []
             for v, p, repeated in zip(candidates, pressed, flags):
+                # Times as epoch seconds: nx-27017 encodes a datetime field by a Python call per value.
+                # `repeated` only when true: each field costs nx-27017 time per document (readers use .get).
                 doc = {"_id": v.id, "kiosk_id": kiosk["_id"], "site_id": site["_id"], "rating": v.rating,
-                       "scale": scale, "pressed_at": p, "received_at": now, "repeated": repeated, "batch": batch}
+                       "scale": scale, "pressed_ts": p.timestamp(), "received_ts": received}
+                if repeated:
+                    doc["repeated"] = True
                 if v.follow_up is not None:
                     doc["follow_up"] = v.follow_up
                 if v.comment:
@@ -212,15 +306,9 @@ class SatisfactionService(ServiceBase):
                     else:
                         doc["comment_refused"] = True
                 docs.append(doc)
-            stored, dup_ids = self.store.insert_votes(docs)
-            accepted = [d["_id"] for d in stored]
-            duplicates.extend(d["_id"] for d in docs if d["_id"] in dup_ids)
-            if stored:
-                last = max(d["pressed_at"] for d in stored)
-                self.store.note_votes(kiosk["_id"], last)
-                if kiosk.get("last_pressed_at") is None or last > kiosk["last_pressed_at"]:
-                    kiosk["last_pressed_at"] = last
-            self._count(batch, stored, scale, kiosk["_id"], site)
+            job = INGEST.submit(self, Submit(docs, kiosk, site))
+            accepted = [d["_id"] for d in job.stored]
+            duplicates.extend(job.duplicates)
         VOTES_RECEIVED.labels("accepted").inc(len(accepted))
         VOTES_RECEIVED.labels("duplicate").inc(len(duplicates))
         if not accepted or kiosk.get("offline_since") is not None:
@@ -228,21 +316,78 @@ class SatisfactionService(ServiceBase):
             self._seen(kiosk, site, {})
         return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
 
-    def _count(self, batch: str, stored: list[dict], scale: int, kiosk_id: str, site: dict) -> None:
-        increments = domain.counter_increments(stored, scale, kiosk_id, site["_id"])
+    def _store_group(self, jobs: list["Submit"], close: list) -> tuple[list[dict], float, str, list[str]]:
+        """One round of writes for the votes of several submits (see IngestQueue): batch document (closing
+        those of the previous rounds), votes, the kiosks' latest presses, counters; each submit learns which
+        of its votes it stored. Returns the votes stored and when they were counted (for the metrics), the
+        batch and its counters: the batch is closed by the next round, or at once when none follows."""
+        docs = [d for job in jobs for d in job.docs]
+        batch = self.store.open_batch([d["_id"] for d in docs], close)
+        for d in docs:
+            d["batch"] = batch
+        failed = self.store.insert_votes_indexed(docs)
+        position = 0
+        stored: list[dict] = []
+        last_pressed: dict[str, float] = {}
+        sites: dict[str, dict] = {}
+        for job in jobs:
+            job.stored, job.duplicates = [], []
+            for d in job.docs:
+                if position in failed:
+                    job.duplicates.append(d["_id"])
+                else:
+                    job.stored.append(d)
+                    kid = d["kiosk_id"]
+                    if d["pressed_ts"] > last_pressed.get(kid, float("-inf")):
+                        last_pressed[kid] = d["pressed_ts"]
+                position += 1
+            stored.extend(job.stored)
+            sites.setdefault(job.site["_id"], job.site)
+        if last_pressed:
+            self.store.note_kiosks(last_pressed)
+            for job in jobs:  # every cached copy of the kiosk follows (see KioskCache)
+                last = last_pressed.get(job.kiosk["_id"])
+                if last is not None and (job.kiosk.get("last_pressed_at") is None
+                                         or last > job.kiosk["last_pressed_at"].timestamp()):
+                    job.kiosk["last_pressed_at"] = domain.from_ts(last)
+        counted, counter_ids = self._count(batch, stored, sites, close=False)
+        for job in jobs:  # the alert state seen for a site holds for every copy of it in the group
+            if job.site is not sites[job.site["_id"]]:
+                job.site["open_alert_id"] = sites[job.site["_id"]].get("open_alert_id")
+        return stored, counted, batch, counter_ids
+
+    def _count(self, batch: str, stored: list[dict], sites: dict[str, dict],
+               close: bool = True) -> tuple[float, list[str]]:
+        """Apply the counters of the votes a batch stored (each names its kiosk, site, scale and `pressed_ts`),
+        close the batch (unless the caller will) and evaluate the sites' alerts; returns when (epoch seconds,
+        for `_observe`) and the counters touched."""
+        increments = domain.votes_increments(stored)
         self.store.apply_counters(batch, increments)
-        self.store.finish_batch(batch, increments.keys())
+        if close:
+            self.store.finish_batch(batch, increments.keys())
         counted_at = utcnow()
+        for site_id in sorted({d["site_id"] for d in stored if not d.get("repeated")}):
+            self._after_count(sites[site_id], counted_at)
+        return counted_at.timestamp(), list(increments)
+
+    @staticmethod
+    def _observe(stored: list[dict], counted: float) -> None:
+        """Metrics of counted votes: by site and rating, and the ingest lag (from the press, from reception)."""
+        per_rating: dict[tuple[str, int], int] = {}
+        repeated = 0
+        lag_pressed, lag_received = INGEST_LAG.labels("pressed"), INGEST_LAG.labels("received")
         for d in stored:
             if d.get("repeated"):
-                VOTES_RECEIVED.labels("repeated").inc()
+                repeated += 1
                 continue
-            VOTES_COUNTED.labels(site["_id"], str(d["rating"])).inc()
-            INGEST_LAG.labels("pressed").observe(max(0.0, (counted_at - d["pressed_at"]).total_seconds()))
-            received = d.get("received_at") or counted_at
-            INGEST_LAG.labels("received").observe(max(0.0, (counted_at - domain.as_utc(received)).total_seconds()))
-        if increments:
-            self._after_count(site, counted_at)
+            key = (d["site_id"], d["rating"])
+            per_rating[key] = per_rating.get(key, 0) + 1
+            lag_pressed.observe(max(0.0, counted - d["pressed_ts"]))
+            lag_received.observe(max(0.0, counted - d.get("received_ts", counted)))
+        if repeated:
+            VOTES_RECEIVED.labels("repeated").inc(repeated)
+        for (site_id, rating), n in per_rating.items():
+            VOTES_COUNTED.labels(site_id, str(rating)).inc(n)
 
     def _after_count(self, site: dict, now: datetime) -> None:
         self._evaluate_alert(site, now)
@@ -312,10 +457,16 @@ class SatisfactionService(ServiceBase):
         now = utcnow()
         horizon = max(STARTED_AT, now - RECOVERY_AGE)
         for batch in self.store.stale_batches(horizon):
-            site = self.store.get_site(batch["site_id"]) or {"_id": batch["site_id"], "name": "", "commune": "x"}
-            stored = self.store.votes_of_batch(batch)
+            stored = [domain.vote_times(d) for d in self.store.votes_of_batch(batch)]
+            for d in stored:  # batches of one kiosk (older ones) name it in the batch document only
+                d.setdefault("kiosk_id", batch.get("kiosk_id"))
+                d.setdefault("site_id", batch.get("site_id"))
+                d.setdefault("scale", batch.get("scale", 4))
+            sites = {}
+            for site_id in {d["site_id"] for d in stored}:
+                sites[site_id] = self.store.get_site(site_id) or {"_id": site_id, "name": "", "commune": "x"}
             log.info("recovering batch %s (%s votes)", batch["_id"], len(stored))
-            self._count(batch["_id"], stored, batch.get("scale", 4), batch["kiosk_id"], site)
+            self._observe(stored, self._count(batch["_id"], stored, sites)[0])
         self.store.flush_prunes()
 
     @timer(interval=WATCH_INTERVAL, eager=True)

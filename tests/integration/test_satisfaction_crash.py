@@ -1,6 +1,7 @@
 """kill -9 of the satisfaction service while 10,000 votes stream in through the gateway: after a restart,
 with the kiosks resending what was not acknowledged, exactly 10,000 are stored and counted."""
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -127,3 +128,60 @@ def test_batches_left_half_done_by_a_crash_are_counted_once_at_restart(platform,
     except AssertionError:
         print("MARKERS", markers(), [d["_id"] for d in db.counters.find()])
         raise
+
+
+def test_a_batch_opened_in_the_second_before_a_restart_is_found_by_the_recovery(mongo):
+    """nx-27017 compares datetimes to the second: a batch opened in the very second the restarted service
+    started was left uncounted until that process was 60 s old. Batches are found by epoch `created_ts`."""
+    from services.common.mongo import utcnow
+    from services.satisfaction.store import SatisfactionStore
+
+    mongo.drop_all()
+    db = mongo.client().parvis_satisfaction
+    store = SatisfactionStore(db)
+    store.ensure_indexes()
+    group = store.open_batch([str(uuid.uuid4()), str(uuid.uuid4())])
+    single = store.new_batch("kiosk-x", "site-x", 4, [str(uuid.uuid4())])
+    time.sleep(0.01)
+    assert sorted(b["_id"] for b in store.stale_batches(utcnow())) == sorted([group, single])
+    assert store.stale_batches(utcnow() - timedelta(seconds=5)) == []
+
+
+def test_two_submits_in_one_round_sharing_a_vote_store_and_count_it_once(mongo):
+    """The service writes the submits that arrive together in one round: a vote in two of them (a resend
+    racing its original) is stored by the first, reported as a duplicate to the second, counted once."""
+    from services.satisfaction.service import SatisfactionService, Submit
+    from services.satisfaction.store import SatisfactionStore
+
+    client = mongo.client()
+    client.drop_database("parvis_satisfaction_round")
+    db = client.parvis_satisfaction_round
+    store = SatisfactionStore(db)
+    store.ensure_indexes()
+    db.sites.insert_one({"_id": "site-r", "name": "Piscine", "commune": "castanet-tolosan", "competence": "Sport",
+                         "alerts": {}})
+    service = SatisfactionService.__new__(SatisfactionService)  # no container: the store is all a round needs
+    service.store = store
+    kiosk = {"_id": "kiosk-r", "site_id": "site-r", "scale": 4, "last_pressed_at": None}
+    pressed = time.time() - 600
+    shared = str(uuid.uuid4())
+
+    def submit(ids):
+        docs = [{"_id": i, "kiosk_id": "kiosk-r", "site_id": "site-r", "rating": 1, "scale": 4,
+                 "pressed_ts": pressed + n, "received_ts": pressed + 10} for n, i in enumerate(ids)]
+        return Submit(docs, kiosk, db.sites.find_one({"_id": "site-r"}))
+
+    first, second = submit([shared, str(uuid.uuid4())]), submit([shared, str(uuid.uuid4())])
+    stored, _, batch, counter_ids = service._store_group([first, second], [])
+    assert [d["_id"] for d in first.stored] == [d["_id"] for d in first.docs] and first.duplicates == []
+    assert second.duplicates == [shared] and [d["_id"] for d in second.stored] == [second.docs[1]["_id"]]
+    assert len(stored) == 3 and db.votes.count_documents({}) == 3
+    now = datetime.now(timezone.utc)
+    for scope, ref in (("site", "site-r"), ("kiosk", "kiosk-r")):
+        days = store.counters(scope, ref, "day", now - timedelta(days=2), now + timedelta(days=1))
+        assert sum(d["total"] for d in days) == 3 and sum(d.get("r1", 0) for d in days) == 3
+    assert abs(kiosk["last_pressed_at"].timestamp() - (pressed + 1)) < 1e-3, "the latest press, for repeats"
+    assert [b["_id"] for b in db.batches.find()] == [batch], "closed by the next round's first write"
+    store.finish_batches([(batch, counter_ids)])
+    assert db.batches.count_documents({}) == 0
+    client.drop_database("parvis_satisfaction_round")

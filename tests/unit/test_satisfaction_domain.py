@@ -84,3 +84,23 @@ def test_spam_filter_for_comments():
     assert domain.comment_is_spam("Gagnez vite sur www.casino.xyz")
     assert domain.comment_is_spam("aaaaaaaaaaaaaa")
     assert domain.comment_is_spam("!!!! ???? 1234 5678")
+
+
+def test_increments_of_votes_of_several_kiosks_add_up_per_counter():
+    """A round of writes groups the votes of several kiosks: each vote counts in its kiosk's and its site's
+    counters, whichever way its press time was stored (`pressed_ts` now, `pressed_at` before)."""
+    votes = [{"kiosk_id": "k1", "site_id": "s", "scale": 4, "rating": 1, "pressed_ts": NOW.timestamp()},
+             {"kiosk_id": "k2", "site_id": "s", "scale": 5, "rating": 5, "pressed_at": NOW + timedelta(hours=1)},
+             {"kiosk_id": "k2", "site_id": "s", "scale": 5, "rating": 2, "pressed_ts": NOW.timestamp(), "repeated": True}]
+    incs = domain.votes_increments(votes)
+    assert sorted(incs) == sorted([
+        "kiosk:k1:hour:20260310T1400", "kiosk:k1:day:20260309T2300", "kiosk:k2:hour:20260310T1500",
+        "kiosk:k2:day:20260309T2300", "site:s:hour:20260310T1400", "site:s:hour:20260310T1500",
+        "site:s:day:20260309T2300", "site:s:minute:20260310T1430", "site:s:minute:20260310T1530"])
+    day = incs["site:s:day:20260309T2300"]["tally"]
+    assert (day.total, day.negative, day.score) == (2, 1, 100.0), "the repeated press is not counted"
+    assert incs["site:s:day:20260309T2300"]["meta"] == {"scope": "site", "ref": "s", "gran": "day",
+                                                         "t": int(datetime(2026, 3, 9, 23, tzinfo=timezone.utc).timestamp()),
+                                                         "site_id": "s"}
+    alone = domain.counter_increments(votes[:1], 4, "k1", "s")
+    assert len(alone) == 5 and all(alone[k]["tally"].inc() == incs[k]["tally"].inc() for k in alone if "k1" in k)
