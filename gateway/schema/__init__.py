@@ -47,22 +47,28 @@ def _has_fields(cls) -> bool:
     return bool(cls.__strawberry_definition__.fields)
 
 
+# The limiters' rule classes, made once: QueryDepthLimiter and MaxAliasesLimiter create a new rule class
+# per instance, so one instance per request made every request miss ValidationCache (keyed by the rules).
+_LIMIT_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+                *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules]
+_NO_INTROSPECTION = [NoSchemaIntrospectionCustomRule]
+
+
 def extensions(production: bool = False) -> list:
     """The limits and error mapping every request goes through."""
     # Factories, not instances: each request gets fresh extensions (they hold per-request state).
     # The parse and validation caches are module-level LRU caches inside strawberry, so they are
     # shared all the same.
     extensions = [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: AddValidationRules(_LIMIT_RULES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
         lambda: ErrorCodes(production=production),
         OperationMetrics,
     ]
     if production:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        extensions.append(lambda: AddValidationRules(_NO_INTROSPECTION))
     return extensions
 
 
