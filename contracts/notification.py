@@ -2,7 +2,7 @@
 subscriptions, templated notifications and their delivery receipts."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import Field
@@ -68,6 +68,8 @@ class Subscribe(Model):
     phone: str | None = Field(default=None, max_length=32, description="for SMS; E.164 or French national form")
     quiet_from: str | None = Field(default=None, pattern=HHMM, description="quiet hours start, Paris time, HH:MM")
     quiet_to: str | None = Field(default=None, pattern=HHMM, description="quiet hours end, Paris time, HH:MM")
+    digest: bool = Field(default=False, description="agenda topics, email or in-app: one message a day listing "
+                                                    "the events published, instead of one per event")
 
 
 class Subscription(Model):
@@ -77,6 +79,7 @@ class Subscription(Model):
     address: str | None = None
     quiet_from: str | None = None
     quiet_to: str | None = None
+    digest: bool = False
     created_at: datetime
 
 
@@ -178,6 +181,17 @@ class Webhook(Model):
     signing_secret: str = Field(description="HMAC-SHA256 key of the X-Parvis-Signature header; shown at creation")
 
 
+class SendDigests(Model):
+    day: date | None = Field(default=None, description="the Paris day of the digest; default today")
+
+
+class DigestRun(Model):
+    day: date
+    events: int = Field(description="events published in the day's window")
+    recipients: int = Field(description="(recipient, channel) pairs with something new")
+    created: int = Field(description="digest notifications created by this call (0 when already created)")
+
+
 # -- events --------------------------------------------------------------------------------------
 class NotificationDelivered(EventContract):
     event_type = "notification.delivered"
@@ -228,5 +242,7 @@ DELIVERIES = RpcContract(SERVICE, "notification_deliveries", DeliveryFilter, lis
 LIST_TEMPLATES = RpcContract(SERVICE, "list_templates", Empty, list[TemplateInfo], "The templates, latest versions")
 PREVIEW_TEMPLATE = RpcContract(SERVICE, "preview_template", PreviewTemplate, Preview,
                                "Render a template with personalisation, without sending (agents)")
+SEND_DIGESTS = RpcContract(SERVICE, "send_digests", SendDigests, DigestRun,
+                           "Create the day's agenda digests now (operators, agents): once per citizen, channel and day")
 ADD_WEBHOOK = RpcContract(SERVICE, "add_webhook", AddWebhook, Webhook,
                           "Register a partner URL that receives delivery receipts, signed with HMAC-SHA256")

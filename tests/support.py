@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -339,3 +340,16 @@ def launch_chromium(playwright):
     if not os.path.exists(CHROMIUM):
         raise AssertionError("chromium is missing: run `make install` (infra/scripts/system-deps.sh installs it)")
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@contextlib.contextmanager
+def smtp_server(handler, **controller_kwargs):
+    """A local aiosmtpd server on a free port around `handler`: yields its port, stops it after."""
+    from aiosmtpd.controller import Controller
+
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **controller_kwargs)
+    controller.start()
+    try:
+        yield controller.port
+    finally:
+        controller.stop()

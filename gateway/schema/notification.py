@@ -55,6 +55,8 @@ class TopicSubscription:
     address: Optional[str]
     quiet_from: Optional[str] = strawberry.field(description="quiet hours start (Paris time, HH:MM): email and SMS wait")
     quiet_to: Optional[str]
+    digest: bool = strawberry.field(description="agenda topics: one message a day listing the events published, "
+                                                "instead of one per event")
     created_at: datetime
 
 
@@ -126,7 +128,8 @@ def _notification(row: dict) -> Notification:
 def _subscription(row: dict) -> TopicSubscription:
     return TopicSubscription(id=row["id"], topic=row["topic"], channel=NotificationChannel(row["channel"]),
                              address=row.get("address"), quiet_from=row.get("quiet_from"),
-                             quiet_to=row.get("quiet_to"), created_at=row["created_at"])
+                             quiet_to=row.get("quiet_to"), digest=bool(row.get("digest")),
+                             created_at=row["created_at"])
 
 
 def _client_ip(info: Info) -> Optional[str]:
@@ -187,13 +190,17 @@ class NotificationMutation:
                               citizen_id=r["citizen_id"])
 
     @strawberry.mutation(description="Subscribe to a topic: agenda:commune:<slug>, agenda:category:<slug>, "
-                                     "consultation:new; agents also satisfaction:site:<id>",
+                                     "consultation:new; agents also satisfaction:site:<id>. With digest (agenda "
+                                     "topics, EMAIL or IN_APP), one message a day lists the events published "
+                                     "instead of one message per event; subscribing again changes it",
                          permission_classes=[IsCitizenOrAgent])
     async def subscribe(self, info: Info, topic: str, channel: NotificationChannel = NotificationChannel.EMAIL,
                         email: Optional[str] = None, phone: Optional[str] = None,
-                        quiet_from: Optional[str] = None, quiet_to: Optional[str] = None) -> TopicSubscription:
+                        quiet_from: Optional[str] = None, quiet_to: Optional[str] = None,
+                        digest: bool = False) -> TopicSubscription:
         r = await info.context["call"]("notification", "subscribe", topic=topic, channel=channel.value,
-                                       email=email, phone=phone, quiet_from=quiet_from, quiet_to=quiet_to)
+                                       email=email, phone=phone, quiet_from=quiet_from, quiet_to=quiet_to,
+                                       digest=digest)
         return _subscription(r)
 
     @strawberry.mutation(description="Remove one of the caller's subscriptions", permission_classes=[IsCitizenOrAgent])

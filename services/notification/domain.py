@@ -9,7 +9,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -243,3 +243,98 @@ def quiet_until(now: datetime, start: str | None, end: str | None) -> datetime |
     if until <= local:
         until = (local + timedelta(days=1)).replace(hour=finish.hour, minute=finish.minute, second=0, microsecond=0)
     return until.astimezone(timezone.utc)
+
+
+# -- French dates (messages are in French, Paris time) -----------------------------------------
+DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+          "novembre", "décembre")
+
+
+def french_datetime(value: datetime) -> str:
+    local = value.astimezone(PARIS)
+    return f"{DAYS[local.weekday()]} {local.day} {MONTHS[local.month - 1]} {local.year} à {local.hour} h {local.minute:02d}"
+
+
+def french_date(value: date) -> str:
+    return f"{DAYS[value.weekday()]} {value.day} {MONTHS[value.month - 1]} {value.year}"
+
+
+# -- the daily digest of the agenda ------------------------------------------------------------
+DIGEST_TEMPLATE = "agenda_digest"
+DIGEST_CHANNELS = ("email", "in_app")  # no SMS digest: a list of events does not fit in a text message
+DIGEST_LOOKBACK = timedelta(days=7)  # the longest window a digest covers (after days without a run)
+
+
+def check_digest(topic: str, channel: str, digest: bool) -> None:
+    """A digest is offered for agenda topics, by email or in-app."""
+    if not digest:
+        return
+    if not topic.startswith("agenda:"):
+        raise BadInput("Le résumé quotidien n'existe que pour les sujets de l'agenda.", "digest")
+    if channel not in DIGEST_CHANNELS:
+        raise BadInput("Le résumé quotidien n'est pas proposé par SMS : choisissez l'email ou l'application.",
+                       "digest")
+
+
+def digest_event_id(day: date) -> str:
+    """The digest's event_id: with (recipient, channel), one notification per citizen, channel and day."""
+    return f"digest:{day.isoformat()}"
+
+
+def digest_link_value(recipient: str, channel: str) -> str:
+    """What a digest's one-click link signs: every digest subscription of the recipient on the channel.
+    Shaped as a subscription id whose topic ('digest') no subscription can have."""
+    return f"{recipient}|digest|{channel}"
+
+
+def parse_digest_link(value: str) -> tuple[str, str] | None:
+    parts = value.split("|")
+    if len(parts) == 3 and parts[1] == "digest":
+        return parts[0], parts[2]
+    return None
+
+
+def parse_digest_hour(value: str | None) -> int | None:
+    """PARVIS_DIGEST_HOUR: 0–23 (Paris time), default 7; 'off' leaves the digests to send_digests."""
+    value = (value or "7").strip().lower()
+    if value in ("off", "none", "no", "false", "-1"):
+        return None
+    hour = int(value)
+    if not 0 <= hour <= 23:
+        raise ValueError(f"PARVIS_DIGEST_HOUR must be 0-23 or off: {value!r}")
+    return hour
+
+
+def digest_day_due(now: datetime, hour: int | None) -> date | None:
+    """The Paris day whose digest is due at `now` (from `hour` on, Paris time), or None before it."""
+    if hour is None:
+        return None
+    local = now.astimezone(PARIS)
+    return local.date() if local.hour >= hour else None
+
+
+def digest_events(items: list[dict], topics) -> list[dict]:
+    """The events of `items` published for any of `topics`, each once, sorted by start (then title).
+
+    An item: {"_id": event id, "topics": [...], "title", "commune" (display name), "starts_ts" (epoch), "url"}.
+    """
+    wanted = set(topics)
+    seen: dict[str, dict] = {}
+    for item in items:
+        if item["_id"] not in seen and wanted.intersection(item.get("topics") or ()):
+            seen[item["_id"]] = item
+    ordered = sorted(seen.values(), key=lambda i: (float(i["starts_ts"]), i["title"], i["_id"]))
+    return [{"id": i["_id"], "title": i["title"], "commune": i["commune"], "url": i["url"],
+             "starts_at": french_datetime(datetime.fromtimestamp(float(i["starts_ts"]), timezone.utc))}
+            for i in ordered]
+
+
+def digest_personalisation(events: list[dict], day: date) -> dict:
+    return {"events": events, "count": len(events), "day": french_date(day)}
+
+
+def quiet_until_any(now: datetime, subscriptions: list[dict]) -> datetime | None:
+    """A message for several subscriptions waits for the end of the quiet hours of each one it falls in."""
+    ends = [q for s in subscriptions if (q := quiet_until(now, s.get("quiet_from"), s.get("quiet_to"))) is not None]
+    return max(ends) if ends else None

@@ -7,7 +7,7 @@ import os
 import time
 import urllib.request
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import eventlet
 from nameko.rpc import rpc
@@ -35,14 +35,11 @@ CALLBACK_CONCURRENCY = 10  # POSTs at once
 CODE_LIMIT_PER_ADDRESS = int(os.environ.get("PARVIS_LOGIN_CODES_PER_ADDRESS", "5"))  # per hour
 CODE_LIMIT_PER_IP = int(os.environ.get("PARVIS_LOGIN_CODES_PER_IP", "30"))  # per hour
 PARIS = domain.PARIS
-DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-          "novembre", "décembre")
-
-
-def french_datetime(value) -> str:
-    local = value.astimezone(PARIS)
-    return f"{DAYS[local.weekday()]} {local.day} {MONTHS[local.month - 1]} {local.year} à {local.hour} h {local.minute:02d}"
+french_datetime = domain.french_datetime
+DIGEST_HOUR = domain.parse_digest_hour(os.environ.get("PARVIS_DIGEST_HOUR"))  # Paris time; None: off
+DIGEST_CHECK_INTERVAL = 30.0  # seconds between two looks at whether the day's digest is due
+DIGEST_SETTLE = 1.0  # seconds left to events stored just before a run's cutoff to be written
+DIGEST_BATCH = 500  # digest notifications inserted at once
 
 
 def _only(model, doc: dict) -> dict:
@@ -64,7 +61,7 @@ def _public(doc: dict) -> dict:
 
 
 def _subscription(doc: dict) -> dict:
-    return _only(c.Subscription, {**doc, "id": doc["_id"]})
+    return _only(c.Subscription, {**doc, "id": doc["_id"], "digest": bool(doc.get("digest"))})
 
 
 class NotificationService(ServiceBase):
@@ -141,6 +138,7 @@ class NotificationService(ServiceBase):
     def subscribe(self, req: c.Subscribe) -> dict:
         caller = self.caller.require({"citizen", "agent"})
         topic = domain.check_topic(req.topic, caller.role)
+        domain.check_digest(topic, req.channel, req.digest)  # before the channel's own fields: SMS has none
         recipient = caller.subject
         if not recipient:
             raise Forbidden("Jeton sans sujet : reconnectez-vous.")
@@ -166,7 +164,7 @@ class NotificationService(ServiceBase):
         sub_id = f"{recipient}|{topic}|{req.channel}"
         doc = self.store.subscribe({"_id": sub_id, "recipient": recipient, "topic": topic, "channel": req.channel,
                                     "address": address, "quiet_from": req.quiet_from, "quiet_to": req.quiet_to,
-                                    "created_at": utcnow()})
+                                    "digest": req.digest, "created_at": utcnow()})
         return _subscription(doc)
 
     @rpc
@@ -176,6 +174,10 @@ class NotificationService(ServiceBase):
             sub_id = domain.unsign(self.settings.secret, "unsubscribe", req.token)
             if sub_id is None:
                 raise BadInput("Lien de désabonnement invalide.", "token")
+            digest = domain.parse_digest_link(sub_id)
+            if digest is not None:  # a digest's link: all the digest subscriptions it was sent for
+                topics = self.store.unsubscribe_digests(*digest)
+                return {"unsubscribed": bool(topics), "topic": ", ".join(topics) or None}
             done = self.store.unsubscribe(sub_id)
         elif req.id:
             caller = self.caller.require({"citizen", "agent"})
@@ -255,6 +257,82 @@ class NotificationService(ServiceBase):
         Webhooks.forget()  # other instances see it within 5 s
         return {"id": hook_id, "partner": req.partner, "url": req.url,
                 "signing_secret": domain.webhook_secret(self.settings.secret, hook_id)}
+
+    # -- the daily digest of the agenda ------------------------------------------------------------------
+    @rpc
+    @contract(c.SEND_DIGESTS)
+    def send_digests(self, req: c.SendDigests) -> dict:
+        self.caller.require({"agent", "operator"})
+        today = utcnow().astimezone(PARIS).date()
+        if req.day is not None and req.day > today:
+            raise BadInput("Le résumé d'un jour à venir ne peut pas encore être envoyé.", "day")
+        return self._send_digests(req.day or today)
+
+    @timer(interval=DIGEST_CHECK_INTERVAL, eager=True)
+    def daily_digest(self) -> None:
+        """From PARVIS_DIGEST_HOUR (Paris time) on, the day's digests, once: a run stopped mid-way (restart)
+        is done again by the next tick, and what it had created already is not created twice."""
+        day = domain.digest_day_due(utcnow(), DIGEST_HOUR)
+        if day is None or self.store.digest_done(day.isoformat()):
+            return
+        result = self._send_digests(day)
+        log.info("digest of %s: %s events, %s recipients, %s created", day, result["events"], result["recipients"],
+                 result["created"])
+
+    def _send_digests(self, day: date) -> dict:
+        """One notification per (recipient, channel) with digest subscriptions to the topics of the events
+        stored in the day's window, listing those events; its id (`digest:<day>`, recipient, channel)
+        makes it once per day whoever runs it, as often as it runs."""
+        now = time.time()
+        run = self.store.digest_run(day.isoformat(), now, 86400.0, domain.DIGEST_LOOKBACK.total_seconds())
+        wait = float(run["cutoff"]) + DIGEST_SETTLE - time.time()
+        if wait > 0:  # an event stamped just before the cutoff may still be being written
+            eventlet.sleep(wait)
+        items = self.store.digest_items(float(run["start"]), float(run["cutoff"]))
+        created = recipients = 0
+        if items:
+            groups: dict[tuple[str, str], dict[str, dict]] = {}  # (recipient, channel) -> subscriptions by id
+            for sub in self.store.digest_subscribers(sorted({t for i in items for t in i.get("topics") or ()})):
+                if sub["channel"] in domain.DIGEST_CHANNELS:
+                    groups.setdefault((sub["recipient"], sub["channel"]), {})[sub["_id"]] = sub
+            tpl = domain.template(domain.DIGEST_TEMPLATE)
+            event_id = domain.digest_event_id(day)
+            created_at = utcnow()
+            rendered: dict[tuple, object] = {}  # recipients following the same topics get the same list
+            docs: list[dict] = []
+            for (recipient, channel), by_id in groups.items():
+                subs = list(by_id.values())
+                events = domain.digest_events(items, [s["topic"] for s in subs])
+                if not events:
+                    continue
+                recipients += 1
+                key = (channel, tuple(e["id"] for e in events))
+                if key not in rendered:
+                    personalisation = domain.digest_personalisation(events, day)
+                    rendered[key] = (domain.FanOutRenderer(tpl, channel, personalisation) if channel == "email"
+                                     else domain.render(tpl, channel, personalisation))
+                unsubscribe_url = None
+                if channel == "email":
+                    unsubscribe_url = (f"{self.settings.public_url}/notifications/unsubscribe?t=" + domain.sign(
+                        self.settings.secret, "unsubscribe", domain.digest_link_value(recipient, channel)))
+                    parts = rendered[key](unsubscribe_url)
+                else:
+                    parts = rendered[key]
+                doc = new_notification(
+                    event_id=event_id, event_type=None, template=tpl, channel=channel, recipient=recipient,
+                    address=next((s["address"] for s in subs if s.get("address")), recipient), parts=parts,
+                    now=created_at, unsubscribe_url=unsubscribe_url)
+                quiet = domain.quiet_until_any(created_at, subs) if channel != "in_app" else None
+                if quiet is not None:  # held until the quiet hours end, as the other messages
+                    doc["due"], doc["next_attempt_at"] = quiet.timestamp(), quiet
+                docs.append(doc)
+                if len(docs) >= DIGEST_BATCH:
+                    created += self.store.insert_notifications(docs)
+                    docs = []
+            created += self.store.insert_notifications(docs)
+        NOTIFICATIONS.labels("all", domain.CREATED).inc(created)
+        self.store.finish_digest_run(day.isoformat(), created, now - 2 * domain.DIGEST_LOOKBACK.total_seconds())
+        return {"day": day, "events": len(items), "recipients": recipients, "created": created}
 
     # -- delivery ------------------------------------------------------------------------------------
     @timer(interval=DISPATCH_INTERVAL)
@@ -351,7 +429,7 @@ class NotificationService(ServiceBase):
                 docs = []
                 for sub in page:
                     channel = sub["channel"]
-                    if channel not in tpl.parts:
+                    if channel not in tpl.parts or sub.get("digest"):  # digest: told in the day's digest
                         continue
                     if channel == "email":
                         unsubscribe_url = (f"{self.settings.public_url}/notifications/unsubscribe?t="
@@ -394,12 +472,24 @@ class NotificationService(ServiceBase):
         return {"title": data.title, "commune": self.store.commune_name(data.commune),
                 "starts_at": french_datetime(data.starts_at), "url": self._event_url(data)}
 
+    def _digest_fields(self, data, personalisation: dict | None = None) -> dict:
+        commune = personalisation["commune"] if personalisation else self.store.commune_name(data.commune)
+        return {"topics": [f"agenda:commune:{data.commune}", f"agenda:category:{data.category}"],
+                "title": data.title, "commune": commune, "starts_ts": data.starts_at.timestamp(),
+                "url": self._event_url(data)}
+
     @handle_event("agenda", agenda_c.EventPublished.event_type)
     def on_event_published(self, data: agenda_c.EventPublished, envelope) -> None:
         self._tell_organizer(envelope, data, published=True)
-        if not data.revision:  # a corrected revision is not news for subscribers
-            self._fan_out(envelope, [f"agenda:commune:{data.commune}", f"agenda:category:{data.category}"],
-                          "event_published", self._event_personalisation(data))
+        if data.revision:  # a corrected revision is not news for subscribers; a digest to come lists it as it is
+            self.store.refresh_digest_item(data.id, self._digest_fields(data))
+            return
+        # For the digests: one small document per event, whatever the number of digest subscribers
+        # (they are read at the day's run), kept under the event's id (a redelivery stores nothing more).
+        personalisation = self._event_personalisation(data)
+        self.store.save_digest_item({"_id": data.id, **self._digest_fields(data, personalisation), "ts": time.time()})
+        self._fan_out(envelope, [f"agenda:commune:{data.commune}", f"agenda:category:{data.category}"],
+                      "event_published", personalisation)
 
     @handle_event("agenda", agenda_c.EventRejected.event_type)
     def on_event_rejected(self, data: agenda_c.EventRejected, envelope) -> None:
@@ -407,6 +497,7 @@ class NotificationService(ServiceBase):
 
     @handle_event("agenda", agenda_c.EventCancelled.event_type)
     def on_event_cancelled(self, data: agenda_c.EventCancelled, envelope) -> None:
+        self.store.drop_digest_item(data.id)
         self._fan_out(envelope, [f"agenda:commune:{data.commune}", f"agenda:category:{data.category}"],
                       "event_cancelled", {**self._event_personalisation(data), "reason": data.reason or ""})
 
@@ -419,10 +510,12 @@ class NotificationService(ServiceBase):
     @handle_event("agenda", agenda_c.EventUpdated.event_type)
     def on_event_updated(self, data: agenda_c.EventUpdated, envelope) -> None:
         log.info("event %s updated (%s): nothing to send", data.id, ", ".join(data.changed))
+        self.store.refresh_digest_item(data.id, self._digest_fields(data))
 
     @handle_event("agenda", agenda_c.EventWithdrawn.event_type)
     def on_event_withdrawn(self, data: agenda_c.EventWithdrawn, envelope) -> None:
         log.info("event %s withdrawn: nothing to send", data.id)
+        self.store.drop_digest_item(data.id)
 
     def _site_alert(self, envelope, data, headline: str, detail: str) -> None:
         self._fan_out(envelope, [f"satisfaction:site:{data.site_id}"], "satisfaction_alert", {

@@ -32,6 +32,8 @@ class NotificationStore(Repository):
                           IndexModel([("callback_due", ASCENDING)], sparse=True)],
         "rate_limits": [IndexModel([("expires_at", ASCENDING)])],
         "webhooks": [IndexModel([("partner", ASCENDING)])],
+        # The daily digest: one small document per published event (its topics), read by publication time.
+        "digest_items": [IndexModel([("ts", ASCENDING)])],
     }
     outbox_collections = ("notifications",)
 
@@ -130,10 +132,13 @@ class NotificationStore(Repository):
         return list(self.db.subscriptions.find({"recipient": recipient}).sort("_id", ASCENDING))
 
     def subscribers(self, topic: str, batch: int = 1000):
-        """Subscriptions of `topic`, in pages by _id (a stable order that survives concurrent writes)."""
+        """Subscriptions of `topic` told of each event (not those with a digest), in pages by _id (a stable
+        order that survives concurrent writes)."""
         last = None
         while True:
-            query = {"topic": topic} if last is None else {"topic": topic, "_id": {"$gt": last}}
+            query = {"topic": topic, "digest": {"$ne": True}}  # matches subscriptions from before digests too
+            if last is not None:
+                query["_id"] = {"$gt": last}
             page = list(self.db.subscriptions.find(query).sort("_id", ASCENDING).limit(batch))
             if not page:
                 return
@@ -141,6 +146,71 @@ class NotificationStore(Repository):
             if len(page) < batch:
                 return
             last = page[-1]["_id"]
+
+    def digest_subscribers(self, topics: list[str]):
+        """Digest subscriptions of any of `topics`: one cursor, unsorted (on nx-27017, pages sorted by _id
+        cost ten times as much; a subscription seen twice is grouped with itself by the caller)."""
+        return self.db.subscriptions.find(
+            {"topic": {"$in": topics}, "digest": True},
+            {"recipient": 1, "topic": 1, "channel": 1, "address": 1, "quiet_from": 1, "quiet_to": 1}, batch_size=2000)
+
+    def unsubscribe_digests(self, recipient: str, channel: str) -> list[str]:
+        """The one-click link of a digest: every digest subscription of `recipient` on `channel`; their topics."""
+        subs = list(self.db.subscriptions.find({"recipient": recipient, "channel": channel, "digest": True},
+                                               {"topic": 1}))
+        if subs:
+            self.db.subscriptions.delete_many({"_id": {"$in": [s["_id"] for s in subs]}})
+        return sorted(s["topic"] for s in subs)
+
+    # -- the daily digest --------------------------------------------------------------------------
+    def save_digest_item(self, item: dict) -> bool:
+        """One document per published event (its id as _id: a redelivered event is not stored twice)."""
+        try:
+            self.db.digest_items.insert_one(item)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    def refresh_digest_item(self, event_id: str, fields: dict) -> None:
+        """A corrected event not yet in a digest is listed as it is now (no document: nothing to do)."""
+        self.db.digest_items.update_one({"_id": event_id}, {"$set": fields})
+
+    def drop_digest_item(self, event_id: str) -> None:
+        """A cancelled or withdrawn event is no longer listed in the digests still to come."""
+        self.db.digest_items.delete_one({"_id": event_id})
+
+    def digest_items(self, start: float, cutoff: float) -> list[dict]:
+        return list(self.db.digest_items.find({"ts": {"$gte": start, "$lt": cutoff}}))
+
+    def digest_run(self, day: str, now: float, first_window: float, max_window: float) -> dict:
+        """The window [start, cutoff) of epoch seconds of `day`'s digest, fixed by the first run of that day.
+
+        Every run of the day (another instance, a restart, send_digests again) reads the same window,
+        so each renders the same digest and the unique notification id leaves one. A window starts where
+        the previous day's ended (nothing lost or listed twice), at most `max_window` before its cutoff;
+        the first ever covers `first_window`.
+        """
+        doc = self.db.digest_runs.find_one({"_id": day})
+        if doc is not None:
+            return doc
+        prev = self.db.digest_runs.find_one({"_id": {"$lt": day}}, sort=[("_id", DESCENDING)])
+        nxt = self.db.digest_runs.find_one({"_id": {"$gt": day}}, sort=[("_id", ASCENDING)])
+        cutoff = now if nxt is None else min(now, float(nxt["start"]))
+        start = max(float(prev["cutoff"]), cutoff - max_window) if prev else cutoff - first_window
+        doc = {"_id": day, "start": min(start, cutoff), "cutoff": cutoff, "done": False}
+        try:
+            self.db.digest_runs.insert_one(doc)
+        except DuplicateKeyError:  # another instance fixed it first: theirs
+            return self.db.digest_runs.find_one({"_id": day})
+        return doc
+
+    def digest_done(self, day: str) -> bool:
+        doc = self.db.digest_runs.find_one({"_id": day}, {"done": 1})
+        return bool(doc and doc.get("done"))
+
+    def finish_digest_run(self, day: str, created: int, older_than: float) -> None:
+        self.db.digest_runs.update_one({"_id": day}, {"$set": {"done": True}, "$inc": {"created": created}})
+        self.db.digest_items.delete_many({"ts": {"$lt": older_than}})
 
     # -- notifications ---------------------------------------------------------------------------
     def insert_notifications(self, docs: list[dict]) -> int:

@@ -205,3 +205,21 @@ def test_templates_preview_and_deliveries_for_staff(platform):
     rows = gql(platform, "{ notificationDeliveries(filter: {status: DELIVERED, limit: 5}) { id status channel } }",
                tok=token("operator"))["data"]["notificationDeliveries"]
     assert rows and all(r["status"] == "DELIVERED" for r in rows)
+
+
+def test_a_digest_subscription_through_graphql(platform):
+    """digest: shown by mySubscriptions, changed by subscribing again, refused for SMS naming `digest`."""
+    citizen = token("citizen", subject="cit-digest-e2e")
+    sub = ("mutation($d: Boolean!) { subscribe(topic: \"agenda:commune:labege\", channel: IN_APP, digest: $d) "
+           "{ topic channel digest } }")
+    r = gql(platform, sub, {"d": True}, citizen)
+    assert r["data"]["subscribe"] == {"topic": "agenda:commune:labege", "channel": "IN_APP", "digest": True}
+    assert gql(platform, "{ mySubscriptions { topic digest } }", tok=citizen)["data"]["mySubscriptions"] == [
+        {"topic": "agenda:commune:labege", "digest": True}]
+    assert gql(platform, sub, {"d": False}, citizen)["data"]["subscribe"]["digest"] is False
+    assert gql(platform, "{ mySubscriptions { digest } }", tok=citizen)["data"]["mySubscriptions"] == [{"digest": False}]
+    err = gql(platform, 'mutation { subscribe(topic: "agenda:commune:labege", channel: SMS, digest: true) { id } }',
+              tok=citizen)["errors"][0]
+    assert err["extensions"] == {"code": "BAD_USER_INPUT", "field": "digest"}
+    r = gql(platform, 'mutation { subscribe(topic: "agenda:commune:labege", channel: IN_APP) { digest } }', tok=citizen)
+    assert r["data"]["subscribe"]["digest"] is False, "without the argument: one message per event, as before"

@@ -8,9 +8,8 @@ from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from tests.support import Platform, free_port, rpc_call, wait_until
+from tests.support import Platform, rpc_call, smtp_server, wait_until
 
 AGENT = {"role": "agent", "subject": "agent:test"}
 
@@ -54,10 +53,8 @@ class Hooks(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def smtp():
     handler = ScriptedSmtp()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield handler, controller.port
-    controller.stop()
+    with smtp_server(handler) as port:
+        yield handler, port
 
 
 @pytest.fixture(scope="module")

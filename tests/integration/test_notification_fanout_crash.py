@@ -6,11 +6,10 @@ import threading
 from datetime import datetime, timezone
 
 import pytest
-from aiosmtpd.controller import Controller
 from kombu import Connection, Exchange, Producer
 
 from contracts import build_envelope
-from tests.support import Platform, free_port, wait_until
+from tests.support import Platform, smtp_server, wait_until
 
 N, BATCH, PIPELINES = 200, 10, 2
 
@@ -35,10 +34,8 @@ class SlowCounting:
 @pytest.fixture
 def smtp():
     handler = SlowCounting()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield handler, controller.port
-    controller.stop()
+    with smtp_server(handler) as port:
+        yield handler, port
 
 
 def test_a_kill_mid_fan_out_loses_no_email_and_resends_at_most_the_batches_in_flight(mongo, broker, smtp):

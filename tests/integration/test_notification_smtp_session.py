@@ -2,10 +2,9 @@
 as at a limit of messages per session) gets the message again at once on a new connection, delivered
 once; on a new connection the same answer stays a temporary failure, not retried there."""
 import pytest
-from aiosmtpd.controller import Controller
 
 from services.notification.channels import SmtpSender, SmtpSettings, TemporaryFailure, build_email
-from tests.support import free_port
+from tests.support import smtp_server
 
 MESSAGE = {"subject": "Bonjour", "text": "t", "html": "<p>h</p>"}
 
@@ -31,10 +30,8 @@ class Sessions:
 @pytest.fixture
 def server():
     handler = Sessions()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield handler, controller.port
-    controller.stop()
+    with smtp_server(handler) as port:
+        yield handler, port
 
 
 def send(sender: SmtpSender, to: str) -> None:

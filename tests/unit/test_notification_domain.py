@@ -162,6 +162,9 @@ def test_a_fan_out_renders_once_and_gives_each_recipient_what_a_full_render_give
     tpl = domain.template(name)
     personalisation = {v: f"<{v}> & «{v}»" for v in domain.required_variables(tpl, "email")}
     personalisation.update({"published": False, "minutes": 10})
+    if "events" in personalisation:  # the digest lists events: each one's fields, escaped the same way
+        personalisation.update(count=2, events=[{k: f"<{k}{n}> & «{k}»" for k in ("title", "starts_at", "commune", "url")}
+                                                for n in (1, 2)])
     fan_out = domain.FanOutRenderer(tpl, "email", personalisation)
     for url in ("https://parvis.example/notifications/unsubscribe?t=Y2l0.AbC-_x", "https://u.example/x?a=1&b=<2>"):
         assert fan_out(url) == domain.render(tpl, "email", {**personalisation, "unsubscribe_url": url})

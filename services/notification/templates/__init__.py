@@ -81,6 +81,23 @@ TEMPLATES: list[Template] = [
                           "« {{ title }} » n'a pas été publié.</p><p>Motif : {{ reason }}</p>{% endif %}"),
         },
     }),
+    Template("agenda_digest", 1, "Résumé quotidien des événements publiés dans les sujets suivis", {
+        "email": {
+            "subject": "{% if count == 1 %}1 nouvel événement{% else %}{{ count }} nouveaux événements{% endif %}"
+                       " dans votre agenda du {{ day }}",
+            "text": "Bonjour,\n\n{% if count == 1 %}Un nouvel événement a été publié{% else %}{{ count }} nouveaux "
+                    "événements ont été publiés{% endif %} dans les communes et catégories que vous suivez :\n"
+                    "{% for e in events %}\n- {{ e.title }}\n  {{ e.starts_at }}, {{ e.commune }}\n  {{ e.url }}\n"
+                    "{% endfor %}" + _FOOTER_TEXT,
+            "html": _html("<p>Bonjour,</p><p>{% if count == 1 %}Un nouvel événement a été publié{% else %}"
+                          "{{ count }} nouveaux événements ont été publiés{% endif %} dans les communes et "
+                          "catégories que vous suivez :</p><ul>{% for e in events %}<li><a href=\"{{ e.url }}\">"
+                          "<strong>{{ e.title }}</strong></a><br>{{ e.starts_at }}, {{ e.commune }}</li>"
+                          "{% endfor %}</ul>"),
+        },
+        "in_app": {"text": "Agenda du {{ day }} : {% for e in events %}{{ e.title }} ({{ e.starts_at }}, "
+                           "{{ e.commune }}){% if not loop.last %} ; {% endif %}{% endfor %}"},
+    }),
     Template("satisfaction_alert", 1, "Alerte ou retour à la normale de la satisfaction d'un site", {
         "email": {
             "subject": "{{ headline }} : {{ site }}",
