@@ -181,6 +181,17 @@ class Webhook(Model):
     signing_secret: str = Field(description="HMAC-SHA256 key of the X-Parvis-Signature header; shown at creation")
 
 
+class WebhookRef(Model):
+    id: str = Field(min_length=1, max_length=40)
+
+
+class WebhookInfo(Model):
+    id: str
+    partner: str
+    url: str
+    created_at: datetime | None = None
+
+
 class SendDigests(Model):
     day: date | None = Field(default=None, description="the Paris day of the digest; default today")
 
@@ -246,3 +257,7 @@ SEND_DIGESTS = RpcContract(SERVICE, "send_digests", SendDigests, DigestRun,
                            "Create the day's agenda digests now (operators, agents): once per citizen, channel and day")
 ADD_WEBHOOK = RpcContract(SERVICE, "add_webhook", AddWebhook, Webhook,
                           "Register a partner URL that receives delivery receipts, signed with HMAC-SHA256")
+LIST_WEBHOOKS = RpcContract(SERVICE, "list_webhooks", Empty, list[WebhookInfo],
+                            "The partners' webhook endpoints, without their signing keys (agents, operators)")
+REMOVE_WEBHOOK = RpcContract(SERVICE, "remove_webhook", WebhookRef, WebhookInfo,
+                             "Stop sending delivery receipts to one endpoint (agents, operators)")

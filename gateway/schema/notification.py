@@ -164,6 +164,11 @@ class NotificationQuery:
         return TemplatePreview(name=r["name"], version=r["version"], channel=NotificationChannel(r["channel"]),
                                subject=r.get("subject"), text=r["text"], html=r.get("html"), length=r["length"])
 
+    @strawberry.field(description="Partners' webhook endpoints, without their keys (agents, operators)",
+                      permission_classes=[IsAgentOrOperator])
+    async def webhooks(self, info: Info) -> list[PartnerWebhook]:
+        return [_webhook(r) for r in await info.context["call"]("notification", "list_webhooks")]
+
     @strawberry.field(description="Notifications and their delivery status (agents, operators)",
                       permission_classes=[IsAgentOrOperator])
     async def notification_deliveries(self, info: Info, filter: Optional[DeliveryFilter] = None) -> list[Notification]:
@@ -174,8 +179,34 @@ class NotificationQuery:
         return [_notification(r) for r in rows]
 
 
+@strawberry.type(description="A partner's endpoint receiving signed delivery receipts (notification.delivered / failed)")
+class PartnerWebhook:
+    id: strawberry.ID
+    partner: str
+    url: str
+    created_at: Optional[datetime] = None
+    signing_secret: Optional[str] = strawberry.field(
+        default=None, description="HMAC-SHA256 key of the X-Parvis-Signature header: shown once, at registration")
+
+
+def _webhook(r: dict) -> PartnerWebhook:
+    created = r.get("created_at")
+    return PartnerWebhook(id=r["id"], partner=r["partner"], url=r["url"], signing_secret=r.get("signing_secret"),
+                          created_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None)
+
+
 @strawberry.type
 class NotificationMutation:
+    @strawberry.mutation(description="Register a partner URL for delivery receipts; several per partner (agents, "
+                                     "operators)", permission_classes=[IsAgentOrOperator])
+    async def register_webhook(self, info: Info, partner: str, url: str) -> PartnerWebhook:
+        return _webhook(await info.context["call"]("notification", "add_webhook", partner=partner, url=url))
+
+    @strawberry.mutation(description="Stop sending receipts to one endpoint (agents, operators)",
+                         permission_classes=[IsAgentOrOperator])
+    async def remove_webhook(self, info: Info, id: strawberry.ID) -> PartnerWebhook:
+        return _webhook(await info.context["call"]("notification", "remove_webhook", id=str(id)))
+
     @strawberry.mutation(description="Email a 6-digit sign-in code, valid 10 minutes")
     async def request_login_code(self, info: Info, email: str) -> LoginCodeRequest:
         r = await info.context["call"]("notification", "request_login_code", email=email, client_ip=_client_ip(info))

@@ -258,6 +258,23 @@ class NotificationService(ServiceBase):
         return {"id": hook_id, "partner": req.partner, "url": req.url,
                 "signing_secret": domain.webhook_secret(self.settings.secret, hook_id)}
 
+    @rpc
+    @contract(c.LIST_WEBHOOKS)
+    def list_webhooks(self, _req) -> list[dict]:
+        self.caller.require({"agent", "operator"})
+        return [{"id": h["_id"], "partner": h["partner"], "url": h["url"], "created_at": h.get("created_at")}
+                for h in sorted(self.store.webhooks(), key=lambda h: (h["partner"], h["_id"]))]
+
+    @rpc
+    @contract(c.REMOVE_WEBHOOK)
+    def remove_webhook(self, req: c.WebhookRef) -> dict:
+        self.caller.require({"agent", "operator"})
+        doc = self.store.remove_webhook(req.id)
+        if doc is None:
+            raise NotFound("Point d'appel introuvable.", "id")
+        Webhooks.forget()  # other instances stop within 5 s
+        return {"id": doc["_id"], "partner": doc["partner"], "url": doc["url"], "created_at": doc.get("created_at")}
+
     # -- the daily digest of the agenda ------------------------------------------------------------------
     @rpc
     @contract(c.SEND_DIGESTS)

@@ -325,5 +325,8 @@ class NotificationStore(Repository):
         self.db.webhooks.insert_one(doc)
         return doc
 
+    def remove_webhook(self, hook_id: str) -> dict | None:
+        return self.db.webhooks.find_one_and_delete({"_id": hook_id})
+
     def webhooks(self) -> list[dict]:
         return list(self.db.webhooks.find({}))

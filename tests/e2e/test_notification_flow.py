@@ -223,3 +223,26 @@ def test_a_digest_subscription_through_graphql(platform):
     assert err["extensions"] == {"code": "BAD_USER_INPUT", "field": "digest"}
     r = gql(platform, 'mutation { subscribe(topic: "agenda:commune:labege", channel: IN_APP) { digest } }', tok=citizen)
     assert r["data"]["subscribe"]["digest"] is False, "without the argument: one message per event, as before"
+
+
+def test_partners_webhooks_are_managed_through_graphql_by_staff_only(platform):
+    operator = token("operator")
+    reg = "mutation($p: String!, $u: String!) { registerWebhook(partner: $p, url: $u) { id partner url signingSecret } }"
+    first = gql(platform, reg, {"p": "toulouse-metropole", "u": "https://partner.example/receipts"}, operator)
+    hook = first["data"]["registerWebhook"]
+    assert hook["partner"] == "toulouse-metropole" and len(hook["signingSecret"]) >= 32
+    second = gql(platform, reg, {"p": "toulouse-metropole", "u": "https://backup.example/receipts"}, operator)
+    listed = gql(platform, "{ webhooks { id partner url signingSecret } }", tok=operator)["data"]["webhooks"]
+    ours = [w for w in listed if w["partner"] == "toulouse-metropole"]
+    assert {w["url"] for w in ours} == {"https://partner.example/receipts", "https://backup.example/receipts"}
+    assert all(w["signingSecret"] is None for w in ours), "keys are shown once, at registration"
+    bad = gql(platform, reg, {"p": "toulouse-metropole", "u": "ftp://nope"}, operator)["errors"][0]
+    assert bad["extensions"]["code"] == "BAD_USER_INPUT" and bad["extensions"].get("field") == "url"
+    refused = gql(platform, reg, {"p": "x", "u": "https://x.example/"}, token("citizen", subject="cit-1"))["errors"][0]
+    assert refused["extensions"]["code"] == "FORBIDDEN"
+    for w in (hook, second["data"]["registerWebhook"]):
+        gql(platform, "mutation($id: ID!) { removeWebhook(id: $id) { id } }", {"id": w["id"]}, operator)
+    left = gql(platform, "{ webhooks { partner } }", tok=operator)["data"]["webhooks"]
+    assert not [w for w in left if w["partner"] == "toulouse-metropole"]
+    gone = gql(platform, "mutation($id: ID!) { removeWebhook(id: $id) { id } }", {"id": hook["id"]}, operator)
+    assert gone["errors"][0]["extensions"]["code"] == "NOT_FOUND"
