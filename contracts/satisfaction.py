@@ -39,12 +39,14 @@ class AlertCounts(Model):
 
 class AlertRaised(EventContract):
     event_type = "satisfaction.alert_raised"
-    summary = "Satisfaction fell below a site's alert rule (raised once per episode); tell the site's managers"
+    summary = ("Satisfaction fell below a site's alert rule, site-wide or at one of its kiosks (kiosk_id set); "
+               "raised once per episode; tell the site's managers")
     alert_id: str
     site_id: str
     site_name: str
     commune: str = Field(description="slug of the site's commune")
-    kiosk_id: str | None = Field(default=None, description="set when the rule is a kiosk's, else site-wide")
+    kiosk_id: str | None = Field(default=None, description="set when the alert is a kiosk's (the site's rule over that kiosk's votes alone), "
+                                                "else site-wide")
     kiosk_name: str | None = None
     rule: AlertRule
     counts: AlertCounts
@@ -288,6 +290,20 @@ class Alert(Model):
     resolved_at: datetime | None = None
 
 
+class RecountKiosk(Model):
+    """Replay the kiosk's current repeated-press rule over its votes pressed in [start, end) (31 days at most)."""
+
+    kiosk_id: str = Id
+    start: datetime
+    end: datetime
+
+
+class RecountReport(Model):
+    examined: int = Field(description="votes of the kiosk pressed in the period")
+    flagged: int = Field(description="votes now flagged as repeated presses (no longer counted)")
+    unflagged: int = Field(description="votes no longer flagged (counted again)")
+
+
 class SiteSummary(Model):
     """The live figures of a site: today (Europe/Paris) and the current alert window."""
 
@@ -329,6 +345,8 @@ HEARTBEAT = RpcContract(SERVICE, "heartbeat", Heartbeat, KioskConfig, "A kiosk s
 SATISFACTION = RpcContract(SERVICE, "satisfaction", SeriesQuery, Series, "Counts and Happy Index over time")
 COMPARE_SITES = RpcContract(SERVICE, "compare_sites", CompareQuery, list[SiteFigures], "Sites side by side")
 LIST_ALERTS = RpcContract(SERVICE, "list_alerts", ListAlerts, list[Alert], "Alerts, newest first")
+RECOUNT_KIOSK = RpcContract(SERVICE, "recount_kiosk", RecountKiosk, RecountReport,
+                            "Replay a kiosk's repeated-press rule over a period and correct its counters (agent)")
 SITE_SUMMARY = RpcContract(SERVICE, "site_summary", SiteRef, SiteSummary, "Live figures of one site")
 SEED_DEMO = RpcContract(SERVICE, "seed_demo_sites", SeedDemo, SeedReport,
                         "Demo sites and kiosks of the Sicoval (idempotent; operator)")

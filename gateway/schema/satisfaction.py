@@ -17,7 +17,7 @@ from strawberry.types import Info
 
 from contracts.errors import BadInput, Forbidden, Unauthenticated
 from gateway import auth
-from gateway.schema.permissions import HasRole, IsAgentOrOperator
+from gateway.schema.permissions import HasRole, IsAgent, IsAgentOrOperator
 
 UPDATES_POLL_SECONDS = 1.0
 
@@ -239,12 +239,20 @@ class AlertCounts:
     happy_index: Optional[float]
 
 
-@strawberry.type(description="A satisfaction alert episode")
+@strawberry.type(description="What a recount changed")
+class KioskRecount:
+    examined: int = strawberry.field(description="votes of the kiosk pressed in the period")
+    flagged: int = strawberry.field(description="votes now flagged as repeated presses (no longer counted)")
+    unflagged: int = strawberry.field(description="votes no longer flagged (counted again)")
+
+
+@strawberry.type(description="A satisfaction alert episode, site-wide or of one kiosk (kioskId set)")
 class SatisfactionAlert:
     id: strawberry.ID
     site_id: strawberry.ID
     site_name: str
-    kiosk_id: Optional[strawberry.ID]
+    kiosk_id: Optional[strawberry.ID] = strawberry.field(
+        description="the kiosk whose own votes broke the site's rule; null for a site-wide alert")
     rule: AlertRule
     counts: AlertCounts
     raised_at: datetime
@@ -376,6 +384,16 @@ class SatisfactionMutation:
     @strawberry.mutation(description="Revoke a kiosk: its token stops working", permission_classes=[IsAgentOrOperator])
     async def revoke_kiosk(self, info: Info, id: strawberry.ID) -> Kiosk:
         return _kiosk(await info.context["call"]("satisfaction", "revoke_kiosk", id=id))
+
+    @strawberry.mutation(description=(
+        "Replay the kiosk's current repeated-press rule (repeatSeconds) over its votes pressed in [from, to) "
+        "(31 days at most): flags and counts are corrected; running it again changes nothing"),
+        permission_classes=[IsAgent])
+    async def recount_kiosk(self, info: Info, kiosk_id: strawberry.ID,
+                            from_: Annotated[datetime, strawberry.argument(name="from")], to: datetime) -> KioskRecount:
+        r = await info.context["call"]("satisfaction", "recount_kiosk", kiosk_id=kiosk_id, start=from_.isoformat(),
+                                       end=to.isoformat(), timeout=120.0)
+        return KioskRecount(**r)
 
     @strawberry.mutation(description="Send up to 500 votes (kiosk token); resending is safe",
                          permission_classes=[IsKiosk])

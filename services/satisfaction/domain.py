@@ -222,6 +222,80 @@ def votes_increments(votes: list[dict], key=_vote_key) -> dict[str, dict]:
                 entry = out[cid] = {"meta": {"scope": scope, "ref": ref, "gran": gran, "t": t, "site_id": site_id},
                                     "tally": Tally.empty()}
             entry["tally"].add_counts(counts, scale)
+            if gran == "minute":  # the site's minute also holds each kiosk's part: the kiosks' alert windows
+                kiosks = entry.setdefault("kiosks", {})
+                kiosks.setdefault(kiosk_id, Tally.empty()).add_counts(counts, scale)
+    return out
+
+
+KIOSK_PART = "k:"  # kiosk ids are [A-Za-z0-9_-]: "k:<kiosk>:<field>" is unambiguous, and flat (no dotted path)
+
+
+def entry_inc(entry: dict) -> dict:
+    """The `$inc` of a counter entry of votes_increments: its tally, and on a site's minute each kiosk's part
+    as flat fields `k:<kiosk>:<field>` (nx-27017 stores a dotted path of an upsert's $inc as one literal key)."""
+    inc = entry["tally"].inc()
+    for kiosk_id, tally in (entry.get("kiosks") or {}).items():
+        inc.update({f"{KIOSK_PART}{kiosk_id}:{k}": v for k, v in tally.inc().items()})
+    return inc
+
+
+def kiosk_parts(doc: dict) -> dict[str, dict]:
+    """The kiosks' parts of a site's minute counter document: kiosk id -> {r1.., total, negative, score}."""
+    out: dict[str, dict] = {}
+    for key, value in doc.items():
+        if key.startswith(KIOSK_PART):
+            kiosk_id, field = key[len(KIOSK_PART):].rsplit(":", 1)
+            out.setdefault(kiosk_id, {})[field] = value
+    return out
+
+
+# -- recount (replaying the repeated-press rule) ------------------------------------------------------
+MAX_RECOUNT = timedelta(days=31)
+
+
+def replay_flags(votes: list[dict], prior_pressed: float | None, seconds: int) -> dict[str, bool]:
+    """The `repeated` flag each vote (documents of one kiosk, any order) gets under a rule of `seconds`, as the
+    ingest gives it to presses arriving in time order: True within `seconds` after the previous press, flagged
+    or not. `prior_pressed` (epoch seconds) is the kiosk's latest press before these. Ties are ordered by id,
+    so that a replay is deterministic (running it twice gives the same flags)."""
+    ordered = sorted(votes, key=lambda v: (vote_pressed_ts(v), v["_id"]))
+    out: dict[str, bool] = {}
+    previous = prior_pressed
+    for v in ordered:
+        p = vote_pressed_ts(v)
+        out[v["_id"]] = previous is not None and seconds > 0 and 0 <= p - previous < seconds
+        if previous is None or p > previous:
+            previous = p
+    return out
+
+
+def flag_flips(votes: list[dict], flags: dict[str, bool]) -> tuple[list[dict], list[dict]]:
+    """(votes to flag, votes to unflag): those whose stored flag differs from the replayed one."""
+    flag = [v for v in votes if flags[v["_id"]] and not v.get("repeated")]
+    unflag = [v for v in votes if not flags[v["_id"]] and v.get("repeated")]
+    return flag, unflag
+
+
+def recount_deltas(flag: list[dict], unflag: list[dict]) -> dict[str, dict]:
+    """Counter deltas of flipping flags: id -> {meta, inc}, over every field the ingest increments (kiosks'
+    parts included). A vote now flagged leaves its counters, one now unflagged enters them; fields (and
+    counters) whose changes cancel out are left out."""
+    plus = votes_increments([{**v, "repeated": False} for v in unflag])
+    minus = votes_increments([{**v, "repeated": False} for v in flag])
+    out: dict[str, dict] = {}
+    for cid in sorted(plus.keys() | minus.keys()):
+        p = entry_inc(plus[cid]) if cid in plus else {}
+        m = entry_inc(minus[cid]) if cid in minus else {}
+        inc = {}
+        for key in sorted(p.keys() | m.keys()):
+            delta = p.get(key, 0) - m.get(key, 0)
+            if key == "score" or key.endswith(":score"):
+                delta = round(delta, 6)
+            if delta:
+                inc[key] = delta
+        if any(k == "total" or k.endswith(":total") for k in inc):
+            out[cid] = {"meta": (plus.get(cid) or minus[cid])["meta"], "inc": inc}
     return out
 
 

@@ -17,7 +17,7 @@ from nameko.timer import timer
 from prometheus_client import Counter, Gauge, Histogram
 
 from contracts import satisfaction as c
-from contracts.errors import BadInput, Forbidden, NotFound, ServiceUnavailable, Unauthenticated
+from contracts.errors import BadInput, Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthenticated
 from parvis.logjson import SLO_BUCKETS
 from services.common.events import Events
 from services.common.mongo import Mongo, utcnow
@@ -43,6 +43,7 @@ KIOSK_SILENCE = float(os.environ.get("PARVIS_KIOSK_OFFLINE_AFTER", "900"))  # 15
 WATCH_INTERVAL = float(os.environ.get("PARVIS_SATISFACTION_WATCH_INTERVAL", "30"))
 RECOVERY_INTERVAL = 5.0
 RECOVERY_AGE = timedelta(seconds=60)
+RECOUNT_CLAIM_AGE = timedelta(minutes=10)  # a recount's claim without a plan: its holder died (or is stuck)
 STARTED_AT = utcnow()
 KIOSK_CACHE_SECONDS = 5.0
 GAUGE_EVERY_SECONDS = 2.0
@@ -330,6 +331,7 @@ class SatisfactionService(ServiceBase):
         stored: list[dict] = []
         last_pressed: dict[str, float] = {}
         sites: dict[str, dict] = {}
+        kiosks: dict[str, dict] = {}
         for job in jobs:
             job.stored, job.duplicates = [], []
             for d in job.docs:
@@ -343,6 +345,7 @@ class SatisfactionService(ServiceBase):
                 position += 1
             stored.extend(job.stored)
             sites.setdefault(job.site["_id"], job.site)
+            kiosks.setdefault(job.kiosk["_id"], job.kiosk)
         if last_pressed:
             self.store.note_kiosks(last_pressed)
             for job in jobs:  # every cached copy of the kiosk follows (see KioskCache)
@@ -350,24 +353,30 @@ class SatisfactionService(ServiceBase):
                 if last is not None and (job.kiosk.get("last_pressed_at") is None
                                          or last > job.kiosk["last_pressed_at"].timestamp()):
                     job.kiosk["last_pressed_at"] = domain.from_ts(last)
-        counted, counter_ids = self._count(batch, stored, sites, close=False)
-        for job in jobs:  # the alert state seen for a site holds for every copy of it in the group
+        counted, counter_ids = self._count(batch, stored, sites, kiosks, close=False)
+        for job in jobs:  # the alert state seen for a site (a kiosk) holds for every copy of it in the group
             if job.site is not sites[job.site["_id"]]:
                 job.site["open_alert_id"] = sites[job.site["_id"]].get("open_alert_id")
+            if job.kiosk is not kiosks[job.kiosk["_id"]]:
+                job.kiosk["open_alert_id"] = kiosks[job.kiosk["_id"]].get("open_alert_id")
         return stored, counted, batch, counter_ids
 
-    def _count(self, batch: str, stored: list[dict], sites: dict[str, dict],
+    def _count(self, batch: str, stored: list[dict], sites: dict[str, dict], kiosks: dict[str, dict],
                close: bool = True) -> tuple[float, list[str]]:
         """Apply the counters of the votes a batch stored (each names its kiosk, site, scale and `pressed_ts`),
-        close the batch (unless the caller will) and evaluate the sites' alerts; returns when (epoch seconds,
-        for `_observe`) and the counters touched."""
+        close the batch (unless the caller will) and evaluate the alerts of the sites and kiosks with counted
+        votes; returns when (epoch seconds, for `_observe`) and the counters touched."""
         increments = domain.votes_increments(stored)
         self.store.apply_counters(batch, increments)
         if close:
             self.store.finish_batch(batch, increments.keys())
         counted_at = utcnow()
-        for site_id in sorted({d["site_id"] for d in stored if not d.get("repeated")}):
-            self._after_count(sites[site_id], counted_at)
+        per_site: dict[str, set[str]] = {}
+        for d in stored:
+            if not d.get("repeated"):
+                per_site.setdefault(d["site_id"], set()).add(d["kiosk_id"])
+        for site_id in sorted(per_site):
+            self._after_count(sites[site_id], [kiosks[k] for k in sorted(per_site[site_id]) if k in kiosks], counted_at)
         return counted_at.timestamp(), list(increments)
 
     @staticmethod
@@ -389,8 +398,8 @@ class SatisfactionService(ServiceBase):
         for (site_id, rating), n in per_rating.items():
             VOTES_COUNTED.labels(site_id, str(rating)).inc(n)
 
-    def _after_count(self, site: dict, now: datetime) -> None:
-        self._evaluate_alert(site, now)
+    def _after_count(self, site: dict, kiosks: list[dict], now: datetime) -> None:
+        self._evaluate_alert(site, now, kiosks)
         if GAUGE_AT.get(site["_id"], 0.0) > time.monotonic():
             return
         GAUGE_AT[site["_id"]] = time.monotonic() + GAUGE_EVERY_SECONDS
@@ -402,14 +411,29 @@ class SatisfactionService(ServiceBase):
         if index is not None:
             HAPPY_INDEX.labels(site["_id"]).set(index)
 
-    def _evaluate_alert(self, site: dict, now: datetime) -> None:
+    def _evaluate_alert(self, site: dict, now: datetime, kiosks: list[dict] = (), site_too: bool = True) -> None:
+        """The site's rule over the site's window and over each given kiosk's own window (one read for all),
+        each raised and resolved once per episode."""
         settings = site.get("alerts") or {}
-        tally = self.store.window_tally(site["_id"], settings.get("window_minutes", 15), now)
+        site_tally, kiosk_tallies = self.store.window_tallies(site["_id"], [k["_id"] for k in kiosks],
+                                                              settings.get("window_minutes", 15), now)
+        if site_too:
+            self._episode(site, None, settings, site_tally, now)
+        for kiosk in kiosks:
+            self._episode(site, kiosk, settings, kiosk_tallies[kiosk["_id"]], now)
+
+    def _episode(self, site: dict, kiosk: dict | None, settings: dict, tally: domain.Tally, now: datetime) -> None:
+        """Raise (once) or resolve (once) the alert of the site (kiosk None) or of one of its kiosks; the open
+        alert's id is kept on the site (the kiosk) document, with its event in the same write."""
+        holder = site if kiosk is None else kiosk
         holds = domain.alert_holds(settings, tally)
-        open_id = site.get("open_alert_id")
+        open_id = holder.get("open_alert_id")
         counts, rule = domain.alert_counts(tally), domain.alert_rule(settings)
         base = {"site_id": site["_id"], "site_name": site["name"], "commune": site["commune"], "rule": rule,
                 "counts": counts}
+        if kiosk is not None:
+            base.update(kiosk_id=kiosk["_id"], kiosk_name=kiosk.get("name"))
+        what = site["_id"] if kiosk is None else f"{site['_id']} (kiosk {kiosk['_id']})"
         if holds and open_id is None:
             alert_id = f"alert-{uuid.uuid4().hex[:16]}"
             start = now - timedelta(minutes=rule["window_minutes"])
@@ -417,20 +441,34 @@ class SatisfactionService(ServiceBase):
                                                                  "window_end": now, "raised_at": now})
             alert = {"_id": alert_id, "site_id": site["_id"], "site_name": site["name"], "rule": rule,
                      "counts": counts, "raised_at": now, "resolved_at": None}
-            if self.store.raise_alert(site["_id"], alert, event):
-                site["open_alert_id"] = alert_id  # the cached site follows (see KioskCache)
-                log.info("satisfaction alert raised for %s", site["_id"])
+            if kiosk is not None:
+                alert.update(kiosk_id=kiosk["_id"], kiosk_name=kiosk.get("name"))
+            raised = (self.store.raise_alert(site["_id"], alert, event) if kiosk is None
+                      else self.store.raise_kiosk_alert(kiosk["_id"], alert, event))
+            if raised:
+                holder["open_alert_id"] = alert_id  # the cached site (kiosk) follows (see KioskCache)
+                log.info("satisfaction alert raised for %s", what)
             else:
-                site.update(self.store.get_site(site["_id"]) or {})
+                self._refresh(holder, kiosk is None)
         elif not holds and open_id is not None:
             alert = self.store.get_alert(open_id) or {"raised_at": now}
             event = self.events.build(c.AlertResolved.event_type, {**base, "alert_id": open_id,
                                                                    "raised_at": alert["raised_at"], "resolved_at": now})
-            if self.store.resolve_alert(site["_id"], open_id, now, counts, event):
-                site["open_alert_id"] = None
-                log.info("satisfaction alert resolved for %s", site["_id"])
+            resolved = (self.store.resolve_alert(site["_id"], open_id, now, counts, event) if kiosk is None
+                        else self.store.resolve_kiosk_alert(kiosk["_id"], open_id, now, counts, event))
+            if resolved:
+                holder["open_alert_id"] = None
+                log.info("satisfaction alert resolved for %s", what)
             else:
-                site.update(self.store.get_site(site["_id"]) or {})
+                self._refresh(holder, kiosk is None)
+
+    def _refresh(self, holder: dict, is_site: bool) -> None:
+        """Another instance changed the alert state: take the stored one."""
+        doc = self.store.get_site(holder["_id"]) if is_site else self.store.get_kiosk(holder["_id"])
+        if doc is not None and is_site:
+            holder.update(doc)
+        elif doc is not None:
+            holder["open_alert_id"] = doc.get("open_alert_id")
 
     def _seen(self, kiosk: dict, site: dict, sets: dict) -> None:
         event = None
@@ -462,12 +500,28 @@ class SatisfactionService(ServiceBase):
                 d.setdefault("kiosk_id", batch.get("kiosk_id"))
                 d.setdefault("site_id", batch.get("site_id"))
                 d.setdefault("scale", batch.get("scale", 4))
-            sites = {}
+            sites, kiosks = {}, {}
             for site_id in {d["site_id"] for d in stored}:
                 sites[site_id] = self.store.get_site(site_id) or {"_id": site_id, "name": "", "commune": "x"}
+            for kiosk_id in {d["kiosk_id"] for d in stored}:
+                kiosk = self.store.get_kiosk(kiosk_id)
+                if kiosk is not None:
+                    kiosks[kiosk_id] = kiosk
             log.info("recovering batch %s (%s votes)", batch["_id"], len(stored))
-            self._observe(stored, self._count(batch["_id"], stored, sites)[0])
+            self._observe(stored, self._count(batch["_id"], stored, sites, kiosks)[0])
+        self._recover_recounts(horizon, now)
         self.store.flush_prunes()
+
+    def _recover_recounts(self, horizon: datetime, now: datetime) -> None:
+        """Finish the recounts a crash left with their plan written (each step is idempotent); drop the claims
+        left without a plan long enough for their holder to be gone (it fails then, if it was not)."""
+        for job in self.store.stale_recounts(horizon):
+            if job.get("state") == "apply":
+                log.info("recovering the recount of kiosk %s", job["_id"])
+                self.store.apply_recount(job)
+            elif job["created_ts"] < (now - RECOUNT_CLAIM_AGE).timestamp():
+                log.warning("dropping the recount claim of kiosk %s (no plan after %s)", job["_id"], RECOUNT_CLAIM_AGE)
+                self.store.drop_recount_claim(job["_id"], job["token"])
 
     @timer(interval=WATCH_INTERVAL, eager=True)
     def watch(self) -> None:
@@ -493,8 +547,14 @@ class SatisfactionService(ServiceBase):
             KIOSKS_OFFLINE.labels(sid).set(n)
         open_sites = self.store.sites_with_open_alerts()
         ALERTS_OPEN.set(len(open_sites))
+        open_kiosks: dict[str, list[dict]] = {}
+        for kiosk in self.store.kiosks_with_open_alerts():
+            open_kiosks.setdefault(kiosk["site_id"], []).append(kiosk)
         for site in open_sites:
-            self._evaluate_alert(site, now)
+            self._evaluate_alert(site, now, open_kiosks.pop(site["_id"], []))
+        for site_id, kiosks in open_kiosks.items():  # sites without an open alert of their own
+            if site_id in sites:
+                self._evaluate_alert(sites[site_id], now, kiosks, site_too=False)
 
     # -- results --------------------------------------------------------------------------------
     @rpc
@@ -543,6 +603,57 @@ class SatisfactionService(ServiceBase):
         return [{"id": a["_id"], "resolved_at": domain.from_ts(a.get("resolved_ts")),
                  **{k: a.get(k) for k in ("site_id", "site_name", "kiosk_id", "rule", "counts", "raised_at")}}
                 for a in self.store.list_alerts(req.site_id, req.open_only)]
+
+    @rpc
+    @contract(c.RECOUNT_KIOSK)
+    def recount_kiosk(self, req: c.RecountKiosk) -> dict:
+        """Replay the kiosk's current repeated-press rule over its votes pressed in [start, end): the flags that
+        change and the counters' deltas are written first (the plan), then applied (see store.py)."""
+        self.caller.require({"agent"})
+        start, end = domain.as_utc(req.start), domain.as_utc(req.end)
+        if end <= start:
+            raise BadInput("La fin de la période doit suivre son début.", "to")
+        if end - start > domain.MAX_RECOUNT:
+            raise BadInput("La période d'un recomptage est de 31 jours au plus.", "to")
+        if self.store.get_kiosk(req.kiosk_id) is None:
+            raise NotFound(f"Borne inconnue : {req.kiosk_id}", "kioskId")
+        token = self.store.claim_recount(req.kiosk_id)
+        if token is None:  # a recount is pending: help it finish when its plan is written, then try again
+            job = self.store.get_recount(req.kiosk_id)
+            if job is not None and job.get("state") == "apply":
+                self.store.apply_recount(job)
+            token = self.store.claim_recount(req.kiosk_id)
+            if token is None:
+                raise Conflict("Un recomptage de cette borne est déjà en cours ; réessayez dans un instant.", "kioskId")
+        planned = False
+        try:
+            kiosk = self.store.get_kiosk(req.kiosk_id)  # its rule as of now, under our claim
+            seconds = int(kiosk.get("repeat_seconds", 3))
+            # The press before `start` matters only within `seconds` of it: one read covers both.
+            docs = self.store.kiosk_votes(req.kiosk_id, start.timestamp() - seconds, end.timestamp())
+            votes = [d for d in docs if domain.vote_pressed_ts(d) >= start.timestamp()]
+            before = [domain.vote_pressed_ts(d) for d in docs if domain.vote_pressed_ts(d) < start.timestamp()]
+            flags = domain.replay_flags(votes, max(before, default=None), seconds)
+            flag, unflag = domain.flag_flips(votes, flags)
+            report = {"examined": len(votes), "flagged": len(flag), "unflagged": len(unflag)}
+            if not flag and not unflag:
+                return report
+            deltas = domain.recount_deltas(flag, unflag)
+            planned = self.store.plan_recount(req.kiosk_id, token, [v["_id"] for v in flag],
+                                              [v["_id"] for v in unflag], deltas, utcnow().timestamp())
+            if not planned:
+                raise ServiceUnavailable("Le recomptage a été interrompu ; relancez-le.")
+        finally:
+            if not planned:
+                self.store.drop_recount_claim(req.kiosk_id, token)
+        job = self.store.get_recount(req.kiosk_id)
+        if job is not None and job.get("token") == token:  # else the recovery has already applied it
+            self.store.apply_recount(job)
+        site = self.store.get_site(kiosk["site_id"])
+        if site is not None:  # the alert windows may have changed (when the period reaches them)
+            self._evaluate_alert(site, utcnow(), [kiosk])
+        log.info("kiosk %s recounted over %s - %s with %ss: %s", req.kiosk_id, start, end, seconds, report)
+        return report
 
     @rpc
     @contract(c.SITE_SUMMARY)

@@ -12,6 +12,12 @@ Exactly-once counting without scanning votes:
    written); the markers are pruned on the next write of each counter.
 A crash anywhere leaves the batch document: the recovery timer re-applies the batch from its stored votes
 (found by the ids the batch document lists), which only adds what the markers say is missing.
+
+A recount (the repeated-press rule replayed over a kiosk's votes) works the same way, one at a time per
+kiosk: a `recounts` document (_id = the kiosk) is first inserted as a claim, then replaced by the plan (the
+votes whose flag flips and the counters' deltas); the deltas are applied as `$inc` guarded by the marker
+`b.<recount token>`, then the flags, then the document is deleted. A crash leaves the plan, which the
+recovery timer applies again (a no-op for what was done), or a bare claim, which it drops.
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ class SatisfactionStore(Repository):
         "batches": [IndexModel([("created_ts", ASCENDING)]), IndexModel([("created_at", ASCENDING)])],
         "counters": [IndexModel([("scope", ASCENDING), ("ref", ASCENDING), ("gran", ASCENDING), ("t", ASCENDING)])],
         "alerts": [IndexModel([("site_id", ASCENDING), ("raised_at", DESCENDING)])],
+        "recounts": [IndexModel([("created_ts", ASCENDING)])],
     }
     outbox_collections = ("sites", "kiosks")
 
@@ -166,14 +173,16 @@ class SatisfactionStore(Repository):
                                    for kid, last in last_pressed.items()], ordered=False)
 
     def apply_counters(self, batch: str, increments: dict[str, dict]) -> None:
-        """Idempotent per (counter, batch): the marker `b.<batch>` makes a second application a no-op."""
+        """Idempotent per (counter, batch): the marker `b.<batch>` makes a second application a no-op.
+        Each entry has its `meta` and either a `tally` or a ready `inc` (a recount's deltas)."""
         if increments:
             now = utcnow().timestamp()
             ops, stales = [], []
             for cid, entry in increments.items():
                 with self._prune_lock:
                     stale = self._prune.pop(cid, set())
-                update = {"$set": {**entry["meta"], "updated_ts": now, f"b.{batch}": 1}, "$inc": entry["tally"].inc()}
+                inc = entry["inc"] if "inc" in entry else domain.entry_inc(entry)
+                update = {"$set": {**entry["meta"], "updated_ts": now, f"b.{batch}": 1}, "$inc": inc}
                 if stale:
                     update["$unset"] = {f"b.{old}": "" for old in stale}
                 ops.append(UpdateOne({"_id": cid, f"b.{batch}": {"$exists": False}}, update, upsert=True))
@@ -226,11 +235,73 @@ class SatisfactionStore(Repository):
         return found
 
     def votes_of_batch(self, batch: dict) -> list[dict]:
-        """The votes this batch stored (not those another batch stored first), by primary key."""
+        """The votes this batch stored (not those another batch stored first), by primary key, each with the
+        flag it was stored with (a recount may have changed `repeated` since: see apply_recount)."""
         ids = batch.get("vote_ids") or (batch.get("vote_ids_text") or "").split()
-        return list(self.db.votes.find({"_id": {"$in": ids}, "batch": batch["_id"]},
-                                       {"pressed_ts": 1, "pressed_at": 1, "rating": 1, "repeated": 1, "received_ts": 1,
+        docs = list(self.db.votes.find({"_id": {"$in": ids}, "batch": batch["_id"]},
+                                       {"pressed_ts": 1, "pressed_at": 1, "rating": 1, "repeated": 1,
+                                        "ingest_repeated": 1, "received_ts": 1,
                                         "received_at": 1, "kiosk_id": 1, "site_id": 1, "scale": 1}))
+        for d in docs:
+            if "ingest_repeated" in d:
+                d["repeated"] = d.pop("ingest_repeated")
+        return docs
+
+    # -- recounts -------------------------------------------------------------------------------
+    def claim_recount(self, kiosk_id: str) -> str | None:
+        """Take the kiosk's recount slot (one at a time per kiosk): a token, or None when one is pending."""
+        token = uuid.uuid4().hex
+        now = utcnow().timestamp()
+        try:
+            self.db.recounts.insert_one({"_id": kiosk_id, "token": token, "state": "claimed", "created_ts": now})
+        except DuplicateKeyError:
+            return None
+        return token
+
+    def get_recount(self, kiosk_id: str) -> dict | None:
+        return self.db.recounts.find_one({"_id": kiosk_id})
+
+    def plan_recount(self, kiosk_id: str, token: str, flag: list[str], unflag: list[str], deltas: dict[str, dict],
+                     created_ts: float) -> bool:
+        """Write the plan over our claim (not over a claim the recovery dropped and another recount took)."""
+        doc = {"token": token, "state": "apply", "created_ts": created_ts, "flag_ids_text": " ".join(flag),
+               "unflag_ids_text": " ".join(unflag),
+               "deltas": [{"cid": cid, "meta": e["meta"], "inc": e["inc"]} for cid, e in deltas.items()]}
+        return self.db.recounts.replace_one({"_id": kiosk_id, "token": token, "state": "claimed"}, doc).modified_count == 1
+
+    def apply_recount(self, job: dict) -> list[str]:
+        """Counters (guarded by the job's marker), then flags, then the job is closed; any step may run again."""
+        deltas = {d["cid"]: {"meta": d["meta"], "inc": d["inc"]} for d in job.get("deltas") or []}
+        self.apply_counters(job["token"], deltas)
+        flag = (job.get("flag_ids_text") or "").split()
+        unflag = (job.get("unflag_ids_text") or "").split()
+        # The flag the ingest gave is kept first (`ingest_repeated`, once): a batch still open counts its votes
+        # by the flag they were stored with (its round's counters do, so must its recovery), never by a
+        # recount's, whose own deltas already moved them.
+        for ids, before in ((flag, False), (unflag, True)):
+            if ids:
+                self.db.votes.update_many({"_id": {"$in": ids}, "ingest_repeated": {"$exists": False}},
+                                          {"$set": {"ingest_repeated": before}})
+        if flag:
+            self.db.votes.update_many({"_id": {"$in": flag}}, {"$set": {"repeated": True}})
+        if unflag:
+            self.db.votes.update_many({"_id": {"$in": unflag}}, {"$unset": {"repeated": ""}})
+        self.db.recounts.delete_one({"_id": job["_id"], "token": job["token"]})
+        self._closed(job["token"], deltas.keys())
+        return list(deltas)
+
+    def drop_recount_claim(self, kiosk_id: str, token: str) -> None:
+        self.db.recounts.delete_one({"_id": kiosk_id, "token": token, "state": "claimed"})
+
+    def stale_recounts(self, older_than: datetime) -> list[dict]:
+        return list(self.db.recounts.find({"created_ts": {"$lt": older_than.timestamp()}}).limit(50))
+
+    def kiosk_votes(self, kiosk_id: str, start: float, end: float) -> list[dict]:
+        """The kiosk's votes pressed in [start, end) (epoch seconds). No index on votes (see `indexes`): a
+        scan, acceptable for an agent's occasional recount, not for the hot path."""
+        return list(self.db.votes.find({"kiosk_id": kiosk_id, "pressed_ts": {"$gte": start, "$lt": end}},
+                                       {"pressed_ts": 1, "rating": 1, "repeated": 1, "kiosk_id": 1, "site_id": 1,
+                                        "scale": 1}))
 
     # -- results --------------------------------------------------------------------------------
     def counters(self, scope: str, ref: str, gran: str, start: datetime, end: datetime) -> list[dict]:
@@ -243,12 +314,22 @@ class SatisfactionStore(Repository):
             doc["updated_at"] = domain.from_ts(doc.get("updated_ts"))
         return docs
 
-    def window_tally(self, site_id: str, minutes: int, now: datetime) -> domain.Tally:
-        tally = domain.Tally.empty()
+    def window_tallies(self, site_id: str, kiosk_ids, minutes: int, now: datetime) -> tuple[domain.Tally, dict]:
+        """The alert window of a site and of some of its kiosks, from the same read of the site's minute
+        counters (each holds its kiosks' parts): (site tally, kiosk id -> tally)."""
         start = domain.minute_start(now - timedelta(minutes=minutes - 1))
+        site = domain.Tally.empty()
+        kiosks = {k: domain.Tally.empty() for k in kiosk_ids}
         for doc in self.counters("site", site_id, "minute", start, now + timedelta(minutes=1)):
-            tally.add_doc(doc)
-        return tally
+            site.add_doc(doc)
+            if kiosks:
+                for kiosk_id, part in domain.kiosk_parts(doc).items():
+                    if kiosk_id in kiosks:
+                        kiosks[kiosk_id].add_doc(part)
+        return site, kiosks
+
+    def window_tally(self, site_id: str, minutes: int, now: datetime) -> domain.Tally:
+        return self.window_tallies(site_id, (), minutes, now)[0]
 
     # -- alerts ---------------------------------------------------------------------------------
     def raise_alert(self, site_id: str, alert: dict, event: dict) -> bool:
@@ -268,6 +349,28 @@ class SatisfactionStore(Repository):
         self.db.alerts.update_one({"_id": alert_id}, {"$set": {"resolved_ts": resolved_at.timestamp(),
                                                               "resolved_counts": counts}})
         return True
+
+    def raise_kiosk_alert(self, kiosk_id: str, alert: dict, event: dict) -> bool:
+        """Once per episode for a kiosk, like raise_alert for a site (the state is on the kiosk)."""
+        res = self.db.kiosks.update_one({"_id": kiosk_id, "open_alert_id": None},
+                                        self.with_events({"$set": {"open_alert_id": alert["_id"]}}, [event]))
+        if res.modified_count != 1:
+            return False
+        self.db.alerts.insert_one(alert)
+        return True
+
+    def resolve_kiosk_alert(self, kiosk_id: str, alert_id: str, resolved_at: datetime, counts: dict,
+                            event: dict) -> bool:
+        res = self.db.kiosks.update_one({"_id": kiosk_id, "open_alert_id": alert_id},
+                                        self.with_events({"$set": {"open_alert_id": None}}, [event]))
+        if res.modified_count != 1:
+            return False
+        self.db.alerts.update_one({"_id": alert_id}, {"$set": {"resolved_ts": resolved_at.timestamp(),
+                                                              "resolved_counts": counts}})
+        return True
+
+    def kiosks_with_open_alerts(self) -> list[dict]:
+        return list(self.db.kiosks.find({"open_alert_id": {"$ne": None}}, {"_outbox": 0}))
 
     def get_alert(self, alert_id: str) -> dict | None:
         return self.db.alerts.find_one({"_id": alert_id})

@@ -178,28 +178,39 @@ def test_an_alert_is_raised_once_and_resolved_once(platform, mongo):
     seq += [1, 1, 1, 1]      # 11 votes, 5 negative (45 %): resolved
     seq += [1, 2]            # still fine: not resolved again
     i = 0
-    states = []
+    states, kiosk_states = [], []
     for rating in seq:
         vote = {"id": str(uuid.uuid4()), "rating": rating, "pressedAt": t[i].isoformat()}
         i += 1
         ok(gql(platform, SUBMIT, {"votes": [vote]}, kiosk["token"]))
         states.append(db.sites.find_one({"_id": site["id"]}).get("open_alert_id"))
+        kiosk_states.append(db.kiosks.find_one({"_id": kiosk["kiosk"]["id"]}).get("open_alert_id"))
     assert [s is not None for s in states] == [False, False, False, True, True, True, True, True, True, True,
                                                False, False, False]
-    alerts = list(db.alerts.find({"site_id": site["id"]}))
-    assert len(alerts) == 1 and alerts[0]["resolved_ts"] is not None
-    listed = ok(gql(platform, "query($s: ID) { satisfactionAlerts(siteId: $s) { id counts { votes negative } "
+    # The site's only kiosk has the site's votes: its own alert follows the same episode.
+    assert [s is not None for s in kiosk_states] == [s is not None for s in states]
+    alerts = sorted(db.alerts.find({"site_id": site["id"]}), key=lambda a: a.get("kiosk_id") or "")
+    assert [a.get("kiosk_id") for a in alerts] == [None, kiosk["kiosk"]["id"]]
+    assert all(a["resolved_ts"] is not None for a in alerts)
+    listed = ok(gql(platform, "query($s: ID) { satisfactionAlerts(siteId: $s) { id kioskId counts { votes negative } "
                               "rule { windowMinutes minVotes thresholdPercent } resolvedAt } }", {"s": site["id"]}, AGENT))
-    assert len(listed["satisfactionAlerts"]) == 1 and listed["satisfactionAlerts"][0]["rule"]["minVotes"] == 4
+    site_wide = [a for a in listed["satisfactionAlerts"] if a["kioskId"] is None]
+    assert len(site_wide) == 1 and site_wide[0]["rule"]["minVotes"] == 4 and len(listed["satisfactionAlerts"]) == 2
     # On the bus, through the outbox: exactly one raised and one resolved, carrying the rule and the counts.
     wait_until(lambda: (db.sites.find_one({"_id": site["id"]}).get("_outbox_n") or 0) == 0, 10, 0.2, "outbox drained")
+    wait_until(lambda: (db.kiosks.find_one({"_id": kiosk["kiosk"]["id"]}).get("_outbox_n") or 0) == 0, 10, 0.2,
+               "kiosk outbox drained")
     received = []
     bound = queue(conn.default_channel)
     while (message := bound.get(no_ack=True)) is not None:
         received.append(message.payload)
     conn.release()
-    mine = [e for e in received if e["type"].startswith("satisfaction.alert_") and e["data"]["site_id"] == site["id"]]
+    mine = [e for e in received if e["type"].startswith("satisfaction.alert_") and e["data"]["site_id"] == site["id"]
+            and e["data"].get("kiosk_id") is None]
     assert [e["type"] for e in mine] == ["satisfaction.alert_raised", "satisfaction.alert_resolved"]
+    of_kiosk = [e["type"] for e in received if e["type"].startswith("satisfaction.alert_")
+                and e["data"].get("kiosk_id") == kiosk["kiosk"]["id"]]
+    assert of_kiosk == ["satisfaction.alert_raised", "satisfaction.alert_resolved"]
     raised = mine[0]["data"]
     assert raised["rule"]["min_votes"] == 4 and raised["counts"] == {"votes": 4, "negative": 3,
                                                                        "negative_percent": 75.0, "happy_index": 33.3}
@@ -260,6 +271,7 @@ def test_satisfaction_updates_are_pushed_over_graphql_transport_ws(platform):
             refused = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert refused["payload"]["data"] is None
             assert "Connectez-vous" in refused["payload"]["errors"][0]["message"]
+            assert refused["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
     asyncio.run(scenario())
 

@@ -102,5 +102,66 @@ def test_increments_of_votes_of_several_kiosks_add_up_per_counter():
     assert incs["site:s:day:20260309T2300"]["meta"] == {"scope": "site", "ref": "s", "gran": "day",
                                                          "t": int(datetime(2026, 3, 9, 23, tzinfo=timezone.utc).timestamp()),
                                                          "site_id": "s"}
+    # A site's minute holds each kiosk's part (the kiosks' alert windows), as flat fields.
+    minute = incs["site:s:minute:20260310T1430"]
+    assert domain.entry_inc(minute) == {"r1": 1, "total": 1, "negative": 0, "score": 100.0,
+                                        "k:k1:r1": 1, "k:k1:total": 1, "k:k1:negative": 0, "k:k1:score": 100.0}
+    assert domain.kiosk_parts({"_id": "x", "r1": 3, "k:k-1_a:r1": 2, "k:k-1_a:total": 2, "k:k2:total": 1}) == {
+        "k-1_a": {"r1": 2, "total": 2}, "k2": {"total": 1}}
     alone = domain.counter_increments(votes[:1], 4, "k1", "s")
     assert len(alone) == 5 and all(alone[k]["tally"].inc() == incs[k]["tally"].inc() for k in alone if "k1" in k)
+
+
+def _v(vid, seconds, rating=1, repeated=False, kiosk="k1"):
+    doc = {"_id": vid, "kiosk_id": kiosk, "site_id": "s", "scale": 4, "rating": rating,
+           "pressed_ts": NOW.timestamp() + seconds}
+    if repeated:
+        doc["repeated"] = True
+    return doc
+
+
+def test_replayed_flags_judge_the_first_press_against_the_one_before_the_period():
+    votes = [_v("c", 5), _v("a", 1), _v("b", 2), _v("d", 9)]  # any order
+    assert domain.replay_flags(votes, None, 3) == {"a": False, "b": True, "c": False, "d": False}
+    # The press before the period, 2 s before the first one: the first is a repeat too.
+    assert domain.replay_flags(votes, NOW.timestamp() - 1, 3) == {"a": True, "b": True, "c": False, "d": False}
+    assert domain.replay_flags(votes, NOW.timestamp() - 2, 3)["a"] is False, "3 s after: not a repeat"
+    # A chain: each press within 3 s of the previous one (flagged or not) is a repeat.
+    chain = [_v(f"v{i}", 2 * i) for i in range(4)]
+    assert domain.replay_flags(chain, None, 3) == {"v0": False, "v1": True, "v2": True, "v3": True}
+    assert not any(domain.replay_flags(chain, NOW.timestamp() - 1, 0).values()), "0 s: nothing is a repeat"
+    # Same as the ingest's rule for presses arriving in order; ties broken by id, so a replay is stable.
+    pressed = [NOW + timedelta(seconds=s) for s in (0, 1, 2, 7, 8, 20)]
+    docs = [_v(f"x{i}", s) for i, s in enumerate((0, 1, 2, 7, 8, 20))]
+    assert list(domain.replay_flags(docs, None, 3).values()) == domain.flag_repeats(pressed, None, 3)
+    tie = [_v("t2", 0), _v("t1", 0)]
+    assert domain.replay_flags(tie, None, 3) == domain.replay_flags(list(reversed(tie)), None, 3) == {"t1": False, "t2": True}
+
+
+def test_recount_deltas_move_the_flipped_votes_in_or_out_of_every_counter():
+    votes = [_v("a", 0, rating=4), _v("b", 1, rating=1, repeated=True), _v("c", 2, rating=3, repeated=True),
+             _v("d", 3600, rating=2)]
+    flags = domain.replay_flags(votes, None, 0)  # rule 0 s: nothing is a repeat
+    flag, unflag = domain.flag_flips(votes, flags)
+    assert flag == [] and [v["_id"] for v in unflag] == ["b", "c"]
+    deltas = domain.recount_deltas(flag, unflag)
+    assert sorted(deltas) == ["kiosk:k1:day:20260309T2300", "kiosk:k1:hour:20260310T1400", "site:s:day:20260309T2300",
+                              "site:s:hour:20260310T1400", "site:s:minute:20260310T1430"]
+    assert deltas["site:s:minute:20260310T1430"]["inc"]["k:k1:total"] == 2, "the kiosk's part of the window too"
+    inc = deltas["site:s:hour:20260310T1400"]["inc"]
+    assert inc == {"r1": 1, "r3": 1, "total": 2, "negative": 1, "score": round(100.0 + 100.0 / 3, 6)}
+    assert deltas["site:s:hour:20260310T1400"]["meta"]["gran"] == "hour"
+    # Back to 3 s: the same votes leave the counters again (negative deltas), the rest is untouched.
+    now_counted = [{**v, "repeated": False} for v in votes]
+    flag, unflag = domain.flag_flips(now_counted, domain.replay_flags(now_counted, None, 3))
+    assert [v["_id"] for v in flag] == ["b", "c"] and unflag == []
+    back = domain.recount_deltas(flag, unflag)
+    assert back["site:s:hour:20260310T1400"]["inc"] == {"r1": -1, "r3": -1, "total": -2, "negative": -1,
+                                                        "score": round(-100.0 - 100.0 / 3, 6)}
+    # A flag and an unflag of the same rating in one counter cancel out: no write for it.
+    swap = domain.recount_deltas([_v("p", 0, rating=2)], [_v("q", 90, rating=2, repeated=True)])
+    assert "site:s:hour:20260310T1400" not in swap and swap["site:s:minute:20260310T1431"]["inc"]["k:k1:r2"] == 1
+    assert swap["site:s:minute:20260310T1430"]["inc"]["total"] == -1
+    # Replayed twice, nothing flips the second time.
+    settled = [{**v, "repeated": flags[v["_id"]]} for v in votes]
+    assert domain.flag_flips(settled, domain.replay_flags(settled, None, 0)) == ([], [])
