@@ -334,35 +334,31 @@ class SatisfactionStore(Repository):
     # -- alerts ---------------------------------------------------------------------------------
     def raise_alert(self, site_id: str, alert: dict, event: dict) -> bool:
         """Once per episode: only a site without an open alert takes one (with its event, same write)."""
-        res = self.db.sites.update_one({"_id": site_id, "open_alert_id": None},
-                                       self.with_events({"$set": {"open_alert_id": alert["_id"]}}, [event]))
-        if res.modified_count != 1:
-            return False
-        self.db.alerts.insert_one(alert)
-        return True
+        return self._raise("sites", site_id, alert, event)
 
     def resolve_alert(self, site_id: str, alert_id: str, resolved_at: datetime, counts: dict, event: dict) -> bool:
-        res = self.db.sites.update_one({"_id": site_id, "open_alert_id": alert_id},
-                                       self.with_events({"$set": {"open_alert_id": None}}, [event]))
-        if res.modified_count != 1:
-            return False
-        self.db.alerts.update_one({"_id": alert_id}, {"$set": {"resolved_ts": resolved_at.timestamp(),
-                                                              "resolved_counts": counts}})
-        return True
+        return self._resolve("sites", site_id, alert_id, resolved_at, counts, event)
 
     def raise_kiosk_alert(self, kiosk_id: str, alert: dict, event: dict) -> bool:
         """Once per episode for a kiosk, like raise_alert for a site (the state is on the kiosk)."""
-        res = self.db.kiosks.update_one({"_id": kiosk_id, "open_alert_id": None},
-                                        self.with_events({"$set": {"open_alert_id": alert["_id"]}}, [event]))
+        return self._raise("kiosks", kiosk_id, alert, event)
+
+    def resolve_kiosk_alert(self, kiosk_id: str, alert_id: str, resolved_at: datetime, counts: dict,
+                            event: dict) -> bool:
+        return self._resolve("kiosks", kiosk_id, alert_id, resolved_at, counts, event)
+
+    def _raise(self, collection: str, owner_id: str, alert: dict, event: dict) -> bool:
+        res = self.db[collection].update_one({"_id": owner_id, "open_alert_id": None},
+                                             self.with_events({"$set": {"open_alert_id": alert["_id"]}}, [event]))
         if res.modified_count != 1:
             return False
         self.db.alerts.insert_one(alert)
         return True
 
-    def resolve_kiosk_alert(self, kiosk_id: str, alert_id: str, resolved_at: datetime, counts: dict,
-                            event: dict) -> bool:
-        res = self.db.kiosks.update_one({"_id": kiosk_id, "open_alert_id": alert_id},
-                                        self.with_events({"$set": {"open_alert_id": None}}, [event]))
+    def _resolve(self, collection: str, owner_id: str, alert_id: str, resolved_at: datetime, counts: dict,
+                 event: dict) -> bool:
+        res = self.db[collection].update_one({"_id": owner_id, "open_alert_id": alert_id},
+                                             self.with_events({"$set": {"open_alert_id": None}}, [event]))
         if res.modified_count != 1:
             return False
         self.db.alerts.update_one({"_id": alert_id}, {"$set": {"resolved_ts": resolved_at.timestamp(),
