@@ -187,7 +187,7 @@ class PublicAgenda:
                 raise ContractViolation(f"agenda.public_feed reply: {exc}") from None
             for item in feed.items:
                 known = entries.get(item.view.id)
-                if known is None or known.updated_ts != item.updated_ts or known.view != item.view.model_dump(mode="json"):
+                if known is None or known.updated_ts != item.updated_ts:  # every agenda write moves updated_at
                     entries[item.view.id] = Entry(item, self._to_node)
                     changed += 1
                 after_ts, after_id = item.updated_ts, item.view.id

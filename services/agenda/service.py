@@ -295,12 +295,11 @@ class AgendaService(ServiceBase):
         if docs is None:
             docs = self.store.public_docs_since(req.after_ts)
         cursor = (req.after_ts, req.after_id)
-        changed = sorted((d for d in docs if (_ts(d["updated_at"]), d["_id"]) > cursor),
-                         key=lambda d: (_ts(d["updated_at"]), d["_id"]))
-        page = changed[:req.first]
+        keyed = (((_ts(d["updated_at"]), d["_id"]), d) for d in docs)
+        changed = sorted(((key, d) for key, d in keyed if key > cursor), key=lambda kd: kd[0])
         return {"items": [{"view": event_view(d), "visible_from": d.get("visible_from"),
                            "price_kind": d.get("price_kind"), "search": d.get("search") or "",
-                           "updated_ts": _ts(d["updated_at"])} for d in page],
+                           "updated_ts": key[0]} for key, d in changed[:req.first]],
                 "complete": len(changed) <= req.first}
 
     @rpc

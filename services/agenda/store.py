@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne

@@ -21,7 +21,6 @@ Consuming: `@handle_event(source, type)` is nameko's event handler made reliable
 from __future__ import annotations
 
 import logging
-import sys
 import time
 import traceback
 import uuid

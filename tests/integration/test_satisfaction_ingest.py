@@ -24,10 +24,7 @@ def platform(mongo, broker):
     p.service("satisfaction")
     p.gateway()
     yield p
-    for proc in p.procs:
-        if proc.proc.poll() not in (None, 0, -15):
-            print(f"--- {proc.name} ---\n{proc.output()[-3000:]}")
-    p.stop()
+    p.stop_reporting_crashes((None, 0, -15))
 
 
 def gql(platform, query, variables=None, tok=None):

@@ -6,26 +6,15 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from kombu import Connection, Exchange, Queue
-import pytest
 
-from tests.integration.test_satisfaction_ingest import AGENT, SERIES, SUBMIT, gql, make_kiosk, make_site, ok
-from tests.support import Platform, token, wait_until
+from tests.integration.test_satisfaction_ingest import (  # noqa: F401 - platform: the same stack, per module
+    AGENT, SERIES, SUBMIT, gql, make_kiosk, make_site, ok, platform)
+from tests.support import token, wait_until
 
 RECOUNT = """mutation($k: ID!, $from: DateTime!, $to: DateTime!) {
   recountKiosk(kioskId: $k, from: $from, to: $to) { examined flagged unflagged } }"""
 UPDATE = "mutation($id: ID!, $c: KioskUpdateInput!) { updateKiosk(id: $id, changes: $c) { repeatSeconds } }"
 OFFSETS = (0, 1, 2, 10, 11, 20, 30, 31, 32, 33, 40, 50)  # with 3 s: 0, 10, 20, 30, 40, 50 count (6 of 12)
-
-
-@pytest.fixture(scope="module")
-def platform(mongo, broker):
-    mongo.drop_all()
-    p = Platform(mongo, broker, PARVIS_SATISFACTION_WATCH_INTERVAL="0.5")
-    p.service("satisfaction")
-    p.gateway()
-    yield p
-    p.stop_reporting_crashes((None, 0, -15))
-    p.stop()
 
 
 def series(platform, granularity, site_id=None, kiosk_id=None):
@@ -50,6 +39,18 @@ def minute_totals(db, site_id, kiosk_id):
     return [sum(d.get("total", 0) for d in docs), sum(d.get(f"k:{kiosk_id}:total", 0) for d in docs)]
 
 
+def kiosk_with_presses(platform, hours_ago: int):
+    """A new site and kiosk, and the OFFSETS presses sent `hours_ago` hours ago:
+    (site, kiosk, kiosk id, first press, the votes sent, the submit's report)."""
+    site = make_site(platform)
+    kiosk = make_kiosk(platform, site["id"])
+    base = (datetime.now(timezone.utc) - timedelta(hours=hours_ago)).replace(microsecond=0)
+    sent = [{"id": str(uuid.uuid4()), "rating": i % 4 + 1, "pressedAt": (base + timedelta(seconds=s)).isoformat()}
+            for i, s in enumerate(OFFSETS)]
+    report = ok(gql(platform, SUBMIT, {"votes": sent}, kiosk["token"]))["submitKioskVotes"]
+    return site, kiosk, kiosk["kiosk"]["id"], base, sent, report
+
+
 def recount(platform, kiosk_id, start, end):
     return ok(gql(platform, RECOUNT, {"k": kiosk_id, "from": start.isoformat(), "to": end.isoformat()},
                   AGENT))["recountKiosk"]
@@ -57,13 +58,8 @@ def recount(platform, kiosk_id, start, end):
 
 def test_recount_replays_the_kiosks_rule_on_flags_and_every_counter(platform, mongo):
     db = mongo.client().parvis_satisfaction
-    site = make_site(platform)
-    kiosk = make_kiosk(platform, site["id"])
-    kid = kiosk["kiosk"]["id"]
-    base = (datetime.now(timezone.utc) - timedelta(hours=2)).replace(microsecond=0)
-    sent = [{"id": str(uuid.uuid4()), "rating": i % 4 + 1, "pressedAt": (base + timedelta(seconds=s)).isoformat()}
-            for i, s in enumerate(OFFSETS)]
-    assert len(ok(gql(platform, SUBMIT, {"votes": sent}, kiosk["token"]))["submitKioskVotes"]["accepted"]) == 12
+    site, kiosk, kid, base, sent, report = kiosk_with_presses(platform, 2)
+    assert len(report["accepted"]) == 12
     original = figures(platform, site["id"], kid)
     assert original[0][0]["total"] == 6 and all(f[1] == f[2] == 6 for f in original)
     assert minute_totals(db, site["id"], kid) == [6, 6]
@@ -116,13 +112,7 @@ def test_recounts_while_the_kiosk_keeps_sending_lose_no_concurrent_vote(platform
     """Recounts move counters by the deltas of the votes they flip ($inc), never by a recomputed total: votes
     counted meanwhile by the ingest (in the same period) all stay counted."""
     db = mongo.client().parvis_satisfaction
-    site = make_site(platform)
-    kiosk = make_kiosk(platform, site["id"])
-    kid = kiosk["kiosk"]["id"]
-    base = (datetime.now(timezone.utc) - timedelta(hours=5)).replace(microsecond=0)
-    sent = [{"id": str(uuid.uuid4()), "rating": i % 4 + 1, "pressedAt": (base + timedelta(seconds=s)).isoformat()}
-            for i, s in enumerate(OFFSETS)]
-    ok(gql(platform, SUBMIT, {"votes": sent}, kiosk["token"]))
+    site, kiosk, kid, base, _, _ = kiosk_with_presses(platform, 5)
     later = base + timedelta(minutes=30)
     errors = []
 
@@ -164,13 +154,7 @@ def test_a_recount_left_half_done_by_a_crash_is_finished_once_by_the_recovery(pl
 
     db = mongo.client().parvis_satisfaction
     store = SatisfactionStore(db)
-    site = make_site(platform)
-    kiosk = make_kiosk(platform, site["id"])
-    kid = kiosk["kiosk"]["id"]
-    base = (datetime.now(timezone.utc) - timedelta(hours=3)).replace(microsecond=0)
-    sent = [{"id": str(uuid.uuid4()), "rating": i % 4 + 1, "pressedAt": (base + timedelta(seconds=s)).isoformat()}
-            for i, s in enumerate(OFFSETS)]
-    ok(gql(platform, SUBMIT, {"votes": sent}, kiosk["token"]))
+    site, kiosk, kid, base, _, _ = kiosk_with_presses(platform, 3)
     assert series(platform, "DAY", kiosk_id=kid)["total"]["total"] == 6
     for crash_point, seconds, expected in (("partial_counters", 0, 12), ("all_counters", 3, 6)):
         votes = store.kiosk_votes(kid, base.timestamp() - 60, base.timestamp() + 3600)
