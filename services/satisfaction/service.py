@@ -109,6 +109,7 @@ class IngestQueue:
         self.queued: list[Submit] = []
         self.running = 0
         self.to_close: list[tuple[str, list[str]]] = []  # rounds done whose batch document is still open
+        self.waiting: list[Submit] = []  # submits of rounds done, released by the next round (see _lead)
 
     def submit(self, service: "SatisfactionService", job: Submit) -> Submit:
         """Store the submit's votes (in a round with others); returns it with `stored` and `duplicates` set."""
@@ -131,8 +132,19 @@ class IngestQueue:
             votes += len(job.docs)
         counted = None
         close, self.to_close = self.to_close, []
+        waiting, self.waiting = self.waiting, []
+
+        def release() -> None:
+            """Let the submits of the rounds before this one reply: called once this round's votes are sent
+            to the database, so that their replies (and the metrics) run while it writes them, instead of
+            delaying the round's first, short write (green threads run one at a time)."""
+            nonlocal waiting
+            for job in waiting:
+                job.done.send("done")
+            waiting = []
+
         try:
-            counted = service._store_group(group, close)
+            counted = service._store_group(group, close, release)
             self.to_close.append((counted[2], counted[3]))
         except BaseException as exc:  # every submit of the round fails with it (the leader re-raises it)
             self.to_close.extend(close)  # maybe not closed: the next round closes them (again: harmless)
@@ -141,12 +153,16 @@ class IngestQueue:
                 job.error = other
             first.error = exc
         finally:
-            if self.queued:
-                self.queued.pop(0).done.send("lead")  # the next round, led by the first queued submit
+            release()  # when the round failed before sending its votes
+            handed = bool(self.queued)
+            if handed:  # the next round, led by the first queued submit, releases this one's submits
+                first.done = GreenEvent()
+                self.waiting.extend(group)
+                self.queued.pop(0).done.send("lead")
             else:
                 self.running -= 1
-            for job in group[1:]:
-                job.done.send("done")
+                for job in group[1:]:
+                    job.done.send("done")
         if self.running == 0 and self.to_close:  # no round follows to close them: now
             close, self.to_close = self.to_close, []
             try:
@@ -154,8 +170,9 @@ class IngestQueue:
             except Exception:  # noqa: BLE001 - still open: the next round (or recovery) closes them
                 log.warning("closing %d batches failed; left to the next round", len(close), exc_info=True)
                 self.to_close.extend(close)
-        if counted is not None:  # the metrics, once the next round has sent its first write
-            eventlet.sleep(0)
+        if handed:
+            first.done.wait()
+        if counted is not None:
             service._observe(counted[0], counted[1])
 
 
@@ -317,7 +334,8 @@ class SatisfactionService(ServiceBase):
             self._seen(kiosk, site, {})
         return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
 
-    def _store_group(self, jobs: list["Submit"], close: list) -> tuple[list[dict], float, str, list[str]]:
+    def _store_group(self, jobs: list["Submit"], close: list,
+                     sent=lambda: None) -> tuple[list[dict], float, str, list[str]]:
         """One round of writes for the votes of several submits (see IngestQueue): batch document (closing
         those of the previous rounds), votes, the kiosks' latest presses, counters; each submit learns which
         of its votes it stored. Returns the votes stored and when they were counted (for the metrics), the
@@ -326,6 +344,7 @@ class SatisfactionService(ServiceBase):
         batch = self.store.open_batch([d["_id"] for d in docs], close)
         for d in docs:
             d["batch"] = batch
+        sent()  # wakes green threads that run once this one waits for the insert, after sending it
         failed = self.store.insert_votes_indexed(docs)
         position = 0
         stored: list[dict] = []
