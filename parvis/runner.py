@@ -34,10 +34,10 @@ def load_class(path: str):
     return getattr(importlib.import_module(module), cls)
 
 
-def nameko_config(settings: config.Settings) -> dict:
+def nameko_config(settings: config.Settings, name: str | None = None) -> dict:
     return {
         "AMQP_URI": settings.amqp_url,
-        "max_workers": int(os.environ.get("PARVIS_MAX_WORKERS", "10")),
+        "max_workers": config.max_workers(name),
         "serializer": "json",
         "HEARTBEAT": 30,
         "PARVIS_OUTBOX_HOLD": os.environ.get("PARVIS_OUTBOX_HOLD", "0"),
@@ -50,7 +50,7 @@ def run(name: str) -> None:
     settings = config.load()
     logs.configure(name, os.environ.get("PARVIS_LOG_LEVEL", "INFO"))
     log = logging.getLogger("parvis.runner")
-    runner = ServiceRunner(nameko_config(settings))
+    runner = ServiceRunner(nameko_config(settings, name))
     runner.add_service(load_class(SERVICE_CLASSES[name]))
 
     def shutdown(signum, frame):
