@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import json
 import logging
 import re
 import time
@@ -28,6 +27,7 @@ from contracts.platform import Caller
 from gateway import auth
 from gateway.errors import map_errors
 from gateway.fastpath import FastQueries
+from gateway.fastvotes import FastKioskVotes
 from gateway.readmodel import PublicAgenda
 from gateway.routes import all_routes
 from gateway.rpc import RpcClient
@@ -168,6 +168,7 @@ class Gateway:
         self.schema = build_schema(production=self.settings.production)
         self.public_agenda = PublicAgenda(self._public_call, to_event, self.settings.amqp_url)
         self.fast = FastQueries(self.schema, self.public_agenda)
+        self.fast_votes = FastKioskVotes(self.schema, production=self.settings.production)
         self._tasks: list[asyncio.Task] = []
 
     async def _public_call(self, service: str, method: str, **kwargs):
@@ -275,19 +276,22 @@ class AuthMiddleware:
         return await self.app(scope, receive, send)
 
 
-class FastPublicQueries:
-    """Anonymous (or citizen) JSON POSTs that gateway/fastpath.py can answer are answered there; the rest,
-    with the body replayed, go to Strawberry. Sits after AuthMiddleware: a bad token never gets here."""
+class FastPaths:
+    """JSON POSTs that a compiled path can answer are answered there: anonymous (or citizen) `events` queries
+    (gateway/fastpath.py) and kiosks' vote submits (gateway/fastvotes.py); the rest, with the body replayed,
+    go to Strawberry. Sits after AuthMiddleware: a bad token never gets here."""
 
     def __init__(self, app: ASGIApp, gateway: Gateway):
         self.app, self.gateway = app, gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         caller = scope.get("state", {}).get("caller")
+        if scope["type"] != "http" or scope["method"] != "POST" or caller is None:
+            return await self.app(scope, receive, send)
+        public = caller.role in ("public", "citizen") and self.gateway.public_agenda.ready
+        kiosk = caller.role == "kiosk" and self.gateway.fast_votes.enabled
         headers = dict(scope.get("headers") or [])
-        if (scope["type"] != "http" or scope["method"] != "POST" or caller is None
-                or caller.role not in ("public", "citizen") or not self.gateway.public_agenda.ready
-                or not headers.get(b"content-type", b"").startswith(b"application/json")):
+        if not (public or kiosk) or not headers.get(b"content-type", b"").startswith(b"application/json"):
             return await self.app(scope, receive, send)
         chunks, more = [], True
         while more:
@@ -298,10 +302,19 @@ class FastPublicQueries:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         try:
-            payload = json.loads(body)
-        except ValueError:
+            payload = orjson.loads(body)
+        except ValueError:  # orjson.JSONDecodeError: Strawberry answers with its own message
             payload = None
-        result = self.gateway.fast.execute(payload) if payload is not None else None
+        result = None
+        if payload is not None and public:
+            result = self.gateway.fast.execute(payload)
+        elif payload is not None:
+            cid = scope.get("state", {}).get("correlation_id") or uuid.uuid4().hex
+
+            async def submit(votes: list[dict]) -> dict:
+                return await self.gateway.call("satisfaction", "submit_votes", caller=caller, correlation_id=cid,
+                                               timeout=30.0, votes=votes)
+            result = await self.gateway.fast_votes.execute(payload, submit)
         if result is not None:
             data = orjson.dumps(result)
             await send({"type": "http.response.start", "status": 200,
@@ -337,7 +350,7 @@ def create_app(settings: config.Settings | None = None) -> Starlette:
             Route("/healthz", gateway.healthz),
             Route("/readyz", gateway.readyz),
             Route("/metrics", gateway.metrics),
-            Route("/graphql", AuthMiddleware(FastPublicQueries(graphql, gateway), gateway), methods=["GET", "POST"]),
+            Route("/graphql", AuthMiddleware(FastPaths(graphql, gateway), gateway), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
             *all_routes(gateway),
         ],

@@ -1,0 +1,220 @@
+"""`submitKioskVotes` without the general GraphQL executor: the kiosks' hottest write, compiled once per document.
+
+Why: through Strawberry, a 100-vote submit cost the gateway ~3.5 ms of CPU, most of it graphql-core coercing
+the `votes` variable field by field (and dateutil parsing each `pressedAt`) and then completing the answer; on
+a 2-core machine that CPU is taken from the service and the database that count the votes. As for the public
+`events` query (gateway/fastpath.py), a document is parsed and validated once (with the same limits as every
+request) and compiled into a plan; a request then only checks its variables and renders the service's report.
+
+What it answers: an HTTP POST by a kiosk token whose operation is a mutation made only of `submitKioskVotes`
+(aliases allowed), its `votes` argument a variable of type `[KioskVoteInput!]!`, the selections plain fields
+(aliases, `__typename`; no fragments, no directives). It accepts a subset of what GraphQL accepts, and gives
+it the same meaning: ids that are strings or integers, ratings that are 32-bit integers, follow-up and
+comment strings or null, and `pressedAt` in the usual ISO 8601 form (`2026-11-26T09:30:00.250+01:00`, or
+`Z`), parsed to the same instant as Strawberry's DateTime scalar. Anything else (another shape, a value in
+another form, more than 500 votes, a document that fails validation) returns None and the request goes to
+Strawberry, which answers or explains the error as always. An error of the service is answered here in
+Strawberry's form (same message, code, location and path; tests/unit/test_fastvotes.py compares both).
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any, Awaitable, Callable
+
+from graphql import FieldNode, GraphQLError, OperationType, VariableNode, parse, print_ast, specified_rules, validate
+from graphql.utilities import get_operation_ast
+from prometheus_client import Counter
+from strawberry.permission import PermissionExtension
+
+from gateway.errors import GRAPHQL_DURATION, GRAPHQL_OPERATIONS, map_error
+from gateway.schema import _LIMIT_RULES, MAX_TOKENS
+
+FIELD = "submitKioskVotes"
+VOTE_TYPE = "[KioskVoteInput!]!"
+VOTE_FIELDS = {"id": "ID!", "rating": "Int!", "pressedAt": "DateTime!", "followUp": "String", "comment": "String"}
+REPORT_FIELDS = {"accepted", "duplicates", "rejected", "__typename"}
+REJECTED_FIELDS = {"id", "reason", "__typename"}
+MAX_VOTES = 500
+MAX_SELECTIONS = 40
+PLAN_CACHE_SIZE = 64
+INT_MIN, INT_MAX = -(2 ** 31), 2 ** 31 - 1
+# Hours 00-23 only: dateutil (Strawberry's DateTime) reads 24:00 as the next midnight, fromisoformat refuses it.
+ISO_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})\Z")
+
+FAST_VOTES = Counter("parvis_gateway_fast_votes_total", "Kiosk vote submits answered by the compiled path, or not",
+                     ["outcome"])
+
+Call = Callable[[list[dict]], Awaitable[dict]]
+
+
+class Plan:
+    __slots__ = ("node", "key", "variable", "render")
+
+    def __init__(self, node: FieldNode, key: str, variable: str, render: Callable[[dict], dict]):
+        self.node, self.key, self.variable, self.render = node, key, variable, render
+
+
+class Unsupported(Exception):
+    """Not for the compiled path: Strawberry answers."""
+
+
+class FastKioskVotes:
+    def __init__(self, schema, production: bool = False):
+        self.gql = schema._schema
+        self.production = production
+        self.plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+        self.enabled = self._schema_matches()
+
+    def _schema_matches(self) -> bool:
+        """The plan below assumes the schema's shape of the mutation: if it changes, every submit goes to
+        Strawberry (and tests/unit/test_fastvotes.py fails) until this module follows."""
+        mutation = self.gql.mutation_type
+        field = mutation.fields.get(FIELD) if mutation else None
+        if field is None or set(field.args) != {"votes"} or str(field.args["votes"].type) != VOTE_TYPE:
+            return False
+        sfield = field.extensions.get("strawberry-definition")
+        # Only the kiosk permission (Strawberry holds it as a PermissionExtension): checked here by the role.
+        if (sfield is None or [p.__name__ for p in sfield.permission_classes] != ["IsKiosk"]
+                or any(not isinstance(e, PermissionExtension) for e in sfield.extensions)):
+            return False
+        vote_type = field.args["votes"].type.of_type.of_type.of_type
+        return {name: str(f.type) for name, f in vote_type.fields.items()} == VOTE_FIELDS
+
+    # -- compiling -------------------------------------------------------------------------------
+    def plan(self, query: str, operation_name: str | None) -> Plan | None:
+        key = (query, operation_name)
+        if key in self.plans:
+            self.plans.move_to_end(key)
+            return self.plans[key]
+        try:
+            plan = self._compile(query, operation_name)
+        except (Unsupported, GraphQLError, ValueError):  # ValueError: not exactly one field (argument)
+            plan = None
+        self.plans[key] = plan
+        if len(self.plans) > PLAN_CACHE_SIZE:
+            self.plans.popitem(last=False)
+        return plan
+
+    def _compile(self, query: str, operation_name: str | None) -> Plan:
+        document = parse(query, max_tokens=MAX_TOKENS)
+        if validate(self.gql, document, [*specified_rules, *_LIMIT_RULES]):
+            raise Unsupported("invalid document")
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation is not OperationType.MUTATION:
+            raise Unsupported("not a mutation")
+        if any(d.kind != "operation_definition" for d in document.definitions) or operation.directives:
+            raise Unsupported("fragments or directives")
+        (node,) = _fields(operation.selection_set, {FIELD})
+        definitions = operation.variable_definitions or ()
+        (argument,) = node.arguments
+        if (len(definitions) != 1 or not isinstance(argument.value, VariableNode)
+                or definitions[0].variable.name.value != argument.value.name.value
+                or print_ast(definitions[0].type) != VOTE_TYPE or definitions[0].default_value is not None
+                or definitions[0].directives):
+            raise Unsupported("votes not given as one [KioskVoteInput!]! variable")
+        report = _fields(node.selection_set, REPORT_FIELDS)
+        steps = []
+        for sel in report:
+            key = sel.alias.value if sel.alias else sel.name.value
+            if sel.name.value == "__typename":
+                steps.append((key, None, "VoteSubmitReport"))
+            elif sel.name.value == "rejected":
+                inner = [(s.alias.value if s.alias else s.name.value, s.name.value)
+                         for s in _fields(sel.selection_set, REJECTED_FIELDS)]
+                steps.append((key, "rejected", inner))
+            else:
+                steps.append((key, sel.name.value, None))
+        if len(report) + sum(len(x[2]) for x in steps if x[1] == "rejected") > MAX_SELECTIONS:
+            raise Unsupported("too many selections")
+
+        def render(r: dict) -> dict:
+            out = {}
+            for key, name, extra in steps:
+                if name is None:
+                    out[key] = extra
+                elif name == "rejected":
+                    out[key] = [{k: ("RejectedVote" if n == "__typename" else x[n]) for k, n in extra}
+                                for x in r["rejected"]]
+                else:
+                    out[key] = list(r[name])
+            return out
+
+        return Plan(node, node.alias.value if node.alias else FIELD, definitions[0].variable.name.value, render)
+
+    # -- executing -------------------------------------------------------------------------------
+    async def execute(self, payload: Any, call: Call) -> dict | None:
+        """The response to a kiosk's submit, or None when Strawberry must answer it. `call(votes)` is the RPC
+        to the satisfaction service, with the caller and correlation id of the request."""
+        if not self.enabled or not isinstance(payload, dict):
+            return None
+        query, variables = payload.get("query"), payload.get("variables")
+        operation_name = payload.get("operationName")
+        if not isinstance(query, str) or not isinstance(variables, dict) or not (
+                operation_name is None or isinstance(operation_name, str)):
+            return None
+        plan = self.plan(query, operation_name)
+        if plan is None:
+            FAST_VOTES.labels("not_compiled").inc()
+            return None
+        votes = coerce_votes(variables.get(plan.variable))  # other variables: ignored, as GraphQL does
+        if votes is None:
+            FAST_VOTES.labels("fallback").inc()
+            return None
+        FAST_VOTES.labels("served").inc()
+        started = time.perf_counter()
+        try:
+            report = await call(votes)
+        except Exception as exc:  # noqa: BLE001 - answered as Strawberry answers an error of the resolver
+            error = GraphQLError(str(exc), nodes=[plan.node], path=[plan.key], original_error=exc)
+            outcome, response = "error", {"data": None, "errors": [map_error(error, self.production).formatted]}
+        else:
+            outcome, response = "ok", {"data": {plan.key: plan.render(report)}}
+        GRAPHQL_OPERATIONS.labels("mutation", FIELD, outcome).inc()
+        GRAPHQL_DURATION.labels("mutation", FIELD).observe(time.perf_counter() - started)
+        return response
+
+
+def _fields(selection_set, allowed: set[str]) -> list[FieldNode]:
+    if selection_set is None:
+        raise Unsupported("no selections")
+    out, keys = [], set()
+    for sel in selection_set.selections:
+        if not isinstance(sel, FieldNode) or sel.directives or sel.name.value not in allowed:
+            raise Unsupported("not a plain field of the expected ones")
+        key = sel.alias.value if sel.alias else sel.name.value
+        if key in keys:
+            raise Unsupported("a response key selected twice (field merging)")
+        keys.add(key)
+        out.append(sel)
+    if not out:
+        raise Unsupported("no selections")
+    return out
+
+
+def coerce_votes(value: Any) -> list[dict] | None:
+    """The votes as the service takes them (as the schema's KioskVoteInput hook builds them), or None when a
+    value is not in one of the forms this path reads (Strawberry then coerces it, or explains why not)."""
+    if not isinstance(value, list) or not value or len(value) > MAX_VOTES:
+        return None
+    out = []
+    for vote in value:
+        if not isinstance(vote, dict) or not vote.keys() <= VOTE_FIELDS.keys():
+            return None
+        vid, rating, pressed = vote.get("id"), vote.get("rating"), vote.get("pressedAt")
+        follow_up, comment = vote.get("followUp"), vote.get("comment")
+        if type(vid) is int:
+            vid = str(vid)
+        if (type(vid) is not str or type(rating) is not int or not INT_MIN <= rating <= INT_MAX
+                or type(pressed) is not str or not ISO_INSTANT.match(pressed)
+                or not (follow_up is None or type(follow_up) is str) or not (comment is None or type(comment) is str)):
+            return None
+        try:
+            at = datetime.fromisoformat(pressed)
+        except ValueError:
+            return None
+        out.append({"id": vid, "rating": rating, "pressed_at": at.isoformat(), "follow_up": follow_up,
+                    "comment": comment})
+    return out
