@@ -25,7 +25,7 @@ from operator import attrgetter
 from typing import Any, Callable
 
 from graphql import (FieldNode, FragmentSpreadNode, GraphQLEnumType, GraphQLList, GraphQLNonNull, GraphQLObjectType,
-                     GraphQLScalarType, InlineFragmentNode, OperationType, parse, validate)
+                     GraphQLScalarType, InlineFragmentNode, OperationType, parse, specified_rules, validate)
 from graphql.error import GraphQLError
 from graphql.execution.values import get_argument_values, get_directive_values, get_variable_values
 from graphql.type import GraphQLIncludeDirective, GraphQLSkipDirective
@@ -34,6 +34,7 @@ from prometheus_client import Counter
 from strawberry.types.arguments import convert_arguments
 
 from gateway.errors import GRAPHQL_DURATION, GRAPHQL_OPERATIONS
+from gateway.schema import _LIMIT_RULES, MAX_TOKENS
 from gateway.schema.agenda import public_connection
 
 BACKREF = "strawberry-definition"
@@ -99,8 +100,8 @@ class FastQueries:
         return plan
 
     def _compile(self, query: str, operation_name: str | None) -> Plan:
-        document = parse(query)
-        if validate(self.gql, document):
+        document = parse(query, max_tokens=MAX_TOKENS)
+        if validate(self.gql, document, [*specified_rules, *_LIMIT_RULES]):  # the limits every request has
             raise Unsupported("invalid document")
         operation = get_operation_ast(document, operation_name)
         if operation is None or operation.operation is not OperationType.QUERY:

@@ -158,6 +158,7 @@ def test_the_copy_follows_the_agenda_rules(setup):
     ("{ events(after: \"garbage!!\") { totalCount } }", {}),  # a bad cursor
     ("{ events { edges { node { id title } } edges { node { status } } } }", {}),  # field merging
     ("{ events { totalCount @deprecated } }", {}),
+    ("{ " + " ".join(f"a{i}: events {{ totalCount }}" for i in range(31)) + " }", {}),  # over the alias limit
 ])
 def test_everything_else_goes_to_strawberry(setup, query, variables):
     _, _, fast = setup
