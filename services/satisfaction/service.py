@@ -4,6 +4,7 @@ Thin: rules in domain.py, storage (and the exactly-once counting scheme) in stor
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -422,13 +423,21 @@ class SatisfactionService(ServiceBase):
         if GAUGE_AT.get(site["_id"], 0.0) > time.monotonic():
             return
         GAUGE_AT[site["_id"]] = time.monotonic() + GAUGE_EVERY_SECONDS
-        today = self.store.counters("site", site["_id"], "day", domain.day_start(now), now + timedelta(seconds=1))
+        self._index_gauge(site["_id"], now)
+
+    def _index_gauge(self, site_id: str, now: datetime) -> None:
+        """The site's Happy Index today (Europe/Paris); no series for a site without votes today, so that
+        yesterday's figure does not stay on the dashboards after midnight."""
+        today = self.store.counters("site", site_id, "day", domain.day_start(now), now + timedelta(seconds=1))
         tally = domain.Tally.empty()
         for doc in today:
             tally.add_doc(doc)
         index = domain.happy_index(tally.score, tally.total)
         if index is not None:
-            HAPPY_INDEX.labels(site["_id"]).set(index)
+            HAPPY_INDEX.labels(site_id).set(index)
+        else:
+            with contextlib.suppress(KeyError):  # never set
+                HAPPY_INDEX.remove(site_id)
 
     def _evaluate_alert(self, site: dict, now: datetime, kiosks: list[dict] = (), site_too: bool = True) -> None:
         """The site's rule over the site's window and over each given kiosk's own window (one read for all),
@@ -544,7 +553,8 @@ class SatisfactionService(ServiceBase):
 
     @timer(interval=WATCH_INTERVAL, eager=True)
     def watch(self) -> None:
-        """Kiosks silent during opening hours go offline (once); open alerts are re-checked as time passes."""
+        """Kiosks silent during opening hours go offline (once); open alerts are re-checked as time passes;
+        the sites' gauges (kiosks offline, Happy Index of the day) follow."""
         now = utcnow()
         sites = {s["_id"]: s for s in self.store.list_sites()}
         for kiosk in self.store.silent_kiosks(now - timedelta(seconds=KIOSK_SILENCE)):
@@ -564,6 +574,8 @@ class SatisfactionService(ServiceBase):
                 offline[kiosk["site_id"]] += 1
         for sid, n in offline.items():
             KIOSKS_OFFLINE.labels(sid).set(n)
+            if GAUGE_AT.get(sid, 0.0) <= time.monotonic():  # not refreshed by a vote lately (e.g. a new day)
+                self._index_gauge(sid, now)
         open_sites = self.store.sites_with_open_alerts()
         ALERTS_OPEN.set(len(open_sites))
         open_kiosks: dict[str, list[dict]] = {}

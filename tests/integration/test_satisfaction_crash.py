@@ -185,3 +185,36 @@ def test_two_submits_in_one_round_sharing_a_vote_store_and_count_it_once(mongo):
     store.finish_batches([(batch, counter_ids)])
     assert db.batches.count_documents({}) == 0
     client.drop_database("parvis_satisfaction_round")
+
+
+def test_the_happy_index_gauge_shows_today_only(mongo):
+    """The gauge is the site's index of the day: set from the day's counters, and gone (no series) on a day
+    without votes, e.g. after midnight, instead of showing yesterday's figure."""
+    from services.satisfaction.service import HAPPY_INDEX, SatisfactionService, Submit
+    from services.satisfaction.store import SatisfactionStore
+
+    client = mongo.client()
+    client.drop_database("parvis_satisfaction_gauge")
+    db = client.parvis_satisfaction_gauge
+    store = SatisfactionStore(db)
+    store.ensure_indexes()
+    service = SatisfactionService.__new__(SatisfactionService)
+    service.store = store
+    site = {"_id": "site-g", "name": "Médiathèque", "commune": "labege", "competence": "Culture", "alerts": {}}
+    db.sites.insert_one(site)
+    kiosk = {"_id": "kiosk-g", "site_id": "site-g", "scale": 4, "last_pressed_at": None}
+    now = datetime.now(timezone.utc)
+    docs = [{"_id": str(uuid.uuid4()), "kiosk_id": "kiosk-g", "site_id": "site-g", "rating": rating, "scale": 4,
+             "pressed_ts": now.timestamp() - 5 + i, "received_ts": now.timestamp()} for i, rating in enumerate((1, 1, 4))]
+
+    def gauge():
+        return {s.labels["site"]: s.value for m in HAPPY_INDEX.collect() for s in m.samples}.get("site-g")
+
+    service._index_gauge("site-g", now)
+    assert gauge() is None
+    stored, _, batch, counter_ids = service._store_group([Submit(docs, kiosk, site)], [])
+    service._index_gauge("site-g", now)
+    assert gauge() == pytest.approx(66.7)  # (100 + 100 + 0) / 3, to one decimal
+    service._index_gauge("site-g", now + timedelta(days=1))
+    assert gauge() is None, "a new day without votes: no figure"
+    client.drop_database("parvis_satisfaction_gauge")
