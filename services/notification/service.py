@@ -548,8 +548,10 @@ class NotificationService(ServiceBase):
 
     @handle_event("satisfaction", satisfaction_c.AlertResolved.event_type)
     def on_alert_resolved(self, data: satisfaction_c.AlertResolved, envelope) -> None:
+        where = f" à la borne {data.kiosk_name}" if data.kiosk_name else ""
         self._site_alert(envelope, data, "Fin d'alerte satisfaction",
-                         f"La satisfaction est revenue au-dessus du seuil ({data.counts.negative_percent:.0f} % d'avis négatifs).")
+                         f"La satisfaction est revenue au-dessus du seuil{where} "
+                         f"({data.counts.negative_percent:.0f} % d'avis négatifs).")
 
     @handle_event("satisfaction", satisfaction_c.KioskOffline.event_type)
     def on_kiosk_offline(self, data: satisfaction_c.KioskOffline, envelope) -> None:
