@@ -100,8 +100,11 @@ class IngestQueue:
     when a round ends, its leader hands the lead to the first queued submit, which takes everything queued.
     A worker replies only after its round has stored its votes and applied their counters; a round that
     fails fails each of its submits (the kiosks resend; what was stored is a duplicate then, counted once by
-    the recovery of the round's batch document). Green threads of one process: no lock is needed, as no
-    green thread switch happens between reading and changing this state.
+    the recovery of the round's batch document). When a round hands the lead on, its submits reply only once
+    the next round has sent its votes (or after RELEASE_AFTER): green threads run one at a time, and replies
+    (and their metrics) run between the next round's first, short write and its answer otherwise, holding
+    it up; while the database writes the votes, they cost nothing. Green threads of one process: no lock is
+    needed, as no green thread switch happens between reading and changing this state.
     """
 
     def __init__(self, rounds: int = 1, max_votes: int = 2000):
@@ -110,7 +113,7 @@ class IngestQueue:
         self.queued: list[Submit] = []
         self.running = 0
         self.to_close: list[tuple[str, list[str]]] = []  # rounds done whose batch document is still open
-        self.waiting: list[Submit] = []  # submits of rounds done, released by the next round (see _lead)
+        self.waiting: list[list[Submit]] = []  # rounds done whose submits wait to reply (see _release)
 
     def submit(self, service: "SatisfactionService", job: Submit) -> Submit:
         """Store the submit's votes (in a round with others); returns it with `stored` and `duplicates` set."""
@@ -133,19 +136,8 @@ class IngestQueue:
             votes += len(job.docs)
         counted = None
         close, self.to_close = self.to_close, []
-        waiting, self.waiting = self.waiting, []
-
-        def release() -> None:
-            """Let the submits of the rounds before this one reply: called once this round's votes are sent
-            to the database, so that their replies (and the metrics) run while it writes them, instead of
-            delaying the round's first, short write (green threads run one at a time)."""
-            nonlocal waiting
-            for job in waiting:
-                job.done.send("done")
-            waiting = []
-
         try:
-            counted = service._store_group(group, close, release)
+            counted = service._store_group(group, close, self._release)
             self.to_close.append((counted[2], counted[3]))
         except BaseException as exc:  # every submit of the round fails with it (the leader re-raises it)
             self.to_close.extend(close)  # maybe not closed: the next round closes them (again: harmless)
@@ -154,11 +146,12 @@ class IngestQueue:
                 job.error = other
             first.error = exc
         finally:
-            release()  # when the round failed before sending its votes
+            self._release()  # when the round failed before sending its votes
             handed = bool(self.queued)
             if handed:  # the next round, led by the first queued submit, releases this one's submits
                 first.done = GreenEvent()
-                self.waiting.extend(group)
+                self.waiting.append(group)
+                eventlet.spawn_after(RELEASE_AFTER, self._release, group)  # if its first write is slow
                 self.queued.pop(0).done.send("lead")
             else:
                 self.running -= 1
@@ -176,7 +169,20 @@ class IngestQueue:
         if counted is not None:
             service._observe(counted[0], counted[1])
 
+    def _release(self, group: list[Submit] | None = None) -> None:
+        """Let the submits of rounds done reply: all of them (a round is sending its votes), or one round's."""
+        if group is None:
+            groups, self.waiting = self.waiting, []
+        elif any(g is group for g in self.waiting):
+            groups, self.waiting = [group], [g for g in self.waiting if g is not group]
+        else:
+            return  # released already
+        for g in groups:
+            for job in g:
+                job.done.send("done")
 
+
+RELEASE_AFTER = 0.2  # seconds: the longest a finished round's submits wait for the next round's votes to leave
 # Rounds at once: 1 suits nx-27017 (one writer); a real MongoDB may take more (PARVIS_INGEST_ROUNDS).
 INGEST = IngestQueue(rounds=int(os.environ.get("PARVIS_INGEST_ROUNDS", "1")))
 GAUGE_AT: dict[str, float] = {}
