@@ -323,9 +323,10 @@ class AgendaService(ServiceBase):
         QUEUE_SIZE.labels("revision").set(counts["revisions"])
         return {**page, "counts": counts}
 
-    @timer(interval=30)
+    @timer(interval=30, eager=True)
     def refresh_queue_gauge(self) -> None:
-        """Counting scans on nx-27017: done here and in moderation_queue, not on every transition."""
+        """Counting scans on nx-27017: done here and in moderation_queue, not on every transition; at start
+        too, so that the dashboards show the queue from the first scrape."""
         self._gauge()
 
     @timer(interval=ANNOUNCE_EVERY)

@@ -170,8 +170,10 @@ def test_duplicate_warning_and_recurrence(platform):
 def test_scheduled_publication_and_metrics(platform):
     agent = token("agent")
     later = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
+    organizer = token("organizer", org=LABEGE)
     eid = ok(gql(platform, CREATE, {"e": event_input(title="Vernissage secret", publishAt=later)},
-                 token("organizer", org=LABEGE)))["createEvent"]["id"]
+                 organizer))["createEvent"]["id"]
+    ok(gql(platform, "mutation($id: ID!) { submitEvent(id: $id) { id } }", {"id": eid}, organizer))
     ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { id } }", {"id": eid}, agent))
     assert ok(gql(platform, "query($id: ID!) { event(id: $id) { id } }", {"id": eid}))["event"] is None
     assert ok(gql(platform, SEARCH, {"f": {"text": "vernissage"}, "first": 5}))["events"]["totalCount"] == 0
