@@ -77,32 +77,49 @@ class Plan:
         self.operation, self.root = operation, root
 
 
-class FastQueries:
-    def __init__(self, schema, public_agenda):
+class PlanCache:
+    """Documents compiled once: plans kept by (query, operation name), the least recently used dropped first;
+    a None plan means "not for the compiled path" (Strawberry answers). Subclasses write `_compile`."""
+
+    size = PLAN_CACHE_SIZE
+
+    def __init__(self, schema):
         self.schema = schema  # the Strawberry schema
         self.gql = schema._schema
-        self.public = public_agenda
-        self.plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+        self.plans: OrderedDict[tuple[str, str | None], Any] = OrderedDict()
 
-    # -- compiling -------------------------------------------------------------------------------
-    def plan(self, query: str, operation_name: str | None) -> Plan | None:
+    def plan(self, query: str, operation_name: str | None):
         key = (query, operation_name)
         if key in self.plans:
             self.plans.move_to_end(key)
             return self.plans[key]
         try:
             plan = self._compile(query, operation_name)
-        except (Unsupported, GraphQLError):
+        except (Unsupported, GraphQLError, ValueError):  # ValueError: a shape unpacked where it did not fit
             plan = None
         self.plans[key] = plan
-        if len(self.plans) > PLAN_CACHE_SIZE:
+        if len(self.plans) > self.size:
             self.plans.popitem(last=False)
         return plan
 
-    def _compile(self, query: str, operation_name: str | None) -> Plan:
+    def _compile(self, query: str, operation_name: str | None):
+        raise NotImplementedError
+
+    def _document(self, query: str):
+        """Parsed and validated with the same limits as every request (depth, aliases, tokens)."""
         document = parse(query, max_tokens=MAX_TOKENS)
-        if validate(self.gql, document, [*specified_rules, *_LIMIT_RULES]):  # the limits every request has
+        if validate(self.gql, document, [*specified_rules, *_LIMIT_RULES]):
             raise Unsupported("invalid document")
+        return document
+
+
+class FastQueries(PlanCache):
+    def __init__(self, schema, public_agenda):
+        super().__init__(schema)
+        self.public = public_agenda
+
+    def _compile(self, query: str, operation_name: str | None) -> Plan:
+        document = self._document(query)
         operation = get_operation_ast(document, operation_name)
         if operation is None or operation.operation is not OperationType.QUERY:
             raise Unsupported("not a query")

@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Awaitable, Callable
 
-from graphql import FieldNode, GraphQLError, OperationType, VariableNode, parse, print_ast, specified_rules, validate
+from graphql import FieldNode, GraphQLError, OperationType, VariableNode, print_ast
 from graphql.utilities import get_operation_ast
 from prometheus_client import Counter
 from strawberry.permission import PermissionExtension
 
 from gateway.errors import GRAPHQL_DURATION, GRAPHQL_OPERATIONS, map_error
-from gateway.schema import _LIMIT_RULES, MAX_TOKENS
+from gateway.fastpath import PlanCache, Unsupported
 
 FIELD = "submitKioskVotes"
 VOTE_TYPE = "[KioskVoteInput!]!"
@@ -39,7 +38,6 @@ REPORT_FIELDS = {"accepted", "duplicates", "rejected", "__typename"}
 REJECTED_FIELDS = {"id", "reason", "__typename"}
 MAX_VOTES = 500
 MAX_SELECTIONS = 40
-PLAN_CACHE_SIZE = 64
 INT_MIN, INT_MAX = -(2 ** 31), 2 ** 31 - 1
 # Hours 00-23 only: dateutil (Strawberry's DateTime) reads 24:00 as the next midnight, fromisoformat refuses it.
 ISO_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})\Z")
@@ -57,15 +55,12 @@ class Plan:
         self.node, self.key, self.variable, self.render = node, key, variable, render
 
 
-class Unsupported(Exception):
-    """Not for the compiled path: Strawberry answers."""
+class FastKioskVotes(PlanCache):
+    size = 64
 
-
-class FastKioskVotes:
     def __init__(self, schema, production: bool = False):
-        self.gql = schema._schema
+        super().__init__(schema)
         self.production = production
-        self.plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
         self.enabled = self._schema_matches()
 
     def _schema_matches(self) -> bool:
@@ -84,24 +79,8 @@ class FastKioskVotes:
         return {name: str(f.type) for name, f in vote_type.fields.items()} == VOTE_FIELDS
 
     # -- compiling -------------------------------------------------------------------------------
-    def plan(self, query: str, operation_name: str | None) -> Plan | None:
-        key = (query, operation_name)
-        if key in self.plans:
-            self.plans.move_to_end(key)
-            return self.plans[key]
-        try:
-            plan = self._compile(query, operation_name)
-        except (Unsupported, GraphQLError, ValueError):  # ValueError: not exactly one field (argument)
-            plan = None
-        self.plans[key] = plan
-        if len(self.plans) > PLAN_CACHE_SIZE:
-            self.plans.popitem(last=False)
-        return plan
-
     def _compile(self, query: str, operation_name: str | None) -> Plan:
-        document = parse(query, max_tokens=MAX_TOKENS)
-        if validate(self.gql, document, [*specified_rules, *_LIMIT_RULES]):
-            raise Unsupported("invalid document")
+        document = self._document(query)
         operation = get_operation_ast(document, operation_name)
         if operation is None or operation.operation is not OperationType.MUTATION:
             raise Unsupported("not a mutation")
