@@ -105,6 +105,21 @@ class PlanCache:
     def _compile(self, query: str, operation_name: str | None):
         raise NotImplementedError
 
+    def planned(self, payload: Any, outcomes: Counter) -> tuple[Any, dict] | None:
+        """(plan, variables) of a request's JSON body, or None when it is not one this path compiles."""
+        if not isinstance(payload, dict):
+            return None
+        query, variables = payload.get("query"), payload.get("variables") or {}
+        operation_name = payload.get("operationName")
+        if not isinstance(query, str) or not isinstance(variables, dict) or not (
+                operation_name is None or isinstance(operation_name, str)):
+            return None
+        plan = self.plan(query, operation_name)
+        if plan is None:
+            outcomes.labels("not_compiled").inc()
+            return None
+        return plan, variables
+
     def _document(self, query: str):
         """Parsed and validated with the same limits as every request (depth, aliases, tokens)."""
         document = parse(query, max_tokens=MAX_TOKENS)
@@ -241,17 +256,10 @@ class FastQueries(PlanCache):
     # -- executing -------------------------------------------------------------------------------
     def execute(self, payload: Any, now: datetime | None = None) -> dict | None:
         """The response of a public query, or None when Strawberry must answer it."""
-        if not isinstance(payload, dict) or not self.public.ready:
+        planned = self.planned(payload, FAST_PATH) if self.public.ready else None
+        if planned is None:
             return None
-        query, variables = payload.get("query"), payload.get("variables") or {}
-        operation_name = payload.get("operationName")
-        if not isinstance(query, str) or not isinstance(variables, dict) or not (
-                operation_name is None or isinstance(operation_name, str)):
-            return None
-        plan = self.plan(query, operation_name)
-        if plan is None:
-            FAST_PATH.labels("not_compiled").inc()
-            return None
+        plan, variables = planned
         started = time.perf_counter()
         try:
             coerced = get_variable_values(self.gql, plan.operation.variable_definitions or [], variables)

@@ -127,17 +127,10 @@ class FastKioskVotes(PlanCache):
     async def execute(self, payload: Any, call: Call) -> dict | None:
         """The response to a kiosk's submit, or None when Strawberry must answer it. `call(votes)` is the RPC
         to the satisfaction service, with the caller and correlation id of the request."""
-        if not self.enabled or not isinstance(payload, dict):
+        planned = self.planned(payload, FAST_VOTES) if self.enabled else None
+        if planned is None:
             return None
-        query, variables = payload.get("query"), payload.get("variables")
-        operation_name = payload.get("operationName")
-        if not isinstance(query, str) or not isinstance(variables, dict) or not (
-                operation_name is None or isinstance(operation_name, str)):
-            return None
-        plan = self.plan(query, operation_name)
-        if plan is None:
-            FAST_VOTES.labels("not_compiled").inc()
-            return None
+        plan, variables = planned
         votes = coerce_votes(variables.get(plan.variable))  # other variables: ignored, as GraphQL does
         if votes is None:
             FAST_VOTES.labels("fallback").inc()
