@@ -55,6 +55,20 @@ def promtool_check_rules(path: Path) -> subprocess.CompletedProcess:
     return run([tool("promtool"), "check", "rules", str(path)])
 
 
+def promtool_test_rules(tmp_path: Path, input_series: str) -> None:
+    """promtool's rule unit test over our rules: `input_series` is the YAML from the series on (with the
+    test's alert_rule_test), indented for one test of a 1-minute interval."""
+    (tmp_path / "test.yml").write_text(f"""\
+rule_files: ["{RULES}"]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+""" + input_series)
+    proc = run([tool("promtool"), "test", "rules", str(tmp_path / "test.yml")])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -378,12 +392,7 @@ def test_the_alerts_fire_when_they_should(tmp_path):
     """promtool's rule unit tests: a service down, one absent, a dead letter, errors above 5 %."""
     up = "".join(f"      - series: 'up{{job=\"{job}\", instance=\"{job}:1\"}}'\n        values: '1x12'\n"
                  for job in ("consultation", "satisfaction", "payment_link", "gateway"))
-    (tmp_path / "test.yml").write_text(f"""\
-rule_files: ["{RULES}"]
-evaluation_interval: 1m
-tests:
-  - interval: 1m
-    input_series:
+    promtool_test_rules(tmp_path, f"""\
       - series: 'up{{job="agenda", instance="10.0.0.5:9100"}}'
         values: '0x12'
 {up}      - series: 'parvis_events_handled_total{{service="satisfaction", handler="on_event_published", outcome="dead_lettered"}}'
@@ -420,19 +429,12 @@ tests:
             exp_annotations:
               summary: "agenda : 16.67% des appels échouent"
 """)
-    proc = run([tool("promtool"), "test", "rules", str(tmp_path / "test.yml")])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_the_domain_alerts_fire_when_they_should(tmp_path):
     """Kiosks offline (two satisfaction instances report the same count: one alert, not a sum), permanent
     notification failures above 10 % on one channel only, a gateway whose public copy stops syncing."""
-    (tmp_path / "test.yml").write_text(f"""\
-rule_files: ["{RULES}"]
-evaluation_interval: 1m
-tests:
-  - interval: 1m
-    input_series:
+    promtool_test_rules(tmp_path, f"""\
       - series: 'parvis_satisfaction_kiosks_offline{{job="satisfaction", instance="a:9100", site="mairie"}}'
         values: '0 0 1x30'
       - series: 'parvis_satisfaction_kiosks_offline{{job="satisfaction", instance="b:9100", site="mairie"}}'
@@ -485,8 +487,6 @@ tests:
               summary: "Passerelle gw1:8000 : copie publique de l'agenda synchronisée il y a 8m 0s"
               description: "Les requêtes publiques lisent une copie figée : vérifier l'agenda et la connexion RabbitMQ de la passerelle."
 """)
-    proc = run([tool("promtool"), "test", "rules", str(tmp_path / "test.yml")])
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # -- Grafana ------------------------------------------------------------------------------------------
