@@ -190,13 +190,17 @@ class Gateway:
     def context(self, request, response) -> dict[str, Any]:
         caller = request.scope.get("state", {}).get("caller") or Caller()
         cid = request.scope.get("state", {}).get("correlation_id") or uuid.uuid4().hex
-
-        async def call(service: str, method: str, timeout: float | None = None, **kwargs):
-            return await self.call(service, method, caller=caller, correlation_id=cid, timeout=timeout, **kwargs)
-
-        return {"request": request, "response": response, "caller": caller, "rpc": self.rpc, "call": call,
+        return {"request": request, "response": response, "caller": caller, "rpc": self.rpc,
+                "call": self.caller_call(caller, cid),
                 "correlation_id": cid, "revocations": self.revocations, "settings": self.settings,
                 "public_agenda": self.public_agenda}
+
+    def caller_call(self, caller: Caller, correlation_id: str):
+        """`call(service, method, timeout=None, **kwargs)` on behalf of one request's caller."""
+        async def call(service: str, method: str, timeout: float | None = None, **kwargs):
+            return await self.call(service, method, caller=caller, correlation_id=correlation_id, timeout=timeout,
+                                   **kwargs)
+        return call
 
     async def call(self, service: str, method: str, *, caller: Caller, correlation_id: str,
                    timeout: float | None = None, **kwargs):
@@ -309,12 +313,9 @@ class FastPaths:
         if payload is not None and public:
             result = self.gateway.fast.execute(payload)
         elif payload is not None:
-            cid = scope.get("state", {}).get("correlation_id") or uuid.uuid4().hex
-
-            async def submit(votes: list[dict]) -> dict:
-                return await self.gateway.call("satisfaction", "submit_votes", caller=caller, correlation_id=cid,
-                                               timeout=30.0, votes=votes)
-            result = await self.gateway.fast_votes.execute(payload, submit)
+            call = self.gateway.caller_call(caller, scope.get("state", {}).get("correlation_id") or uuid.uuid4().hex)
+            result = await self.gateway.fast_votes.execute(
+                payload, lambda votes: call("satisfaction", "submit_votes", timeout=30.0, votes=votes))
         if result is not None:
             data = orjson.dumps(result)
             await send({"type": "http.response.start", "status": 200,
