@@ -37,7 +37,6 @@ VOTE_FIELDS = {"id": "ID!", "rating": "Int!", "pressedAt": "DateTime!", "followU
 REPORT_FIELDS = {"accepted", "duplicates", "rejected", "__typename"}
 REJECTED_FIELDS = {"id", "reason", "__typename"}
 MAX_VOTES = 500
-MAX_SELECTIONS = 40
 INT_MIN, INT_MAX = -(2 ** 31), 2 ** 31 - 1
 # Hours 00-23 only: dateutil (Strawberry's DateTime) reads 24:00 as the next midnight, fromisoformat refuses it.
 ISO_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})\Z")
@@ -86,7 +85,7 @@ class FastKioskVotes(PlanCache):
             raise Unsupported("not a mutation")
         if any(d.kind != "operation_definition" for d in document.definitions) or operation.directives:
             raise Unsupported("fragments or directives")
-        (node,) = _fields(operation.selection_set, {FIELD})
+        ((key, node),) = _fields(operation.selection_set, {FIELD})
         definitions = operation.variable_definitions or ()
         (argument,) = node.arguments
         if (len(definitions) != 1 or not isinstance(argument.value, VariableNode)
@@ -94,20 +93,15 @@ class FastKioskVotes(PlanCache):
                 or print_ast(definitions[0].type) != VOTE_TYPE or definitions[0].default_value is not None
                 or definitions[0].directives):
             raise Unsupported("votes not given as one [KioskVoteInput!]! variable")
-        report = _fields(node.selection_set, REPORT_FIELDS)
-        steps = []
-        for sel in report:
-            key = sel.alias.value if sel.alias else sel.name.value
+        steps = []  # (response key, field, extra): __typename's value, or rejected's (key, field) pairs
+        for field_key, sel in _fields(node.selection_set, REPORT_FIELDS):
             if sel.name.value == "__typename":
-                steps.append((key, None, "VoteSubmitReport"))
+                steps.append((field_key, None, "VoteSubmitReport"))
             elif sel.name.value == "rejected":
-                inner = [(s.alias.value if s.alias else s.name.value, s.name.value)
-                         for s in _fields(sel.selection_set, REJECTED_FIELDS)]
-                steps.append((key, "rejected", inner))
+                inner = [(k, s.name.value) for k, s in _fields(sel.selection_set, REJECTED_FIELDS)]
+                steps.append((field_key, "rejected", inner))
             else:
-                steps.append((key, sel.name.value, None))
-        if len(report) + sum(len(x[2]) for x in steps if x[1] == "rejected") > MAX_SELECTIONS:
-            raise Unsupported("too many selections")
+                steps.append((field_key, sel.name.value, None))
 
         def render(r: dict) -> dict:
             out = {}
@@ -121,7 +115,7 @@ class FastKioskVotes(PlanCache):
                     out[key] = list(r[name])
             return out
 
-        return Plan(node, node.alias.value if node.alias else FIELD, definitions[0].variable.name.value, render)
+        return Plan(node, key, definitions[0].variable.name.value, render)
 
     # -- executing -------------------------------------------------------------------------------
     async def execute(self, payload: Any, call: Call) -> dict | None:
@@ -149,7 +143,8 @@ class FastKioskVotes(PlanCache):
         return response
 
 
-def _fields(selection_set, allowed: set[str]) -> list[FieldNode]:
+def _fields(selection_set, allowed: set[str]) -> list[tuple[str, FieldNode]]:
+    """(response key, field) of a selection set made only of plain fields among `allowed`, each key once."""
     if selection_set is None:
         raise Unsupported("no selections")
     out, keys = [], set()
@@ -160,7 +155,7 @@ def _fields(selection_set, allowed: set[str]) -> list[FieldNode]:
         if key in keys:
             raise Unsupported("a response key selected twice (field merging)")
         keys.add(key)
-        out.append(sel)
+        out.append((key, sel))
     if not out:
         raise Unsupported("no selections")
     return out
