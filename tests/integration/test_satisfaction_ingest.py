@@ -232,6 +232,11 @@ def test_metrics_count_votes_by_site_and_rating_and_time_the_ingest(platform):
                "offline kiosks gauge for the site")
 
 
+def test_the_running_service_takes_fifty_submits_at_once(platform):
+    """The service as `parvis service satisfaction` starts it: 50 workers (and prefetch), see parvis/config.py."""
+    assert metric(platform, "parvis_workers_max", service="satisfaction") == 50
+
+
 def test_satisfaction_updates_are_pushed_over_graphql_transport_ws(platform):
     import asyncio
     import json
