@@ -12,6 +12,7 @@ ENV PATH=/opt/parvis/bin:$PATH
 RUN pip install "setuptools>=68,<81" wheel
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY core ./core
 COPY parvis ./parvis
 COPY contracts ./contracts
 COPY services ./services

@@ -35,7 +35,7 @@ import httpx  # noqa: E402
 
 from bench.httpload import Connection  # noqa: E402
 
-from parvis.config import max_workers  # noqa: E402
+from services.satisfaction.settings import SatisfactionSettings  # noqa: E402
 from tests.support import Broker, Mongo, Platform, token, wait_until  # noqa: E402
 
 SUBMIT = "mutation($v: [KioskVoteInput!]!) { submitKioskVotes(votes: $v) { accepted duplicates rejected { id } } }"
@@ -229,7 +229,7 @@ def main() -> int:
                        {"s": site, "f": (now - timedelta(days=1)).isoformat(),
                         "t": (now + timedelta(hours=1)).isoformat()})["satisfaction"]["total"]["total"]
 
-        workers = max_workers("satisfaction") if args.max_workers is None else args.max_workers
+        workers = SatisfactionSettings().max_workers if args.max_workers is None else args.max_workers
         log(f"{args.runs} runs of each path, alternating (e2e-raw, raw-e2e, ...), {args.votes} votes a run; end to end: "
             f"{args.kiosks} kiosks, batches of {args.batch}, max_workers={workers}")
         e2e_runs, raw_runs, lat = [], [], []

@@ -14,3 +14,6 @@ from contracts.base import (  # noqa: F401
     parse_envelope,
     rpc_contracts,
 )
+
+# Declaring is importing: each service's module fills the registries of base.py.
+from contracts import platform, agenda, consultation, satisfaction, payment_link, notification  # noqa: F401,E402

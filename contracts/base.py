@@ -1,4 +1,8 @@
-"""The envelope every event travels in, and the registries of RPC and event contracts."""
+"""The envelope every event travels in, and the registries of RPC and event contracts.
+
+The registries are filled as the service modules declare their contracts; `contracts/__init__.py` imports
+them all, so whoever imports anything from `contracts` sees every contract. This module imports none of them.
+"""
 from __future__ import annotations
 
 import uuid
@@ -75,18 +79,12 @@ class Empty(Model):
     pass
 
 
-def _load_all() -> None:
-    # Importing the service modules fills the registries.
-    from contracts import agenda, consultation, notification, payment_link, satisfaction, platform  # noqa: F401
-
-
 def event_contracts() -> dict[str, type[EventContract]]:
-    _load_all()
+    """Every declared event (the package `contracts` imports every service's module, which declares them)."""
     return dict(_EVENTS)
 
 
 def rpc_contracts() -> dict[str, RpcContract]:
-    _load_all()
     return dict(_RPC)
 
 

@@ -320,15 +320,6 @@ class SiteRef(Model):
     site_id: str = Id
 
 
-class SeedReport(Model):
-    sites: int
-    kiosks: int
-
-
-class SeedDemo(Model):
-    token_ids: dict[str, str] = Field(default_factory=dict, description="kiosk id -> jti of its demo token")
-
-
 PING = declare_ping(SERVICE)
 UPSERT_SITE = RpcContract(SERVICE, "upsert_site", SiteInput, Site, "Create or update a site (agent)")
 LIST_SITES = RpcContract(SERVICE, "list_sites", Empty, list[Site], "Sites, by name")
@@ -348,5 +339,3 @@ LIST_ALERTS = RpcContract(SERVICE, "list_alerts", ListAlerts, list[Alert], "Aler
 RECOUNT_KIOSK = RpcContract(SERVICE, "recount_kiosk", RecountKiosk, RecountReport,
                             "Replay a kiosk's repeated-press rule over a period and correct its counters (agent)")
 SITE_SUMMARY = RpcContract(SERVICE, "site_summary", SiteRef, SiteSummary, "Live figures of one site")
-SEED_DEMO = RpcContract(SERVICE, "seed_demo_sites", SeedDemo, SeedReport,
-                        "Demo sites and kiosks of the Sicoval (idempotent; operator)")

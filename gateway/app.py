@@ -34,9 +34,9 @@ from gateway.rpc import RpcClient
 from gateway.schema import build_schema
 from gateway.schema.agenda import to_event
 from gateway.schema.platform import ping_all
-from parvis import config
-from parvis import logjson
-from parvis.logjson import SLO_BUCKETS
+from gateway.settings import GatewaySettings
+from core import logjson
+from core.logjson import SLO_BUCKETS
 
 log = logging.getLogger("parvis.gateway")
 disable_created_metrics()
@@ -59,8 +59,8 @@ class GatewayJsonFormatter(logjson.JsonFormatter):
         return {"correlation_id": cid} if cid else {}
 
 
-def configure_logging() -> None:
-    logjson.configure(GatewayJsonFormatter("gateway"), quiet=("aiormq", "aio_pika"))
+def configure_logging(level: str = "INFO") -> None:
+    logjson.configure(GatewayJsonFormatter("gateway"), level, quiet=("aiormq", "aio_pika"))
 
 
 class Revocations:
@@ -161,8 +161,8 @@ class ParvisGraphQL(GraphQL):
 
 
 class Gateway:
-    def __init__(self, settings: config.Settings | None = None):
-        self.settings = settings or config.load()
+    def __init__(self, settings: GatewaySettings | None = None):
+        self.settings = settings or GatewaySettings.from_env()
         self.rpc = RpcClient(self.settings.amqp_url)
         self.revocations = Revocations()
         self.schema = build_schema(production=self.settings.production)
@@ -334,7 +334,7 @@ class FastPaths:
         await self.app(scope, replay, send)
 
 
-def create_app(settings: config.Settings | None = None) -> Starlette:
+def create_app(settings: GatewaySettings | None = None) -> Starlette:
     gateway = Gateway(settings)
     graphql = ParvisGraphQL(gateway.schema, gateway, graphql_ide=None if gateway.settings.production else "graphiql",
                             allow_queries_via_get=True)
@@ -365,7 +365,7 @@ def create_app(settings: config.Settings | None = None) -> Starlette:
 def main() -> None:
     import uvicorn
 
-    settings = config.load()
-    configure_logging()
+    settings = GatewaySettings.from_env()
+    configure_logging(settings.log_level)
     uvicorn.run(create_app(settings), host="0.0.0.0" if settings.production else "127.0.0.1",
                 port=settings.http_port, log_level="warning", access_log=False, lifespan="on")

@@ -10,7 +10,7 @@ from prometheus_client import Counter, Histogram
 from strawberry.extensions import SchemaExtension
 
 from contracts.errors import ParvisError
-from parvis.logjson import SLO_BUCKETS
+from core.logjson import SLO_BUCKETS
 
 log = logging.getLogger("parvis.gateway")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SDL_PATH = ROOT / "gateway" / "schema.graphql"
+README_PATH = ROOT / "README.md"
 
 
 def cmd_up(args) -> int:
@@ -32,11 +33,11 @@ def cmd_gateway(args) -> int:
 
 def cmd_token(args) -> int:
     from contracts.errors import BadInput
+    from core.settings import BaseSettings
     from gateway import auth
-    from parvis import config
 
     try:
-        token = auth.issue(config.load().secret, args.role, subject=args.subject, org=args.org, kiosk=args.kiosk,
+        token = auth.issue(BaseSettings.from_env().secret, args.role, subject=args.subject, org=args.org, kiosk=args.kiosk,
                            ttl=args.ttl)
     except BadInput as exc:
         print(f"parvis token: {exc.message}", file=sys.stderr)
@@ -49,11 +50,11 @@ def cmd_revoke(args) -> int:
     import asyncio
     from datetime import datetime, timezone
 
+    from core.settings import BaseSettings
     from gateway import auth
     from gateway.rpc import RpcClient
-    from parvis import config
 
-    settings = config.load()
+    settings = BaseSettings.from_env()
     claims = auth.claims_unverified(args.token)
 
     async def go():
@@ -70,9 +71,10 @@ def cmd_revoke(args) -> int:
 
 
 def cmd_dlq(args) -> int:
-    from parvis import config, dlq
+    from core.settings import BaseSettings
+    from parvis import dlq
 
-    url = config.load().amqp_url
+    url = BaseSettings.from_env().amqp_url
     if args.action == "list":
         rows = dlq.list_dead_letters(url)
         if args.json:
@@ -96,12 +98,12 @@ def cmd_dlq(args) -> int:
 def cmd_seed(args) -> int:
     import asyncio
 
+    from core.settings import BaseSettings
     from gateway.rpc import RpcClient
-    from parvis import config
     from parvis.seed import seed, seed_demo_events
 
     async def go():
-        rpc = RpcClient(config.load().amqp_url)
+        rpc = RpcClient(BaseSettings.from_env().amqp_url)
         try:
             return {**await seed(rpc), **await seed_demo_events(rpc)}
         finally:
@@ -112,10 +114,13 @@ def cmd_seed(args) -> int:
 
 
 def generated_files() -> dict[Path, str]:
+    """What `parvis schema` writes: the GraphQL SDL, the AsyncAPI document and the README's settings table."""
     from contracts import asyncapi
     from gateway.schema import sdl
+    from parvis.settings_table import with_table
 
-    return {SDL_PATH: sdl(), asyncapi.PATH: asyncapi.render()}
+    return {SDL_PATH: sdl(), asyncapi.PATH: asyncapi.render(),
+            README_PATH: with_table(README_PATH.read_text(encoding="utf-8"))}
 
 
 def cmd_schema(args) -> int:
@@ -176,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("seed", help="load the demo data into running services (idempotent)")
     p.set_defaults(func=cmd_seed)
 
-    p = sub.add_parser("schema", help="write gateway/schema.graphql and contracts/asyncapi.yaml (--check: fail if stale)")
+    p = sub.add_parser("schema", help="write gateway/schema.graphql, contracts/asyncapi.yaml and the README's settings "
+                                      "table (--check: fail if stale)")
     p.add_argument("--check", action="store_true")
     p.set_defaults(func=cmd_schema)
     return parser

@@ -38,13 +38,14 @@ def serve(directory: Path, host: str, port: int) -> Controller:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from parvis import config
+    from core.settings import SupervisorSettings
 
+    settings = SupervisorSettings.from_env()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PARVIS_DEVMAIL_PORT", DEFAULT_PORT)))
+    parser.add_argument("--port", type=int, default=settings.devmail_port)
     args = parser.parse_args(argv)
-    directory = config.load().data_dir / "mail"
+    directory = settings.data_dir / "mail"
     controller = serve(directory, args.host, args.port)
     print(f"PARVIS-READY devmail smtp://{args.host}:{args.port} -> {directory}", flush=True)
     stop = threading.Event()

@@ -12,13 +12,13 @@ eventlet.monkey_patch()  # first: nameko's pytest plugin no longer does it, and 
 
 import importlib  # noqa: E402
 import logging  # noqa: E402
-import os  # noqa: E402
 import signal  # noqa: E402
 
 from nameko.runners import ServiceRunner  # noqa: E402
 
-from parvis import config  # noqa: E402
+from core.settings import ServiceSettings  # noqa: E402
 from services.common import logs  # noqa: E402
+from services.common.settings import Settings  # noqa: E402
 
 SERVICE_CLASSES = {
     "agenda": "services.agenda.service:AgendaService",
@@ -34,24 +34,27 @@ def load_class(path: str):
     return getattr(importlib.import_module(module), cls)
 
 
-def nameko_config(settings: config.Settings, name: str | None = None) -> dict:
-    return {
-        "AMQP_URI": settings.amqp_url,
-        "max_workers": config.max_workers(name),
-        "serializer": "json",
-        "HEARTBEAT": 30,
-        "PARVIS_OUTBOX_HOLD": os.environ.get("PARVIS_OUTBOX_HOLD", "0"),
-    }
+def settings_of(service_cls) -> ServiceSettings:
+    """The settings the service declares (its `Settings` dependency's class), read from the environment."""
+    declared = getattr(service_cls, "settings", None)
+    cls = declared.settings_cls if isinstance(declared, Settings) else None
+    return cls.from_env() if cls is not None else ServiceSettings.for_service(service_cls.name)
+
+
+def nameko_config(settings: ServiceSettings) -> dict:
+    return {"AMQP_URI": settings.amqp_url, "max_workers": settings.max_workers, "serializer": "json",
+            "HEARTBEAT": 30}
 
 
 def run(name: str) -> None:
     if name not in SERVICE_CLASSES:
         raise SystemExit(f"unknown service {name!r}; one of: {', '.join(SERVICE_CLASSES)}")
-    settings = config.load()
-    logs.configure(name, os.environ.get("PARVIS_LOG_LEVEL", "INFO"))
+    service_cls = load_class(SERVICE_CLASSES[name])
+    settings = settings_of(service_cls)
+    logs.configure(name, settings.log_level)
     log = logging.getLogger("parvis.runner")
-    runner = ServiceRunner(nameko_config(settings, name))
-    runner.add_service(load_class(SERVICE_CLASSES[name]))
+    runner = ServiceRunner(nameko_config(settings))
+    runner.add_service(service_cls)
 
     def shutdown(signum, frame):
         log.info("stopping on signal %s", signum)

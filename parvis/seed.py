@@ -10,9 +10,43 @@ from importlib import resources
 from contracts.agenda import ReferenceData
 
 
+def _raw() -> dict:
+    return json.loads(resources.files("parvis.data").joinpath("demo.json").read_text(encoding="utf-8"))
+
+
 def demo_data() -> dict:
-    raw = json.loads(resources.files("parvis.data").joinpath("demo.json").read_text(encoding="utf-8"))
+    raw = _raw()
     return ReferenceData.model_validate({k: raw[k] for k in ("communes", "organizations", "categories", "themes")}).model_dump()
+
+
+def demo_sites() -> list[dict]:
+    """The demo sites of the satisfaction kiosks, each with its kiosks (`kiosks`)."""
+    return _raw()["satisfaction_sites"]
+
+
+async def seed_demo_sites(rpc, token_ids: dict[str, str]) -> dict:
+    """The demo sites and kiosks, through the agents' RPCs: sites created when missing, kiosks registered with
+    the token ids given (kiosk id -> jti), or, when already there, given those tokens (the old ones stop)."""
+    from contracts.errors import BadInput
+
+    operator = {"caller": {"role": "operator", "subject": "parvis-seed"}, "correlation_id": "seed-demo-sites"}
+    known = {s["id"] for s in await rpc.call("satisfaction", "list_sites", context=operator)}
+    kiosks = 0
+    for site in demo_sites():
+        fields = {k: v for k, v in site.items() if k != "kiosks"}
+        if site["id"] not in known:
+            await rpc.call("satisfaction", "upsert_site", context=operator, **fields)
+        for kiosk in site["kiosks"]:
+            token_id = token_ids.get(kiosk["id"])
+            if token_id is None:
+                continue
+            try:
+                await rpc.call("satisfaction", "register_kiosk", context=operator, site_id=site["id"],
+                               token_id=token_id, **kiosk)
+            except BadInput:  # registered by an earlier start: it takes this start's token
+                await rpc.call("satisfaction", "rotate_kiosk_token", context=operator, id=kiosk["id"], token_id=token_id)
+            kiosks += 1
+    return {"sites": len(demo_sites()), "kiosks": kiosks}
 
 
 async def seed(rpc) -> dict:

@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
-from parvis import config
+from core.settings import SERVICES, SupervisorSettings
 
 GATEWAY = "gateway"
 MONGO = "mongo"
@@ -93,12 +93,12 @@ class Child:
 
 class Supervisor:
     def __init__(self, names: list[str], seed: bool = True, demo_events: bool = True):
-        self.settings = config.load()
-        wanted = names or [*config.SERVICES, GATEWAY]
-        unknown = set(wanted) - {*config.SERVICES, GATEWAY}
+        self.settings = SupervisorSettings.from_env()
+        wanted = names or [*SERVICES, GATEWAY]
+        unknown = set(wanted) - {*SERVICES, GATEWAY}
         if unknown:
             raise SystemExit(f"unknown process(es): {', '.join(sorted(unknown))}; "
-                             f"choose among {', '.join([*config.SERVICES, GATEWAY])}")
+                             f"choose among {', '.join([*SERVICES, GATEWAY])}")
         self.names = wanted
         self.seed = seed
         self.demo_events = demo_events
@@ -139,7 +139,7 @@ class Supervisor:
         if self.settings.smtp_url:
             log("outgoing mail through SMTP_URL")
             return
-        port = int(os.environ.get("PARVIS_DEVMAIL_PORT", "8025"))
+        port = self.settings.devmail_port
         if port_open("127.0.0.1", port):
             with socket.socket() as s:  # taken (another stack, a test run): any free port will do
                 s.bind(("127.0.0.1", 0))
@@ -196,12 +196,11 @@ class Supervisor:
     def run_seed(self) -> None:
         from gateway import auth
         from gateway.rpc import RpcClient
-        from parvis.seed import seed, seed_demo_events
-        from services.satisfaction.domain import DEMO_SITES
+        from parvis.seed import demo_sites, seed, seed_demo_events, seed_demo_sites
 
         # Demo kiosks get fresh tokens at every start (the previous ones stop working).
         self.kiosk_tokens = {k["id"]: auth.issue(self.settings.secret, "kiosk", subject=f"kiosk:{k['id']}", kiosk=k["id"])
-                             for _, kiosks in DEMO_SITES for k in kiosks} if "satisfaction" in self.names else {}
+                             for site in demo_sites() for k in site["kiosks"]} if "satisfaction" in self.names else {}
 
         async def go():
             rpc = RpcClient(self.settings.amqp_url)
@@ -210,11 +209,8 @@ class Supervisor:
                 if "agenda" in self.names and self.demo_events:
                     report["agenda"].update(await seed_demo_events(rpc))
                 if self.kiosk_tokens:
-                    report["satisfaction"] = await rpc.call(
-                        "satisfaction", "seed_demo_sites", timeout=30.0,
-                        context={"caller": {"role": "operator", "subject": "parvis-seed"},
-                                 "correlation_id": "seed-demo-sites"},
-                        token_ids={k: t.token_id for k, t in self.kiosk_tokens.items()})
+                    report["satisfaction"] = await seed_demo_sites(
+                        rpc, {k: t.token_id for k, t in self.kiosk_tokens.items()})
                 return report
             finally:
                 await rpc.close()
@@ -225,7 +221,10 @@ class Supervisor:
     def print_banner(self) -> None:
         from gateway import auth
 
+        from core.settings import ServiceSettings
+
         secret = self.settings.secret
+        metrics_base = ServiceSettings.from_env().metrics_port_base
         broker = urllib.parse.urlparse(self.settings.amqp_url)
         tokens = {
             "agent": auth.issue(secret, "agent", subject="agent:demo", ttl=7 * 86400).value,
@@ -242,7 +241,7 @@ class Supervisor:
             f"  Agenda     {self.gateway_url('/agenda.ics')}  {self.gateway_url('/agenda.csv')}  "
             f"{self.gateway_url('/agenda/print?commune=labege')}  widget {self.gateway_url('/embed/agenda.js')}",
             f"  Metrics    {self.gateway_url('/metrics')} (gateway); services on :"
-            f"{self.settings.metrics_port_base}-{self.settings.metrics_port_base + len(config.SERVICES) - 1}/metrics",
+            f"{metrics_base}-{metrics_base + len(SERVICES) - 1}/metrics",
             f"  Database   {self.env.get('MONGO_URL', self.settings.effective_mongo_url)}",
             f"  Broker     {broker.hostname}:{broker.port or 5672} (RabbitMQ)",
             *([f"  Mail (dev) {self.gateway_url('/dev/mail')}   (SMTP {self.env['SMTP_URL']})"]

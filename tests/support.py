@@ -278,7 +278,7 @@ class Platform:
 
     def metric(self, service: str, name: str, /, **labels) -> float | None:
         """One sample from a service's /metrics, matched on its exact label set (None if absent)."""
-        from parvis.config import SERVICES
+        from core.settings import SERVICES
 
         port = self.metrics_base + list(SERVICES).index(service)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as resp:

@@ -12,7 +12,7 @@ from strawberry.types import Info
 
 from contracts.errors import BadInput
 from gateway.schema.permissions import IsAgentOrOperator
-from parvis.config import SERVICES
+from core.settings import SERVICES
 
 
 @strawberry.enum(description="What a caller may do")

@@ -10,7 +10,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from contracts import agenda as c
 from contracts.errors import BadInput, Conflict, Forbidden, NotFound
-from parvis.logjson import SLO_BUCKETS
+from core.logjson import SLO_BUCKETS
 from services.agenda import domain
 from services.agenda.store import SORT_BY_START, SORT_BY_UPDATE, SORT_OLDEST_SUBMISSION, SORT_RECENT, AgendaStore
 from services.common.events import Events

@@ -17,6 +17,10 @@ Consuming: `@handle_event(source, type)` is nameko's event handler made reliable
   to a delay queue (TTL, dead-lettered back to the handler's queue) for each of PARVIS_RETRY_DELAYS,
   then to the durable queue `parvis.dead-letters`, which `parvis dlq list|replay` reads. A domain
   refusal (ParvisError other than ServiceUnavailable) is not retried. No message loops forever.
+
+The inbox keeps a handled event id for PARVIS_INBOX_RETENTION_DAYS (30): long enough for any redelivery
+(retries end within minutes, a dead letter is replayed within days). MongoDB drops older rows by a TTL
+index on `handled_at`; nx-27017 does not enforce TTL indexes, so each container also prunes them itself.
 """
 from __future__ import annotations
 
@@ -26,24 +30,24 @@ import traceback
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import eventlet
 from kombu import Connection, Queue
 from nameko.amqp.publish import Publisher
 from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider, SharedExtension
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from contracts import ContractViolation, build_envelope, parse_envelope
 from contracts.errors import ParvisError, ServiceUnavailable
-from parvis import config as parvis_config
 from services.common import metrics
-from services.common.mongo import Mongo, mongo_client
+from services.common.mongo import Mongo, database_name, mongo_client
+from services.common.settings import service_settings
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_QUEUE = "parvis.dead-letters"
 ATTEMPT_HEADER = "x-parvis-attempt"
-INBOX_RETENTION = timedelta(days=30)
 INBOX_LEASE = 30.0  # seconds a claim of another process is honoured before it is taken over
 
 CLAIMED, DONE, BUSY_HERE, BUSY_ELSEWHERE = "claimed", "done", "busy-here", "busy-elsewhere"
@@ -88,17 +92,37 @@ class DeliveryGuard(SharedExtension):
     """Per container: the inbox of handled event ids, and the publisher for retries and dead letters."""
 
     def setup(self):
-        self.settings = parvis_config.load()
+        self.settings = service_settings(self.container)
         self.amqp_url = self.container.config.get("AMQP_URI", self.settings.amqp_url)
         self.publisher = Publisher(self.amqp_url, use_confirms=True)
         self.client = mongo_client(self.settings.effective_mongo_url)
-        db_name = self.container.config.get("PARVIS_DB_NAME", f"parvis_{self.container.service_name}")
-        self.inbox = self.client[db_name]["_inbox"]
+        self.inbox = self.client[database_name(self.container)]["_inbox"]
         self.owner = uuid.uuid4().hex  # this container's identity on its claims
         self.declared: set[str] = set()
+        self.retention = timedelta(days=self.settings.inbox_retention_days)
 
     def start(self):
-        self.inbox.create_index("handled_at")
+        try:
+            self.inbox.create_index("handled_at", expireAfterSeconds=int(self.retention.total_seconds()))
+        except OperationFailure as exc:  # an index without TTL from before, or another retention: pruning still runs
+            log.warning("inbox TTL index not created (%s); pruned by the service only", exc)
+        self.container.spawn_managed_thread(self._prune_forever, identifier="inbox_prune")
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Forget the event ids handled before the retention period; returns how many."""
+        horizon = (now or datetime.now(timezone.utc)) - self.retention
+        return self.inbox.delete_many({"handled_at": {"$lt": horizon}}).deleted_count
+
+    def _prune_forever(self) -> None:
+        every = min(3600.0, max(1.0, self.retention.total_seconds() / 4))
+        while True:
+            eventlet.sleep(every)
+            try:
+                pruned = self.prune()
+                if pruned:
+                    log.info("inbox: %s handled event ids older than %s forgotten", pruned, self.retention)
+            except Exception as exc:  # noqa: BLE001 - the database may be away: the next round prunes
+                log.warning("inbox not pruned: %s", exc)
 
     def stop(self):
         self.client.close()
@@ -151,7 +175,7 @@ class ReliableEventHandler(EventHandler):
 
     def setup(self):
         super().setup()
-        self.delays = parvis_config.load().retry_delays
+        self.delays = service_settings(self.container).retry_delays
         name = self.queue.name
         retry_queues = [
             Queue(retry_queue_name(name, d), durable=True, queue_arguments={

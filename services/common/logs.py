@@ -7,7 +7,7 @@ import time
 
 from nameko.extensions import DependencyProvider
 
-from parvis import logjson
+from core import logjson
 
 # Under eventlet's monkey patching, threading.local is local to each green thread (worker).
 _current = threading.local()

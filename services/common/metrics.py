@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics, start_http_server
 
-from parvis.logjson import SLO_BUCKETS
+from core.logjson import SLO_BUCKETS
+from services.common.settings import service_settings
 
 log = logging.getLogger(__name__)
 disable_created_metrics()  # the *_created series double the output and no dashboard reads them
@@ -45,19 +45,14 @@ class Metrics(DependencyProvider):
     _servers: dict[int, object] = {}
 
     def setup(self):
-        from parvis.config import load
-
         service = self.container.service_name
         self.service = service
-        port = os.environ.get("PARVIS_METRICS_PORT")
-        try:
-            port = int(port) if port else load().metrics_port(service)
-        except ValueError:  # a test service whose name is not one of the five
-            port = 0
+        settings = service_settings(self.container)
+        port = settings.metrics_port
         if port and port not in Metrics._servers:
             try:
-                Metrics._servers[port] = start_http_server(port, addr=os.environ.get("PARVIS_METRICS_ADDR", "0.0.0.0"))
-                log.info("metrics on :%s/metrics", port)
+                Metrics._servers[port] = start_http_server(port, addr=settings.metrics_addr)
+                log.info("metrics on %s:%s/metrics", settings.metrics_addr, port)
             except OSError as exc:
                 log.warning("metrics port %s unavailable: %s", port, exc)
         WORKERS_MAX.labels(service).set(self.container.max_workers)

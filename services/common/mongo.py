@@ -27,8 +27,8 @@ from pymongo import ASCENDING, IndexModel, MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from parvis import config as parvis_config
 from services.common import metrics
+from services.common.settings import service_settings
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,11 @@ OUTBOX_COUNT = "_outbox_n"
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def database_name(container) -> str:
+    """The service's own database; a test may name another in the container's config."""
+    return container.config.get("PARVIS_DB_NAME", f"parvis_{container.service_name}")
 
 
 def mongo_client(url: str, **kwargs) -> MongoClient:
@@ -270,11 +275,10 @@ class Mongo(DependencyProvider):
         self.repository_cls = repository_cls
 
     def setup(self):
-        self.settings = parvis_config.load()
+        self.settings = service_settings(self.container)
         self.service = self.container.service_name
         self.client = mongo_client(self.settings.effective_mongo_url)
-        db_name = self.container.config.get("PARVIS_DB_NAME", f"parvis_{self.service}")
-        self.repo = self.repository_cls(self.client[db_name])
+        self.repo = self.repository_cls(self.client[database_name(self.container)])
         self.relay = None
         if self.repository_cls.outbox_collections:
             self.relay = OutboxRelay(self.service, self.repo, self.settings.amqp_url, self.container.config)
@@ -291,7 +295,7 @@ class Mongo(DependencyProvider):
                 eventlet.sleep(1)
         # PARVIS_OUTBOX_HOLD=1 keeps written events unpublished: the crash tests use it to kill a
         # service in the window between a write and its publish, which is otherwise milliseconds.
-        if self.relay is not None and self.container.config.get("PARVIS_OUTBOX_HOLD") != "1":
+        if self.relay is not None and not self.settings.outbox_hold:
             self.container.spawn_managed_thread(lambda: self.relay.loop(self.settings.outbox_interval),
                                                 identifier="outbox_relay")
 

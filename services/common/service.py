@@ -7,11 +7,12 @@ from datetime import datetime, timezone
 from nameko.amqp.publish import Publisher
 from nameko.rpc import Responder, rpc
 
-import parvis
+import core
 from contracts.platform import PingReply
 from services.common.logs import WorkerLogContext
 from services.common.metrics import Metrics
 from services.common.rpc import CallerProvider
+from services.common.settings import Settings
 
 
 class ReplyPublisher(Publisher):
@@ -40,10 +41,11 @@ class ServiceBase:
     log_context = WorkerLogContext()
     metrics = Metrics()
     caller = CallerProvider()
+    settings = Settings()  # the platform's; a service with settings of its own declares Settings(TheirSettings)
 
     @rpc
     def ping(self) -> dict:
-        return PingReply(service=self.name, version=parvis.__version__, time=datetime.now(timezone.utc),
+        return PingReply(service=self.name, version=core.__version__, time=datetime.now(timezone.utc),
                          database=self._database_ok()).model_dump(mode="json")
 
     def _database_ok(self) -> bool:

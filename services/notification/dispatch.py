@@ -8,31 +8,28 @@ that the callback timer POSTs to them.
 
 Crash window: the outcomes of a batch are written once the whole batch is sent. A process killed
 after the SMTP server accepted a message and before that write leaves the notification `sending`
-under its claim; the claim expires (STALE_SENDING in store.py) and it is sent again. So a crash
+under its claim; the claim expires (PARVIS_NOTIFY_STALE_SENDING) and it is sent again. So a crash
 may send the in-flight batch of each pipeline twice (at most PARVIS_NOTIFY_BATCH messages per
 pipeline), and never loses one: nothing is marked delivered before the server accepted it.
 """
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 import eventlet
 from eventlet.semaphore import Semaphore
-from nameko.extensions import DependencyProvider
 from prometheus_client import Counter, Gauge, Histogram
 
 from contracts import notification as c
-from parvis import config as parvis_config
-from parvis.logjson import SLO_BUCKETS
+from core.logjson import SLO_BUCKETS
 from services.common.mongo import utcnow
 from services.notification import domain
 from services.notification.channels import (
-    DevSmsProvider, PermanentFailure, SmtpSender, SmtpSettings, TemporaryFailure, build_email)
+    DevSmsProvider, PermanentFailure, SmtpSender, TemporaryFailure, build_email)
+from services.notification.settings import NotificationSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,43 +41,6 @@ BACKLOG = Gauge("parvis_notification_backlog", "Notifications created or awaitin
 RETRIES = Counter("parvis_notification_retries_total", "Temporary failures scheduled for a retry", ["channel"])
 
 IDLE_WAIT = (0.1, 1.0)  # a pipeline with nothing to claim while others deliver waits, doubling up to 1 s
-
-
-@dataclass(frozen=True)
-class NotifySettings:
-    secret: str
-    public_url: str
-    smtp: SmtpSettings | None
-    retry: domain.RetryPolicy
-    batch: int
-    concurrency: int
-    rates: dict  # channel -> messages per second (0: unlimited)
-    callback_delay: float = 1.0  # first wait after a webhook failed (then doubled): PARVIS_RETRY_DELAYS[0]
-
-
-def load_settings() -> NotifySettings:
-    s = parvis_config.load()
-    env = os.environ
-    return NotifySettings(
-        secret=s.secret,
-        public_url=env.get("PARVIS_PUBLIC_URL", f"http://127.0.0.1:{s.http_port}").rstrip("/"),
-        smtp=SmtpSettings.from_url(s.smtp_url) if s.smtp_url else None,
-        retry=domain.RetryPolicy(base=float(env.get("PARVIS_NOTIFY_RETRY_BASE", "30")),
-                                 cap=float(env.get("PARVIS_NOTIFY_RETRY_CAP", "3600")),
-                                 period=float(env.get("PARVIS_NOTIFY_RETRY_PERIOD", "86400"))),
-        batch=int(env.get("PARVIS_NOTIFY_BATCH", "200")),
-        concurrency=max(1, int(env.get("PARVIS_NOTIFY_CONCURRENCY", "8"))),
-        rates={ch: float(env.get(f"PARVIS_NOTIFY_RATE_{ch.upper()}", "0")) for ch in domain.CHANNELS},
-        callback_delay=(s.retry_delays or (1.0,))[0],
-    )
-
-
-class Settings(DependencyProvider):
-    def setup(self):
-        self.settings = load_settings()
-
-    def get_dependency(self, worker_ctx):
-        return self.settings
 
 
 class _Pace:
@@ -135,7 +95,7 @@ class Webhooks:
 
 
 class Dispatcher:
-    def __init__(self, store, settings: NotifySettings, events):
+    def __init__(self, store, settings: NotificationSettings, events):
         self.store, self.settings, self.events = store, settings, events
         self.sms = DevSmsProvider(store)
 
@@ -161,7 +121,8 @@ class Dispatcher:
                     busy[0] += 1
                     try:
                         with claiming:
-                            batch = self.store.claim_due(utcnow(), self.settings.batch, claim)
+                            batch = self.store.claim_due(utcnow(), self.settings.batch, claim,
+                                                         self.settings.stale_sending)
                         if batch:
                             idle = IDLE_WAIT[0]
                             self.deliver(batch, claim, paces, smtp)

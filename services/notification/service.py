@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import urllib.request
 import uuid
@@ -11,7 +10,6 @@ from datetime import date, datetime, timedelta, timezone
 
 import eventlet
 from nameko.rpc import rpc
-from nameko.timer import timer
 
 from contracts import agenda as agenda_c
 from contracts import notification as c
@@ -22,21 +20,19 @@ from services.common.mongo import Mongo, utcnow
 from services.common.rpc import contract
 from services.common.service import ServiceBase
 from services.notification import domain
-from services.notification.dispatch import BACKLOG, NOTIFICATIONS, Dispatcher, Settings, Webhooks, new_notification
+from services.common.settings import Settings, timer
+from services.notification.dispatch import BACKLOG, NOTIFICATIONS, Dispatcher, Webhooks, new_notification
+from services.notification.settings import NotificationSettings
 from services.notification.store import NotificationStore
 from services.notification.templates import LATEST
 
 log = logging.getLogger(__name__)
 
-DISPATCH_INTERVAL = float(os.environ.get("PARVIS_NOTIFY_INTERVAL", "1.0"))
 CALLBACK_BATCH = 100  # receipts claimed at once for the webhooks
 CALLBACK_LEASE = 120.0  # seconds a claim of receipts is held (a batch of POSTs, 5 s timeout each)
 CALLBACK_CONCURRENCY = 10  # POSTs at once
-CODE_LIMIT_PER_ADDRESS = int(os.environ.get("PARVIS_LOGIN_CODES_PER_ADDRESS", "5"))  # per hour
-CODE_LIMIT_PER_IP = int(os.environ.get("PARVIS_LOGIN_CODES_PER_IP", "30"))  # per hour
 PARIS = domain.PARIS
 french_datetime = domain.french_datetime
-DIGEST_HOUR = domain.parse_digest_hour(os.environ.get("PARVIS_DIGEST_HOUR"))  # Paris time; None: off
 DIGEST_CHECK_INTERVAL = 30.0  # seconds between two looks at whether the day's digest is due
 DIGEST_SETTLE = 1.0  # seconds left to events stored just before a run's cutoff to be written
 DIGEST_BATCH = 500  # digest notifications inserted at once
@@ -68,7 +64,7 @@ class NotificationService(ServiceBase):
     name = "notification"
     store: NotificationStore = Mongo(NotificationStore)
     events = Events()
-    settings = Settings()
+    settings: NotificationSettings = Settings(NotificationSettings)
 
     # -- token revocations and contacts (foundation) --------------------------------------------
     @rpc
@@ -102,9 +98,9 @@ class NotificationService(ServiceBase):
         now = utcnow()
         hour = timedelta(hours=1)
         # The same answer whether the address is known or not: only the limits can refuse.
-        if req.client_ip and self.store.hit_rate_limit(f"ip:{req.client_ip}", hour, now) > CODE_LIMIT_PER_IP:
+        if req.client_ip and self.store.hit_rate_limit(f"ip:{req.client_ip}", hour, now) > self.settings.login_codes_per_ip:
             raise BadInput("Trop de demandes de code depuis cette connexion : réessayez dans une heure.", "email")
-        if self.store.hit_rate_limit(f"email:{email}", hour, now) > CODE_LIMIT_PER_ADDRESS:
+        if self.store.hit_rate_limit(f"email:{email}", hour, now) > self.settings.login_codes_per_address:
             raise BadInput("Trop de demandes de code pour cette adresse : réessayez dans une heure.", "email")
         code = domain.new_login_code()
         self.store.save_login_code(email, domain.code_digest(self.settings.secret, email, code),
@@ -289,7 +285,7 @@ class NotificationService(ServiceBase):
     def daily_digest(self) -> None:
         """From PARVIS_DIGEST_HOUR (Paris time) on, the day's digests, once: a run stopped mid-way (restart)
         is done again by the next tick, and what it had created already is not created twice."""
-        day = domain.digest_day_due(utcnow(), DIGEST_HOUR)
+        day = domain.digest_day_due(utcnow(), self.settings.digest_hour)
         if day is None or self.store.digest_done(day.isoformat()):
             return
         result = self._send_digests(day)
@@ -352,7 +348,7 @@ class NotificationService(ServiceBase):
         return {"day": day, "events": len(items), "recipients": recipients, "created": created}
 
     # -- delivery ------------------------------------------------------------------------------------
-    @timer(interval=DISPATCH_INTERVAL)
+    @timer("dispatch_interval")
     def dispatch(self) -> None:
         """Send what is due: new notifications and temporary failures whose retry time has come."""
         Dispatcher(self.store, self.settings, self.events).run()
@@ -363,7 +359,7 @@ class NotificationService(ServiceBase):
             for channel in domain.CHANNELS:
                 BACKLOG.labels(channel).set(counts.get(channel, 0))
 
-    @timer(interval=DISPATCH_INTERVAL)
+    @timer("dispatch_interval")
     def callbacks(self) -> None:
         """Delivery receipts (notification.delivered / .failed, as published) POSTed to partners' webhooks.
 

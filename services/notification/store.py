@@ -1,7 +1,6 @@
 """MongoDB access of the notification service (database parvis_notification)."""
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
@@ -12,7 +11,6 @@ from services.notification import domain
 
 DUPLICATE_KEY = 11000
 # A worker that died mid-batch: its claims are picked up again after this long (the crash test shortens it).
-STALE_SENDING = timedelta(seconds=float(os.environ.get("PARVIS_NOTIFY_STALE_SENDING", "300")))
 
 
 class NotificationStore(Repository):
@@ -228,16 +226,16 @@ class NotificationStore(Repository):
     def get_notification(self, notification_id: str) -> dict | None:
         return self.public(self.db.notifications.find_one({"_id": notification_id}))
 
-    def claim_due(self, now: datetime, limit: int, claim: str) -> list[dict]:
+    def claim_due(self, now: datetime, limit: int, claim: str, stale_after: float = 300.0) -> list[dict]:
         """Mark up to `limit` due notifications as sending under `claim`, and return them.
 
         Two dispatchers never get the same notification: the update only matches those still due.
-        A claim pushes `due` STALE_SENDING ahead, so a dispatcher that died mid-batch leaves its
+        A claim pushes `due` `stale_after` seconds ahead (PARVIS_NOTIFY_STALE_SENDING), so a dispatcher that died mid-batch leaves its
         notifications due again later. Due times are epoch seconds: nx-27017 gives back a datetime
         written by `$set` as a string, which no longer compares with a datetime; numbers do.
         """
         ts = now.timestamp()
-        fields = {"status": domain.SENDING, "claim": claim, "due": ts + STALE_SENDING.total_seconds()}
+        fields = {"status": domain.SENDING, "claim": claim, "due": ts + stale_after}
         for _ in range(3):  # another dispatcher took all of those read: read the next ones
             due = list(self.db.notifications.find({"due": {"$lte": ts}}).sort("due", ASCENDING).limit(limit))
             if not due:

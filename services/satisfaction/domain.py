@@ -50,8 +50,7 @@ def check_vote(vote, scale: int, now: datetime, follow_up_choices: list[str] | N
 
 
 def ts(value: datetime) -> float:
-    """Timestamps that updates write are stored as epoch seconds: nx-27017 reads a datetime set by an
-    update back as a string (only inserted datetimes round-trip), and numbers compare the same on both."""
+    """Epoch seconds (votes, counters and kiosks keep their times so: see store.py)."""
     return as_utc(value).timestamp()
 
 
@@ -161,29 +160,6 @@ class Tally:
                 "happy_index": happy_index(self.score, self.total)}
 
 
-def counter_increments(votes: list[dict], scale: int, kiosk_id: str, site_id: str) -> dict[str, dict]:
-    """Counter documents touched by counted (not repeated) votes of one kiosk: id -> {meta, tally}.
-
-    Kiosk and site per hour (UTC) and per day (Europe/Paris); site per minute for the alert windows.
-    """
-    return votes_increments(votes, lambda v: (kiosk_id, site_id, scale))
-
-
-def vote_pressed_ts(v: dict) -> float:
-    """When a vote document was pressed, epoch seconds (`pressed_ts`; documents before it: `pressed_at`)."""
-    pressed = v.get("pressed_ts")
-    return as_utc(v["pressed_at"]).timestamp() if pressed is None else pressed
-
-
-def vote_times(v: dict) -> dict:
-    """A vote document read back, with `pressed_ts` and `received_ts` set whichever way it was stored."""
-    if v.get("pressed_ts") is None:
-        v["pressed_ts"] = as_utc(v["pressed_at"]).timestamp()
-    if v.get("received_ts") is None and v.get("received_at") is not None:
-        v["received_ts"] = as_utc(v["received_at"]).timestamp()
-    return v
-
-
 def _vote_key(v: dict) -> tuple[str, str, int]:
     return v["kiosk_id"], v["site_id"], v.get("scale", 4)
 
@@ -206,7 +182,7 @@ def votes_increments(votes: list[dict], key=_vote_key) -> dict[str, dict]:
     for v in votes:
         if v.get("repeated"):
             continue
-        k = (*key(v), int(vote_pressed_ts(v) // 60))
+        k = (*key(v), int(v["pressed_ts"] // 60))
         counts = per_minute.get(k)
         if counts is None:
             counts = per_minute[k] = [0, 0, 0, 0, 0]
@@ -259,11 +235,11 @@ def replay_flags(votes: list[dict], prior_pressed: float | None, seconds: int) -
     ingest gives it to presses arriving in time order: True within `seconds` after the previous press, flagged
     or not. `prior_pressed` (epoch seconds) is the kiosk's latest press before these. Ties are ordered by id,
     so that a replay is deterministic (running it twice gives the same flags)."""
-    ordered = sorted(votes, key=lambda v: (vote_pressed_ts(v), v["_id"]))
+    ordered = sorted(votes, key=lambda v: (v["pressed_ts"], v["_id"]))
     out: dict[str, bool] = {}
     previous = prior_pressed
     for v in ordered:
-        p = vote_pressed_ts(v)
+        p = v["pressed_ts"]
         out[v["_id"]] = previous is not None and seconds > 0 and 0 <= p - previous < seconds
         if previous is None or p > previous:
             previous = p
@@ -336,27 +312,52 @@ def is_open(opening_hours: list[dict], now: datetime) -> bool:
     return any(h["weekday"] == local.weekday() and h["opens"] <= hhmm < h["closes"] for h in opening_hours)
 
 
-# -- demo data ----------------------------------------------------------------------------------------
-_WEEKDAYS = range(0, 5)
-_FOLLOW_UP = {"question": "Qu'est-ce qui n'est pas allé ?",
-              "choices": ["L'attente", "L'accueil", "La propreté", "Les horaires", "Autre chose"]}
-DEMO_SITES: list[tuple[dict, list[dict]]] = [
-    ({"id": "site-accueil-labege", "name": "Accueil du Sicoval (Labège)", "commune": "labege",
-      "competence": "Services aux communes, mutualisation"},
-     [{"id": "kiosk-accueil-labege", "name": "Borne de l'accueil", "question": "Êtes-vous satisfait de l'accueil ?",
-       "follow_up": _FOLLOW_UP, "opening_hours": [{"weekday": d, "opens": "08:30", "closes": "17:30"} for d in _WEEKDAYS]}]),
-    ({"id": "site-piscine-castanet", "name": "Piscine intercommunale de Castanet-Tolosan", "commune": "castanet-tolosan",
-      "competence": "Equipements culturels, sportifs et de loisirs"},
-     [{"id": "kiosk-piscine-castanet", "name": "Borne de la sortie des vestiaires",
-       "question": "Comment s'est passée votre séance ?", "follow_up": _FOLLOW_UP,
-       "opening_hours": [{"weekday": d, "opens": "10:00", "closes": "20:00"} for d in range(0, 7)]}]),
-    ({"id": "site-decheterie-escalquens", "name": "Déchèterie d'Escalquens", "commune": "escalquens",
-      "competence": "Environnement et cadre de vie"},
-     [{"id": "kiosk-decheterie-escalquens", "name": "Borne du quai", "question": "Êtes-vous satisfait de votre passage ?",
-       "opening_hours": [{"weekday": d, "opens": "09:00", "closes": "18:00"} for d in range(0, 6)]}]),
-    ({"id": "site-mediatheque-ramonville", "name": "Médiathèque de Ramonville-Saint-Agne", "commune": "ramonville-saint-agne",
-      "competence": "Equipements culturels, sportifs et de loisirs"},
-     [{"id": "kiosk-mediatheque-ramonville", "name": "Borne du hall", "question": "Avez-vous trouvé ce que vous cherchiez ?",
-       "scale": 5, "comments": True,
-       "opening_hours": [{"weekday": d, "opens": "10:00", "closes": "19:00"} for d in range(1, 6)]}]),
-]
+# -- submits and results ---------------------------------------------------------------------------------
+def vote_documents(votes: list, kiosk: dict, site: dict, now: datetime) -> list[dict]:
+    """The documents of a submit's acceptable votes (checked by check_vote), with the repeated-press flags.
+
+    Times as epoch seconds: nx-27017 encodes a datetime field by a Python call per value. `repeated` only when
+    true: each field costs nx-27017 time per document (readers use .get)."""
+    pressed = [as_utc(v.pressed_at) for v in votes]
+    flags = flag_repeats(pressed, kiosk.get("last_pressed_at"), kiosk.get("repeat_seconds", 3))
+    received = now.timestamp()
+    scale = kiosk.get("scale", 4)
+    docs = []
+    for v, p, repeated in zip(votes, pressed, flags):
+        doc = {"_id": v.id, "kiosk_id": kiosk["_id"], "site_id": site["_id"], "rating": v.rating,
+               "scale": scale, "pressed_ts": p.timestamp(), "received_ts": received}
+        if repeated:
+            doc["repeated"] = True
+        if v.follow_up is not None:
+            doc["follow_up"] = v.follow_up
+        if v.comment:
+            if kiosk.get("comments") and not comment_is_spam(v.comment):
+                doc["comment"] = v.comment.strip()
+            else:
+                doc["comment_refused"] = True
+        docs.append(doc)
+    return docs
+
+
+def series(docs: list[dict], hour_docs: list[dict], granularity: str, start: datetime) -> dict:
+    """Points per hour, day or week (from the counters of that granularity, weeks from days), the total of the
+    period, and the time-of-day profile (Paris hours, from the hour counters)."""
+    points: dict[datetime, Tally] = {}
+    total = Tally.empty()
+    for doc in docs:
+        key = week_start(doc["start"]) if granularity == "week" else doc["start"]
+        points.setdefault(key, Tally.empty()).add_doc(doc)
+        total.add_doc(doc)
+    profile: dict[int, Tally] = {}
+    for doc in hour_docs:
+        hour = as_utc(doc["start"]).astimezone(PARIS).hour
+        profile.setdefault(hour, Tally.empty()).add_doc(doc)
+    return {"points": [t.point(k) for k, t in sorted(points.items())], "total": total.point(start),
+            "profile": [t.point(datetime(2000, 1, 1, h, tzinfo=PARIS)) for h, t in sorted(profile.items())]}
+
+
+def tally_of(docs: list[dict]) -> Tally:
+    tally = Tally.empty()
+    for doc in docs:
+        tally.add_doc(doc)
+    return tally

@@ -13,6 +13,10 @@ Exactly-once counting without scanning votes:
 A crash anywhere leaves the batch document: the recovery timer re-applies the batch from its stored votes
 (found by the ids the batch document lists), which only adds what the markers say is missing.
 
+Times are epoch seconds (`pressed_ts`, `received_ts`, counters' `t`, kiosks' `last_seen_ts`…): nx-27017 reads a
+datetime set by an update back as a string (only inserted datetimes round-trip) and compares datetimes to the
+second, and it encodes a datetime field by a Python call per value; numbers behave the same on both databases.
+
 A recount (the repeated-press rule replayed over a kiosk's votes) works the same way, one at a time per
 kiosk: a `recounts` document (_id = the kiosk) is first inserted as a claim, then replaced by the plan (the
 votes whose flag flips and the counters' deltas); the deltas are applied as `$inc` guarded by the marker
@@ -40,7 +44,7 @@ class SatisfactionStore(Repository):
         # No secondary index on votes: the hot path only inserts them, and recovery finds a batch's votes by
         # their ids (kept in the batch document). Each index would slow every insert down.
         "votes": [],
-        "batches": [IndexModel([("created_ts", ASCENDING)]), IndexModel([("created_at", ASCENDING)])],
+        "batches": [IndexModel([("created_ts", ASCENDING)])],
         "counters": [IndexModel([("scope", ASCENDING), ("ref", ASCENDING), ("gran", ASCENDING), ("t", ASCENDING)])],
         "alerts": [IndexModel([("site_id", ASCENDING), ("raised_at", DESCENDING)])],
         "recounts": [IndexModel([("created_ts", ASCENDING)])],
@@ -114,13 +118,6 @@ class SatisfactionStore(Repository):
         return res.modified_count == 1
 
     # -- votes ----------------------------------------------------------------------------------
-    def new_batch(self, kiosk_id: str, site_id: str, scale: int, vote_ids: list[str]) -> str:
-        batch = uuid.uuid4().hex
-        now = utcnow()
-        self.db.batches.insert_one({"_id": batch, "kiosk_id": kiosk_id, "site_id": site_id, "scale": scale,
-                                    "vote_ids": vote_ids, "created_at": now, "created_ts": now.timestamp()})
-        return batch
-
     def open_batch(self, vote_ids: list[str], close: list[tuple[str, list[str]]] = ()) -> str:
         """The batch document of a group of submits: each vote document names its own kiosk and site.
 
@@ -131,7 +128,7 @@ class SatisfactionStore(Repository):
         """
         batch = uuid.uuid4().hex
         now = utcnow()
-        doc = {"_id": batch, "vote_ids_text": " ".join(vote_ids), "created_at": now, "created_ts": now.timestamp()}
+        doc = {"_id": batch, "vote_ids_text": " ".join(vote_ids), "created_ts": now.timestamp()}
         if close:
             self.db.batches.bulk_write([InsertOne(doc), *(DeleteOne({"_id": b}) for b, _ in close)], ordered=True)
             for b, counter_ids in close:
@@ -139,11 +136,6 @@ class SatisfactionStore(Repository):
         else:
             self.db.batches.insert_one(doc)
         return batch
-
-    def insert_votes(self, docs: list[dict]) -> tuple[list[dict], set[str]]:
-        """Insert; returns (the documents stored now, the ids that were already stored)."""
-        failed = self.insert_votes_indexed(docs)
-        return [d for i, d in enumerate(docs) if i not in failed], {docs[i]["_id"] for i in failed}
 
     def insert_votes_indexed(self, docs: list[dict]) -> set[int]:
         """Insert; returns the positions (in `docs`) of the votes that were already stored. By position, not
@@ -158,10 +150,6 @@ class SatisfactionStore(Repository):
             if any(e.get("code") != DUPLICATE for e in errors):
                 raise
             return {e["index"] for e in errors}
-
-    def note_votes(self, kiosk_id: str, last_pressed: datetime) -> None:
-        """One write per batch: the kiosk's latest press (for repeated presses) and its last sign of life."""
-        self.note_kiosks({kiosk_id: last_pressed.timestamp()})
 
     def note_kiosks(self, last_pressed: dict[str, float]) -> None:
         """One write for a group of submits: each kiosk's latest press (epoch seconds) and its last sign of life."""
@@ -226,22 +214,16 @@ class SatisfactionStore(Repository):
 
     def stale_batches(self, older_than: datetime) -> list[dict]:
         """Batches opened before `older_than`, by `created_ts` (epoch seconds): nx-27017 compares datetimes to
-        the second only, so a batch opened in the second a restarted service started was never found.
-        Batch documents written before `created_ts` existed are found by `created_at`."""
-        found = list(self.db.batches.find({"created_ts": {"$lt": older_than.timestamp()}}).limit(200))
-        if len(found) < 200:
-            found += self.db.batches.find({"created_ts": {"$exists": False},
-                                           "created_at": {"$lt": older_than}}).limit(200 - len(found))
-        return found
+        the second only, so a batch opened in the second a restarted service started was never found."""
+        return list(self.db.batches.find({"created_ts": {"$lt": older_than.timestamp()}}).limit(200))
 
     def votes_of_batch(self, batch: dict) -> list[dict]:
         """The votes this batch stored (not those another batch stored first), by primary key, each with the
         flag it was stored with (a recount may have changed `repeated` since: see apply_recount)."""
-        ids = batch.get("vote_ids") or (batch.get("vote_ids_text") or "").split()
+        ids = (batch.get("vote_ids_text") or "").split()
         docs = list(self.db.votes.find({"_id": {"$in": ids}, "batch": batch["_id"]},
-                                       {"pressed_ts": 1, "pressed_at": 1, "rating": 1, "repeated": 1,
-                                        "ingest_repeated": 1, "received_ts": 1,
-                                        "received_at": 1, "kiosk_id": 1, "site_id": 1, "scale": 1}))
+                                       {"pressed_ts": 1, "rating": 1, "repeated": 1, "ingest_repeated": 1,
+                                        "received_ts": 1, "kiosk_id": 1, "site_id": 1, "scale": 1}))
         for d in docs:
             if "ingest_repeated" in d:
                 d["repeated"] = d.pop("ingest_repeated")
@@ -328,26 +310,11 @@ class SatisfactionStore(Repository):
                         kiosks[kiosk_id].add_doc(part)
         return site, kiosks
 
-    def window_tally(self, site_id: str, minutes: int, now: datetime) -> domain.Tally:
-        return self.window_tallies(site_id, (), minutes, now)[0]
-
     # -- alerts ---------------------------------------------------------------------------------
-    def raise_alert(self, site_id: str, alert: dict, event: dict) -> bool:
-        """Once per episode: only a site without an open alert takes one (with its event, same write)."""
-        return self._raise("sites", site_id, alert, event)
-
-    def resolve_alert(self, site_id: str, alert_id: str, resolved_at: datetime, counts: dict, event: dict) -> bool:
-        return self._resolve("sites", site_id, alert_id, resolved_at, counts, event)
-
-    def raise_kiosk_alert(self, kiosk_id: str, alert: dict, event: dict) -> bool:
-        """Once per episode for a kiosk, like raise_alert for a site (the state is on the kiosk)."""
-        return self._raise("kiosks", kiosk_id, alert, event)
-
-    def resolve_kiosk_alert(self, kiosk_id: str, alert_id: str, resolved_at: datetime, counts: dict,
-                            event: dict) -> bool:
-        return self._resolve("kiosks", kiosk_id, alert_id, resolved_at, counts, event)
-
-    def _raise(self, collection: str, owner_id: str, alert: dict, event: dict) -> bool:
+    def raise_alert(self, alert: dict, event: dict) -> bool:
+        """Once per episode: only a site (a kiosk, when the alert names one) without an open alert takes one,
+        with its event in the same write; the alert's state is kept on the site (the kiosk)."""
+        collection, owner_id = ("kiosks", alert["kiosk_id"]) if alert.get("kiosk_id") else ("sites", alert["site_id"])
         res = self.db[collection].update_one({"_id": owner_id, "open_alert_id": None},
                                              self.with_events({"$set": {"open_alert_id": alert["_id"]}}, [event]))
         if res.modified_count != 1:
@@ -355,8 +322,10 @@ class SatisfactionStore(Repository):
         self.db.alerts.insert_one(alert)
         return True
 
-    def _resolve(self, collection: str, owner_id: str, alert_id: str, resolved_at: datetime, counts: dict,
-                 event: dict) -> bool:
+    def resolve_alert(self, site_id: str, kiosk_id: str | None, alert_id: str, resolved_at: datetime, counts: dict,
+                      event: dict) -> bool:
+        """Once per episode, like raise_alert: the site's alert, or the kiosk's when `kiosk_id` is given."""
+        collection, owner_id = ("kiosks", kiosk_id) if kiosk_id else ("sites", site_id)
         res = self.db[collection].update_one({"_id": owner_id, "open_alert_id": alert_id},
                                              self.with_events({"$set": {"open_alert_id": None}}, [event]))
         if res.modified_count != 1:

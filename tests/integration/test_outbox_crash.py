@@ -18,7 +18,7 @@ def platform(mongo, broker):
 
 
 def metric(platform, service_index: int, name: str, **labels) -> float:
-    from parvis.config import SERVICES
+    from core.settings import SERVICES
 
     return platform.metric(SERVICES[service_index], name, **labels) or 0.0
 

@@ -100,12 +100,12 @@ def test_batches_left_half_done_by_a_crash_are_counted_once_at_restart(platform,
     start = datetime.now(timezone.utc) - timedelta(hours=5)
     for n, crash_point in enumerate(("after_insert", "partial_counters", "before_close")):
         ids = [str(uuid.uuid4()) for _ in range(90)]
-        batch = store.new_batch("kiosk-x", "site-x", 4, ids)
-        docs = [{"_id": ids[i], "kiosk_id": "kiosk-x", "site_id": "site-x", "rating": (i % 4) + 1,
-                 "scale": 4, "pressed_at": start + timedelta(minutes=n * 100 + i), "received_at": start,
-                 "repeated": False, "batch": batch} for i in range(90)]  # spans two hours: several counters
-        stored, _ = store.insert_votes(docs)
-        increments = domain.counter_increments(stored, 4, "kiosk-x", "site-x")
+        batch = store.open_batch(ids)
+        docs = [{"_id": ids[i], "kiosk_id": "kiosk-x", "site_id": "site-x", "rating": (i % 4) + 1, "scale": 4,
+                 "pressed_ts": (start + timedelta(minutes=n * 100 + i)).timestamp(), "received_ts": start.timestamp(),
+                 "batch": batch} for i in range(90)]  # spans two hours: several counters
+        assert store.insert_votes_indexed(docs) == set()
+        increments = domain.votes_increments(docs)
         if crash_point == "partial_counters":
             store.apply_counters(batch, dict(list(increments.items())[: len(increments) // 2]))
         elif crash_point == "before_close":
@@ -140,17 +140,19 @@ def test_a_batch_opened_in_the_second_before_a_restart_is_found_by_the_recovery(
     db = mongo.client().parvis_satisfaction
     store = SatisfactionStore(db)
     store.ensure_indexes()
-    group = store.open_batch([str(uuid.uuid4()), str(uuid.uuid4())])
-    single = store.new_batch("kiosk-x", "site-x", 4, [str(uuid.uuid4())])
+    first = store.open_batch([str(uuid.uuid4()), str(uuid.uuid4())])
+    second = store.open_batch([str(uuid.uuid4())])
     time.sleep(0.01)
-    assert sorted(b["_id"] for b in store.stale_batches(utcnow())) == sorted([group, single])
+    assert sorted(b["_id"] for b in store.stale_batches(utcnow())) == sorted([first, second])
     assert store.stale_batches(utcnow() - timedelta(seconds=5)) == []
 
 
 def test_two_submits_in_one_round_sharing_a_vote_store_and_count_it_once(mongo):
     """The service writes the submits that arrive together in one round: a vote in two of them (a resend
     racing its original) is stored by the first, reported as a duplicate to the second, counted once."""
-    from services.satisfaction.service import SatisfactionService, Submit
+    from services.satisfaction.alerts import Alerts
+    from services.satisfaction.ingest import Rounds, Submit
+    from services.satisfaction.metrics import HappyIndexGauges
     from services.satisfaction.store import SatisfactionStore
 
     client = mongo.client()
@@ -160,8 +162,7 @@ def test_two_submits_in_one_round_sharing_a_vote_store_and_count_it_once(mongo):
     store.ensure_indexes()
     db.sites.insert_one({"_id": "site-r", "name": "Piscine", "commune": "castanet-tolosan", "competence": "Sport",
                          "alerts": {}})
-    service = SatisfactionService.__new__(SatisfactionService)  # no container: the store is all a round needs
-    service.store = store
+    rounds = Rounds(store, Alerts(store, build_event=None), HappyIndexGauges(store))  # no alert raised here
     kiosk = {"_id": "kiosk-r", "site_id": "site-r", "scale": 4, "last_pressed_at": None}
     pressed = time.time() - 600
     shared = str(uuid.uuid4())
@@ -172,7 +173,7 @@ def test_two_submits_in_one_round_sharing_a_vote_store_and_count_it_once(mongo):
         return Submit(docs, kiosk, db.sites.find_one({"_id": "site-r"}))
 
     first, second = submit([shared, str(uuid.uuid4())]), submit([shared, str(uuid.uuid4())])
-    stored, _, batch, counter_ids = service._store_group([first, second], [])
+    stored, _, batch, counter_ids = rounds.write([first, second], [])
     assert [d["_id"] for d in first.stored] == [d["_id"] for d in first.docs] and first.duplicates == []
     assert second.duplicates == [shared] and [d["_id"] for d in second.stored] == [second.docs[1]["_id"]]
     assert len(stored) == 3 and db.votes.count_documents({}) == 3
@@ -190,7 +191,9 @@ def test_two_submits_in_one_round_sharing_a_vote_store_and_count_it_once(mongo):
 def test_the_happy_index_gauge_shows_today_only(mongo):
     """The gauge is the site's index of the day: set from the day's counters, and gone (no series) on a day
     without votes, e.g. after midnight, instead of showing yesterday's figure."""
-    from services.satisfaction.service import HAPPY_INDEX, SatisfactionService, Submit
+    from services.satisfaction.alerts import Alerts
+    from services.satisfaction.ingest import Rounds, Submit
+    from services.satisfaction.metrics import HAPPY_INDEX, HappyIndexGauges
     from services.satisfaction.store import SatisfactionStore
 
     client = mongo.client()
@@ -198,8 +201,8 @@ def test_the_happy_index_gauge_shows_today_only(mongo):
     db = client.parvis_satisfaction_gauge
     store = SatisfactionStore(db)
     store.ensure_indexes()
-    service = SatisfactionService.__new__(SatisfactionService)
-    service.store = store
+    gauges = HappyIndexGauges(store)
+    rounds = Rounds(store, Alerts(store, build_event=None), gauges)
     site = {"_id": "site-g", "name": "Médiathèque", "commune": "labege", "competence": "Culture", "alerts": {}}
     db.sites.insert_one(site)
     kiosk = {"_id": "kiosk-g", "site_id": "site-g", "scale": 4, "last_pressed_at": None}
@@ -210,11 +213,11 @@ def test_the_happy_index_gauge_shows_today_only(mongo):
     def gauge():
         return {s.labels["site"]: s.value for m in HAPPY_INDEX.collect() for s in m.samples}.get("site-g")
 
-    service._index_gauge("site-g", now)
+    gauges.refresh("site-g", now)
     assert gauge() is None
-    stored, _, batch, counter_ids = service._store_group([Submit(docs, kiosk, site)], [])
-    service._index_gauge("site-g", now)
+    stored, _, batch, counter_ids = rounds.write([Submit(docs, kiosk, site)], [])
+    gauges.refresh("site-g", now)
     assert gauge() == pytest.approx(66.7)  # (100 + 100 + 0) / 3, to one decimal
-    service._index_gauge("site-g", now + timedelta(days=1))
+    gauges.refresh("site-g", now + timedelta(days=1))
     assert gauge() is None, "a new day without votes: no figure"
     client.drop_database("parvis_satisfaction_gauge")

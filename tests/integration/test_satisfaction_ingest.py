@@ -1,5 +1,6 @@
 """Vote ingest through the gateway over real HTTP: exactly-once counting under concurrent resends, the
 per-vote report, pressedAt rules, repeated presses, kiosk token scope, rotation and revocation, alerts."""
+import asyncio
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -280,13 +281,24 @@ def test_satisfaction_updates_are_pushed_over_graphql_transport_ws(platform):
 
 def test_demo_sites_are_seeded_once_with_working_kiosk_tokens(platform):
     from gateway import auth
-    from tests.support import TEST_SECRET, rpc_call
+    from gateway.rpc import RpcClient
+    from parvis.seed import seed_demo_sites
+    from tests.support import TEST_SECRET
 
+    async def seed(token_ids):
+        rpc = RpcClient(platform.broker.url)
+        try:
+            return await seed_demo_sites(rpc, token_ids)
+        finally:
+            await rpc.close()
+
+    stale = auth.issue(TEST_SECRET, "kiosk", kiosk="kiosk-accueil-labege")
     demo = auth.issue(TEST_SECRET, "kiosk", kiosk="kiosk-accueil-labege")
-    first = rpc_call(platform.broker.url, "satisfaction", "seed_demo_sites",
-                     token_ids={"kiosk-accueil-labege": demo.token_id})
-    again = rpc_call(platform.broker.url, "satisfaction", "seed_demo_sites")
-    assert first == again == {"sites": 4, "kiosks": 4}
+    first = asyncio.run(seed({"kiosk-accueil-labege": stale.token_id}))
+    again = asyncio.run(seed({"kiosk-accueil-labege": demo.token_id}))  # the next start: a new token
+    assert first == again == {"sites": 4, "kiosks": 1}
+    refused = gql(platform, "mutation { kioskHeartbeat { siteName } }", tok=stale.value)
+    assert refused["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", "the previous start's token stops"
     sites = {s["id"]: s for s in ok(gql(platform, "{ sites { id name commune } }", tok=AGENT))["sites"]}
     assert sites["site-accueil-labege"]["commune"] == "labege" and "site-mediatheque-ramonville" in sites
     hb = ok(gql(platform, "mutation { kioskHeartbeat { siteName followUp { choices } } }", tok=demo.value))

@@ -19,7 +19,7 @@ from tests.support import TEST_SECRET  # noqa: E402
 
 @pytest.fixture
 def parvis_env(monkeypatch, mongo, broker, tmp_path):
-    """What parvis.config.load() reads, pointed at the session's database and vhost."""
+    """What the settings (core/settings.py) read, pointed at the session's database and vhost."""
     monkeypatch.setenv("MONGO_URL", mongo.url)
     monkeypatch.setenv("AMQP_URL", broker.url)
     monkeypatch.setenv("PARVIS_SECRET", TEST_SECRET)

@@ -36,17 +36,3 @@ def test_help_lists_the_commands():
     out = parvis("--help")
     for command in ("up", "service", "gateway", "token", "revoke", "dlq", "seed", "schema"):
         assert command in out.stdout
-
-
-def test_worker_pools_per_service(monkeypatch):
-    """Satisfaction takes 50 workers (its submits join rounds in the process), the others nameko's 10;
-    PARVIS_MAX_WORKERS sets all, PARVIS_MAX_WORKERS_<SERVICE> one."""
-    from parvis.config import max_workers
-
-    monkeypatch.delenv("PARVIS_MAX_WORKERS", raising=False)
-    monkeypatch.delenv("PARVIS_MAX_WORKERS_SATISFACTION", raising=False)
-    assert (max_workers("satisfaction"), max_workers("agenda"), max_workers(None)) == (50, 10, 10)
-    monkeypatch.setenv("PARVIS_MAX_WORKERS", "20")
-    assert (max_workers("satisfaction"), max_workers("agenda")) == (20, 20)
-    monkeypatch.setenv("PARVIS_MAX_WORKERS_SATISFACTION", "80")
-    assert (max_workers("satisfaction"), max_workers("agenda")) == (80, 20)

@@ -1,8 +1,7 @@
-"""Pure rules of the agenda reference data, and configuration parsing."""
+"""Pure rules of the agenda reference data, and the demo data."""
 import pytest
 
 from contracts.agenda import Organization
-from parvis import config
 from services.agenda import domain
 
 
@@ -24,29 +23,6 @@ def test_an_organization_is_changed_only_when_a_field_differs():
     assert domain.organization_changed({**same, "name": "Old"}, org)
 
 
-def test_retry_delays_are_parsed_and_checked():
-    assert config._retry_delays("1, 5,30") == (1.0, 5.0, 30.0)
-    with pytest.raises(ValueError):
-        config._retry_delays("1,-2")
-
-
-def test_production_requires_a_secret(monkeypatch, tmp_path):
-    monkeypatch.setenv("PARVIS_ENV", "production")
-    monkeypatch.delenv("PARVIS_SECRET", raising=False)
-    monkeypatch.setenv("PARVIS_DATA_DIR", str(tmp_path))
-    with pytest.raises(RuntimeError, match="PARVIS_SECRET"):
-        config.load()
-
-
-def test_dev_secret_is_generated_once_and_kept(monkeypatch, tmp_path):
-    monkeypatch.delenv("PARVIS_SECRET", raising=False)
-    monkeypatch.delenv("PARVIS_ENV", raising=False)
-    monkeypatch.setenv("PARVIS_DATA_DIR", str(tmp_path))
-    first = config.load().secret
-    assert len(first) > 40 and config.load().secret == first
-    assert (tmp_path / "secret").stat().st_mode & 0o077 == 0
-
-
 def test_demo_data_holds_the_36_communes_as_organisations():
     from parvis.seed import demo_data
 
@@ -56,3 +32,14 @@ def test_demo_data_holds_the_36_communes_as_organisations():
     assert {o["commune"] for o in communes} == {c["slug"] for c in data["communes"]}
     assert any(o["kind"] == "association" for o in data["organizations"])
     assert len(data["themes"]) == 15 and data["categories"]
+
+
+def test_commune_names_are_elided_before_a_vowel():
+    """French: "Mairie d'Aureville", not "Mairie de Aureville"."""
+    import re
+
+    from parvis.seed import demo_data
+
+    names = [o["name"] for o in demo_data()["organizations"]]
+    assert "Mairie d'Aureville" in names and "Mairie de Labège" in names
+    assert not [n for n in names if re.search(r"\bde [AEIOUYÂÉÈÊÎÔÛaeiouyâéèêîôûh]", n)]

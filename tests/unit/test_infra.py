@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from parvis.config import SERVICES
+from core.settings import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -244,7 +244,7 @@ def test_the_image_build_copies_every_package_and_pip_installs_the_project():
     patterns = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
     packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()
                 and any(re.fullmatch(pat.replace("*", ".*"), p.name) for pat in patterns)}
-    assert packages == {"parvis", "services", "gateway", "contracts"}
+    assert packages == {"core", "parvis", "services", "gateway", "contracts"}
     needed = packages | {"pyproject.toml", pyproject["project"]["readme"]}
     assert needed <= copied, f"not copied into the image: {sorted(needed - copied)}"
     for src in copied:

@@ -1,5 +1,5 @@
 """The satisfaction service's group commit (IngestQueue): who leads, who waits, and when a finished round's
-submits reply. Green threads over a fake service (no database): the queue's own logic only."""
+submits reply. Green threads over a fake round writer (no database): the queue's own logic only."""
 from __future__ import annotations
 
 import time
@@ -7,20 +7,19 @@ import time
 import eventlet
 import pytest
 
-from services.satisfaction.service import RELEASE_AFTER, IngestQueue, Submit
+from services.satisfaction.ingest import RELEASE_AFTER, IngestQueue, Submit
 
 
-class FakeService:
-    """Rounds as the service runs them: `first_write` seconds for the batch document, then `sent()`, then
+class FakeRounds:
+    """Rounds as the service runs them (ingest.Rounds): `first_write` seconds for the batch document, then `sent()`, then
     `insert` seconds for the votes. Records when each round sent its votes and what it held."""
 
     def __init__(self, first_write=0.0, insert=0.05, fail_round=None):
         self.first_write, self.insert, self.fail_round = first_write, insert, fail_round
         self.rounds: list[list[Submit]] = []
         self.sent_at: list[float] = []
-        self.store = self
 
-    def _store_group(self, group, close, sent):
+    def write(self, group, close, sent):
         self.rounds.append(group)
         n = len(self.rounds)
         eventlet.sleep(self.first_write if n > 1 else 0.0)
@@ -33,11 +32,11 @@ class FakeService:
             job.stored, job.duplicates = list(job.docs), []
         return [d for job in group for d in job.docs], time.time(), f"batch-{n}", []
 
-    def finish_batches(self, closes):
+    def finish(self, closes):
         pass
 
     @staticmethod
-    def _observe(stored, counted):
+    def observe(stored, counted):
         pass
 
 
@@ -66,14 +65,14 @@ def jobs(n):
 
 
 def test_submits_that_arrive_during_a_round_share_the_next_one():
-    service = FakeService()
+    service = FakeRounds()
     done = run(IngestQueue(), service, jobs(6))
     assert len(done) == 6 and all(err is None for _, err in done.values())
     assert [len(r) for r in service.rounds] == [1, 5], "the first alone (no wait when idle), the rest together"
 
 
 def test_a_finished_round_replies_once_the_next_round_has_sent_its_votes():
-    service = FakeService(first_write=0.05)
+    service = FakeRounds(first_write=0.05)
     submits = jobs(3)
     done = run(IngestQueue(), service, submits[:1] + submits[1:], spacing=0.002)
     assert [len(r) for r in service.rounds] == [1, 2]
@@ -82,7 +81,7 @@ def test_a_finished_round_replies_once_the_next_round_has_sent_its_votes():
 
 
 def test_a_slow_first_write_of_the_next_round_holds_replies_up_only_so_long():
-    service = FakeService(first_write=1.0)
+    service = FakeRounds(first_write=1.0)
     done = run(IngestQueue(), service, jobs(3), spacing=0.002)
     waited = done[0][0] - service.sent_at[0]
     assert waited < service.insert + RELEASE_AFTER + 0.15, f"round 1 replied after {waited:.2f} s"
@@ -90,7 +89,7 @@ def test_a_slow_first_write_of_the_next_round_holds_replies_up_only_so_long():
 
 
 def test_a_failed_round_fails_its_submits_and_releases_the_round_before():
-    service = FakeService(first_write=0.05, fail_round=2)
+    service = FakeRounds(first_write=0.05, fail_round=2)
     done = run(IngestQueue(), service, jobs(3), spacing=0.002)
     assert done[0][1] is None, "round 1 stored its votes"
     assert all(isinstance(done[i][1], RuntimeError) for i in (1, 2)), "round 2's submits get its error"
@@ -99,7 +98,7 @@ def test_a_failed_round_fails_its_submits_and_releases_the_round_before():
 
 @pytest.mark.parametrize("rounds", [1, 2])
 def test_every_submit_ends_under_load(rounds):
-    service = FakeService(first_write=0.003, insert=0.01)
+    service = FakeRounds(first_write=0.003, insert=0.01)
     done = run(IngestQueue(rounds=rounds), service, jobs(200), spacing=0.0005)
     assert len(done) == 200 and all(err is None for _, err in done.values())
     assert sum(len(r) for r in service.rounds) == 200

@@ -52,8 +52,9 @@ def test_buckets_hour_utc_day_paris():
     assert domain.day_start(late) == datetime(2026, 3, 10, 23, 0, tzinfo=timezone.utc)
     assert domain.hour_start(late) == datetime(2026, 3, 10, 23, 0, tzinfo=timezone.utc)
     assert domain.week_start(late) == datetime(2026, 3, 8, 23, 0, tzinfo=timezone.utc)  # Monday 9th, Paris
-    incs = domain.counter_increments([{"pressed_at": NOW, "rating": 1}, {"pressed_at": NOW, "rating": 4, "repeated": True}],
-                                     4, "k", "s")
+    incs = domain.votes_increments([{"pressed_ts": NOW.timestamp(), "rating": 1, "kiosk_id": "k", "site_id": "s"},
+                                    {"pressed_ts": NOW.timestamp(), "rating": 4, "repeated": True, "kiosk_id": "k",
+                                     "site_id": "s"}])
     assert len(incs) == 5 and all(e["tally"].total == 1 for e in incs.values()), "repeated presses are not counted"
 
 
@@ -88,9 +89,9 @@ def test_spam_filter_for_comments():
 
 def test_increments_of_votes_of_several_kiosks_add_up_per_counter():
     """A round of writes groups the votes of several kiosks: each vote counts in its kiosk's and its site's
-    counters, whichever way its press time was stored (`pressed_ts` now, `pressed_at` before)."""
+    counters."""
     votes = [{"kiosk_id": "k1", "site_id": "s", "scale": 4, "rating": 1, "pressed_ts": NOW.timestamp()},
-             {"kiosk_id": "k2", "site_id": "s", "scale": 5, "rating": 5, "pressed_at": NOW + timedelta(hours=1)},
+             {"kiosk_id": "k2", "site_id": "s", "scale": 5, "rating": 5, "pressed_ts": (NOW + timedelta(hours=1)).timestamp()},
              {"kiosk_id": "k2", "site_id": "s", "scale": 5, "rating": 2, "pressed_ts": NOW.timestamp(), "repeated": True}]
     incs = domain.votes_increments(votes)
     assert sorted(incs) == sorted([
@@ -108,7 +109,7 @@ def test_increments_of_votes_of_several_kiosks_add_up_per_counter():
                                         "k:k1:r1": 1, "k:k1:total": 1, "k:k1:negative": 0, "k:k1:score": 100.0}
     assert domain.kiosk_parts({"_id": "x", "r1": 3, "k:k-1_a:r1": 2, "k:k-1_a:total": 2, "k:k2:total": 1}) == {
         "k-1_a": {"r1": 2, "total": 2}, "k2": {"total": 1}}
-    alone = domain.counter_increments(votes[:1], 4, "k1", "s")
+    alone = domain.votes_increments(votes[:1])
     assert len(alone) == 5 and all(alone[k]["tally"].inc() == incs[k]["tally"].inc() for k in alone if "k1" in k)
 
 

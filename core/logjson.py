@@ -1,4 +1,4 @@
-"""JSON-lines log formatting shared by the services and the gateway (no nameko import here)."""
+"""JSON-lines log formatting shared by the services, the gateway and the supervisor (no nameko import here)."""
 from __future__ import annotations
 
 import json
