@@ -30,7 +30,7 @@ from gateway.fastpath import FastQueries
 from gateway.fastvotes import FastKioskVotes
 from gateway.readmodel import PublicAgenda
 from gateway.routes import all_routes
-from gateway.rpc import RpcClient
+from gateway.rpc import RemoteError, RpcClient, read_reply
 from gateway.schema import build_schema
 from gateway.schema.agenda import to_event
 from gateway.schema.platform import ping_all
@@ -173,7 +173,7 @@ class Gateway:
 
     async def _public_call(self, service: str, method: str, **kwargs):
         return await self.call(service, method, caller=Caller(), correlation_id=uuid.uuid4().hex, timeout=10.0,
-                               **kwargs)
+                               as_model=True, **kwargs)
 
     # -- authentication -----------------------------------------------------------------------
     def authenticate(self, headers, params=None) -> Caller:
@@ -190,7 +190,7 @@ class Gateway:
     def context(self, request, response) -> dict[str, Any]:
         caller = request.scope.get("state", {}).get("caller") or Caller()
         cid = request.scope.get("state", {}).get("correlation_id") or uuid.uuid4().hex
-        return {"request": request, "response": response, "caller": caller, "rpc": self.rpc,
+        return {"request": request, "response": response, "caller": caller, "rpc": self.rpc, "gateway": self,
                 "call": self.caller_call(caller, cid),
                 "correlation_id": cid, "revocations": self.revocations, "settings": self.settings,
                 "public_agenda": self.public_agenda}
@@ -203,14 +203,19 @@ class Gateway:
         return call
 
     async def call(self, service: str, method: str, *, caller: Caller, correlation_id: str,
-                   timeout: float | None = None, **kwargs):
+                   timeout: float | None = None, as_model: bool = False, **kwargs):
+        """`service.method(**kwargs)` on behalf of `caller`; the reply read by its contract (gateway/rpc.py)."""
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return await self.rpc.call(service, method, timeout=timeout, context={
+            raw = await self.rpc.call(service, method, timeout=timeout, context={
                 "correlation_id": correlation_id, "caller": caller.model_dump(exclude_none=True)}, **kwargs)
+            return read_reply(service, method, raw, as_model)
         except ServiceUnavailable:
             outcome = "unavailable"
+            raise
+        except RemoteError:
+            outcome = "error"
             raise
         except ParvisError:
             outcome = "rejected"

@@ -162,7 +162,7 @@ def _fields(selection_set, allowed: set[str]) -> list[tuple[str, FieldNode]]:
 
 
 def coerce_votes(value: Any) -> list[dict] | None:
-    """The votes as the service takes them (as the schema's KioskVoteInput hook builds them), or None when a
+    """The votes as the service takes them (as the Strawberry path sends them: gateway/schema/convert.py), or None when a
     value is not in one of the forms this path reads (Strawberry then coerces it, or explains why not)."""
     if not isinstance(value, list) or not value or len(value) > MAX_VOTES:
         return None
@@ -182,6 +182,10 @@ def coerce_votes(value: Any) -> list[dict] | None:
             at = datetime.fromisoformat(pressed)
         except ValueError:
             return None
-        out.append({"id": vid, "rating": rating, "pressed_at": at.isoformat(), "follow_up": follow_up,
-                    "comment": comment})
+        payload = {"id": vid, "rating": rating, "pressed_at": at.isoformat()}
+        if follow_up is not None:
+            payload["follow_up"] = follow_up
+        if comment is not None:
+            payload["comment"] = comment
+        out.append(payload)
     return out

@@ -10,8 +10,8 @@ How it stays right:
   OVERLAP_EVERY seconds to absorb the clocks of several agenda instances: on every `agenda.*` event seen on the bus (a queue of the gateway
   bound to the agenda's event exchange; each message validated against contracts/), at once after an
   agenda mutation made through this gateway (read-your-writes), and every POLL seconds as a safety net;
-- who may see what stays the agenda's rule: the filter is the agenda's own predicate
-  (services.agenda.domain.compile_filter), applied to the fields the feed sends;
+- who may see what stays the agenda's rule: the filter, order and cursors are those of the agenda service,
+  shared with it in contracts/agenda_public.py, applied to the fields the feed sends;
 - when the copy is not loaded or has not synced for STALE_AFTER seconds, `ready` is False and the
   gateway asks the agenda by RPC, as before.
 Only the public's view is kept: agents and organisers (who also see pending revisions and other states)
@@ -24,7 +24,7 @@ import bisect
 import json
 import logging
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import aio_pika
@@ -33,7 +33,8 @@ from pydantic import ValidationError
 
 from contracts import ContractViolation, parse_envelope
 from contracts import agenda as c
-from services.agenda import domain
+from contracts import agenda_public
+from contracts.errors import validation_error
 
 log = logging.getLogger("parvis.gateway.readmodel")
 
@@ -41,7 +42,8 @@ POLL = 1.0
 OVERLAP = 10.0
 OVERLAP_EVERY = 30.0
 STALE_AFTER = 15.0
-PAGE = 500
+PAGE = 500  # feed items a sync asks for at once
+RPC_PAGE = 500  # events an agenda.search_events call returns at most (its contract)
 SHORT_SPAN = timedelta(days=2)
 
 READ_MODEL_EVENTS = Gauge("parvis_gateway_public_events", "Events in the gateway's public agenda copy")
@@ -58,7 +60,7 @@ class Entry:
     def __init__(self, item: c.PublicFeedItem, to_node: Callable[[dict], Any]):
         view = item.view
         self.updated_ts = item.updated_ts
-        self.view = view.model_dump(mode="json")
+        self.view = view.model_dump()
         self.node = to_node(self.view)
         self.node._parvis_rendered = {}  # gateway/fastpath.py keeps this event's renderings here
         self.doc = {
@@ -72,10 +74,14 @@ class Entry:
 
 
 class Page:
-    __slots__ = ("entries", "cursors", "total", "has_next")
+    """A page of the public's events: their views (Python data), their GraphQL objects, and the page's cursors."""
 
-    def __init__(self, entries: list[Entry], cursors: list[str], total: int, has_next: bool):
-        self.entries, self.cursors, self.total, self.has_next = entries, cursors, total, has_next
+    __slots__ = ("views", "nodes", "cursors", "total", "has_next", "end_cursor")
+
+    def __init__(self, views: list[dict], nodes: list, cursors: list[str], total: int, has_next: bool,
+                 end_cursor: str | None):
+        self.views, self.nodes, self.cursors, self.total = views, nodes, cursors, total
+        self.has_next, self.end_cursor = has_next, end_cursor
 
 
 class PublicAgenda:
@@ -134,8 +140,8 @@ class PublicAgenda:
         if f.updated_since or not (f.starts_after or f.starts_before):
             return self.docs(f.communes)
         index = self._windows()
-        after = domain.to_utc(f.starts_after) if f.starts_after else None
-        before = domain.to_utc(f.starts_before) if f.starts_before else None
+        after = agenda_public.to_utc(f.starts_after) if f.starts_after else None
+        before = agenda_public.to_utc(f.starts_before) if f.starts_before else None
         out: list[dict] = []
         for key in (dict.fromkeys(f.communes) if f.communes else (None,)):
             if key not in index:
@@ -150,10 +156,37 @@ class PublicAgenda:
 
     def search(self, f: c.EventFilter, first: int, after: str | None, now: datetime) -> Page:
         """The agenda's public search (its own predicate, order and cursors) over the copy."""
-        by_update = bool(f.updated_since)
-        found = domain.search_snapshot(self.candidates(f), f, now, by_update)
-        docs, cursors, has_next = domain.keyset_page(found, first, after, by_update)
-        return Page([d["entry"] for d in docs], cursors, len(found), has_next)
+        found = agenda_public.search(self.candidates(f), f, now)
+        docs, cursors, has_next = agenda_public.keyset_page(found, first, after, bool(f.updated_since))
+        entries = [d["entry"] for d in docs]
+        return Page([e.view for e in entries], [e.node for e in entries], cursors, len(found), has_next,
+                    cursors[-1] if cursors else after)
+
+    @staticmethod
+    def read_filter(filter: dict, first: int, after: str | None, most: int = RPC_PAGE) -> c.EventFilter:
+        """A public search read by the agenda's contract (the same limits with or without the copy); `most`
+        events at once (the exports take more than a GraphQL page, in several RPC pages without the copy)."""
+        try:
+            f = c.EventFilter.model_validate(filter)
+            c.SearchEvents(filter=f, first=min(first, RPC_PAGE) if first <= most else first, after=after)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+        return f
+
+    async def page(self, filter: dict, first: int, after: str | None = None, most: int = RPC_PAGE) -> Page:
+        """The public's `events` (GraphQL, exports, widget): from this copy when it is ready, else from the agenda
+        service, page after page when more than one RPC page is asked for."""
+        f = self.read_filter(filter, first, after, most)
+        if self.ready:
+            return self.search(f, first, after, datetime.now(timezone.utc))
+        views, cursors, total, has_next, end = [], [], 0, True, after
+        while has_next and len(views) < first:
+            got: c.EventPage = await self._call("agenda", "search_events", filter=filter,
+                                                first=min(RPC_PAGE, first - len(views)), after=end)
+            views += [v.model_dump() for v in got.items]
+            cursors += got.cursors
+            total, has_next, end = got.total, got.has_next, got.end_cursor
+        return Page(views, [self._to_node(v) for v in views], cursors, total, has_next, end)
 
     # -- syncing --------------------------------------------------------------------------------
     async def sync(self, trigger: str = "poll") -> None:
@@ -180,11 +213,8 @@ class PublicAgenda:
         changed = 0
         entries = dict(self.entries)
         while True:
-            raw = await self._call("agenda", "public_feed", after_ts=after_ts, after_id=after_id, first=PAGE)
-            try:
-                feed = c.PublicFeed.model_validate(raw)
-            except ValidationError as exc:
-                raise ContractViolation(f"agenda.public_feed reply: {exc}") from None
+            feed: c.PublicFeed = await self._call("agenda", "public_feed", after_ts=after_ts, after_id=after_id,
+                                                  first=PAGE)
             for item in feed.items:
                 known = entries.get(item.view.id)
                 if known is None or known.updated_ts != item.updated_ts:  # every agenda write moves updated_at

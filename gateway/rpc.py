@@ -11,6 +11,7 @@ with its own timeout. Remote errors come back as the typed errors of contracts/e
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import uuid
@@ -18,7 +19,9 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+from pydantic import TypeAdapter, ValidationError
 
+from contracts import rpc_contracts
 from contracts.errors import ERRORS, ParvisError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -126,3 +129,23 @@ def remote_error(error: dict) -> Exception:
     if exc_type == "IncorrectSignature":
         return ERRORS["BadInput"](str(error.get("value")))
     return RemoteError(f"{exc_type}: {error.get('value')}")
+
+
+@functools.lru_cache(maxsize=None)
+def _reply_adapter(name: str) -> TypeAdapter | None:
+    spec = rpc_contracts().get(name)
+    return TypeAdapter(spec.reply) if spec is not None else None
+
+
+def read_reply(service: str, method: str, raw: Any, as_model: bool = False) -> Any:
+    """A service's reply read by its contract (contracts/), as the gateway uses it: Python data whose dates are
+    datetimes (JSON carries them as text), or the contract's model itself with `as_model`. A reply that breaks
+    its contract is the service's fault: a RemoteError, never data passed on half-checked."""
+    adapter = _reply_adapter(f"{service}.{method}")
+    if adapter is None:
+        return raw
+    try:
+        value = adapter.validate_python(raw)
+    except ValidationError as exc:
+        raise RemoteError(f"{service}.{method}: reply breaks its contract: {exc}") from None
+    return value if as_model else adapter.dump_python(value)

@@ -31,23 +31,15 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from pydantic import ValidationError
 
-from contracts.agenda import SearchEvents
-from contracts.errors import BadInput, NotFound, ParvisError, validation_error
+from contracts.agenda_public import SCHEMA_ORG_ATTENDANCE, SCHEMA_ORG_STATUS
+from contracts.errors import BadInput, NotFound, ParvisError
 from contracts.platform import Caller
 
 PARIS = ZoneInfo("Europe/Paris")
 STATIC = Path(__file__).resolve().parent.parent / "static" / "agenda"
 UID_DOMAIN = "parvis.sicoval.fr"
 MAX_EXPORT = 2000
-PAGE = 500
-SCHEMA_ORG_STATUS = {
-    "scheduled": "EventScheduled", "rescheduled": "EventRescheduled", "moved_online": "EventMovedOnline",
-    "postponed": "EventPostponed", "full": "EventScheduled", "cancelled": "EventCancelled",
-}
-ATTENDANCE = {"offline": "OfflineEventAttendanceMode", "online": "OnlineEventAttendanceMode",
-              "mixed": "MixedEventAttendanceMode"}
 CSV_COLUMNS = ["id", "titre", "description", "debut", "fin", "journee_entiere", "recurrence", "commune_slug",
                "commune", "lieu", "adresse", "latitude", "longitude", "categorie", "theme", "mots_cles", "public",
                "gratuit", "tarif", "inscription", "accessibilite", "mode_participation", "lien_en_ligne", "image",
@@ -57,12 +49,13 @@ MONTHS = ["janvier", "fÃ©vrier", "mars", "avril", "mai", "juin", "juillet", "aoÃ
 DAYS = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
 
 
-def _dt(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+def _paris(value: datetime) -> datetime:
+    return value.astimezone(PARIS)
 
 
-def _paris(value: str) -> datetime:
-    return _dt(value).astimezone(PARIS)
+def _utc_text(value: datetime) -> str:
+    """ISO 8601 in UTC with a Z, as the API writes instants."""
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def filters_from_query(request: Request) -> tuple[dict, int]:
@@ -96,24 +89,7 @@ def routes(gateway) -> list:
         """Public events matching the query's filters (the public's view, always): from the gateway's copy of
         the public agenda when it is ready, else through RPC."""
         f, limit = filters_from_query(request)
-        f = {**(defaults or {}), **f}
-        public = gateway.public_agenda
-        if public.ready:
-            try:
-                req = SearchEvents.model_validate({"filter": f, "first": 1, "after": None})
-            except ValidationError as exc:
-                raise validation_error(exc) from None
-            return [e.view for e in public.search(req.filter, limit, None, datetime.now(timezone.utc)).entries]
-        cid = request.scope.get("state", {}).get("correlation_id") or "agenda-export"
-        items, after = [], None
-        while len(items) < limit:
-            page = await gateway.call("agenda", "search_events", caller=Caller(), correlation_id=cid,
-                                      filter=f, first=min(PAGE, limit - len(items)), after=after)
-            items.extend(page["items"])
-            if not page["has_next"]:
-                break
-            after = page["end_cursor"]
-        return items
+        return (await gateway.public_agenda.page({**(defaults or {}), **f}, limit, most=MAX_EXPORT)).views
 
     def guarded(handler):
         async def endpoint(request: Request) -> Response:
@@ -238,8 +214,8 @@ def to_ics(items: list[dict]) -> bytes:
                 ve.add("dtend", end)
             if ev.get("rrule") and i == 0:
                 ve.add("rrule", vRecur.from_ical(ev["rrule"]))
-            ve.add("dtstamp", _dt(ev["updated_at"]))
-            ve.add("last-modified", _dt(ev["updated_at"]))
+            ve.add("dtstamp", ev["updated_at"])
+            ve.add("last-modified", ev["updated_at"])
             ve.add("status", "CANCELLED" if ev["status"] == "cancelled" or ev["removed"] else
                    "TENTATIVE" if ev["status"] == "postponed" else "CONFIRMED")
             loc = ev["location"]
@@ -269,7 +245,7 @@ def to_csv(items: list[dict]) -> bytes:
             "oui" if ev["free"] else "non", ev.get("price") or "", ev.get("registration_url") or "",
             "|".join(ev["accessibility"]), ev["attendance_mode"], ev.get("online_url") or "",
             ev.get("image_url") or "", ev["organizer"], ev["organizer_name"],
-            "retire" if ev["removed"] else ev["status"], f"https://{UID_DOMAIN}{ev['url']}", ev["updated_at"],
+            "retire" if ev["removed"] else ev["status"], f"https://{UID_DOMAIN}{ev['url']}", _utc_text(ev["updated_at"]),
         ])
     return out.getvalue().encode("utf-8")
 
@@ -292,12 +268,12 @@ def to_jsonld(items: list[dict], base: str) -> dict:
             "@type": "Event", "@id": f"{base}{ev['url']}", "identifier": ev["id"], "name": ev["title"],
             "description": ev["description"], "startDate": _paris(ev["starts_at"]).isoformat(),
             "endDate": _paris(ev["ends_at"]).isoformat(),
-            "eventStatus": f"https://schema.org/{SCHEMA_ORG_STATUS[ev['status']]}",
-            "eventAttendanceMode": f"https://schema.org/{ATTENDANCE[ev['attendance_mode']]}",
+            "eventStatus": SCHEMA_ORG_STATUS[ev["status"]],
+            "eventAttendanceMode": SCHEMA_ORG_ATTENDANCE[ev["attendance_mode"]],
             "location": location, "organizer": {"@type": "Organization", "name": ev["organizer_name"],
                                                 "identifier": ev["organizer"]},
             "isAccessibleForFree": ev["free"], "keywords": ", ".join(ev["tags"]) or None,
-            "image": ev.get("image_url"), "url": f"{base}{ev['url']}", "dateModified": ev["updated_at"],
+            "image": ev.get("image_url"), "url": f"{base}{ev['url']}", "dateModified": _utc_text(ev["updated_at"]),
         }
         if ev.get("rrule"):
             item["eventSchedule"] = {"@type": "Schedule", "repeatFrequency": ev["rrule"],

@@ -8,6 +8,9 @@ from typing import Optional
 import strawberry
 from strawberry.types import Info
 
+from contracts import agenda_public
+from gateway.readmodel import Page
+from gateway.schema.convert import plain
 from gateway.schema.permissions import HasRole, IsAgent
 
 
@@ -89,13 +92,6 @@ class AttendanceMode(enum.Enum):
 class ModerationDecision(enum.Enum):
     APPROVE = "approve"
     REJECT = "reject"
-
-
-SCHEMA_ORG_STATUS = {
-    "scheduled": "https://schema.org/EventScheduled", "rescheduled": "https://schema.org/EventRescheduled",
-    "moved_online": "https://schema.org/EventMovedOnline", "postponed": "https://schema.org/EventPostponed",
-    "full": "https://schema.org/EventScheduled", "cancelled": "https://schema.org/EventCancelled",
-}
 
 
 @strawberry.type(description="One occurrence (UTC instants)")
@@ -185,14 +181,8 @@ class Event:
         description="An organiser's edit of a published event, waiting for moderation (organiser and agents)")
 
 
-def _dt(value) -> Optional[datetime]:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 def _occ(rows) -> list[Occurrence]:
-    return [Occurrence(starts_at=_dt(r["starts_at"]), ends_at=_dt(r["ends_at"])) for r in rows]
+    return [Occurrence(starts_at=r["starts_at"], ends_at=r["ends_at"]) for r in rows]
 
 
 def to_event(v: dict) -> Event:
@@ -200,7 +190,7 @@ def to_event(v: dict) -> Event:
     contact = v.get("contact")
     return Event(
         id=v["id"], title=v["title"], description=v["description"], description_html=v["description_html"],
-        starts_at=_dt(v["starts_at"]), ends_at=_dt(v["ends_at"]), all_day=v["all_day"], rrule=v.get("rrule"),
+        starts_at=v["starts_at"], ends_at=v["ends_at"], all_day=v["all_day"], rrule=v.get("rrule"),
         slots=_occ(v["slots"]), occurrences=_occ(v["occurrences"]),
         commune=Commune(slug=loc["commune"], name=v["commune_name"]),
         location=EventLocation(place=loc.get("place") or "", address=loc.get("address") or "", lat=loc.get("lat"),
@@ -210,14 +200,14 @@ def to_event(v: dict) -> Event:
         accessibility=[AccessibilityCode(a) for a in v["accessibility"]],
         attendance_mode=AttendanceMode(v["attendance_mode"]), online_url=v.get("online_url"),
         image_url=v.get("image_url"), contact=EventContact(**contact) if contact else None,
-        external_ids=[ExternalId(**x) for x in v["external_ids"]], publish_at=_dt(v.get("publish_at")),
+        external_ids=[ExternalId(**x) for x in v["external_ids"]], publish_at=v.get("publish_at"),
         organizer=EventOrganizer(id=v["organizer"], name=v["organizer_name"]),
         moderation_state=ModerationState(v["moderation_state"]), status=EventStatus(v["status"]),
-        schema_org_status=SCHEMA_ORG_STATUS[v["status"]], rejection_reason=v.get("rejection_reason"),
-        status_reason=v.get("status_reason"), removed=v["removed"], created_at=_dt(v["created_at"]),
-        updated_at=_dt(v["updated_at"]), submitted_at=_dt(v.get("submitted_at")),
-        decided_at=_dt(v.get("decided_at")), url=v["url"],
-        possible_duplicates=[DuplicateHint(id=d["id"], title=d["title"], starts_at=_dt(d["starts_at"]),
+        schema_org_status=agenda_public.SCHEMA_ORG_STATUS[v["status"]], rejection_reason=v.get("rejection_reason"),
+        status_reason=v.get("status_reason"), removed=v["removed"], created_at=v["created_at"],
+        updated_at=v["updated_at"], submitted_at=v.get("submitted_at"),
+        decided_at=v.get("decided_at"), url=v["url"],
+        possible_duplicates=[DuplicateHint(id=d["id"], title=d["title"], starts_at=d["starts_at"],
                                            commune=d["commune"]) for d in v.get("possible_duplicates") or []],
         pending_revision=to_event(v["pending_revision"]) if v.get("pending_revision") else None,
     )
@@ -258,11 +248,16 @@ class ModerationQueue(EventConnection):
     counts: ModerationCounts
 
 
-def to_connection(page: dict) -> EventConnection:
+def to_connection(page: Page) -> EventConnection:
     return EventConnection(
-        edges=[EventEdge(cursor=c, node=to_event(v)) for c, v in zip(page["cursors"], page["items"])],
-        page_info=PageInfo(has_next_page=page["has_next"], end_cursor=page.get("end_cursor")),
-        total_count=page["total"])
+        edges=[EventEdge(cursor=c, node=node) for c, node in zip(page.cursors, page.nodes)],
+        page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor), total_count=page.total)
+
+
+def page_of(reply: dict) -> Page:
+    """A page of events the agenda service answered (agents' and organisers' lists)."""
+    return Page(reply["items"], [to_event(v) for v in reply["items"]], reply["cursors"], reply["total"],
+                reply["has_next"], reply.get("end_cursor"))
 
 
 # -- inputs --------------------------------------------------------------------------------------
@@ -335,25 +330,13 @@ class EventFilter:
     moderation_states: list[ModerationState] = strawberry.field(default_factory=list, description="agents only")
 
 
-def _plain(value):
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if hasattr(value, "__strawberry_definition__"):
-        return {k: _plain(v) for k, v in vars(value).items()}
-    return value
-
-
 def filter_dict(f: Optional[EventFilter]) -> dict:
+    """The GraphQL filter as the agenda's contract names it (`from` and `to` bound the occurrences)."""
     if f is None:
         return {}
-    d = _plain(f)
-    d["starts_after"] = d.pop("from_")
-    d["starts_before"] = d.pop("to")
-    return {k: v for k, v in d.items() if v not in (None, [])}
+    d = plain(f)
+    renamed = {"from_": "starts_after", "to": "starts_before"}
+    return {renamed.get(k, k): v for k, v in d.items() if v != []}
 
 
 def reads_public_copy(caller) -> bool:
@@ -363,22 +346,10 @@ def reads_public_copy(caller) -> bool:
 
 def public_connection(public, filter: Optional[EventFilter], first: int, after: Optional[str],
                       now: Optional[datetime] = None) -> EventConnection:
-    """The public `events` page from the gateway's copy of the public agenda (gateway/readmodel.py), with
-    the request validated by the same contract as `agenda.search_events`."""
-    from pydantic import ValidationError
-
-    from contracts.agenda import SearchEvents
-    from contracts.errors import validation_error
-
-    try:
-        req = SearchEvents.model_validate({"filter": filter_dict(filter), "first": first, "after": after})
-    except ValidationError as exc:
-        raise validation_error(exc) from None
-    page = public.search(req.filter, req.first, req.after, now or datetime.now(timezone.utc))
-    return EventConnection(
-        edges=[EventEdge(cursor=c, node=e.node) for c, e in zip(page.cursors, page.entries)],
-        page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.cursors[-1] if page.cursors else req.after),
-        total_count=page.total)
+    """The public `events` page from the gateway's copy of the public agenda, when it is ready (the compiled path,
+    gateway/fastpath.py, answers only then), with the request read by the agenda's contract."""
+    f = public.read_filter(filter_dict(filter), first, after)
+    return to_connection(public.search(f, first, after, now or datetime.now(timezone.utc)))
 
 
 @strawberry.type
@@ -405,12 +376,11 @@ class AgendaQuery:
                                   "updatedSince, by update time for delta sync")
     async def events(self, info: Info, filter: Optional[EventFilter] = None, first: int = 20,
                      after: Optional[str] = None) -> EventConnection:
-        public = info.context.get("public_agenda")
-        if public is not None and reads_public_copy(info.context["caller"]) and public.ready:
-            return public_connection(public, filter, first, after)
+        if reads_public_copy(info.context["caller"]):
+            return to_connection(await info.context["public_agenda"].page(filter_dict(filter), first, after))
         page = await info.context["call"]("agenda", "search_events", filter=filter_dict(filter), first=first,
                                           after=after)
-        return to_connection(page)
+        return to_connection(page_of(page))
 
     @strawberry.field(description="One event, if the caller may see it")
     async def event(self, info: Info, id: strawberry.ID) -> Optional[Event]:
@@ -426,12 +396,12 @@ class AgendaQuery:
                         moderation_states: Optional[list[ModerationState]] = None) -> EventConnection:
         page = await info.context["call"]("agenda", "my_events", first=first, after=after,
                                           moderation_states=[s.value for s in moderation_states or []])
-        return to_connection(page)
+        return to_connection(page_of(page))
 
     @strawberry.field(permission_classes=[IsAgent], description="Events and revisions to moderate, oldest first")
     async def moderation_queue(self, info: Info, first: int = 50, after: Optional[str] = None) -> ModerationQueue:
         page = await info.context["call"]("agenda", "moderation_queue", first=first, after=after)
-        conn = to_connection(page)
+        conn = to_connection(page_of(page))
         return ModerationQueue(edges=conn.edges, page_info=conn.page_info, total_count=conn.total_count,
                                counts=ModerationCounts(**page["counts"]))
 
@@ -448,12 +418,12 @@ async def _changed(info: Info, event: Event) -> Event:
 class AgendaMutation:
     @strawberry.mutation(permission_classes=[IsOrganizerOrAgent], description="Draft an event")
     async def create_event(self, info: Info, event: EventInput, organizer: Optional[str] = None) -> Event:
-        return to_event(await info.context["call"]("agenda", "create_event", event=_plain(event), organizer=organizer))
+        return to_event(await info.context["call"]("agenda", "create_event", event=plain(event), organizer=organizer))
 
     @strawberry.mutation(permission_classes=[IsOrganizerOrAgent],
                          description="Edit; an organiser's edit of a published event becomes a pending revision")
     async def update_event(self, info: Info, id: strawberry.ID, event: EventInput) -> Event:
-        view = await info.context["call"]("agenda", "update_event", id=str(id), event=_plain(event))
+        view = await info.context["call"]("agenda", "update_event", id=str(id), event=plain(event))
         return await _changed(info, to_event(view))
 
     @strawberry.mutation(permission_classes=[IsOrganizerOrAgent],
@@ -478,7 +448,7 @@ class AgendaMutation:
     async def set_event_status(self, info: Info, id: strawberry.ID, status: EventStatus,
                                slots: Optional[list[SlotInput]] = None, reason: Optional[str] = None) -> Event:
         view = await info.context["call"]("agenda", "set_event_status", id=str(id), status=status.value,
-                                          slots=_plain(slots) if slots else None, reason=reason)
+                                          slots=plain(slots) if slots else None, reason=reason)
         return await _changed(info, to_event(view))
 
 

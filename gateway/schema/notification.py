@@ -190,9 +190,8 @@ class PartnerWebhook:
 
 
 def _webhook(r: dict) -> PartnerWebhook:
-    created = r.get("created_at")
     return PartnerWebhook(id=r["id"], partner=r["partner"], url=r["url"], signing_secret=r.get("signing_secret"),
-                          created_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None)
+                          created_at=r.get("created_at"))
 
 
 @strawberry.type

@@ -87,4 +87,4 @@ class PlatformMutation:
         result = await info.context["call"]("notification", "revoke_token", token_id=token_id,
                                              expires_at=expires_at.isoformat(), reason=reason)
         info.context["revocations"].add(result["token_id"])
-        return RevokedToken(token_id=result["token_id"], expires_at=datetime.fromisoformat(result["expires_at"].replace("Z", "+00:00")))
+        return RevokedToken(token_id=result["token_id"], expires_at=result["expires_at"])

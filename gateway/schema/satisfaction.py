@@ -17,6 +17,7 @@ from strawberry.types import Info
 
 from contracts.errors import BadInput, Forbidden, Unauthenticated
 from gateway import auth
+from gateway.schema.convert import plain
 from gateway.schema.permissions import HasRole, IsAgent, IsAgentOrOperator
 
 UPDATES_POLL_SECONDS = 1.0
@@ -147,20 +148,6 @@ class KioskVoteInput:
     comment: Optional[str] = None
 
 
-def _vote_payload(_cls, value, _ctx) -> dict:
-    """A vote as the service's submit_votes takes it, built straight from the GraphQL input value.
-
-    graphql-core has already checked and coerced the value (ID, Int, DateTime, nullable strings); Strawberry's
-    generic conversion of a batch of 500 input objects into KioskVoteInput instances, only to turn them into
-    dicts again, was the gateway's largest cost per submit. The schema does not change.
-    """
-    return {"id": str(value["id"]), "rating": value["rating"], "pressed_at": value["pressedAt"].isoformat(),
-            "follow_up": value.get("followUp"), "comment": value.get("comment")}
-
-
-KioskVoteInput.__strawberry_definition__.from_input = _vote_payload  # Strawberry's hook for input types
-
-
 @strawberry.type
 class RejectedVote:
     id: strawberry.ID
@@ -270,13 +257,6 @@ class SatisfactionUpdate:
     updated_at: Optional[datetime]
 
 
-def _dt(value) -> datetime | None:
-    """RPC replies carry ISO 8601 strings."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
 def _site(r: dict) -> Site:
     return Site(id=r["id"], name=r["name"], commune=r["commune"], competence=r["competence"],
                 alerts=AlertSettings(**r["alerts"]), open_alert_id=r.get("open_alert_id"))
@@ -291,22 +271,13 @@ def _kiosk(r: dict) -> Kiosk:
                  scale=r["scale"], follow_up=_follow_up(r.get("follow_up")), comments=r["comments"],
                  opening_hours=[OpeningHours(**h) for h in r.get("opening_hours") or []],
                  repeat_seconds=r["repeat_seconds"], revoked=r["revoked"], offline=r["offline"],
-                 last_seen_at=_dt(r.get("last_seen_at")), battery=r.get("battery"), queue_length=r.get("queue_length"),
+                 last_seen_at=r.get("last_seen_at"), battery=r.get("battery"), queue_length=r.get("queue_length"),
                  app_version=r.get("app_version"))
 
 
 def _point(r: dict) -> SatisfactionPoint:
-    return SatisfactionPoint(start=_dt(r["start"]), counts=r["counts"], total=r["total"], negative=r["negative"],
+    return SatisfactionPoint(start=r["start"], counts=r["counts"], total=r["total"], negative=r["negative"],
                              happy_index=r.get("happy_index"))
-
-
-def _plain(value):
-    """Strawberry inputs to plain data for the RPC (None fields dropped)."""
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if hasattr(value, "__dataclass_fields__") or hasattr(value, "__strawberry_definition__"):
-        return {k: _plain(v) for k, v in vars(value).items() if v is not None}
-    return value
 
 
 def _kiosk_token(info: Info, kiosk_id: str) -> auth.Token:
@@ -352,14 +323,14 @@ class SatisfactionQuery:
         rows = await info.context["call"]("satisfaction", "list_alerts", site_id=site_id, open_only=open_only)
         return [SatisfactionAlert(id=r["id"], site_id=r["site_id"], site_name=r["site_name"], kiosk_id=r.get("kiosk_id"),
                                   rule=AlertRule(**r["rule"]), counts=AlertCounts(**r["counts"]),
-                                  raised_at=_dt(r["raised_at"]), resolved_at=_dt(r.get("resolved_at"))) for r in rows]
+                                  raised_at=r["raised_at"], resolved_at=r.get("resolved_at")) for r in rows]
 
 
 @strawberry.type
 class SatisfactionMutation:
     @strawberry.mutation(description="Create or update a site", permission_classes=[IsAgentOrOperator])
     async def save_site(self, info: Info, site: SiteInput) -> Site:
-        return _site(await info.context["call"]("satisfaction", "upsert_site", **_plain(site)))
+        return _site(await info.context["call"]("satisfaction", "upsert_site", **plain(site)))
 
     @strawberry.mutation(description="Register a kiosk: returns its token (scoped to it) and provisioning URL",
                          permission_classes=[IsAgentOrOperator])
@@ -367,12 +338,12 @@ class SatisfactionMutation:
         kiosk_id = f"kiosk-{uuid.uuid4().hex[:12]}"
         token = _kiosk_token(info, kiosk_id)
         r = await info.context["call"]("satisfaction", "register_kiosk", id=kiosk_id, token_id=token.token_id,
-                                       **_plain(kiosk))
+                                       **plain(kiosk))
         return _credentials(info, r, token)
 
     @strawberry.mutation(description="Change a kiosk's settings", permission_classes=[IsAgentOrOperator])
     async def update_kiosk(self, info: Info, id: strawberry.ID, changes: KioskUpdateInput) -> Kiosk:
-        return _kiosk(await info.context["call"]("satisfaction", "update_kiosk", id=id, **_plain(changes)))
+        return _kiosk(await info.context["call"]("satisfaction", "update_kiosk", id=id, **plain(changes)))
 
     @strawberry.mutation(description="Give a kiosk a new token; the previous one stops working",
                          permission_classes=[IsAgentOrOperator])
@@ -400,8 +371,7 @@ class SatisfactionMutation:
     async def submit_kiosk_votes(self, info: Info, votes: list[KioskVoteInput]) -> VoteSubmitReport:
         if len(votes) > 500:
             raise BadInput("500 votes au plus par envoi.", "votes")
-        # Each item is already the service's payload (see _vote_payload), not a KioskVoteInput instance.
-        r = await info.context["call"]("satisfaction", "submit_votes", votes=votes, timeout=30.0)
+        r = await info.context["call"]("satisfaction", "submit_votes", votes=plain(votes), timeout=30.0)
         return VoteSubmitReport(accepted=r["accepted"], duplicates=r["duplicates"],
                                 rejected=[RejectedVote(**x) for x in r["rejected"]])
 
@@ -412,21 +382,19 @@ class SatisfactionMutation:
                                        app_version=app_version)
         return KioskConfig(id=r["id"], name=r["name"], site_name=r["site_name"], question=r["question"],
                            scale=r["scale"], follow_up=_follow_up(r.get("follow_up")), comments=r["comments"],
-                           server_time=_dt(r["server_time"]))
+                           server_time=r["server_time"])
 
 
 def _ws_caller(info: Info):
     """Over graphql-transport-ws the token comes in connection_init's payload ({"Authorization": "Bearer …"})."""
     context = info.context
     caller = context.get("caller")
-    if caller is not None and caller.role != "public":
-        return caller
-    params = context.get("connection_params") or {}
-    value = params.get("Authorization") or params.get("authorization") or "" if isinstance(params, dict) else ""
-    scheme, _, token = str(value).partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if caller is None or caller.role == "public":
+        params = context.get("connection_params")
+        caller = context["gateway"].authenticate({}, params if isinstance(params, dict) else {})
+    if caller.role == "public":
         raise Unauthenticated("Connectez-vous : jeton attendu dans connection_init (Authorization).")
-    return auth.verify(context["settings"].secret, token.strip(), context["revocations"].ids)
+    return caller
 
 
 @strawberry.type
@@ -436,12 +404,11 @@ class SatisfactionSubscription:
         caller = _ws_caller(info)
         if caller.role not in ("agent", "operator"):
             raise Forbidden("Vous n'avez pas le droit de faire cette action.")
-        rpc, cid = info.context["rpc"], info.context.get("correlation_id") or uuid.uuid4().hex
+        call = info.context["gateway"].caller_call(caller, info.context.get("correlation_id") or uuid.uuid4().hex)
         last = None
         while True:
-            r = await rpc.call("satisfaction", "site_summary", site_id=str(site_id), timeout=5.0,
-                               context={"caller": caller.model_dump(exclude_none=True), "correlation_id": cid})
+            r = await call("satisfaction", "site_summary", site_id=str(site_id), timeout=5.0)
             if r != last:
                 last = r
-                yield SatisfactionUpdate(**{**r, "updated_at": _dt(r.get("updated_at"))})
+                yield SatisfactionUpdate(**r)
             await asyncio.sleep(UPDATES_POLL_SECONDS)

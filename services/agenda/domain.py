@@ -1,29 +1,27 @@
 """Pure agenda rules: nothing here does I/O.
 
 Validation of an event (sanitised Markdown, bounded recurrences, Europe/Paris wall time stored as UTC,
-reference data, URLs, lengths), the moderation state machine and the event status (schema.org), the
-normalised search text, duplicate hints and Relay cursors.
+reference data, URLs, lengths), the moderation state machine and the event status, the normalised search
+text, duplicate hints and the caller's view of an event. What the public sees of a search (filter, order,
+cursors) is shared with the gateway: contracts/agenda_public.py.
 """
 from __future__ import annotations
 
-import base64
-import bisect
 import difflib
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from urllib.parse import urlparse
-from zoneinfo import ZoneInfo
 
 import nh3
 from dateutil import rrule as dateutil_rrule
 from markdown_it import MarkdownIt
 
-from contracts.agenda import EventInput, Organization
+from contracts.agenda import Contact, EventInput, ExternalId, Location, Organization, Slot
+from contracts.agenda_public import PARIS, normalise, to_utc
 from contracts.errors import BadInput, Conflict, Forbidden
 
-PARIS = ZoneInfo("Europe/Paris")
 MAX_RECURRENCE = timedelta(days=731)  # expanded at most 2 years ahead of the first occurrence
 MAX_OCCURRENCES = 750
 MAX_TITLE = 160
@@ -38,12 +36,6 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
 
 
-def normalise(text: str) -> str:
-    """Accent- and case-insensitive search form: 'Fête  de LA musique' -> 'fete de la musique'."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", ascii_text).split())
-
-
 def organization_changed(existing: dict | None, incoming: Organization) -> bool:
     if existing is None:
         return True
@@ -52,13 +44,6 @@ def organization_changed(existing: dict | None, incoming: Organization) -> bool:
 
 
 # -- time ----------------------------------------------------------------------------------------
-def to_utc(value: datetime) -> datetime:
-    """A naive datetime is Europe/Paris wall time; an aware one is converted. Result: aware UTC."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=PARIS)
-    return value.astimezone(timezone.utc)
-
-
 def to_paris(value: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
@@ -255,10 +240,6 @@ def search_text(title, description, place, address, commune_name, tags) -> str:
                                                  description[:2000] if description else ""))
 
 
-def text_terms(text: str | None) -> list[str]:
-    return [t for t in normalise(text or "").split() if t][:8]
-
-
 # -- moderation state machine ------------------------------------------------------------------
 # (state, action) -> new state, and who may do it. "Organizer" means the event's own organisation.
 TRANSITIONS: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
@@ -272,10 +253,6 @@ TRANSITIONS: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("published", "withdraw"): ("withdrawn", frozenset({"organizer", "agent"})),
     ("rejected", "withdraw"): ("withdrawn", frozenset({"organizer", "agent"})),
 }
-# An event being edited stays where it is; a published one gets a pending revision (organisers).
-EDITABLE = frozenset({"draft", "submitted", "rejected", "published"})
-
-
 def transition(state: str, action: str, role: str) -> str:
     """The state after `action`, or Forbidden/Conflict (with a French message)."""
     entry = TRANSITIONS.get((state, action))
@@ -291,22 +268,6 @@ def transition(state: str, action: str, role: str) -> str:
 STATE_LABELS = {"draft": "brouillon", "submitted": "soumis", "published": "publié", "rejected": "refusé",
                 "withdrawn": "retiré"}
 
-# Event status, the second axis (OpenAgenda), mapped to schema.org eventStatus.
-SCHEMA_ORG_STATUS = {
-    "scheduled": "https://schema.org/EventScheduled",
-    "rescheduled": "https://schema.org/EventRescheduled",
-    "moved_online": "https://schema.org/EventMovedOnline",
-    "postponed": "https://schema.org/EventPostponed",
-    "full": "https://schema.org/EventScheduled",  # schema.org has no "full": the offer is SoldOut
-    "cancelled": "https://schema.org/EventCancelled",
-}
-SCHEMA_ORG_ATTENDANCE = {
-    "offline": "https://schema.org/OfflineEventAttendanceMode",
-    "online": "https://schema.org/OnlineEventAttendanceMode",
-    "mixed": "https://schema.org/MixedEventAttendanceMode",
-}
-
-
 def check_status_change(moderation_state: str, current: str, new: str, has_new_slots: bool,
                         attendance_mode: str, online_url: str | None) -> None:
     if moderation_state == "withdrawn":
@@ -317,10 +278,6 @@ def check_status_change(moderation_state: str, current: str, new: str, has_new_s
         raise BadInput("Reprogrammé : indiquez les nouvelles dates.", "slots")
     if new == "moved_online" and not online_url:
         raise BadInput("En ligne : l'événement doit avoir un lien de participation (online_url).", "online_url")
-
-
-def status_event_type(new_status: str) -> str:
-    return "agenda.event_cancelled" if new_status == "cancelled" else "agenda.event_updated"
 
 
 def may_touch(role: str, caller_org: str | None, organizer: str) -> bool:
@@ -367,153 +324,6 @@ def likely_duplicates(candidate: dict, others: list[dict], threshold: float = 0.
     return out
 
 
-# -- Relay cursors -------------------------------------------------------------------------------
-def encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
-
-
-def encode_key_cursor(key: datetime, event_id: str) -> str:
-    return base64.urlsafe_b64encode(f"k:{key.isoformat()}|{event_id}".encode()).decode()
-
-
-def parse_cursor(cursor: str | None) -> tuple[str, object]:
-    """("o", offset) for an offset cursor (agents' and organisers' lists), ("k", (key, id)) for a keyset
-    cursor (public searches: the sort key and the id of the last item seen)."""
-    if not cursor:
-        return "o", 0
-    try:
-        kind, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind == "o":
-            offset = int(value)
-            if offset < 0:
-                raise ValueError
-            return "o", offset
-        if kind == "k":
-            key, _, event_id = value.partition("|")
-            moment = datetime.fromisoformat(key)
-            if not event_id or moment.tzinfo is None:
-                raise ValueError
-            return "k", (moment, event_id)
-        raise ValueError
-    except (ValueError, UnicodeDecodeError):
-        raise BadInput("Curseur invalide.", "after") from None
-
-
-def decode_cursor(cursor: str | None) -> int:
-    kind, value = parse_cursor(cursor)
-    if kind != "o":
-        raise BadInput("Curseur invalide ici : il vient d'une autre liste.", "after")
-    return value
-
-
-def sort_field(by_update: bool) -> str:
-    return "updated_at" if by_update else "starts_at"
-
-
-def keyset_page(found: list[dict], first: int, after: str | None, by_update: bool) -> tuple[list[dict], list[str], bool]:
-    """A page of search results sorted by (key, _id), after a cursor: (items, their cursors, has_next).
-
-    The cursors are keyset cursors — the sort key and the id of the item — so that an event changed or
-    removed between two requests neither shifts the next page nor makes it skip one: what partners'
-    delta sync (`updatedSince`, sorted by update) needs. Offset cursors are still read."""
-    field = sort_field(by_update)
-    kind, value = parse_cursor(after)
-    if kind == "o":
-        start = value
-    else:
-        start = bisect.bisect_right(found, value, key=lambda d: (d[field], d["_id"]))
-    page = found[start:start + first]
-    return page, [encode_key_cursor(d[field], d["_id"]) for d in page], start + len(page) < len(found)
-
-
-# -- queries -------------------------------------------------------------------------------------
-PUBLIC_STATES = ("published",)
-
-
-def event_query(f, role: str, now: datetime) -> dict:
-    """The MongoDB filter of a search (EventFilter `f`): the public sees published events only, whose
-    publication time has come; `include_removed` adds tombstones of once-public events for delta sync."""
-    clauses: list[dict] = []
-    if role == "agent" and f.moderation_states:
-        clauses.append({"moderation_state": {"$in": list(f.moderation_states)}})
-    else:
-        states = ["published", "withdrawn"] if f.include_removed else ["published"]
-        # visible_from is set when an event is published (publishAt or the approval time): a withdrawn
-        # event that never was public has none, so it is no tombstone anyone needs.
-        clauses.append({"moderation_state": {"$in": states}, "visible_from": {"$lte": now}})
-    if f.communes:
-        clauses.append({"commune": {"$in": list(f.communes)}})
-    if f.categories:
-        clauses.append({"category": {"$in": list(f.categories)}})
-    if f.themes:
-        clauses.append({"theme": {"$in": list(f.themes)}})
-    if f.organizer:
-        clauses.append({"organizer": f.organizer})
-    if f.accessibility:
-        clauses.append({"accessibility": {"$all": list(f.accessibility)}})
-    if f.free is not None:
-        clauses.append({"price_kind": "free" if f.free else "paid"})
-    if f.starts_after or f.starts_before:
-        occ: dict = {}
-        if f.starts_after:
-            occ["ends_at"] = {"$gt": to_utc(f.starts_after)}
-        if f.starts_before:
-            occ["starts_at"] = {"$lt": to_utc(f.starts_before)}
-        clauses.append({"occurrences": {"$elemMatch": occ}})
-    if f.updated_since:
-        clauses.append({"updated_at": {"$gt": to_utc(f.updated_since)}})
-    for term in text_terms(f.text):
-        clauses.append({"search": {"$regex": re.escape(term)}})
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-def compile_filter(f, now: datetime):
-    """The same rules as `event_query` for the public's view, as a predicate on a document in memory (the
-    read model); the filter's values are prepared once, not per document."""
-    states = ("published", "withdrawn") if f.include_removed else ("published",)
-    communes, categories, themes = set(f.communes), set(f.categories), set(f.themes)
-    accessibility = set(f.accessibility)
-    price_kind = None if f.free is None else ("free" if f.free else "paid")
-    after = to_utc(f.starts_after) if f.starts_after else None
-    before = to_utc(f.starts_before) if f.starts_before else None
-    updated_since = to_utc(f.updated_since) if f.updated_since else None
-    terms = text_terms(f.text)
-
-    def matches(doc: dict) -> bool:
-        visible_from = doc.get("visible_from")
-        if doc.get("moderation_state") not in states or visible_from is None or visible_from > now:
-            return False
-        if (communes and doc.get("commune") not in communes) or (categories and doc.get("category") not in categories):
-            return False
-        if (themes and doc.get("theme") not in themes) or (f.organizer and doc.get("organizer") != f.organizer):
-            return False
-        if accessibility and not accessibility <= set(doc.get("accessibility") or ()):
-            return False
-        if price_kind and doc.get("price_kind") != price_kind:
-            return False
-        if updated_since and not doc["updated_at"] > updated_since:
-            return False
-        if after or before:
-            if (after and doc["ends_at"] <= after) or (before and doc["starts_at"] >= before):
-                return False  # outside the event's whole span: no occurrence can match
-            if not any((after is None or o["ends_at"] > after) and (before is None or o["starts_at"] < before)
-                       for o in doc.get("occurrences") or ()):
-                return False
-        if terms:
-            search = doc.get("search") or ""
-            return all(t in search for t in terms)
-        return True
-
-    return matches
-
-
-def search_snapshot(docs, f, now: datetime, by_update: bool) -> list[dict]:
-    matches = compile_filter(f, now)
-    found = [d for d in docs if matches(d)]
-    key = (lambda d: (d["updated_at"], d["_id"])) if by_update else (lambda d: (d["starts_at"], d["_id"]))
-    return sorted(found, key=key)
-
-
 def event_view(doc: dict) -> dict:
     location = doc.get("location") or {"commune": doc["commune"]}
     return {
@@ -536,3 +346,18 @@ def event_view(doc: dict) -> dict:
         "decided_at": doc.get("decided_at"), "url": PUBLIC_PATH.format(id=doc["_id"]),
         "possible_duplicates": doc.get("possible_duplicates") or [],
     }
+
+
+def event_input(doc: dict) -> EventInput:
+    """The stored event as input again (to re-validate it with new slots)."""
+    return EventInput(
+        title=doc["title"], description=doc.get("description", ""),
+        slots=[Slot(starts_at=s["starts_at"], ends_at=s["ends_at"]) for s in doc.get("slots") or []],
+        rrule=doc.get("rrule"), all_day=bool(doc.get("all_day")), location=Location(**doc["location"]),
+        category=doc["category"], theme=doc.get("theme"), tags=doc.get("tags") or [], audience=doc.get("audience"),
+        free=bool(doc.get("free", True)), price=doc.get("price"), registration_url=doc.get("registration_url"),
+        accessibility=doc.get("accessibility") or [], attendance_mode=doc.get("attendance_mode", "offline"),
+        online_url=doc.get("online_url"), image_url=doc.get("image_url"),
+        contact=Contact(**doc["contact"]) if doc.get("contact") else None,
+        external_ids=[ExternalId(**x) for x in doc.get("external_ids") or []], publish_at=None,
+    )

@@ -9,10 +9,11 @@ from nameko.timer import timer
 from prometheus_client import Counter, Gauge, Histogram
 
 from contracts import agenda as c
+from contracts import agenda_public
 from contracts.errors import BadInput, Conflict, Forbidden, NotFound
 from core.logjson import SLO_BUCKETS
 from services.agenda import domain
-from services.agenda.store import SORT_BY_START, SORT_BY_UPDATE, SORT_OLDEST_SUBMISSION, SORT_RECENT, AgendaStore
+from services.agenda.store import AgendaStore
 from services.common.events import Events
 from services.common.mongo import Mongo
 from services.common.rpc import contract
@@ -233,7 +234,7 @@ class AgendaService(ServiceBase):
         sets: dict = {"status": req.status, "status_reason": (req.reason or "").strip() or None}
         changed = ["status"]
         if req.slots:
-            data = domain_input(doc)
+            data = domain.event_input(doc)
             data.slots = req.slots
             fields = domain.validate_event(data, self.store.reference())
             sets.update({k: fields[k] for k in ("slots", "occurrences", "starts_at", "ends_at")})
@@ -263,41 +264,25 @@ class AgendaService(ServiceBase):
     @rpc
     @contract(c.SEARCH_EVENTS)
     def search_events(self, req: c.SearchEvents) -> dict:
-        role = self.caller.role
-        now = _now()
-        by_update = bool(req.filter.updated_since)
-        docs = self.store.snapshot_docs(req.filter.communes)
-        if docs is not None and not (role == "agent" and req.filter.moderation_states):
-            found = domain.search_snapshot(docs, req.filter, now, by_update)
-            page, cursors, has_next = domain.keyset_page(found, req.first, req.after, by_update)
-            return {"items": [self._view(d) for d in page], "total": len(found), "cursors": cursors,
-                    "end_cursor": cursors[-1] if cursors else req.after, "has_next": has_next}
-        query = domain.event_query(req.filter, role, now)
-        kind, value = domain.parse_cursor(req.after)
-        if kind == "k":  # a keyset cursor from the read model, while it (re)loads: the same page from the database
-            field = domain.sort_field(by_update)
-            key, event_id = value
-            total = self.store.count_events(query)
-            query = {"$and": [query, {"$or": [{field: {"$gt": key}}, {field: key, "_id": {"$gt": event_id}}]}]}
-            docs, _ = self.store.search_events(query, SORT_BY_UPDATE if by_update else SORT_BY_START, 0, req.first + 1)
-            page = docs[:req.first]
-            cursors = [domain.encode_key_cursor(_aware(d[field]), d["_id"]) for d in page]
-            return {"items": [self._view(d) for d in page], "total": total, "cursors": cursors,
-                    "end_cursor": cursors[-1] if cursors else req.after, "has_next": len(docs) > req.first}
-        return self._page(query, SORT_BY_UPDATE if by_update else SORT_BY_START, req.first, req.after)
+        """The public's search (contracts/agenda_public.py) over the read model; an agent who names moderation
+        states searches every event in those states."""
+        f = req.filter
+        if self.caller.role == "agent" and f.moderation_states:
+            return self._page(lambda skip, limit: self.store.events_in_states(f, skip, limit), req.first, req.after)
+        found = agenda_public.search(self.store.snapshot_docs(f.communes), f, _now())
+        page, cursors, has_next = agenda_public.keyset_page(found, req.first, req.after, bool(f.updated_since))
+        return {"items": [self._view(d) for d in page], "total": len(found), "cursors": cursors,
+                "end_cursor": cursors[-1] if cursors else req.after, "has_next": has_next}
 
     @rpc
     @contract(c.PUBLIC_FEED)
     def public_feed(self, req: c.PublicFeedRequest) -> dict:
         """The documents of the public read model changed after (after_ts, after_id), oldest first, for the
-        gateway's copy (gateway/readmodel.py). Falls back to the database while the snapshot loads."""
-        docs = self.store.snapshot_docs([])
-        if docs is None:
-            docs = self.store.public_docs_since(req.after_ts)
+        gateway's copy (gateway/readmodel.py)."""
         cursor = (req.after_ts, req.after_id)
-        keyed = (((_ts(d["updated_at"]), d["_id"]), d) for d in docs)
+        keyed = (((_ts(d["updated_at"]), d["_id"]), d) for d in self.store.snapshot_docs([]))
         changed = sorted(((key, d) for key, d in keyed if key > cursor), key=lambda kd: kd[0])
-        return {"items": [{"view": event_view(d), "visible_from": d.get("visible_from"),
+        return {"items": [{"view": domain.event_view(d), "visible_from": d.get("visible_from"),
                            "price_kind": d.get("price_kind"), "search": d.get("search") or "",
                            "updated_ts": key[0]} for key, d in changed[:req.first]],
                 "complete": len(changed) <= req.first}
@@ -308,16 +293,14 @@ class AgendaService(ServiceBase):
         caller = self.caller.require({"organizer", "agent"})
         if not caller.org:
             raise Forbidden("Votre compte n'est rattaché à aucune organisation.")
-        query: dict = {"organizer": caller.org}
-        if req.moderation_states:
-            query["moderation_state"] = {"$in": list(req.moderation_states)}
-        return self._page(query, SORT_RECENT, req.first, req.after)
+        return self._page(lambda skip, limit: self.store.organization_events(caller.org, req.moderation_states, skip,
+                                                                             limit), req.first, req.after)
 
     @rpc
     @contract(c.MODERATION_QUEUE)
     def moderation_queue(self, req: c.ModerationQueueRequest) -> dict:
         self.caller.require({"agent"})
-        page = self._page({"queue": {"$in": ["event", "revision"]}}, SORT_OLDEST_SUBMISSION, req.first, req.after)
+        page = self._page(self.store.moderation_queue, req.first, req.after)
         counts = self.store.queue_counts()
         QUEUE_SIZE.labels("event").set(counts["submitted"])
         QUEUE_SIZE.labels("revision").set(counts["revisions"])
@@ -349,16 +332,16 @@ class AgendaService(ServiceBase):
         self.store.refresh_snapshot()
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _page(self, query: dict, sort, first: int, after: str | None) -> dict:
-        offset = domain.decode_cursor(after)
-        docs, total = self.store.search_events(query, sort, offset, first)
-        return self._page_of(docs, total, offset, after)
-
-    def _page_of(self, docs: list[dict], total: int, offset: int, after: str | None) -> dict:
+    def _page(self, read, first: int, after: str | None) -> dict:
+        """An offset page of a list from the database: `read(skip, limit)` gives (documents, total)."""
+        kind, offset = agenda_public.parse_cursor(after)
+        if kind != "o":
+            raise BadInput("Curseur invalide ici : il vient d'une autre liste.", "after")
+        docs, total = read(offset, first)
         end = offset + len(docs)
         return {"items": [self._view(d) for d in docs], "total": total,
-                "cursors": [domain.encode_cursor(offset + i + 1) for i in range(len(docs))],
-                "end_cursor": domain.encode_cursor(end) if docs else after, "has_next": end < total}
+                "cursors": [agenda_public.encode_cursor(offset + i + 1) for i in range(len(docs))],
+                "end_cursor": agenda_public.encode_cursor(end) if docs else after, "has_next": end < total}
 
     def _get(self, event_id: str) -> dict:
         doc = self.store.get_event(event_id)
@@ -402,26 +385,8 @@ class AgendaService(ServiceBase):
 
     def _view(self, doc: dict) -> dict:
         """The caller's view: organisers of the event and agents also see the pending revision."""
-        view = event_view(doc)
+        view = domain.event_view(doc)
         caller = self.caller
         if doc.get("pending") and (caller.role == "agent" or (caller.role == "organizer" and caller.org == doc["organizer"])):
-            view["pending_revision"] = event_view({**doc, **doc["pending"], "pending": None})
+            view["pending_revision"] = domain.event_view({**doc, **doc["pending"], "pending": None})
         return view
-
-
-event_view = domain.event_view
-
-
-def domain_input(doc: dict) -> c.EventInput:
-    """The stored event as input again (to re-validate it with new slots)."""
-    return c.EventInput(
-        title=doc["title"], description=doc.get("description", ""),
-        slots=[c.Slot(starts_at=s["starts_at"], ends_at=s["ends_at"]) for s in doc.get("slots") or []],
-        rrule=doc.get("rrule"), all_day=bool(doc.get("all_day")), location=c.Location(**doc["location"]),
-        category=doc["category"], theme=doc.get("theme"), tags=doc.get("tags") or [], audience=doc.get("audience"),
-        free=bool(doc.get("free", True)), price=doc.get("price"), registration_url=doc.get("registration_url"),
-        accessibility=doc.get("accessibility") or [], attendance_mode=doc.get("attendance_mode", "offline"),
-        online_url=doc.get("online_url"), image_url=doc.get("image_url"),
-        contact=c.Contact(**doc["contact"]) if doc.get("contact") else None,
-        external_ids=[c.ExternalId(**x) for x in doc.get("external_ids") or []], publish_at=None,
-    )

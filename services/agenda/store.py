@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 
+from contracts.agenda import EventFilter
+from contracts.agenda_public import text_terms, to_utc
 from contracts.errors import Conflict
 from services.agenda.domain import Reference
 from services.common.mongo import OUTBOX, OUTBOX_COUNT, Repository, utcnow
@@ -114,11 +116,12 @@ class AgendaStore(Repository):
             self.snapshot[doc["_id"]] = {k: v for k, v in doc.items() if k not in (OUTBOX, OUTBOX_COUNT)}
             self._by_commune = None
 
-    def snapshot_docs(self, communes: list[str]) -> list[dict] | None:
-        """Documents of the read model (of these communes only, when given); None until it is loaded."""
+    def snapshot_docs(self, communes: list[str]) -> list[dict]:
+        """Documents of the read model (of these communes only, when given), loaded at the first call."""
         snapshot = self.snapshot
         if snapshot is None:
-            return None
+            self.refresh_snapshot()
+            snapshot = self.snapshot
         if not communes:
             return list(snapshot.values())
         groups = self._by_commune
@@ -137,7 +140,7 @@ class AgendaStore(Repository):
             generation = meta.get("generation", 0)
             if self.snapshot is not None and generation == self._snapshot_generation:
                 return True
-            started = datetime.now(tz=self._tz())
+            started = datetime.now(timezone.utc)
             query: dict = {"visible_from": {"$exists": True}}
             if self.snapshot is not None and self._snapshot_high_water is not None:
                 query["updated_at"] = {"$gt": self._snapshot_high_water - timedelta(seconds=10)}  # clock skew
@@ -151,30 +154,56 @@ class AgendaStore(Repository):
             self._snapshot_high_water = started
             return True
 
-    def public_docs_since(self, after_ts: float) -> list[dict]:
-        """The read model's documents changed since an instant, from the database (snapshot not loaded)."""
-        since = datetime.fromtimestamp(after_ts, tz=self._tz())
-        return list(self.db.events.find({"visible_from": {"$exists": True}, "updated_at": {"$gte": since}},
-                                        {OUTBOX: 0, OUTBOX_COUNT: 0}))
-
-    @staticmethod
-    def _tz():
-        from datetime import timezone
-
-        return timezone.utc
-
-    def search_events(self, query: dict, sort: list[tuple[str, int]], skip: int, limit: int) -> tuple[list[dict], int]:
+    # -- agents' and organisers' lists (offset pages from the database) ------------------------
+    def _page(self, query: dict, sort: list[tuple[str, int]], skip: int, limit: int) -> tuple[list[dict], int]:
         docs = list(self.db.events.find(query, LIST_PROJECTION).sort(sort).skip(skip).limit(limit))
-        total = self.db.events.count_documents(query)
-        return docs, total
+        return docs, self.db.events.count_documents(query)
+
+    def events_in_states(self, f: EventFilter, skip: int, limit: int) -> tuple[list[dict], int]:
+        """An agent's search among the events in `f.moderation_states` (any publication time), the filter's
+        other criteria applied as the public's are (contracts/agenda_public.py), by start then id."""
+        clauses: list[dict] = [{"moderation_state": {"$in": list(f.moderation_states)}}]
+        if f.communes:
+            clauses.append({"commune": {"$in": list(f.communes)}})
+        if f.categories:
+            clauses.append({"category": {"$in": list(f.categories)}})
+        if f.themes:
+            clauses.append({"theme": {"$in": list(f.themes)}})
+        if f.organizer:
+            clauses.append({"organizer": f.organizer})
+        if f.accessibility:
+            clauses.append({"accessibility": {"$all": list(f.accessibility)}})
+        if f.free is not None:
+            clauses.append({"price_kind": "free" if f.free else "paid"})
+        if f.starts_after or f.starts_before:
+            occ: dict = {}
+            if f.starts_after:
+                occ["ends_at"] = {"$gt": to_utc(f.starts_after)}
+            if f.starts_before:
+                occ["starts_at"] = {"$lt": to_utc(f.starts_before)}
+            clauses.append({"occurrences": {"$elemMatch": occ}})
+        if f.updated_since:
+            clauses.append({"updated_at": {"$gt": to_utc(f.updated_since)}})
+        for term in text_terms(f.text):
+            clauses.append({"search": {"$regex": re.escape(term)}})
+        sort = SORT_BY_UPDATE if f.updated_since else SORT_BY_START
+        return self._page(clauses[0] if len(clauses) == 1 else {"$and": clauses}, sort, skip, limit)
+
+    def organization_events(self, org: str, states: list[str], skip: int, limit: int) -> tuple[list[dict], int]:
+        """An organisation's events (in these moderation states, when given), the latest changed first."""
+        query: dict = {"organizer": org}
+        if states:
+            query["moderation_state"] = {"$in": list(states)}
+        return self._page(query, SORT_RECENT, skip, limit)
+
+    def moderation_queue(self, skip: int, limit: int) -> tuple[list[dict], int]:
+        """Submitted events and pending revisions, the oldest submission first."""
+        return self._page({"queue": {"$in": ["event", "revision"]}}, SORT_OLDEST_SUBMISSION, skip, limit)
 
     def due_announcements(self, now: datetime, limit: int = 100) -> list[dict]:
         """Published events whose scheduled publication has come and is not announced yet."""
         return list(self.db.events.find({"announce_pending": True, "moderation_state": "published",
                                          "visible_from": {"$lte": now}}, {OUTBOX: 0, OUTBOX_COUNT: 0}).limit(limit))
-
-    def count_events(self, query: dict) -> int:
-        return self.db.events.count_documents(query)
 
     def overlapping(self, commune: str, starts_at: datetime, ends_at: datetime, limit: int = 200) -> list[dict]:
         """Submitted or published events of a commune whose span overlaps [starts_at, ends_at)."""
@@ -187,11 +216,6 @@ class AgendaStore(Repository):
         submitted = self.db.events.count_documents({"queue": "event"})
         revisions = self.db.events.count_documents({"queue": "revision"})
         return {"submitted": submitted, "revisions": revisions, "total": submitted + revisions}
-
-
-def text_clause(terms: list[str]) -> list[dict]:
-    """Each normalised term must appear in the normalised `search` field."""
-    return [{"search": {"$regex": re.escape(t)}} for t in terms]
 
 
 SORT_BY_START = [("starts_at", ASCENDING), ("_id", ASCENDING)]

@@ -30,6 +30,7 @@ from services.notification import domain
 from services.notification.channels import (
     DevSmsProvider, PermanentFailure, SmtpSender, TemporaryFailure, build_email)
 from services.notification.settings import NotificationSettings
+from services.notification.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -72,26 +73,6 @@ def new_notification(*, event_id: str, event_type: str | None, template, channel
         "topic": topic, "content": parts, "unsubscribe_url": unsubscribe_url, "status": domain.CREATED,
         "attempts": 0, "created_at": now, "next_attempt_at": now, "due": now.timestamp(), "read_at": None,
     }
-
-
-class Webhooks:
-    """Partners' endpoints, read at most every 5 s: a fan-out records thousands of outcomes."""
-
-    ttl = 5.0
-    _cache: tuple[float, list] = (-1e9, [])
-
-    @classmethod
-    def get(cls, store) -> list[dict]:
-        at, hooks = cls._cache
-        if time.monotonic() - at > cls.ttl:
-            hooks = store.webhooks()
-            cls._cache = (time.monotonic(), hooks)
-        return hooks
-
-    @classmethod
-    def forget(cls) -> None:
-        """A webhook was added here: read them again (other processes see it within `ttl`)."""
-        cls._cache = (-1e9, [])
 
 
 class Dispatcher:

@@ -1,41 +1,33 @@
 """Notification service entrypoints: thin; rules in domain.py, storage in store.py, sending in dispatch.py."""
 from __future__ import annotations
 
-import json
 import logging
 import time
-import urllib.request
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
-import eventlet
 from nameko.rpc import rpc
 
 from contracts import agenda as agenda_c
 from contracts import notification as c
 from contracts import satisfaction as satisfaction_c
-from contracts.errors import BadInput, Forbidden, NotFound, ServiceUnavailable
+from contracts.errors import BadInput, Forbidden, NotFound
 from services.common.events import Events, handle_event
 from services.common.mongo import Mongo, utcnow
 from services.common.rpc import contract
 from services.common.service import ServiceBase
-from services.notification import domain
 from services.common.settings import Settings, timer
-from services.notification.dispatch import BACKLOG, NOTIFICATIONS, Dispatcher, Webhooks, new_notification
+from services.notification import domain
+from services.notification.compose import Composer
+from services.notification.dispatch import BACKLOG, Dispatcher, new_notification
 from services.notification.settings import NotificationSettings
 from services.notification.store import NotificationStore
+from services.notification.webhooks import Receipts, Webhooks
 from services.notification.templates import LATEST
 
 log = logging.getLogger(__name__)
 
-CALLBACK_BATCH = 100  # receipts claimed at once for the webhooks
-CALLBACK_LEASE = 120.0  # seconds a claim of receipts is held (a batch of POSTs, 5 s timeout each)
-CALLBACK_CONCURRENCY = 10  # POSTs at once
-PARIS = domain.PARIS
-french_datetime = domain.french_datetime
 DIGEST_CHECK_INTERVAL = 30.0  # seconds between two looks at whether the day's digest is due
-DIGEST_SETTLE = 1.0  # seconds left to events stored just before a run's cutoff to be written
-DIGEST_BATCH = 500  # digest notifications inserted at once
 
 
 def _only(model, doc: dict) -> dict:
@@ -65,6 +57,10 @@ class NotificationService(ServiceBase):
     store: NotificationStore = Mongo(NotificationStore)
     events = Events()
     settings: NotificationSettings = Settings(NotificationSettings)
+
+    @property
+    def compose(self) -> Composer:
+        return Composer(self.store, self.settings)
 
     # -- token revocations and contacts (foundation) --------------------------------------------
     @rpc
@@ -276,10 +272,10 @@ class NotificationService(ServiceBase):
     @contract(c.SEND_DIGESTS)
     def send_digests(self, req: c.SendDigests) -> dict:
         self.caller.require({"agent", "operator"})
-        today = utcnow().astimezone(PARIS).date()
+        today = utcnow().astimezone(domain.PARIS).date()
         if req.day is not None and req.day > today:
             raise BadInput("Le résumé d'un jour à venir ne peut pas encore être envoyé.", "day")
-        return self._send_digests(req.day or today)
+        return self.compose.send_digests(req.day or today)
 
     @timer(interval=DIGEST_CHECK_INTERVAL, eager=True)
     def daily_digest(self) -> None:
@@ -288,64 +284,9 @@ class NotificationService(ServiceBase):
         day = domain.digest_day_due(utcnow(), self.settings.digest_hour)
         if day is None or self.store.digest_done(day.isoformat()):
             return
-        result = self._send_digests(day)
+        result = self.compose.send_digests(day)
         log.info("digest of %s: %s events, %s recipients, %s created", day, result["events"], result["recipients"],
                  result["created"])
-
-    def _send_digests(self, day: date) -> dict:
-        """One notification per (recipient, channel) with digest subscriptions to the topics of the events
-        stored in the day's window, listing those events; its id (`digest:<day>`, recipient, channel)
-        makes it once per day whoever runs it, as often as it runs."""
-        now = time.time()
-        run = self.store.digest_run(day.isoformat(), now, 86400.0, domain.DIGEST_LOOKBACK.total_seconds())
-        wait = float(run["cutoff"]) + DIGEST_SETTLE - time.time()
-        if wait > 0:  # an event stamped just before the cutoff may still be being written
-            eventlet.sleep(wait)
-        items = self.store.digest_items(float(run["start"]), float(run["cutoff"]))
-        created = recipients = 0
-        if items:
-            groups: dict[tuple[str, str], dict[str, dict]] = {}  # (recipient, channel) -> subscriptions by id
-            for sub in self.store.digest_subscribers(sorted({t for i in items for t in i.get("topics") or ()})):
-                if sub["channel"] in domain.DIGEST_CHANNELS:
-                    groups.setdefault((sub["recipient"], sub["channel"]), {})[sub["_id"]] = sub
-            tpl = domain.template(domain.DIGEST_TEMPLATE)
-            event_id = domain.digest_event_id(day)
-            created_at = utcnow()
-            rendered: dict[tuple, object] = {}  # recipients following the same topics get the same list
-            docs: list[dict] = []
-            for (recipient, channel), by_id in groups.items():
-                subs = list(by_id.values())
-                events = domain.digest_events(items, [s["topic"] for s in subs])
-                if not events:
-                    continue
-                recipients += 1
-                key = (channel, tuple(e["id"] for e in events))
-                if key not in rendered:
-                    personalisation = domain.digest_personalisation(events, day)
-                    rendered[key] = (domain.FanOutRenderer(tpl, channel, personalisation) if channel == "email"
-                                     else domain.render(tpl, channel, personalisation))
-                unsubscribe_url = None
-                if channel == "email":
-                    unsubscribe_url = (f"{self.settings.public_url}/notifications/unsubscribe?t=" + domain.sign(
-                        self.settings.secret, "unsubscribe", domain.digest_link_value(recipient, channel)))
-                    parts = rendered[key](unsubscribe_url)
-                else:
-                    parts = rendered[key]
-                doc = new_notification(
-                    event_id=event_id, event_type=None, template=tpl, channel=channel, recipient=recipient,
-                    address=next((s["address"] for s in subs if s.get("address")), recipient), parts=parts,
-                    now=created_at, unsubscribe_url=unsubscribe_url)
-                quiet = domain.quiet_until_any(created_at, subs) if channel != "in_app" else None
-                if quiet is not None:  # held until the quiet hours end, as the other messages
-                    doc["due"], doc["next_attempt_at"] = quiet.timestamp(), quiet
-                docs.append(doc)
-                if len(docs) >= DIGEST_BATCH:
-                    created += self.store.insert_notifications(docs)
-                    docs = []
-            created += self.store.insert_notifications(docs)
-        NOTIFICATIONS.labels("all", domain.CREATED).inc(created)
-        self.store.finish_digest_run(day.isoformat(), created, now - 2 * domain.DIGEST_LOOKBACK.total_seconds())
-        return {"day": day, "events": len(items), "recipients": recipients, "created": created}
 
     # -- delivery ------------------------------------------------------------------------------------
     @timer("dispatch_interval")
@@ -361,158 +302,32 @@ class NotificationService(ServiceBase):
 
     @timer("dispatch_interval")
     def callbacks(self) -> None:
-        """Delivery receipts (notification.delivered / .failed, as published) POSTed to partners' webhooks.
-
-        The dispatcher keeps each outcome's event as its receipt, in the same single-document update as
-        the status, while webhooks are registered; here they are claimed in batches, sent, and dropped
-        once every webhook answered. A failure is retried with exponential backoff (from the first of
-        PARVIS_RETRY_DELAYS, up to PARVIS_NOTIFY_RETRY_CAP between attempts) for PARVIS_NOTIFY_RETRY_PERIOD,
-        then kept on the notification with its error (`callback_error`) and logged. At least once: a
-        process that dies after a POST and before the record posts it again after the lease.
-        (Receipts used to come back through the bus to this same service, which cost two database writes
-        of its inbox and a message per email: as much as the delivery itself in a fan-out.)
-        """
-        deadline = time.monotonic() + 20.0
-        while time.monotonic() < deadline:
-            claim = uuid.uuid4().hex
-            docs = self.store.claim_callbacks(time.time(), CALLBACK_BATCH, claim, CALLBACK_LEASE)
-            if not docs:
-                return
-            hooks = self.store.webhooks()
-            failure: list = []  # the first refusal of this batch: the receipts not yet sent wait as long
-
-            def post(doc):
-                if failure:
-                    return doc, None, False
-                try:
-                    self._callback(doc["receipt"], hooks)
-                    return doc, None, True
-                except ServiceUnavailable as exc:
-                    failure.append(exc)
-                    return doc, exc, True
-
-            done, retries, abandoned = [], [], []
-            try:
-                for doc, exc, tried in eventlet.GreenPool(CALLBACK_CONCURRENCY).imap(post, docs):
-                    if exc is None and tried:
-                        done.append(doc["_id"])
-                        continue
-                    attempts = int(doc.get("callback_attempts") or 0) + (1 if tried else 0)
-                    delay = min(self.settings.retry.cap, self.settings.callback_delay * 2 ** max(0, attempts - 1))
-                    occurred = datetime.fromisoformat(doc["receipt"]["occurred_at"].replace("Z", "+00:00"))
-                    error = str(exc or failure[0])
-                    if tried and time.time() + delay - occurred.timestamp() > self.settings.retry.period:
-                        log.error("receipt %s: webhooks given up after %s attempts: %s", doc["_id"], attempts, error)
-                        abandoned.append((doc["_id"], error))
-                    else:
-                        if tried:
-                            log.warning("receipt %s: webhook failed (attempt %s), retry in %.0fs: %s",
-                                        doc["_id"], attempts, delay, error)
-                        retries.append((doc["_id"], time.time() + delay, error, tried))
-            finally:
-                self.store.record_callbacks(claim, done, retries, abandoned)
-
-    def _callback(self, receipt: dict, hooks: list[dict]) -> None:
-        """One receipt to every webhook, signed; ServiceUnavailable if one of them did not take it."""
-        if not hooks:
-            return
-        body = json.dumps(receipt, separators=(",", ":")).encode()
-        stamp = int(time.time())
-        for hook in hooks:
-            signature = domain.webhook_signature(domain.webhook_secret(self.settings.secret, hook["_id"]), body, stamp)
-            request = urllib.request.Request(hook["url"], data=body, method="POST", headers={
-                "Content-Type": "application/json", "X-Parvis-Timestamp": str(stamp),
-                "X-Parvis-Signature": signature, "X-Parvis-Event": receipt["type"]})
-            try:
-                with urllib.request.urlopen(request, timeout=5) as resp:
-                    resp.read()
-            except Exception as exc:  # noqa: BLE001 - retried with backoff
-                raise ServiceUnavailable(f"webhook {hook['_id']} unreachable: {exc}") from None
+        """Delivery receipts POSTed to partners' webhooks, signed, retried with backoff (webhooks.py)."""
+        Receipts(self.store, self.settings).deliver()
 
     # -- what the other services announce -------------------------------------------------------------
-    def _fan_out(self, envelope, topics: list[str], template_name: str, personalisation: dict) -> int:
-        """One notification per (event, subscriber, channel), inserted in batches; duplicates are done already."""
-        tpl = domain.template(template_name)
-        now = utcnow()
-        inserted = 0
-        rendered: dict[str, dict] = {}
-        email = domain.FanOutRenderer(tpl, "email", personalisation) if "email" in tpl.parts else None
-        for topic in topics:
-            for page in self.store.subscribers(topic):
-                docs = []
-                for sub in page:
-                    channel = sub["channel"]
-                    if channel not in tpl.parts or sub.get("digest"):  # digest: told in the day's digest
-                        continue
-                    if channel == "email":
-                        unsubscribe_url = (f"{self.settings.public_url}/notifications/unsubscribe?t="
-                                           + domain.sign(self.settings.secret, "unsubscribe", sub["_id"]))
-                        parts = email(unsubscribe_url)
-                    else:
-                        unsubscribe_url = None
-                        if channel not in rendered:
-                            rendered[channel] = domain.render(tpl, channel, personalisation)
-                        parts = rendered[channel]
-                    doc = new_notification(
-                        event_id=envelope.event_id, event_type=envelope.type, template=tpl, channel=channel,
-                        recipient=sub["recipient"], address=sub.get("address") or sub["recipient"], parts=parts,
-                        now=now, topic=topic, unsubscribe_url=unsubscribe_url)
-                    quiet = domain.quiet_until(now, sub.get("quiet_from"), sub.get("quiet_to"))
-                    if quiet is not None and channel != "in_app":  # held until the quiet hours end
-                        doc["due"], doc["next_attempt_at"] = quiet.timestamp(), quiet
-                    docs.append(doc)
-                inserted += self.store.insert_notifications(docs)
-        NOTIFICATIONS.labels("all", domain.CREATED).inc(inserted)
-        return inserted
-
-    def _tell_organizer(self, envelope, data, published: bool, reason: str = "") -> None:
-        org = self.store.organization_contact(data.organizer)
-        if org is None or not org.get("contact_email"):
-            log.warning("no contact for organisation %s: moderation decision not sent", data.organizer)
-            return
-        tpl = domain.template("event_moderated")
-        parts = domain.render(tpl, "email", {"organization": org["name"], "title": data.title, "published": published,
-                                             "reason": reason, "url": self._event_url(data)})
-        self.store.insert_notifications([new_notification(
-            event_id=envelope.event_id, event_type=envelope.type, template=tpl, channel="email",
-            recipient=data.organizer, address=org["contact_email"], parts=parts, now=utcnow())])
-
-    def _event_url(self, data) -> str:
-        path = getattr(data, "url", None) or f"/agenda/events/{data.id}"
-        return path if path.startswith("http") else self.settings.public_url + path
-
-    def _event_personalisation(self, data) -> dict:
-        return {"title": data.title, "commune": self.store.commune_name(data.commune),
-                "starts_at": french_datetime(data.starts_at), "url": self._event_url(data)}
-
-    def _digest_fields(self, data, personalisation: dict | None = None) -> dict:
-        commune = personalisation["commune"] if personalisation else self.store.commune_name(data.commune)
-        return {"topics": [f"agenda:commune:{data.commune}", f"agenda:category:{data.category}"],
-                "title": data.title, "commune": commune, "starts_ts": data.starts_at.timestamp(),
-                "url": self._event_url(data)}
-
     @handle_event("agenda", agenda_c.EventPublished.event_type)
     def on_event_published(self, data: agenda_c.EventPublished, envelope) -> None:
-        self._tell_organizer(envelope, data, published=True)
+        self.compose.tell_organizer(envelope, data, published=True)
         if data.revision:  # a corrected revision is not news for subscribers; a digest to come lists it as it is
-            self.store.refresh_digest_item(data.id, self._digest_fields(data))
+            self.store.refresh_digest_item(data.id, self.compose.digest_fields(data))
             return
         # For the digests: one small document per event, whatever the number of digest subscribers
         # (they are read at the day's run), kept under the event's id (a redelivery stores nothing more).
-        personalisation = self._event_personalisation(data)
-        self.store.save_digest_item({"_id": data.id, **self._digest_fields(data, personalisation), "ts": time.time()})
-        self._fan_out(envelope, [f"agenda:commune:{data.commune}", f"agenda:category:{data.category}"],
+        personalisation = self.compose.event_personalisation(data)
+        self.store.save_digest_item({"_id": data.id, **self.compose.digest_fields(data, personalisation), "ts": time.time()})
+        self.compose.fan_out(envelope, [f"agenda:commune:{data.commune}", f"agenda:category:{data.category}"],
                       "event_published", personalisation)
 
     @handle_event("agenda", agenda_c.EventRejected.event_type)
     def on_event_rejected(self, data: agenda_c.EventRejected, envelope) -> None:
-        self._tell_organizer(envelope, data, published=False, reason=data.reason)
+        self.compose.tell_organizer(envelope, data, published=False, reason=data.reason)
 
     @handle_event("agenda", agenda_c.EventCancelled.event_type)
     def on_event_cancelled(self, data: agenda_c.EventCancelled, envelope) -> None:
         self.store.drop_digest_item(data.id)
-        self._fan_out(envelope, [f"agenda:commune:{data.commune}", f"agenda:category:{data.category}"],
-                      "event_cancelled", {**self._event_personalisation(data), "reason": data.reason or ""})
+        self.compose.fan_out(envelope, [f"agenda:commune:{data.commune}", f"agenda:category:{data.category}"],
+                      "event_cancelled", {**self.compose.event_personalisation(data), "reason": data.reason or ""})
 
     # Submitted, updated and withdrawn events tell nobody yet: agents see submissions in their queue,
     # and subscribers are told of publications and cancellations only (no digest of edits).
@@ -523,7 +338,7 @@ class NotificationService(ServiceBase):
     @handle_event("agenda", agenda_c.EventUpdated.event_type)
     def on_event_updated(self, data: agenda_c.EventUpdated, envelope) -> None:
         log.info("event %s updated (%s): nothing to send", data.id, ", ".join(data.changed))
-        self.store.refresh_digest_item(data.id, self._digest_fields(data))
+        self.store.refresh_digest_item(data.id, self.compose.digest_fields(data))
 
     @handle_event("agenda", agenda_c.EventWithdrawn.event_type)
     def on_event_withdrawn(self, data: agenda_c.EventWithdrawn, envelope) -> None:
@@ -531,7 +346,7 @@ class NotificationService(ServiceBase):
         self.store.drop_digest_item(data.id)
 
     def _site_alert(self, envelope, data, headline: str, detail: str) -> None:
-        self._fan_out(envelope, [f"satisfaction:site:{data.site_id}"], "satisfaction_alert", {
+        self.compose.fan_out(envelope, [f"satisfaction:site:{data.site_id}"], "satisfaction_alert", {
             "headline": headline, "site": data.site_name, "commune": self.store.commune_name(data.commune),
             "detail": detail})
 

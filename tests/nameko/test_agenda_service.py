@@ -62,3 +62,33 @@ def test_import_refuses_bad_input_and_wrong_roles(store):
     with pytest.raises(Forbidden):
         make_worker(store, role="organizer").import_reference_data(**demo_data())
     assert store.db.organizations.count_documents({}) == 0
+
+
+def test_agents_search_events_in_states_from_the_database_and_the_public_from_the_read_model(store):
+    """Two ways to search: an agent naming moderation states reads every event in them (the database, offset
+    cursors); anybody else gets the public's view (the read model, keyset cursors). Filters apply to both."""
+    from datetime import datetime, timedelta
+
+    make_worker(store).import_reference_data(**demo_data())
+    start = datetime.now() + timedelta(days=3)
+
+    def event(title, commune):
+        return {"title": title, "category": "concert", "location": {"commune": commune},
+                "slots": [{"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat()}]}
+
+    agent = make_worker(store, role="agent")
+    draft = agent.create_event(event=event("Fête du village", "labege"), organizer="org-commune-labege")
+    other = agent.create_event(event=event("Fête de l'école", "escalquens"), organizer="org-commune-escalquens")
+    agent.submit_event(id=other["id"])
+    published = agent.create_event(event=event("Concert des fêtes", "labege"), organizer="org-commune-labege")
+    agent.moderate_event(id=published["id"], decision="approve")
+
+    found = agent.search_events(filter={"moderation_states": ["draft", "submitted"], "text": "FETE"}, first=1)
+    assert [i["id"] for i in found["items"]] == [draft["id"]] and found["total"] == 2 and found["has_next"]
+    rest = agent.search_events(filter={"moderation_states": ["draft", "submitted"], "text": "fete"}, first=5,
+                               after=found["end_cursor"])
+    assert [i["id"] for i in rest["items"]] == [other["id"]]
+    only_labege = agent.search_events(filter={"moderation_states": ["draft"], "communes": ["escalquens"]})
+    assert only_labege["total"] == 0
+    public = make_worker(store, role="public").search_events(filter={"text": "fêtes", "moderation_states": ["draft"]})
+    assert [i["id"] for i in public["items"]] == [published["id"]], "the public sees published events only"

@@ -18,6 +18,7 @@ from gateway.readmodel import Entry, PublicAgenda
 from gateway.schema import build_schema
 from gateway.schema.agenda import to_event
 from parvis.seed import demo_data
+from contracts import agenda_public
 from services.agenda import domain
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -123,8 +124,8 @@ def test_the_date_index_finds_what_a_scan_finds(setup):
         for width in (1, 3, 30):
             f = c.EventFilter(communes=["labege"] if days % 2 else [], starts_after=NOW + timedelta(days=days),
                               starts_before=NOW + timedelta(days=days + width))
-            indexed = [e.view["id"] for e in public.search(f, 500, None, NOW).entries]
-            scanned = [d["_id"] for d in domain.search_snapshot(public.docs(f.communes), f, NOW, False)]
+            indexed = [v["id"] for v in public.search(f, 500, None, NOW).views]
+            scanned = [d["_id"] for d in agenda_public.search(public.docs(f.communes), f, NOW)]
             assert indexed == scanned
 
 
