@@ -13,7 +13,6 @@ import time
 import uuid
 from typing import Any
 
-import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, disable_created_metrics, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,8 +25,7 @@ from contracts.errors import ParvisError, ServiceUnavailable, Unauthenticated
 from contracts.platform import Caller
 from gateway import auth
 from gateway.errors import map_errors
-from gateway.fastpath import FastQueries
-from gateway.fastvotes import FastKioskVotes
+from gateway.compiled import CompiledPaths
 from gateway.readmodel import PublicAgenda
 from gateway.routes import all_routes
 from gateway.rpc import RemoteError, RpcClient, read_reply
@@ -167,8 +165,7 @@ class Gateway:
         self.revocations = Revocations()
         self.schema = build_schema(production=self.settings.production)
         self.public_agenda = PublicAgenda(self._public_call, to_event, self.settings.amqp_url)
-        self.fast = FastQueries(self.schema, self.public_agenda)
-        self.fast_votes = FastKioskVotes(self.schema, production=self.settings.production)
+        self.compiled = CompiledPaths(self, self.settings.compiled_paths)
         self._tasks: list[asyncio.Task] = []
 
     async def _public_call(self, service: str, method: str, **kwargs):
@@ -285,60 +282,6 @@ class AuthMiddleware:
         return await self.app(scope, receive, send)
 
 
-class FastPaths:
-    """JSON POSTs that a compiled path can answer are answered there: anonymous (or citizen) `events` queries
-    (gateway/fastpath.py) and kiosks' vote submits (gateway/fastvotes.py); the rest, with the body replayed,
-    go to Strawberry. Sits after AuthMiddleware: a bad token never gets here."""
-
-    def __init__(self, app: ASGIApp, gateway: Gateway):
-        self.app, self.gateway = app, gateway
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        caller = scope.get("state", {}).get("caller")
-        if scope["type"] != "http" or scope["method"] != "POST" or caller is None:
-            return await self.app(scope, receive, send)
-        public = caller.role in ("public", "citizen") and self.gateway.public_agenda.ready
-        kiosk = caller.role == "kiosk" and self.gateway.fast_votes.enabled
-        headers = dict(scope.get("headers") or [])
-        if not (public or kiosk) or not headers.get(b"content-type", b"").startswith(b"application/json"):
-            return await self.app(scope, receive, send)
-        chunks, more = [], True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        try:
-            payload = orjson.loads(body)
-        except ValueError:  # orjson.JSONDecodeError: Strawberry answers with its own message
-            payload = None
-        result = None
-        if payload is not None and public:
-            result = self.gateway.fast.execute(payload)
-        elif payload is not None:
-            call = self.gateway.caller_call(caller, scope.get("state", {}).get("correlation_id") or uuid.uuid4().hex)
-            result = await self.gateway.fast_votes.execute(
-                payload, lambda votes: call("satisfaction", "submit_votes", timeout=30.0, votes=votes))
-        if result is not None:
-            data = orjson.dumps(result)
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
-            await send({"type": "http.response.body", "body": data})
-            return
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
 def create_app(settings: GatewaySettings | None = None) -> Starlette:
     gateway = Gateway(settings)
     graphql = ParvisGraphQL(gateway.schema, gateway, graphql_ide=None if gateway.settings.production else "graphiql",
@@ -356,7 +299,7 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
             Route("/healthz", gateway.healthz),
             Route("/readyz", gateway.readyz),
             Route("/metrics", gateway.metrics),
-            Route("/graphql", AuthMiddleware(FastPaths(graphql, gateway), gateway), methods=["GET", "POST"]),
+            Route("/graphql", AuthMiddleware(gateway.compiled.middleware(graphql), gateway), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
             *all_routes(gateway),
         ],

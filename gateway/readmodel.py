@@ -2,7 +2,7 @@
 
 Why: the public `events` query is the platform's hottest read (websites, the app, widgets on 36 commune
 sites). Answering it from memory saves an RPC round trip per request and lets the gateway serve it without
-going through the broker at all (see gateway/fastpath.py for the other half).
+going through the broker at all (see gateway/compiled/events.py for the other half).
 
 How it stays right:
 - at start, the whole public read model is fetched from the agenda (`agenda.public_feed`, pages of 500);
@@ -62,7 +62,7 @@ class Entry:
         self.updated_ts = item.updated_ts
         self.view = view.model_dump()
         self.node = to_node(self.view)
-        self.node._parvis_rendered = {}  # gateway/fastpath.py keeps this event's renderings here
+        self.node._parvis_rendered = {}  # gateway/compiled/events.py keeps this event's renderings here
         self.doc = {
             "_id": view.id, "moderation_state": view.moderation_state, "visible_from": item.visible_from,
             "commune": view.location.commune, "category": view.category, "theme": view.theme,

@@ -49,7 +49,7 @@ def _has_fields(cls) -> bool:
 
 # The limiters' rule classes, made once: QueryDepthLimiter and MaxAliasesLimiter create a new rule class
 # per instance, so one instance per request made every request miss ValidationCache (keyed by the rules).
-_LIMIT_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+LIMIT_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
                 *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules]
 _NO_INTROSPECTION = [NoSchemaIntrospectionCustomRule]
 
@@ -60,7 +60,7 @@ def extensions(production: bool = False) -> list:
     # The parse and validation caches are module-level LRU caches inside strawberry, so they are
     # shared all the same.
     extensions = [
-        lambda: AddValidationRules(_LIMIT_RULES),
+        lambda: AddValidationRules(LIMIT_RULES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),

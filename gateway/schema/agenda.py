@@ -347,7 +347,7 @@ def reads_public_copy(caller) -> bool:
 def public_connection(public, filter: Optional[EventFilter], first: int, after: Optional[str],
                       now: Optional[datetime] = None) -> EventConnection:
     """The public `events` page from the gateway's copy of the public agenda, when it is ready (the compiled path,
-    gateway/fastpath.py, answers only then), with the request read by the agenda's contract."""
+    gateway/compiled/events.py, answers only then), with the request read by the agenda's contract."""
     f = public.read_filter(filter_dict(filter), first, after)
     return to_connection(public.search(f, first, after, now or datetime.now(timezone.utc)))
 

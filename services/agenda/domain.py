@@ -18,7 +18,7 @@ import nh3
 from dateutil import rrule as dateutil_rrule
 from markdown_it import MarkdownIt
 
-from contracts.agenda import Contact, EventInput, ExternalId, Location, Organization, Slot
+from contracts.agenda import Contact, EventInput, EventPublished, EventRejected, ExternalId, Location, Organization, Slot
 from contracts.agenda_public import PARIS, normalise, to_utc
 from contracts.errors import BadInput, Conflict, Forbidden
 
@@ -278,6 +278,58 @@ def check_status_change(moderation_state: str, current: str, new: str, has_new_s
         raise BadInput("Reprogrammé : indiquez les nouvelles dates.", "slots")
     if new == "moved_online" and not online_url:
         raise BadInput("En ligne : l'événement doit avoir un lien de participation (online_url).", "online_url")
+
+
+def aware(value):
+    """A stored datetime as UTC-aware (documents written by older versions may hold naive ones)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What an agent's moderation decision writes: the fields set (and removed), the events announcing it
+    (contract, the event's document, extra fields), and the transition (action, resulting state)."""
+
+    sets: dict
+    announce: list[tuple[type, dict, dict]]
+    outcome: tuple[str, str]
+    unset: tuple[str, ...] = ()
+
+
+def moderation_decision(doc: dict, decision: str, reason: str | None, now: datetime, actor: str | None) -> Decision:
+    """Approve or reject a submitted event, or an organiser's revision of a published one (`queue: revision`).
+    A refusal needs its reason, which the organiser receives. An approved event is public at once, or at its
+    publishAt: then it is announced when it becomes public (`announce_pending`), so that subscribers never hear
+    of an event they cannot see yet."""
+    reason = (reason or "").strip()
+    if decision == "reject" and not reason:
+        raise BadInput("Refus : indiquez la raison, l'organisateur la recevra.", "reason")
+    decided = {"decided_at": now, "decided_by": actor, "queue": "none"}
+    url = PUBLIC_PATH.format(id=doc["_id"])
+    if doc.get("queue") == "revision":
+        pending = doc.get("pending") or {}
+        merged = {**doc, **pending}
+        unset = ("pending", "pending_submitted_at")
+        if decision == "approve":
+            return Decision({**pending, **decided, "revision_rejection_reason": None},
+                            [(EventPublished, merged, {"url": url, "revision": True})],
+                            ("approve_revision", "published"), unset)
+        return Decision({**decided, "revision_rejection_reason": reason},
+                        [(EventRejected, merged, {"reason": reason, "revision": True})],
+                        ("reject_revision", "published"), unset)
+    new_state = transition(doc["moderation_state"], decision, "agent")
+    decided_doc = {**doc, "moderation_state": new_state}
+    if decision == "reject":
+        return Decision({"moderation_state": new_state, **decided, "rejection_reason": reason},
+                        [(EventRejected, decided_doc, {"reason": reason})], ("reject", new_state))
+    publish_at = aware(doc.get("publish_at"))
+    visible_from = max(now, publish_at) if publish_at else now
+    sets = {"moderation_state": new_state, "visible_from": visible_from, **decided, "rejection_reason": None}
+    if visible_from > now:
+        return Decision({**sets, "announce_pending": True}, [], ("approve", new_state))
+    return Decision(sets, [(EventPublished, decided_doc, {"url": url})], ("approve", new_state))
 
 
 def may_touch(role: str, caller_org: str | None, organizer: str) -> bool:

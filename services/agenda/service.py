@@ -6,25 +6,16 @@ from datetime import datetime, timezone
 
 from nameko.rpc import rpc
 from nameko.timer import timer
-from prometheus_client import Counter, Gauge, Histogram
 
 from contracts import agenda as c
 from contracts import agenda_public
 from contracts.errors import BadInput, Conflict, Forbidden, NotFound
-from core.logjson import SLO_BUCKETS
-from services.agenda import domain
+from services.agenda import domain, metrics
 from services.agenda.store import AgendaStore
 from services.common.events import Events
 from services.common.mongo import Mongo
 from services.common.rpc import contract
 from services.common.service import ServiceBase
-
-TRANSITIONS = Counter("parvis_agenda_transitions_total", "Agenda moderation and status transitions",
-                      ["action", "outcome"])
-QUEUE_SIZE = Gauge("parvis_agenda_moderation_queue", "Events and revisions waiting for moderation", ["kind"])
-TIME_TO_DECISION = Histogram("parvis_agenda_time_to_decision_seconds", "From submission to an agent's decision",
-                             ["decision"], buckets=SLO_BUCKETS + (3600.0, 86400.0, 7 * 86400.0))
-
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
@@ -34,13 +25,7 @@ ANNOUNCE_EVERY = 10  # seconds: how late a scheduled publication may be announce
 
 
 def _ts(value) -> float:
-    return _aware(value).timestamp()
-
-
-def _aware(value):
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
+    return domain.aware(value).timestamp()
 
 
 class AgendaService(ServiceBase):
@@ -114,7 +99,7 @@ class AgendaService(ServiceBase):
                "price_kind": "free" if fields["free"] else "paid", "created_at": now, "updated_at": now,
                "created_by": caller.subject, "version": 1}
         self.store.insert_event(doc, [])
-        TRANSITIONS.labels("create", "draft").inc()
+        metrics.TRANSITIONS.labels("create", "draft").inc()
         return self._view(self.store.get_event(doc["_id"]))
 
     @rpc
@@ -134,13 +119,13 @@ class AgendaService(ServiceBase):
             self.store.update_event(doc["_id"], doc["version"],
                                     {"pending": fields, "pending_submitted_at": now, "queue": "revision",
                                      "queued_at": now}, [env])
-            TRANSITIONS.labels("revise", "submitted").inc()
+            metrics.TRANSITIONS.labels("revise", "submitted").inc()
         else:
             events = []
             if doc["moderation_state"] == "published" and changed:
                 events.append(self._event(c.EventUpdated, {**doc, **fields}, changed=changed))
             self.store.update_event(doc["_id"], doc["version"], fields, events)
-            TRANSITIONS.labels("update", doc["moderation_state"]).inc()
+            metrics.TRANSITIONS.labels("update", doc["moderation_state"]).inc()
         return self._view(self.store.get_event(doc["_id"]))
 
     @rpc
@@ -155,7 +140,7 @@ class AgendaService(ServiceBase):
         self.store.update_event(doc["_id"], doc["version"], {
             "moderation_state": new_state, "submitted_at": now, "queue": "event", "queued_at": now,
             "possible_duplicates": duplicates, "rejection_reason": None}, [env])
-        TRANSITIONS.labels("submit", new_state).inc()
+        metrics.TRANSITIONS.labels("submit", new_state).inc()
         return self._view(self.store.get_event(doc["_id"]))
 
     @rpc
@@ -163,54 +148,12 @@ class AgendaService(ServiceBase):
     def moderate_event(self, req: c.ModerateEvent) -> dict:
         self.caller.require({"agent"})
         doc = self._get(req.id)
-        reason = (req.reason or "").strip()
-        if req.decision == "reject" and not reason:
-            raise BadInput("Refus : indiquez la raison, l'organisateur la recevra.", "reason")
         now = _now()
-        if doc.get("queue") == "revision":
-            return self._decide_revision(doc, req.decision, reason, now)
-        new_state = domain.transition(doc["moderation_state"], req.decision, "agent")
-        queued = _aware(doc.get("queued_at"))
-        if req.decision == "approve":
-            publish_at = _aware(doc.get("publish_at"))
-            visible_from = max(now, publish_at) if publish_at else now
-            sets = {"moderation_state": new_state, "visible_from": visible_from, "decided_at": now,
-                    "decided_by": self.caller.subject, "queue": "none", "rejection_reason": None}
-            if visible_from > now:
-                # Scheduled publication: `agenda.event_published` is announced when the event becomes
-                # public (announce_scheduled), so that subscribers never hear of an event they cannot see.
-                env = None
-                sets["announce_pending"] = True
-            else:
-                env = self._event(c.EventPublished, {**doc, "moderation_state": new_state},
-                                  url=domain.PUBLIC_PATH.format(id=doc["_id"]))
-        else:
-            env = self._event(c.EventRejected, {**doc, "moderation_state": new_state}, reason=reason)
-            sets = {"moderation_state": new_state, "decided_at": now, "decided_by": self.caller.subject,
-                    "queue": "none", "rejection_reason": reason}
-        self.store.update_event(doc["_id"], doc["version"], sets, [env] if env else [])
-        TRANSITIONS.labels(req.decision, new_state).inc()
-        if queued:
-            TIME_TO_DECISION.labels(req.decision).observe(max(0.0, (now - queued).total_seconds()))
-        return self._view(self.store.get_event(doc["_id"]))
-
-    def _decide_revision(self, doc: dict, decision: str, reason: str, now: datetime) -> dict:
-        pending = doc.get("pending") or {}
-        queued = _aware(doc.get("queued_at"))
-        if decision == "approve":
-            merged = {**doc, **pending}
-            events = [self._event(c.EventPublished, merged, url=domain.PUBLIC_PATH.format(id=doc["_id"]),
-                                  revision=True)]
-            sets = {**pending, "queue": "none", "decided_at": now, "decided_by": self.caller.subject,
-                    "revision_rejection_reason": None}
-        else:
-            events = [self._event(c.EventRejected, {**doc, **pending}, reason=reason, revision=True)]
-            sets = {"queue": "none", "decided_at": now, "decided_by": self.caller.subject,
-                    "revision_rejection_reason": reason}
-        self.store.update_event(doc["_id"], doc["version"], sets, events, unset=("pending", "pending_submitted_at"))
-        TRANSITIONS.labels(f"{decision}_revision", "published").inc()
-        if queued:
-            TIME_TO_DECISION.labels(decision).observe(max(0.0, (now - queued).total_seconds()))
+        decision = domain.moderation_decision(doc, req.decision, req.reason, now, self.caller.subject)
+        self.store.update_event(doc["_id"], doc["version"], decision.sets,
+                                [self._event(kind, event_doc, **extra) for kind, event_doc, extra in decision.announce],
+                                unset=decision.unset)
+        metrics.decided(req.decision, decision.outcome, domain.aware(doc.get("queued_at")), now)
         return self._view(self.store.get_event(doc["_id"]))
 
     @rpc
@@ -222,7 +165,7 @@ class AgendaService(ServiceBase):
         self.store.update_event(doc["_id"], doc["version"], {
             "moderation_state": new_state, "queue": "none", "withdrawn_reason": (req.reason or "").strip() or None,
             "withdrawn_at": _now()}, [env], unset=("pending", "pending_submitted_at"))
-        TRANSITIONS.labels("withdraw", new_state).inc()
+        metrics.TRANSITIONS.labels("withdraw", new_state).inc()
         return self._view(self.store.get_event(doc["_id"]))
 
     @rpc
@@ -249,7 +192,7 @@ class AgendaService(ServiceBase):
             else:
                 events.append(self._event(c.EventUpdated, merged, changed=changed))
         self.store.update_event(doc["_id"], doc["version"], sets, events)
-        TRANSITIONS.labels(f"status_{req.status}", doc["moderation_state"]).inc()
+        metrics.TRANSITIONS.labels(f"status_{req.status}", doc["moderation_state"]).inc()
         return self._view(self.store.get_event(doc["_id"]))
 
     # -- reading ---------------------------------------------------------------------------------
@@ -302,15 +245,14 @@ class AgendaService(ServiceBase):
         self.caller.require({"agent"})
         page = self._page(self.store.moderation_queue, req.first, req.after)
         counts = self.store.queue_counts()
-        QUEUE_SIZE.labels("event").set(counts["submitted"])
-        QUEUE_SIZE.labels("revision").set(counts["revisions"])
+        metrics.queue_size(counts)
         return {**page, "counts": counts}
 
     @timer(interval=30, eager=True)
     def refresh_queue_gauge(self) -> None:
         """Counting scans on nx-27017: done here and in moderation_queue, not on every transition; at start
         too, so that the dashboards show the queue from the first scrape."""
-        self._gauge()
+        metrics.queue_size(self.store.queue_counts())
 
     @timer(interval=ANNOUNCE_EVERY)
     def announce_scheduled(self) -> None:
@@ -324,7 +266,7 @@ class AgendaService(ServiceBase):
                 self.store.update_event(doc["_id"], doc["version"], {"announce_pending": False}, [env])
             except Conflict:
                 continue  # changed meanwhile (or announced by another instance): the next round looks again
-            TRANSITIONS.labels("announce", "published").inc()
+            metrics.TRANSITIONS.labels("announce", "published").inc()
 
     @timer(interval=1)
     def refresh_public_snapshot(self) -> None:
@@ -362,7 +304,7 @@ class AgendaService(ServiceBase):
             return True
         if caller.role == "organizer" and caller.org == doc["organizer"]:
             return True
-        return domain.visible_to_public({**doc, "publish_at": _aware(doc.get("visible_from"))}, _now())
+        return domain.visible_to_public({**doc, "publish_at": domain.aware(doc.get("visible_from"))}, _now())
 
     def _duplicates(self, doc: dict) -> list[dict]:
         others = self.store.overlapping(doc["commune"], doc["starts_at"], doc["ends_at"])
@@ -374,14 +316,6 @@ class AgendaService(ServiceBase):
                 "moderation_state": doc["moderation_state"], "status": doc.get("status", "scheduled"),
                 "actor": self.caller.subject, **extra}
         return self.events.build(contract_cls.event_type, data)
-
-    def _gauge(self) -> None:
-        try:
-            counts = self.store.queue_counts()
-        except Exception:  # noqa: BLE001 - a gauge is not worth failing a request for
-            return
-        QUEUE_SIZE.labels("event").set(counts["submitted"])
-        QUEUE_SIZE.labels("revision").set(counts["revisions"])
 
     def _view(self, doc: dict) -> dict:
         """The caller's view: organisers of the event and agents also see the pending revision."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from nameko.rpc import rpc
 
@@ -17,7 +17,7 @@ from services.common.mongo import Mongo, utcnow
 from services.common.rpc import contract
 from services.common.service import ServiceBase
 from services.common.settings import Settings, timer
-from services.notification import domain
+from services.notification import domain, views
 from services.notification.compose import Composer
 from services.notification.dispatch import BACKLOG, Dispatcher, new_notification
 from services.notification.settings import NotificationSettings
@@ -28,28 +28,6 @@ from services.notification.templates import LATEST
 log = logging.getLogger(__name__)
 
 DIGEST_CHECK_INTERVAL = 30.0  # seconds between two looks at whether the day's digest is due
-
-
-def _only(model, doc: dict) -> dict:
-    return {k: doc.get(k) for k in model.model_fields if k in doc}
-
-
-def _utc(value):
-    """nx-27017 gives back a datetime written by `$set` as a naive 'YYYY-MM-DD HH:MM:SS' string (UTC)."""
-    if isinstance(value, str):
-        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
-    return value
-
-
-def _public(doc: dict) -> dict:
-    content = doc.get("content") or {}
-    doc = {k: _utc(v) if k.endswith("_at") else v for k, v in doc.items()}
-    return _only(c.Notification, {**doc, "id": doc["_id"], "subject": content.get("subject"),
-                                  "text": content.get("text")})
-
-
-def _subscription(doc: dict) -> dict:
-    return _only(c.Subscription, {**doc, "id": doc["_id"], "digest": bool(doc.get("digest"))})
 
 
 class NotificationService(ServiceBase):
@@ -157,7 +135,7 @@ class NotificationService(ServiceBase):
         doc = self.store.subscribe({"_id": sub_id, "recipient": recipient, "topic": topic, "channel": req.channel,
                                     "address": address, "quiet_from": req.quiet_from, "quiet_to": req.quiet_to,
                                     "digest": req.digest, "created_at": utcnow()})
-        return _subscription(doc)
+        return views.subscription(doc)
 
     @rpc
     @contract(c.UNSUBSCRIBE)
@@ -184,13 +162,13 @@ class NotificationService(ServiceBase):
     @contract(c.MY_SUBSCRIPTIONS)
     def my_subscriptions(self, _req) -> list[dict]:
         caller = self.caller.require({"citizen", "agent"})
-        return [_subscription(d) for d in self.store.subscriptions_of(caller.subject)]
+        return [views.subscription(d) for d in self.store.subscriptions_of(caller.subject)]
 
     @rpc
     @contract(c.MY_NOTIFICATIONS)
     def my_notifications(self, req: c.MyNotifications) -> list[dict]:
         caller = self.caller.require({"citizen", "agent"})
-        return [_public(d) for d in self.store.notifications_for(caller.subject, "in_app", req.limit, req.unread_only)]
+        return [views.notification(d) for d in self.store.notifications_for(caller.subject, "in_app", req.limit, req.unread_only)]
 
     @rpc
     @contract(c.MARK_READ)
@@ -230,7 +208,7 @@ class NotificationService(ServiceBase):
         doc = new_notification(event_id=req.reference, event_type=None, template=tpl, channel=req.channel,
                                recipient=recipient, address=address, parts=parts, now=utcnow())
         self.store.insert_notifications([doc])
-        return _public(self.store.get_notification(doc["_id"]))
+        return views.notification(self.store.get_notification(doc["_id"]))
 
     @rpc
     @contract(c.DELIVERIES)
@@ -238,7 +216,7 @@ class NotificationService(ServiceBase):
         self.caller.require({"agent", "operator"})
         query = {k: v for k, v in {"status": req.status, "channel": req.channel, "event_id": req.event_id,
                                    "template": req.template}.items() if v is not None}
-        return [_public(d) for d in self.store.deliveries(query, req.limit)]
+        return [views.notification(d) for d in self.store.deliveries(query, req.limit)]
 
     @rpc
     @contract(c.ADD_WEBHOOK)

@@ -1,7 +1,7 @@
 """MongoDB access of the notification service (database parvis_notification)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -224,7 +224,7 @@ class NotificationStore(Repository):
             return exc.details.get("nInserted", 0)
 
     def get_notification(self, notification_id: str) -> dict | None:
-        return self.public(self.db.notifications.find_one({"_id": notification_id}))
+        return _with_dates(self.public(self.db.notifications.find_one({"_id": notification_id})))
 
     def claim_due(self, now: datetime, limit: int, claim: str, stale_after: float = 300.0) -> list[dict]:
         """Mark up to `limit` due notifications as sending under `claim`, and return them.
@@ -297,7 +297,8 @@ class NotificationStore(Repository):
             query["channel"] = channel
         if unread_only:
             query["read_at"] = None
-        return [self.public(d) for d in self.db.notifications.find(query).sort("created_at", DESCENDING).limit(limit)]
+        return [_with_dates(self.public(d))
+                for d in self.db.notifications.find(query).sort("created_at", DESCENDING).limit(limit)]
 
     def mark_read(self, recipient: str, ids: list[str], now: datetime) -> int:
         return self.db.notifications.update_many(
@@ -305,7 +306,7 @@ class NotificationStore(Repository):
             {"$set": {"read_at": now}}).modified_count
 
     def deliveries(self, query: dict, limit: int) -> list[dict]:
-        return [self.public(d) for d in self.db.notifications.find(query, {"content": 0}).sort(
+        return [_with_dates(self.public(d)) for d in self.db.notifications.find(query, {"content": 0}).sort(
             "created_at", DESCENDING).limit(limit)]
 
     def backlog(self) -> dict[str, int]:
@@ -328,3 +329,13 @@ class NotificationStore(Repository):
 
     def webhooks(self) -> list[dict]:
         return list(self.db.webhooks.find({}))
+
+
+def _with_dates(doc: dict | None) -> dict | None:
+    """A notification with its times as UTC datetimes: nx-27017 gives back a datetime written by `$set` (delivered,
+    failed, read, next attempt) as a naive 'YYYY-MM-DD HH:MM:SS' string, MongoDB as a datetime."""
+    if doc is not None:
+        for key, value in doc.items():
+            if key.endswith("_at") and isinstance(value, str):
+                doc[key] = datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    return doc

@@ -1,4 +1,4 @@
-"""The compiled public `events` path (gateway/fastpath.py) answers exactly what Strawberry answers over the
+"""The compiled public `events` path (gateway/compiled/events.py) answers exactly what Strawberry answers over the
 same public copy (gateway/readmodel.py), and hands everything else back to Strawberry.
 
 No network: the copy is filled from documents built by the agenda's own domain code."""
@@ -13,7 +13,7 @@ import pytest
 
 from contracts import agenda as c
 from contracts.platform import Caller
-from gateway.fastpath import FastQueries
+from gateway.compiled.events import FastQueries
 from gateway.readmodel import Entry, PublicAgenda
 from gateway.schema import build_schema
 from gateway.schema.agenda import to_event

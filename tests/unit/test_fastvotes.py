@@ -1,4 +1,4 @@
-"""The compiled `submitKioskVotes` path (gateway/fastvotes.py) sends the service exactly what Strawberry sends and
+"""The compiled `submitKioskVotes` path (gateway/compiled/votes.py) sends the service exactly what Strawberry sends and
 answers exactly what Strawberry answers (data or error), and hands everything else back to Strawberry.
 
 No network: both paths call the same fake service."""
@@ -14,7 +14,7 @@ import pytest
 from contracts.errors import BadInput, ServiceUnavailable, Unauthenticated
 from contracts.platform import Caller
 from gateway.errors import map_errors
-from gateway.fastvotes import ISO_INSTANT, FastKioskVotes, coerce_votes
+from gateway.compiled.votes import ISO_INSTANT, FastKioskVotes, coerce_votes
 from gateway.schema import build_schema
 
 KIOSK = Caller(role="kiosk", subject="kiosk:k1", kiosk="k1", token_id="t1")

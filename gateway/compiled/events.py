@@ -19,36 +19,27 @@ compares the two on many documents.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from datetime import datetime, timezone
-from operator import attrgetter
 from typing import Any, Callable
 
 from graphql import (FieldNode, FragmentSpreadNode, GraphQLEnumType, GraphQLList, GraphQLNonNull, GraphQLObjectType,
-                     GraphQLScalarType, InlineFragmentNode, OperationType, parse, specified_rules, validate)
-from graphql.error import GraphQLError
+                     GraphQLScalarType, InlineFragmentNode, OperationType)
 from graphql.execution.values import get_argument_values, get_directive_values, get_variable_values
 from graphql.type import GraphQLIncludeDirective, GraphQLSkipDirective
 from graphql.utilities import get_operation_ast
 from prometheus_client import Counter
-from strawberry.types.arguments import convert_arguments
 
+from gateway.compiled import strawberry_internals as internals
+from gateway.compiled.plans import PlanCache, Unsupported
 from gateway.errors import GRAPHQL_DURATION, GRAPHQL_OPERATIONS
-from gateway.schema import _LIMIT_RULES, MAX_TOKENS
 from gateway.schema.agenda import public_connection
 
-BACKREF = "strawberry-definition"
-PLAN_CACHE_SIZE = 512
 ROOT_FIELDS = {"events"}
 RENDERED = "_parvis_rendered"  # attribute of the public copy's objects holding their renderings
 RENDER_CACHE = 4
 
 FAST_PATH = Counter("parvis_gateway_fast_path_total", "Public queries answered by the compiled path, or not",
                     ["outcome"])
-
-
-class Unsupported(Exception):
-    """Not for the compiled path: Strawberry answers."""
 
 
 class FieldPlan:
@@ -75,57 +66,6 @@ class Plan:
 
     def __init__(self, operation, root: list[FieldPlan]):
         self.operation, self.root = operation, root
-
-
-class PlanCache:
-    """Documents compiled once: plans kept by (query, operation name), the least recently used dropped first;
-    a None plan means "not for the compiled path" (Strawberry answers). Subclasses write `_compile`."""
-
-    size = PLAN_CACHE_SIZE
-
-    def __init__(self, schema):
-        self.schema = schema  # the Strawberry schema
-        self.gql = schema._schema
-        self.plans: OrderedDict[tuple[str, str | None], Any] = OrderedDict()
-
-    def plan(self, query: str, operation_name: str | None):
-        key = (query, operation_name)
-        if key in self.plans:
-            self.plans.move_to_end(key)
-            return self.plans[key]
-        try:
-            plan = self._compile(query, operation_name)
-        except (Unsupported, GraphQLError, ValueError):  # ValueError: a shape unpacked where it did not fit
-            plan = None
-        self.plans[key] = plan
-        if len(self.plans) > self.size:
-            self.plans.popitem(last=False)
-        return plan
-
-    def _compile(self, query: str, operation_name: str | None):
-        raise NotImplementedError
-
-    def planned(self, payload: Any, outcomes: Counter) -> tuple[Any, dict] | None:
-        """(plan, variables) of a request's JSON body, or None when it is not one this path compiles."""
-        if not isinstance(payload, dict):
-            return None
-        query, variables = payload.get("query"), payload.get("variables") or {}
-        operation_name = payload.get("operationName")
-        if not isinstance(query, str) or not isinstance(variables, dict) or not (
-                operation_name is None or isinstance(operation_name, str)):
-            return None
-        plan = self.plan(query, operation_name)
-        if plan is None:
-            outcomes.labels("not_compiled").inc()
-            return None
-        return plan, variables
-
-    def _document(self, query: str):
-        """Parsed and validated with the same limits as every request (depth, aliases, tokens)."""
-        document = parse(query, max_tokens=MAX_TOKENS)
-        if validate(self.gql, document, [*specified_rules, *_LIMIT_RULES]):
-            raise Unsupported("invalid document")
-        return document
 
 
 class FastQueries(PlanCache):
@@ -191,19 +131,14 @@ class FastQueries(PlanCache):
         if root and name not in ROOT_FIELDS:
             raise Unsupported(f"root field {name}")
         field_def = obj_type.fields[name]
-        sfield = field_def.extensions.get(BACKREF)
+        sfield = internals.field_definition(field_def)
         if sfield is None or sfield.permission_classes or sfield.extensions:
             raise Unsupported(f"{obj_type.name}.{name} has permissions or extensions")
         if not root:
             if node.arguments:
                 raise Unsupported("arguments below the root")
-            resolver = sfield.base_resolver
-            if resolver is None:
-                fp.get = attrgetter(sfield.python_name)
-            elif (not resolver.arguments and not resolver.is_async and resolver.info_parameter is None
-                  and resolver.self_parameter is not None):
-                fp.get = resolver.wrapped_func
-            else:
+            fp.get = internals.plain_getter(sfield)
+            if fp.get is None:
                 raise Unsupported(f"{obj_type.name}.{name} has a resolver with arguments")
         fp.field_def, fp.sfield = field_def, sfield
         fp.complete, static = self._completer(field_def.type, node, fragments)
@@ -274,8 +209,7 @@ class FastQueries(PlanCache):
                     data[fp.key] = fp.typename
                     continue
                 args = get_argument_values(fp.field_def, fp.node, coerced)
-                args = convert_arguments(args, fp.sfield.arguments, scalar_registry=self.schema.schema_converter.scalar_registry,
-                                         config=self.schema.config)
+                args = internals.convert_arguments(self.schema, fp.sfield, args)
                 connection = public_connection(self.public, args.get("filter"), args.get("first", 20),
                                                args.get("after"), now)
                 data[fp.key] = fp.complete(connection, coerced)

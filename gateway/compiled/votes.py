@@ -3,7 +3,7 @@
 Why: through Strawberry, a 100-vote submit cost the gateway ~3.5 ms of CPU, most of it graphql-core coercing
 the `votes` variable field by field (and dateutil parsing each `pressedAt`) and then completing the answer; on
 a 2-core machine that CPU is taken from the service and the database that count the votes. As for the public
-`events` query (gateway/fastpath.py), a document is parsed and validated once (with the same limits as every
+`events` query (gateway/compiled/events.py), a document is parsed and validated once (with the same limits as every
 request) and compiled into a plan; a request then only checks its variables and renders the service's report.
 
 What it answers: an HTTP POST by a kiosk token whose operation is a mutation made only of `submitKioskVotes`
@@ -26,10 +26,10 @@ from typing import Any, Awaitable, Callable
 from graphql import FieldNode, GraphQLError, OperationType, VariableNode, print_ast
 from graphql.utilities import get_operation_ast
 from prometheus_client import Counter
-from strawberry.permission import PermissionExtension
 
 from gateway.errors import GRAPHQL_DURATION, GRAPHQL_OPERATIONS, map_error
-from gateway.fastpath import PlanCache, Unsupported
+from gateway.compiled import strawberry_internals as internals
+from gateway.compiled.plans import PlanCache, Unsupported
 
 FIELD = "submitKioskVotes"
 VOTE_TYPE = "[KioskVoteInput!]!"
@@ -69,10 +69,10 @@ class FastKioskVotes(PlanCache):
         field = mutation.fields.get(FIELD) if mutation else None
         if field is None or set(field.args) != {"votes"} or str(field.args["votes"].type) != VOTE_TYPE:
             return False
-        sfield = field.extensions.get("strawberry-definition")
-        # Only the kiosk permission (Strawberry holds it as a PermissionExtension): checked here by the role.
+        sfield = internals.field_definition(field)
+        # Only the kiosk permission: checked here by the role.
         if (sfield is None or [p.__name__ for p in sfield.permission_classes] != ["IsKiosk"]
-                or any(not isinstance(e, PermissionExtension) for e in sfield.extensions)):
+                or not internals.only_permission_extensions(sfield)):
             return False
         vote_type = field.args["votes"].type.of_type.of_type.of_type
         return {name: str(f.type) for name, f in vote_type.fields.items()} == VOTE_FIELDS

@@ -1,0 +1,103 @@
+"""Compiled GraphQL paths: the two hottest operations answered without graphql-core's executor.
+
+The contract every compiled path keeps:
+- **What it may answer.** Only one operation each: the public `events` query of an anonymous caller or a
+  citizen, over the gateway's public copy when it is ready (`events.py`), and a kiosk's `submitKioskVotes`
+  mutation (`votes.py`). A document is parsed and validated once, with the limits of every request (depth,
+  aliases, tokens: `plans.py`), and compiled into a plan; a request then only reads its variables.
+- **The same answer as Strawberry.** The same objects, serialisers and error form (message, code, location,
+  path); `tests/unit/test_fastpath.py` and `tests/unit/test_fastvotes.py` compare both paths on many documents.
+- **When it must hand over to Strawberry.** Whenever it is not sure: another operation or shape, a value in a
+  form it does not read, invalid variables, a filter the contract refuses, a null for a non-null field, the
+  copy not ready, or `strawberry_internals.check()` reporting that Strawberry changed. It then returns None
+  and the request (its body replayed) goes to Strawberry, which answers or explains the error as always.
+- **Strawberry's private parts** are used in `strawberry_internals.py` only, against the version pyproject.toml
+  pins; a test fails loudly when an upgrade changes them.
+- `PARVIS_COMPILED_PATHS` turns them off (`none`) or picks them (`events`, `votes`): Strawberry answers the rest.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.compiled import strawberry_internals
+from gateway.compiled.events import FastQueries
+from gateway.compiled.votes import FastKioskVotes
+
+log = logging.getLogger("parvis.gateway")
+
+PATHS = ("events", "votes")
+
+
+class CompiledPaths:
+    """The compiled paths a gateway runs (those the setting names, if Strawberry is as they expect)."""
+
+    def __init__(self, gateway, wanted: tuple[str, ...] = PATHS):
+        self.gateway = gateway
+        problems = strawberry_internals.check() if wanted else []
+        if problems:
+            log.warning("compiled GraphQL paths off, Strawberry answers everything: %s", "; ".join(problems))
+            wanted = ()
+        self.events = FastQueries(gateway.schema, gateway.public_agenda) if "events" in wanted else None
+        votes = FastKioskVotes(gateway.schema, production=gateway.settings.production) if "votes" in wanted else None
+        self.votes = votes if votes is not None and votes.enabled else None
+
+    def middleware(self, app: ASGIApp) -> "CompiledPathsMiddleware":
+        return CompiledPathsMiddleware(app, self)
+
+
+class CompiledPathsMiddleware:
+    """JSON POSTs that a compiled path can answer are answered there; the rest, with the body replayed, go to
+    Strawberry. Sits after AuthMiddleware: a bad token never gets here."""
+
+    def __init__(self, app: ASGIApp, paths: CompiledPaths):
+        self.app, self.paths, self.gateway = app, paths, paths.gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caller = scope.get("state", {}).get("caller")
+        if scope["type"] != "http" or scope["method"] != "POST" or caller is None:
+            return await self.app(scope, receive, send)
+        public = (self.paths.events is not None and caller.role in ("public", "citizen")
+                  and self.gateway.public_agenda.ready)
+        kiosk = caller.role == "kiosk" and self.paths.votes is not None
+        headers = dict(scope.get("headers") or [])
+        if not (public or kiosk) or not headers.get(b"content-type", b"").startswith(b"application/json"):
+            return await self.app(scope, receive, send)
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            payload = orjson.loads(body)
+        except ValueError:  # orjson.JSONDecodeError: Strawberry answers with its own message
+            payload = None
+        result = None
+        if payload is not None and public:
+            result = self.paths.events.execute(payload)
+        elif payload is not None:
+            call = self.gateway.caller_call(caller, scope.get("state", {}).get("correlation_id") or uuid.uuid4().hex)
+            result = await self.paths.votes.execute(
+                payload, lambda votes: call("satisfaction", "submit_votes", timeout=30.0, votes=votes))
+        if result is not None:
+            data = orjson.dumps(result)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+            await send({"type": "http.response.body", "body": data})
+            return
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
