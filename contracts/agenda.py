@@ -348,6 +348,8 @@ WITHDRAW_EVENT = RpcContract(SERVICE, "withdraw_event", WithdrawEvent, EventView
 SET_EVENT_STATUS = RpcContract(SERVICE, "set_event_status", SetEventStatus, EventView,
                                "Scheduled, rescheduled, moved online, postponed, full, cancelled")
 GET_EVENT = RpcContract(SERVICE, "get_event", EventRef, EventView, "One event, as the caller may see it")
+
+
 class PublicFeedRequest(Model):
     """Changes of the public read model after a cursor (updated_at, id), oldest first."""
 

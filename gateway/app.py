@@ -72,7 +72,7 @@ class Revocations:
         self.ids.add(token_id)
 
     async def refresh(self, rpc: RpcClient) -> None:
-        rows = await rpc.call("notification", "list_revoked_tokens", timeout=2.0)
+        rows = await rpc.call("notification", "list_revoked_tokens", timeout=2.0, context={"background": True})
         self.ids = {r["token_id"] for r in rows}
         self.loaded = True
 
@@ -169,8 +169,9 @@ class Gateway:
         self._tasks: list[asyncio.Task] = []
 
     async def _public_call(self, service: str, method: str, **kwargs):
+        """The public copy's syncs: polls, logged by the service at DEBUG."""
         return await self.call(service, method, caller=Caller(), correlation_id=uuid.uuid4().hex, timeout=10.0,
-                               as_model=True, **kwargs)
+                               as_model=True, background=True, **kwargs)
 
     # -- authentication -----------------------------------------------------------------------
     def authenticate(self, headers, params=None) -> Caller:
@@ -200,13 +201,15 @@ class Gateway:
         return call
 
     async def call(self, service: str, method: str, *, caller: Caller, correlation_id: str,
-                   timeout: float | None = None, as_model: bool = False, **kwargs):
+                   timeout: float | None = None, as_model: bool = False, background: bool = False, **kwargs):
         """`service.method(**kwargs)` on behalf of `caller`; the reply read by its contract (gateway/rpc.py)."""
         started = time.perf_counter()
         outcome = "ok"
         try:
-            raw = await self.rpc.call(service, method, timeout=timeout, context={
-                "correlation_id": correlation_id, "caller": caller.model_dump(exclude_none=True)}, **kwargs)
+            context = {"correlation_id": correlation_id, "caller": caller.model_dump(exclude_none=True)}
+            if background:
+                context["background"] = True
+            raw = await self.rpc.call(service, method, timeout=timeout, context=context, **kwargs)
             return read_reply(service, method, raw, as_model)
         except ServiceUnavailable:
             outcome = "unavailable"

@@ -17,6 +17,18 @@ def cmd_up(args) -> int:
     return Supervisor(args.names, seed=not args.no_seed, demo_events=not args.no_demo_events).run()
 
 
+def cmd_urls(args) -> int:
+    from core.settings import BaseSettings
+    from parvis.supervisor import URLS_FILE
+
+    path = BaseSettings.from_env().data_dir / URLS_FILE
+    if not path.exists():
+        print(f"parvis urls: no platform runs from {path.parent} (start it with `make run`)", file=sys.stderr)
+        return 1
+    print(path.read_text(encoding="utf-8"), end="")
+    return 0
+
+
 def cmd_service(args) -> int:
     from parvis import runner  # monkey-patches eventlet first thing
 
@@ -150,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-demo-events", action="store_true",
                    help="load the reference data but no demo events (tests that need an empty agenda)")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("urls", help="print again the URLs and demo tokens of the platform `parvis up` runs")
+    p.set_defaults(func=cmd_urls)
 
     p = sub.add_parser("service", help="run one nameko service in this process")
     p.add_argument("name")

@@ -25,6 +25,7 @@ from core.settings import SERVICES, SupervisorSettings
 GATEWAY = "gateway"
 MONGO = "mongo"
 DEVMAIL = "devmail"
+URLS_FILE = "urls.txt"  # the banner, under the data dir
 COLORS = ["36", "32", "33", "35", "34", "31", "96", "92"]
 
 
@@ -250,11 +251,15 @@ class Supervisor:
               if "kiosk-accueil-labege" in getattr(self, "kiosk_tokens", {}) else []),
             "Demo tokens (7 days; send as 'Authorization: Bearer <token>'; more with `parvis token ROLE`):",
             *[f"  {role:<29} {value}" for role, value in tokens.items()],
-            "Ctrl-C stops everything.",
+            "Ctrl-C stops everything. `parvis urls` prints these lines again.",
             "",
         ]
         for line in lines:
             log(line)
+        # The log scrolls on: the banner is kept, for `parvis urls` (the tokens in it are the dev stack's).
+        urls = self.settings.data_dir / URLS_FILE
+        urls.write_text("\n".join(lines[1:]) + "\n", encoding="utf-8")
+        os.chmod(urls, 0o600)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -334,4 +339,5 @@ class Supervisor:
                 child.terminate()
             for child in group:
                 child.stop()
+        (self.settings.data_dir / URLS_FILE).unlink(missing_ok=True)
         log("stopped")

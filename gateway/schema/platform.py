@@ -46,7 +46,7 @@ class ServiceHealth:
 async def ping_service(rpc, name: str, timeout: float = 1.0) -> dict:
     started = time.perf_counter()
     try:
-        reply = await rpc.call(name, "ping", timeout=timeout)
+        reply = await rpc.call(name, "ping", timeout=timeout, context={"background": True})
         return {"name": name, "ok": bool(reply.get("database")), "database": bool(reply.get("database")),
                 "version": reply.get("version"), "latency_ms": round((time.perf_counter() - started) * 1000, 2),
                 "error": None if reply.get("database") else "database unreachable"}

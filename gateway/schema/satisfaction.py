@@ -407,7 +407,7 @@ class SatisfactionSubscription:
         call = info.context["gateway"].caller_call(caller, info.context.get("correlation_id") or uuid.uuid4().hex)
         last = None
         while True:
-            r = await call("satisfaction", "site_summary", site_id=str(site_id), timeout=5.0)
+            r = await call("satisfaction", "site_summary", site_id=str(site_id), timeout=5.0, background=True)
             if r != last:
                 last = r
                 yield SatisfactionUpdate(**r)

@@ -253,6 +253,8 @@ TRANSITIONS: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("published", "withdraw"): ("withdrawn", frozenset({"organizer", "agent"})),
     ("rejected", "withdraw"): ("withdrawn", frozenset({"organizer", "agent"})),
 }
+
+
 def transition(state: str, action: str, role: str) -> str:
     """The state after `action`, or Forbidden/Conflict (with a French message)."""
     entry = TRANSITIONS.get((state, action))
@@ -267,6 +269,7 @@ def transition(state: str, action: str, role: str) -> str:
 
 STATE_LABELS = {"draft": "brouillon", "submitted": "soumis", "published": "publié", "rejected": "refusé",
                 "withdrawn": "retiré"}
+
 
 def check_status_change(moderation_state: str, current: str, new: str, has_new_slots: bool,
                         attendance_mode: str, online_url: str | None) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from contracts import agenda as c
@@ -14,8 +13,9 @@ from services.agenda import domain, metrics
 from services.agenda.store import AgendaStore
 from services.common.events import Events
 from services.common.mongo import Mongo
-from services.common.rpc import contract
+from services.common.rpc import contract, rpc
 from services.common.service import ServiceBase
+
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
@@ -255,10 +255,11 @@ class AgendaService(ServiceBase):
         metrics.queue_size(self.store.queue_counts())
 
     @timer(interval=ANNOUNCE_EVERY)
-    def announce_scheduled(self) -> None:
+    def announce_scheduled(self) -> int:
         """Announces the scheduled publications whose time has come (`agenda.event_published`, through the
         outbox, in the same write that clears the flag: announced once even with several instances)."""
         now = _now()
+        announced = 0
         for doc in self.store.due_announcements(now):
             env = self._event(c.EventPublished, doc, url=domain.PUBLIC_PATH.format(id=doc["_id"]))
             try:
@@ -267,11 +268,13 @@ class AgendaService(ServiceBase):
             except Conflict:
                 continue  # changed meanwhile (or announced by another instance): the next round looks again
             metrics.TRANSITIONS.labels("announce", "published").inc()
+            announced += 1
+        return announced
 
     @timer(interval=1)
-    def refresh_public_snapshot(self) -> None:
+    def refresh_public_snapshot(self) -> int:
         """Loads the read model at start, then follows the other instances' writes (≤ 1 s behind)."""
-        self.store.refresh_snapshot()
+        return self.store.refresh_snapshot()
 
     # -- helpers ---------------------------------------------------------------------------------
     def _page(self, read, first: int, after: str | None) -> dict:

@@ -132,27 +132,29 @@ class AgendaStore(Repository):
             self._by_commune = groups
         return [d for c in dict.fromkeys(communes) for d in groups.get(c, ())]
 
-    def refresh_snapshot(self) -> bool:
-        """Loads the snapshot, or the events changed since the last load when another instance wrote.
-        Returns whether the snapshot is ready."""
+    def refresh_snapshot(self) -> int:
+        """Loads the snapshot, or the events changed since the last load when an instance wrote; returns how many
+        documents were read (0: nothing changed)."""
         with self._snapshot_lock:
             meta = self.db.meta.find_one({"_id": "public_events"}) or {}
             generation = meta.get("generation", 0)
             if self.snapshot is not None and generation == self._snapshot_generation:
-                return True
+                return 0
             started = datetime.now(timezone.utc)
             query: dict = {"visible_from": {"$exists": True}}
             if self.snapshot is not None and self._snapshot_high_water is not None:
                 query["updated_at"] = {"$gt": self._snapshot_high_water - timedelta(seconds=10)}  # clock skew
             docs = self.db.events.find(query, {OUTBOX: 0, OUTBOX_COUNT: 0})
             snapshot = dict(self.snapshot or {})
+            read = 0
             for doc in docs:
                 snapshot[doc["_id"]] = doc
+                read += 1
             self.snapshot = snapshot
             self._by_commune = None
             self._snapshot_generation = generation
             self._snapshot_high_water = started
-            return True
+            return read
 
     # -- agents' and organisers' lists (offset pages from the database) ------------------------
     def _page(self, query: dict, sort: list[tuple[str, int]], skip: int, limit: int) -> tuple[list[dict], int]:

@@ -30,7 +30,7 @@ import traceback
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import eventlet
+from eventlet.event import Event as GreenEvent
 from kombu import Connection, Queue
 from nameko.amqp.publish import Publisher
 from nameko.events import EventHandler
@@ -100,6 +100,7 @@ class DeliveryGuard(SharedExtension):
         self.owner = uuid.uuid4().hex  # this container's identity on its claims
         self.declared: set[str] = set()
         self.retention = timedelta(days=self.settings.inbox_retention_days)
+        self._stopping = GreenEvent()
 
     def start(self):
         try:
@@ -115,8 +116,7 @@ class DeliveryGuard(SharedExtension):
 
     def _prune_forever(self) -> None:
         every = min(3600.0, max(1.0, self.retention.total_seconds() / 4))
-        while True:
-            eventlet.sleep(every)
+        while not self._stopping.wait(every):
             try:
                 pruned = self.prune()
                 if pruned:
@@ -125,6 +125,8 @@ class DeliveryGuard(SharedExtension):
                 log.warning("inbox not pruned: %s", exc)
 
     def stop(self):
+        if not self._stopping.ready():
+            self._stopping.send(True)  # the pruning thread ends (nameko would kill it, and say so)
         self.client.close()
 
     def kill(self):

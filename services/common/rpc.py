@@ -5,11 +5,18 @@ import functools
 from typing import Any, Iterable
 
 from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc as nameko_rpc
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from contracts import RpcContract
-from contracts.errors import BadInput, Forbidden, validation_error
+from contracts.errors import BadInput, Forbidden, ParvisError, validation_error
 from contracts.platform import Caller
+
+
+def rpc(fn):
+    """nameko's @rpc, with the platform's refusals (contracts/errors.py) declared expected: nameko then tells them
+    from faults (services/common/logs.py logs a refusal in one line, a fault with its traceback)."""
+    return nameko_rpc(expected_exceptions=(ParvisError,))(fn)
 
 
 def contract(spec: RpcContract):

@@ -6,15 +6,13 @@ import time
 import uuid
 from datetime import timedelta
 
-from nameko.rpc import rpc
-
 from contracts import agenda as agenda_c
 from contracts import notification as c
 from contracts import satisfaction as satisfaction_c
 from contracts.errors import BadInput, Forbidden, NotFound
 from services.common.events import Events, handle_event
 from services.common.mongo import Mongo, utcnow
-from services.common.rpc import contract
+from services.common.rpc import contract, rpc
 from services.common.service import ServiceBase
 from services.common.settings import Settings, timer
 from services.notification import domain, views
@@ -268,20 +266,21 @@ class NotificationService(ServiceBase):
 
     # -- delivery ------------------------------------------------------------------------------------
     @timer("dispatch_interval")
-    def dispatch(self) -> None:
+    def dispatch(self) -> int:
         """Send what is due: new notifications and temporary failures whose retry time has come."""
-        Dispatcher(self.store, self.settings, self.events).run()
+        sent = Dispatcher(self.store, self.settings, self.events).run()
         now = time.monotonic()
         if now - getattr(NotificationService, "_backlog_at", 0.0) > 15:
             NotificationService._backlog_at = now
             counts = self.store.backlog()
             for channel in domain.CHANNELS:
                 BACKLOG.labels(channel).set(counts.get(channel, 0))
+        return sent
 
     @timer("dispatch_interval")
-    def callbacks(self) -> None:
+    def callbacks(self) -> int:
         """Delivery receipts POSTed to partners' webhooks, signed, retried with backoff (webhooks.py)."""
-        Receipts(self.store, self.settings).deliver()
+        return Receipts(self.store, self.settings).deliver()
 
     # -- what the other services announce -------------------------------------------------------------
     @handle_event("agenda", agenda_c.EventPublished.event_type)

@@ -48,8 +48,9 @@ class Receipts:
     def __init__(self, store, settings: NotificationSettings):
         self.store, self.settings = store, settings
 
-    def deliver(self) -> None:
-        """Delivery receipts (notification.delivered / .failed, as published) POSTed to partners' webhooks.
+    def deliver(self) -> int:
+        """Delivery receipts (notification.delivered / .failed, as published) POSTed to partners' webhooks; returns
+        how many were delivered.
 
         The dispatcher keeps each outcome's event as its receipt, in the same single-document update as
         the status, while webhooks are registered; here they are claimed in batches, sent, and dropped
@@ -61,11 +62,12 @@ class Receipts:
         of its inbox and a message per email: as much as the delivery itself in a fan-out.)
         """
         deadline = time.monotonic() + 20.0
+        delivered = 0
         while time.monotonic() < deadline:
             claim = uuid.uuid4().hex
             docs = self.store.claim_callbacks(time.time(), CALLBACK_BATCH, claim, CALLBACK_LEASE)
             if not docs:
-                return
+                break
             hooks = self.store.webhooks()
             failure: list = []  # the first refusal of this batch: the receipts not yet sent wait as long
 
@@ -99,6 +101,8 @@ class Receipts:
                         retries.append((doc["_id"], time.time() + delay, error, tried))
             finally:
                 self.store.record_callbacks(claim, done, retries, abandoned)
+            delivered += len(done)
+        return delivered
 
     def post(self, receipt: dict, hooks: list[dict]) -> None:
         """One receipt to every webhook, signed; ServiceUnavailable if one of them did not take it."""

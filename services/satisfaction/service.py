@@ -9,13 +9,11 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from nameko.rpc import rpc
-
 from contracts import satisfaction as c
 from contracts.errors import BadInput, Forbidden, NotFound, Unauthenticated
 from services.common.events import Events
 from services.common.mongo import Mongo, utcnow
-from services.common.rpc import contract
+from services.common.rpc import contract, rpc
 from services.common.service import ServiceBase
 from services.common.settings import Settings, timer
 from services.satisfaction import domain, kiosks

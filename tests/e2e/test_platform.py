@@ -43,6 +43,36 @@ def test_the_banner_prints_urls_and_demo_tokens(platform):
     assert f"{platform.url}/graphql" in out and "Demo tokens" in out and "agent " in out
 
 
+def test_parvis_urls_prints_the_banner_again(platform):
+    out = subprocess.run([os.sys.executable, "-m", "parvis.cli", "urls"], env=platform.env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and f"{platform.url}/graphql" in out.stdout and "Demo tokens" in out.stdout
+
+
+def test_logs_say_what_a_person_should_read(platform):
+    """At INFO: requests answered, work done, refusals in one line; not the timers and polls that run every second
+    and find nothing (they are at DEBUG), nor the embedded database's expected fallbacks."""
+    time.sleep(3)  # a few ticks of the 1 s timers and of the gateway's syncs
+    r = gql(platform, '{ event(id: "evt-nope") { id } organizations { id } }', tok=token("agent"))
+    assert r.status_code == 200
+    unknown = gql(platform, 'mutation { moderateEvent(id: "evt-nope", decision: APPROVE) { id } }', tok=token("agent"))
+    assert unknown.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    wait_until(lambda: any(line.get("entrypoint") == "moderate_event" and "refused" in line.get("msg", "")
+                           for line in platform.up_proc.json_logs()), 5, 0.1, "the refusal logged")
+    lines = platform.up_proc.json_logs()
+    idle = [line for line in lines if line.get("entrypoint") in ("refresh_public_snapshot", "callbacks", "dispatch",
+                                                                 "public_feed", "list_revoked_tokens", "ping")
+            and line.get("msg", "").endswith(" ms")]  # "<entrypoint> ok in N ms": a tick or poll that did nothing
+    assert idle == [], idle[:3]
+    [refusal] = [line for line in lines if line.get("entrypoint") == "moderate_event" and "refused" in line["msg"]]
+    assert refusal["level"] == "info" and "NOT_FOUND" in refusal["msg"] and refusal["service"] == "agenda"
+    assert "exc" not in refusal
+    assert not [line for line in lines if line.get("logger") == "nameko.containers" and line.get("level") != "info"
+                and "moderate_event" in line.get("msg", "")], "nameko's own traceback of an expected refusal"
+    assert "aggregation fallback" not in platform.up_proc.output()
+    assert any(line.get("entrypoint") == "list_organizations" and "ok in" in line.get("msg", "") for line in lines)
+
+
 def test_demo_data_is_seeded_once_and_readable_by_the_public(platform):
     data = gql(platform, "{ communes { slug name } organizations(kind: COMMUNE) { id name commune } themes { name } }").json()
     assert "errors" not in data, data
