@@ -38,7 +38,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlencode, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
@@ -338,6 +338,12 @@ def soap_fault(fault: SimFault) -> str:
         f'<severite>2</severite></ns2:{fault.kind}></detail></S:Fault>')
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """A form-encoded body (the pages' forms), without python-multipart: a form here is small and flat."""
+    fields = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+    return {k: v[0] for k, v in fields.items()}
+
+
 def _xml(text: str, status: int = 200) -> Response:
     return Response(text, status_code=status, media_type="text/xml; charset=utf-8")
 
@@ -364,7 +370,9 @@ async def soap(request: Request) -> Response:
         await asyncio.sleep(behaviour.delay_seconds)
     fault = SIM.take_fault()
     if fault == "http500":
-        return HTMLResponse("<html><body><h1>502 Proxy Error</h1></body></html>", status_code=502)
+        # What a reverse proxy in front of PayFiP answers when PayFiP is down: no SOAP at all.
+        return Response("502 Proxy Error: the upstream server is unavailable.", status_code=502,
+                        media_type="text/plain")
     try:
         if fault:
             raise fault
@@ -449,7 +457,7 @@ async def payfip_page(request: Request) -> Response:
         if problem:
             return _problem(brand, problem[0], problem[1], 410 if problem[0] in ("P3", "P4") else 404)
         return _page(brand, "Payer votre facture", _PAYFIP_PAGE.render(op=op))
-    form = await request.form()
+    form = await _form(request)
     choice = form.get("resultrans", "")
     if choice not in ("P", "V", "R", "Z", "A"):
         return _problem(brand, None, "Choix inconnu.", 400)
@@ -552,7 +560,7 @@ async def card_page(request: Request) -> Response:
         return _problem(brand, None, "Ce paiement est terminé ou a expiré.", 410)
     if request.method == "GET":
         return _page(brand, "Payer par carte", _CARD_PAGE.render(p=p))
-    form = await request.form()
+    form = await _form(request)
     if form.get("action") == "cancel":
         p.status = "cancelled"
     else:

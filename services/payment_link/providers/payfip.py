@@ -143,6 +143,10 @@ def fault_error(fault: zeep.exceptions.Fault) -> ProviderRefused | ProviderUnava
     """A SOAP fault as a ProviderError: FonctionnelleErreur{code, descriptif, libelle, severite} refuses our
     request; the three technical faults (dysfonctionnement, indisponibilité, protocole) are retryable."""
     kind, fields = None, {}
+    if fault.detail is not None and not isinstance(fault.detail, etree._Element):
+        # zeep read an XML answer without a SOAP fault in it (an intermediary's error page): no PayFiP answer.
+        return ProviderUnavailable("PayFiP a répondu par une page d'erreur au lieu d'un message SOAP. "
+                                   "Réessayez plus tard.", detail=repr(fault.detail)[:500])
     if fault.detail is not None:
         for element in fault.detail.iter():
             if _local(element.tag) in FAULTS:
