@@ -14,7 +14,7 @@ PayFiP, as the real one behaves (eopayment's recorded exchanges, integrators' no
 
 It can be told, globally or per idOp, through POST /_sim/control (JSON), to answer late (`p5_seconds`:
 P5 for that long after the payer's choice), to notify `once`, `twice` or `never` (after `notify_delay`),
-to shorten `lifetime` (page) and `forget_after` (P5 → P1), to fail the next `fault_count` SOAP calls
+to shorten `lifetime` (page), `forget_after` (P5 → P1) and `card_lifetime`, to fail the next `fault_count` SOAP calls
 (`fault`: indisponible | dysfonctionnement | http500) or to answer every call `delay_seconds` late, and to
 know only some `numcli`. GET /_sim/operations lists what happened; POST /_sim/notify {idop} sends a
 notification again (a replay); POST /_sim/reset forgets everything.
@@ -35,6 +35,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -78,6 +79,7 @@ class Behaviour:
     notify: str = "once"  # once | twice | never
     notify_delay: float = 0.0
     lifetime: float = 900.0  # seconds an idOp opens the page (PayFiP: about 15 minutes)
+    card_lifetime: float = 5400.0  # seconds a card session stays open (GOV.UK Pay: 90 minutes)
     forget_after: float = 86400.0  # seconds before an unpaid idOp is forgotten (P1), as PayFiP's nightly cleaning
     delay_seconds: float = 0.0  # every SOAP answer this late (client timeouts)
     fault: str | None = None  # indisponible | dysfonctionnement | http500, for the next fault_count calls
@@ -155,7 +157,7 @@ class Simulator:
             self.operations: dict[str, Operation] = {}
             self.cards: dict[str, CardPayment] = {}
             self.known_numcli: set[str] | None = None  # None: any well-formed numcli exists
-            self.soap_calls: list[str] = []
+            self.soap_calls: deque[str] = deque(maxlen=1000)  # the operations called, newest last
 
     def behaviour(self, overrides: dict) -> Behaviour:
         return self.defaults.merged(overrides)
@@ -507,7 +509,7 @@ def _card_or_404(request: Request) -> CardPayment | None:
 
 
 def _expire_card(p: CardPayment) -> None:
-    if p.status == "created" and SIM.clock() - p.created >= SIM.behaviour(p.overrides).lifetime:
+    if p.status == "created" and SIM.clock() - p.created >= SIM.behaviour(p.overrides).card_lifetime:
         p.status = "expired"
 
 

@@ -376,3 +376,11 @@ def test_an_xml_answer_without_a_soap_fault_is_unavailable_not_a_crash():
 
     error = fault_error(zeep.exceptions.Fault("Unknown fault occured", detail=b"<html><h1>502</h1></html>"))
     assert isinstance(error, ProviderUnavailable) and "page d'erreur" in error.message
+
+
+def test_a_card_session_expires(card, sim, receiver):
+    session = card.start_session(card_bill(receiver))
+    control(sim, card=session.provider_id, card_lifetime=0.3)
+    time.sleep(0.4)
+    assert httpx.get(session.next_url).status_code == 410
+    assert card.fetch_result(session.provider_id).status == "expired"
