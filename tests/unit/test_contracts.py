@@ -56,6 +56,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # Receipts for partners: published on the bus for other systems, called back to webhooks by the
 # notification service from its own records (not by consuming them).
 EXTERNAL_ONLY: set[str] = {"notification.delivered", "notification.failed"}
+# payment_link's events: declared with the service's contracts (issue 12, phase 1) before any handler exists;
+# the wiring phase's notification handlers (receipts, partners' signed webhooks) will consume them.
+EXTERNAL_ONLY |= {"payment_link.created", "payment_link.started", "payment_link.submitted", "payment_link.succeeded",
+                  "payment_link.failed", "payment_link.cancelled", "payment_link.errored",
+                  "payment_link.refund_submitted", "payment_link.refund_succeeded", "payment_link.refund_failed"}
 
 
 def _handled_event_types() -> set[str]:

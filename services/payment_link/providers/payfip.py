@@ -1,0 +1,186 @@
+"""PayFiP (DGFiP) through its SOAP web service with zeep: creerPaiementSecurise opens a session (idOp),
+the payer pays on PayFiP's page, and only recupererDetailPaiementSecurise(idOp) says what happened.
+
+The WSDL travels with the package (payfip.wsdl); the service address is PayFiP's base URL + /tpa/services/securite,
+so the same adapter talks to the DGFiP or to the simulator (parvis/payfip_sim.py). PayFiP's faults become
+ProviderRefused (FonctionnelleErreur: our request was refused, naming our field) or ProviderUnavailable
+(technical faults, timeouts, unreadable answers). P5 (result not known yet) and P1 (unknown idOp) are
+answers, not failures: fetch_result returns them as the result's status.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import parse_qs, quote
+from zoneinfo import ZoneInfo
+
+import requests
+import zeep
+import zeep.exceptions
+from lxml import etree
+from zeep.transports import Transport
+
+from services.payment_link.domain import PAYFIP_IDOP_LIFETIME
+from services.payment_link.providers import (
+    Capabilities,
+    ProviderRefused,
+    ProviderResult,
+    ProviderUnavailable,
+    RefundResult,
+    Session,
+    SessionRequest,
+)
+
+DGFIP_URL = "https://www.payfip.gouv.fr"
+WSDL_PATH = Path(__file__).with_name("payfip.wsdl")
+NAMESPACE = ("http://securite.service.tpa.cp.finances.gouv.fr/services/mas_securite/"
+             "contrat_paiement_securise/PaiementSecuriseService")
+BINDING = f"{{{NAMESPACE}}}PaiementSecuriseServicePortBinding"
+SERVICE_PATH = "/tpa/services/securite"
+PAGE_PATH = "/tpa/paiementws.web"
+FAULTS = ("FonctionnelleErreur", "TechDysfonctionnementErreur", "TechIndisponibiliteErreur", "TechProtocolaireErreur")
+PARIS = ZoneInfo("Europe/Paris")
+ANSWER_CODES = ("P5", "P1")  # faults of recupererDetailPaiementSecurise that are answers
+
+# The first letter of PayFiP's functional codes names the parameter (its guide's annex; eopayment's and
+# other integrators' recorded answers: R3 refdet, A2 mel, P1 idOp, P5…): our field for each.
+FIELD_OF_CODE = {"T": "numcli", "S": "payfip_mode", "M": "amount", "A": "email", "R": "reference",
+                 "O": "description", "N": "notify_url", "D": "return_url", "E": "exer", "P": "provider_id"}
+
+log = logging.getLogger(__name__)
+
+
+class PayfipProvider:
+    name = "payfip"
+    # No refund call in the web service; an idOp cannot be withdrawn; its page stays open ~15 minutes.
+    capabilities = Capabilities(refunds=False, cancel_session=False, reuse_window=PAYFIP_IDOP_LIFETIME)
+
+    def __init__(self, base_url: str = DGFIP_URL, timeout: float = 15.0, session: requests.Session | None = None):
+        base = base_url.rstrip("/")
+        self.service_url = base + SERVICE_PATH
+        self.page_url = base + PAGE_PATH
+        self.timeout = timeout
+        # operation_timeout bounds each SOAP call (connect and read); eopayment uses 15 s against PayFiP.
+        transport = Transport(session=session or requests.Session(), timeout=timeout, operation_timeout=timeout)
+        settings = zeep.Settings(strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True,
+                                 forbid_external=True)
+        self.client = zeep.Client(str(WSDL_PATH), transport=transport, settings=settings)
+        self.service = self.client.create_service(BINDING, self.service_url)
+
+    # -- the interface -----------------------------------------------------------------------------------
+    def start_session(self, request: SessionRequest) -> Session:
+        arg0 = {"exer": request.exer, "mel": request.email, "montant": str(request.amount),
+                "numcli": request.numcli, "objet": request.objet or None, "refdet": request.reference,
+                "saisie": request.payfip_mode, "urlnotif": request.notify_url, "urlredirect": request.return_url}
+        answer = self._call("creerPaiementSecurise", arg0)
+        idop = answer if isinstance(answer, str) else getattr(answer, "idOp", None)
+        if not idop:
+            raise ProviderUnavailable("PayFiP n'a pas donné d'identifiant d'opération (idOp).")
+        return Session(provider_id=idop, next_url=f"{self.page_url}?idop={quote(idop, safe='')}")
+
+    def fetch_result(self, provider_id: str) -> ProviderResult:
+        try:
+            detail = self._call("recupererDetailPaiementSecurise", {"idOp": provider_id})
+        except ProviderRefused as exc:
+            if exc.provider_code in ANSWER_CODES:
+                return ProviderResult(self.name, provider_id, exc.provider_code, raw={"code": exc.provider_code,
+                                                                                   "libelle": exc.detail})
+            raise
+        raw = {name: getattr(detail, name, None) for name in (
+            "dattrans", "exer", "heurtrans", "idOp", "mel", "montant", "numauto", "numcli", "objet", "refdet",
+            "resultrans", "saisie")}
+        status = (raw["resultrans"] or "").strip()
+        if not status:
+            raise ProviderUnavailable("PayFiP a répondu sans résultat de transaction (resultrans vide).")
+        return ProviderResult(
+            provider=self.name, provider_id=provider_id, status=status,
+            amount=_int_or_none(raw["montant"]), reference=raw["refdet"], numcli=raw["numcli"], email=raw["mel"],
+            paid_at=transaction_time(raw["dattrans"], raw["heurtrans"]) if status in ("P", "V") else None,
+            authorisation_code=raw["numauto"] or None, raw=raw)
+
+    def notification_id(self, body: str, content_type: str | None) -> str | None:
+        """PayFiP posts `idOp=…` form-encoded, unsigned: only a name to read back, never a result."""
+        fields = parse_qs(body or "", keep_blank_values=False)
+        values = fields.get("idOp") or fields.get("idop") or []
+        value = values[0].strip() if len(values) == 1 else ""
+        return value if 0 < len(value) <= 100 else None
+
+    def refund(self, provider_id: str, amount: int, amount_available: int, refund_id: str) -> RefundResult:
+        raise ProviderRefused("PayFiP n'a pas de remboursement en ligne : le comptable public rembourse, puis un "
+                              "agent le note comme fait.", field="amount")
+
+    def cancel_session(self, provider_id: str) -> None:
+        raise ProviderRefused("PayFiP ne permet pas d'annuler une opération en cours.", field="state")
+
+    def client_details(self, numcli: str) -> dict:
+        """recupererDetailClient: the labels PayFiP holds for a numcli (checks a régie's settings)."""
+        answer = self._call("recupererDetailClient", {"numCli": numcli})
+        return {name: getattr(answer, name, None) for name in ("numcli", "libelleN1", "libelleN2", "libelleN3")}
+
+    # -- SOAP ----------------------------------------------------------------------------------------------
+    def _call(self, operation: str, arg0: dict):
+        try:
+            return getattr(self.service, operation)(arg0=arg0)
+        except zeep.exceptions.Fault as fault:
+            raise fault_error(fault) from None
+        except requests.Timeout:
+            raise ProviderUnavailable(f"PayFiP n'a pas répondu dans les {self.timeout:g} secondes.") from None
+        except requests.RequestException as exc:
+            raise ProviderUnavailable("PayFiP est injoignable pour le moment.", detail=str(exc)) from None
+        except zeep.exceptions.TransportError as exc:
+            raise ProviderUnavailable(f"PayFiP a répondu par une erreur HTTP {exc.status_code}.",
+                                      detail=str(exc)[:500]) from None
+        except (zeep.exceptions.Error, etree.XMLSyntaxError) as exc:
+            raise ProviderUnavailable("PayFiP a donné une réponse illisible.", detail=str(exc)[:500]) from None
+
+
+def _local(tag) -> str:
+    return etree.QName(tag).localname if isinstance(tag, str) else ""
+
+
+def fault_error(fault: zeep.exceptions.Fault) -> ProviderRefused | ProviderUnavailable:
+    """A SOAP fault as a ProviderError: FonctionnelleErreur{code, descriptif, libelle, severite} refuses our
+    request; the three technical faults (dysfonctionnement, indisponibilité, protocole) are retryable."""
+    kind, fields = None, {}
+    if fault.detail is not None and not isinstance(fault.detail, etree._Element):
+        # zeep read an XML answer without a SOAP fault in it (an intermediary's error page): no PayFiP answer.
+        return ProviderUnavailable("PayFiP a répondu par une page d'erreur au lieu d'un message SOAP. "
+                                   "Réessayez plus tard.", detail=repr(fault.detail)[:500])
+    if fault.detail is not None:
+        for element in fault.detail.iter():
+            if _local(element.tag) in FAULTS:
+                kind = _local(element.tag)
+                fields = {_local(child.tag): (child.text or "").strip() for child in element}
+                break
+    if kind is None:
+        kind = next((name for name in FAULTS if name in (fault.message or "")), None)
+    code = fields.get("code") or None
+    text = fields.get("libelle") or fields.get("descriptif") or fields.get("message") or ""
+    if kind == "FonctionnelleErreur":
+        field = FIELD_OF_CODE.get(code[0]) if code else None
+        label = f" ({code})" if code else ""
+        return ProviderRefused(f"PayFiP a refusé la demande{label} : {text or 'motif non précisé'}".rstrip(" .") + ".",
+                               provider_code=code, field=field, detail=text)
+    reason = {"TechIndisponibiliteErreur": "PayFiP est indisponible pour le moment",
+              "TechDysfonctionnementErreur": "PayFiP rencontre un dysfonctionnement",
+              "TechProtocolaireErreur": "PayFiP n'a pas compris l'échange (erreur de protocole)"}.get(
+        kind, "PayFiP a répondu par une erreur technique")
+    return ProviderUnavailable(f"{reason}{f' ({code})' if code else ''}. Réessayez plus tard.", provider_code=code,
+                               detail=text or fault.message)
+
+
+def transaction_time(dattrans: str | None, heurtrans: str | None) -> datetime | None:
+    """PayFiP's dattrans (DDMMYYYY) and heurtrans (HHMM), Paris time, as UTC; None when absent or odd."""
+    try:
+        local = datetime.strptime(f"{dattrans}{heurtrans}", "%d%m%Y%H%M")
+    except (TypeError, ValueError):
+        return None
+    return local.replace(tzinfo=PARIS).astimezone(timezone.utc)
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
