@@ -56,6 +56,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # Receipts for partners: published on the bus for other systems, called back to webhooks by the
 # notification service from its own records (not by consuming them).
 EXTERNAL_ONLY: set[str] = {"notification.delivered", "notification.failed"}
+# The consultation service's events: consumed once the notification service subscribes to them (consultation:new,
+# budget phase topics, project authors) and the agenda shows consultations' meetings; no handler exists yet.
+EXTERNAL_ONLY |= {"consultation.scheduled", "consultation.opened", "consultation.closed",
+                  "consultation.results_published", "consultation.archived", "consultation.budget_phase_changed",
+                  "consultation.project_submitted", "consultation.project_moderated", "consultation.project_assessed"}
 
 
 def _handled_event_types() -> set[str]:
