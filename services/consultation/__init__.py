@@ -1,1 +1,3 @@
-"""consultation: the platform skeleton (ping, database, metrics, logs); its own issue fills it."""
+"""consultation: surveys, consultations and participatory budgets. Pure rules in domain.py (life and participation),
+questions.py (forms and responses), budget.py (phases, ballots, winners), results.py (survey counters),
+ballots.py (receipts, secret ballots, paper double entry) and pabulib.py (the .pb format)."""
