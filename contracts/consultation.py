@@ -141,7 +141,8 @@ class Answer(Model):
     choices: list[str] = Field(default_factory=list, max_length=100,
                                description="option ids; yes/no: 'yes' or 'no'; ranking: all options, preferred first")
     other_text: str | None = Field(default=None, max_length=5000, description="the text of the free-text option chosen")
-    rating: int | None = Field(default=None, ge=0, le=10)
+    rating: int | None = Field(default=None, ge=-1000, le=1000,
+                               description="rating questions; the service checks the scale's bounds (in French)")
     rows: list[MatrixAnswer] = Field(default_factory=list, max_length=100, description="matrix answers per row")
 
 
@@ -702,7 +703,8 @@ class ConsultationResults(Model):
     questions: list[QuestionResult] = []
     headings: list[HeadingResult] = []
     tie_break: TieBreak | None = None
-    paper_entries_excluded: int = Field(default=0, description="sheets kept out of the count (mismatch or single entry)")
+    paper_entries_excluded: int = Field(default=0,
+                                        description="sheets kept out of the count (mismatch or single entry)")
 
 
 class ListReceipts(Model):
