@@ -74,7 +74,7 @@ def phases(**overrides) -> list[BudgetPhase]:
               ("BALLOTING", paris(2026, 5, 1), paris(2026, 6, 1)),
               ("REVIEWING_BALLOTS", paris(2026, 6, 1), paris(2026, 6, 15)),
               ("FINISHED", paris(2026, 6, 15), None)]
-    return [BudgetPhase(kind=k, starts_at=s, ends_at=e, **overrides.get(k, {})) for k, s, e in bounds]
+    return [BudgetPhase(**{"kind": k, "starts_at": s, "ends_at": e, **overrides.get(k, {})}) for k, s, e in bounds]
 
 
 def budget(rule: VotingRule | None = None, **kw) -> BudgetSettings:
