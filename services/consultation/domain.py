@@ -203,7 +203,8 @@ def validate_consultation(data: ConsultationInput, communes: set[str]) -> dict:
         if end <= start:
             raise BadInput("Réunion : la fin doit suivre le début.", f"meetings.{i}.ends_at")
         meetings.append({"title": _text(m.title, f"meetings.{i}.title", "Réunion", MAX_TITLE, required=True),
-                         "starts_at": start, "ends_at": end, "place": _text(m.place, f"meetings.{i}.place", "Lieu", 200),
+                         "starts_at": start, "ends_at": end,
+                         "place": _text(m.place, f"meetings.{i}.place", "Lieu", 200),
                          "commune": m.commune})
     return {"title": title, "summary": summary, "description": description, "kind": data.kind, "scope": scope,
             "audience": data.audience, "secret": is_secret(data.kind, data.secret), "opens_at": opens_at,

@@ -165,5 +165,8 @@ def test_double_entry_counts_a_sheet_once_two_agents_agree():
     assert (resolved.status, resolved.agreed) == ("MATCHED", y), "a third entry settles it"
     fixed = ballots.double_entry([("agent-a", x), ("agent-b", y), ("agent-b", x)])
     assert (fixed.status, fixed.agreed) == ("MATCHED", x), "the second agent corrected his entry"
+    z = {"projects": {"p1": 22}}
+    again = ballots.double_entry([("agent-a", x), ("agent-b", y), ("agent-a", z)])
+    assert [(d.first, d.second) for d in again.differences] == [("21", "22")], "the latest two, the older first"
     split = ballots.double_entry([("a", x), ("b", x), ("c", y), ("d", y)])
     assert split.status == "MISMATCH", "two agreeing pairs that disagree: nobody knows"

@@ -258,6 +258,11 @@ def test_a_form_is_ready_with_one_question_to_answer():
     ("Le tarif est-il utile ?", "Le tarif est-il inutile ?", False),
     ("Êtes-vous satisfait des horaires ?", "N'êtes-vous pas satisfait des horaires ?", False),
     ("Ouverture le samedi 2025", "Ouverture le samedi 2026", False),
+    # Six characters in a long label are within the edit bound: the negation is what refuses it.
+    ("Souhaitez-vous que la piscine intercommunale de Castanet-Tolosan ouvre le dimanche matin ?",
+     "Souhaitez-vous que la piscine intercommunale de Castanet-Tolosan n'ouvre pas le dimanche matin ?", False),
+    ("Souhaitez-vous que la piscine intercommunale de Castanet-Tolosan ouvre le dimanche matin ?",
+     "Souhaitez-vous que la piscine intercommunale de Castanet-Tolosan ouvre le dimanche matin ?!", True),
     ("Piscine de Castanet", "Médiathèque de Ramonville", False),
 ])
 def test_what_counts_as_a_typo_fix(before, after, typo):
