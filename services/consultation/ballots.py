@@ -106,8 +106,9 @@ def secret_ballot(consultation_id: str, receipt_code: str, *, headings: list[Hea
     hash of one, no time (not even a day: on a day with one voter a day would name him), no sequence. The record
     that a citizen took part is written apart (participation_record) and carries nothing of this one.
 
-    A random id does not change the order a database keeps documents in (MongoDB's natural order is the order of
-    insertion): the service must neither read ballots back unsorted nor publish them in that order."""
+    The random id is also the ballots' ordering key: sorted by it, ballots come in an order that says nothing of
+    their arrival. It does not change the order a database keeps documents in (MongoDB's natural order is the
+    order of insertion), so the service never reads ballots back unsorted nor publishes them in that order."""
     doc: dict[str, Any] = {"_id": random_id(random_bytes), "consultation_id": consultation_id,
                            "receipt": receipt_code}
     if headings is not None:

@@ -92,7 +92,7 @@ class Transition:
 
     @property
     def event_type(self) -> str | None:
-        return EVENT_OF_STATE.get(self.after) if self.after != "DRAFT" else None
+        return EVENT_OF_STATE.get(self.after)
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,9 @@ def validate_consultation(data: ConsultationInput, communes: set[str]) -> dict:
     scope = validate_scope(data.scope, communes)
     if (data.kind == "BUDGET") != (data.budget is not None):
         raise BadInput("Un budget participatif (et lui seul) a ses phases, sections et règle de vote.", "budget")
+    if data.kind == "BUDGET" and (data.opens_at or data.closes_at):
+        raise BadInput("Un budget participatif s'ouvre et se clôt avec ses phases : ne donnez pas d'autres dates.",
+                       "opens_at" if data.opens_at else "closes_at")
     opens_at = to_utc(data.opens_at) if data.opens_at else None
     closes_at = to_utc(data.closes_at) if data.closes_at else None
     if opens_at and closes_at and closes_at <= opens_at:

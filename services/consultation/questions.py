@@ -500,7 +500,6 @@ def typo_revision(form: list[Question], edited: Question, *, at: datetime, actor
     current = next((q for q in form if q.id == edited.id), None)
     if current is None:
         raise BadInput(f"Aucune question « {edited.id} » dans ce formulaire.", edited.id)
-    edited = edited.model_copy(update={"position": current.position})
     if _structure(current) != _structure(_strip_labels(edited)):
         raise Conflict(f"{_name(current)} : des réponses existent déjà ; seules les fautes de frappe des libellés "
                        "peuvent encore être corrigées.", current.id)

@@ -109,7 +109,8 @@ def test_a_consultation_is_stored_with_utc_times_and_its_scope():
     assert stored["title"] == "Horaires de la piscine" and stored["opens_at"] == OPENS
     assert stored["scope"] == {"kind": "COMMUNES", "communes": ["auzielle", "labege"]}
     assert stored["secret"] is False
-    assert domain.validate_consultation(consultation(kind="BUDGET", budget=budget()), COMMUNES)["secret"] is True
+    as_budget = consultation(kind="BUDGET", budget=budget(), opens_at=None, closes_at=None)
+    assert domain.validate_consultation(as_budget, COMMUNES)["secret"] is True
 
 
 @pytest.mark.parametrize("kw, field, words", [
@@ -121,6 +122,7 @@ def test_a_consultation_is_stored_with_utc_times_and_its_scope():
     ({"scope": Scope(kind="TERRITORY", communes=["labege"])}, "scope.communes", "ne listez pas"),
     ({"kind": "BUDGET"}, "budget", "budget participatif"),
     ({"budget": budget()}, "budget", "budget participatif"),
+    ({"kind": "BUDGET", "budget": budget()}, "opens_at", "avec ses phases"),
     ({"closes_at": datetime(2026, 3, 28, 9)}, "closes_at", "doit suivre"),
     ({"meetings": [Meeting(title="Réunion", starts_at=datetime(2026, 3, 29, 18), ends_at=datetime(2026, 3, 29, 20),
                            commune="paris")]}, "meetings.0.commune", "pas une commune"),

@@ -59,6 +59,8 @@ def test_messages_name_the_question_by_its_number_and_label():
 @pytest.mark.parametrize("answer, qid, words", [
     (a("name", text="x" * 41), "name", "40 caractères au plus (41 saisis)"),
     (a("name", choices=["a"]), "name", "réponse attendue : un texte"),
+    (a("comment", text="x" * 5001), "comment", "5000 caractères au plus (5001 saisis)"),
+    (a("why_not", choices=["far", "price"]), "why_not", "choisissez une seule réponse (2 choisies)"),
     (a("rating", rating=6), "rating", "note de 1 à 5"),
     (a("rating", rating=0), "rating", "note de 1 à 5"),
     (a("nps", rating=11), "nps", "note de 0 à 10"),
@@ -288,6 +290,7 @@ def test_a_typo_revision_records_each_label_changed():
     ({"max_choices": 3}, "seules les fautes de frappe"),
     ({"options": opts("morning", "noon", "evening", "night", free="night")}, "seules les fautes de frappe"),
     ({"conditions": []}, "seules les fautes de frappe"),
+    ({"position": 2}, "seules les fautes de frappe"),
     ({"label": "Quels jours ?"}, "n'est pas une faute de frappe"),
 ])
 def test_after_the_first_response_only_typos_may_change(update, words):
