@@ -1,3 +1,4 @@
 """consultation: surveys, consultations and participatory budgets. Pure rules in domain.py (life and participation),
-questions.py (forms and responses), budget.py (phases, ballots, winners), results.py (survey counters),
-ballots.py (receipts, secret ballots, paper double entry) and pabulib.py (the .pb format)."""
+questions.py and revisions.py (forms, responses, typo fixes), phases.py and budget.py (a budget's phases, ballots and
+winners), results.py (survey counters), ballots.py (receipts, secret ballots, paper double entry) and pabulib.py
+(the .pb format)."""

@@ -1,17 +1,14 @@
-"""Pure form rules: every question type and its errors, display conditions, the form's definition, editing it,
-and the typo fixes allowed once responses exist."""
-from datetime import datetime, timezone
-
+"""Pure form rules: every question type and its errors, display conditions, the form's definition and editing it
+(typo fixes once responses exist: test_consultation_revisions.py)."""
 import pytest
 
 from contracts.consultation import (Answer, DisplayCondition, MatrixAnswer, MatrixRow, Option, Question,
                                     QuestionInput, RatingScale, ScaleLabel)
-from contracts.errors import BadInput, Conflict
+from contracts.errors import BadInput
 from services.consultation import questions
 from tests.unit.consultation_samples import opts, q, survey_form
 
 FORM = questions.validate_form(survey_form())
-AT = datetime(2026, 3, 29, 10, tzinfo=timezone.utc)
 
 
 def a(qid, **kw) -> Answer:
@@ -247,54 +244,3 @@ def test_a_form_is_ready_with_one_question_to_answer():
     with pytest.raises(BadInput, match="aucune question"):
         questions.check_form_ready([q("s", "SECTION", 1)])
     questions.check_form_ready(FORM)
-
-
-# -- typo fixes once responses exist ----------------------------------------------------------------------------
-@pytest.mark.parametrize("before, after, typo", [
-    ("Êtes-vous satisfait de la médiathque ?", "Êtes-vous satisfait de la médiathèque ?", True),
-    ("Etes-vous satisfait ?", "Êtes-vous satisfait ?", True),
-    ("Horaires  d'ouverture", "Horaires d'ouverture.", True),
-    ("Bibliotheque", "Bibliothèque", True),
-    ("Oui", "Non", False),
-    ("Êtes-vous satisfait des horaires ?", "Êtes-vous insatisfait des horaires ?", False),
-    ("Le tarif est-il utile ?", "Le tarif est-il inutile ?", False),
-    ("Êtes-vous satisfait des horaires ?", "N'êtes-vous pas satisfait des horaires ?", False),
-    ("Ouverture le samedi 2025", "Ouverture le samedi 2026", False),
-    # Six characters in a long label are within the edit bound: the negation is what refuses it.
-    ("Souhaitez-vous que la piscine intercommunale de Castanet-Tolosan ouvre le dimanche matin ?",
-     "Souhaitez-vous que la piscine intercommunale de Castanet-Tolosan n'ouvre pas le dimanche matin ?", False),
-    ("Souhaitez-vous que la piscine intercommunale de Castanet-Tolosan ouvre le dimanche matin ?",
-     "Souhaitez-vous que la piscine intercommunale de Castanet-Tolosan ouvre le dimanche matin ?!", True),
-    ("Piscine de Castanet", "Médiathèque de Ramonville", False),
-])
-def test_what_counts_as_a_typo_fix(before, after, typo):
-    assert questions.is_typo_fix(before, after) is typo
-
-
-def test_a_typo_revision_records_each_label_changed():
-    current = next(x for x in FORM if x.id == "when")
-    edited = current.model_copy(update={"label": "A quels moments ?", "options": [
-        o.model_copy(update={"label": "Evenings" if o.id == "evening" else o.label}) for o in current.options]})
-    rev = questions.typo_revision(FORM, edited, at=AT, actor="agent-1")
-    assert [(c.question_id, c.path, c.before, c.after) for c in rev.changes] == [
-        ("when", "label", "À quels moments ?", "A quels moments ?"), ("when", "options.evening", "Evening", "Evenings")]
-    assert rev.at == AT and rev.actor == "agent-1"
-    applied = {x.id: x for x in questions.apply_revision(FORM, rev)}
-    assert applied["when"].label == "A quels moments ?"
-    assert [o.label for o in applied["when"].options] == ["Morning", "Noon", "Evenings", "Other"]
-    assert applied["uses"] == next(x for x in FORM if x.id == "uses")
-
-
-@pytest.mark.parametrize("update, words", [
-    ({"mandatory": False}, "seules les fautes de frappe"),
-    ({"max_choices": 3}, "seules les fautes de frappe"),
-    ({"options": opts("morning", "noon", "evening", "night", free="night")}, "seules les fautes de frappe"),
-    ({"conditions": []}, "seules les fautes de frappe"),
-    ({"position": 2}, "seules les fautes de frappe"),
-    ({"label": "Quels jours ?"}, "n'est pas une faute de frappe"),
-])
-def test_after_the_first_response_only_typos_may_change(update, words):
-    current = next(x for x in FORM if x.id == "when")
-    with pytest.raises(Conflict) as err:
-        questions.typo_revision(FORM, current.model_copy(update=update), at=AT, actor=None)
-    assert err.value.field == "when" and words in err.value.message
