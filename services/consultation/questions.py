@@ -1,8 +1,8 @@
 """Pure form rules: whether a form definition holds together, editing it, which questions a response shows (display
 conditions), and whether a response answers the form. Once responses exist only typo fixes: revisions.py.
 
-Every refusal is a BadInput (or Conflict) in plain French whose `field` is the question's id, so that a page can
-put the message next to the question. Questions are contracts' `Question` models (ids and positions set).
+Every refusal is a BadInput in plain French whose `field` is the question's id, so that a page can put the
+message next to the question. Questions are contracts' `Question` models (ids and positions set).
 """
 from __future__ import annotations
 
