@@ -23,7 +23,7 @@ from core.settings import SERVICES
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 PROMETHEUS_CONFIG = INFRA / "prometheus" / "prometheus.yml"
-RULES = INFRA / "prometheus" / "rules" / "parvis.yml"
+RULE_FILES = sorted((INFRA / "prometheus" / "rules").glob("*.yml"))  # every file Prometheus loads (rules/*.yml)
 DASHBOARDS = INFRA / "grafana" / "dashboards"
 DASHBOARD_FILES = sorted(DASHBOARDS.glob("*.json"))
 PROCESSES = (*SERVICES, "gateway")
@@ -59,7 +59,7 @@ def promtool_test_rules(tmp_path: Path, input_series: str) -> None:
     """promtool's rule unit test over our rules: `input_series` is the YAML from the series on (with the
     test's alert_rule_test), indented for one test of a 1-minute interval."""
     (tmp_path / "test.yml").write_text(f"""\
-rule_files: ["{RULES}"]
+rule_files: {json.dumps([str(p) for p in RULE_FILES])}
 evaluation_interval: 1m
 tests:
   - interval: 1m
@@ -81,7 +81,8 @@ def prometheus() -> dict:
 
 @pytest.fixture(scope="module")
 def rules() -> dict:
-    return yaml.safe_load(RULES.read_text())
+    """The groups of every rules file together."""
+    return {"groups": [g for path in RULE_FILES for g in yaml.safe_load(path.read_text())["groups"]]}
 
 
 @pytest.fixture(scope="module", params=DASHBOARD_FILES, ids=[p.name for p in DASHBOARD_FILES])
@@ -354,14 +355,15 @@ def test_promtool_accepts_the_config_and_its_rule_files():
     assert "1 rule files found" in proc.stdout + proc.stderr
 
 
-def test_promtool_accepts_the_rules():
-    proc = promtool_check_rules(RULES)
+@pytest.mark.parametrize("path", RULE_FILES, ids=[p.name for p in RULE_FILES])
+def test_promtool_accepts_the_rules(path):
+    proc = promtool_check_rules(path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_the_scrape_config_has_a_job_per_process_on_the_right_port(prometheus):
     assert prometheus["global"]["scrape_interval"] == "15s"
-    assert prometheus["rule_files"] == ["rules/parvis.yml"]
+    assert prometheus["rule_files"] == ["rules/*.yml"]
     jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
     assert set(PROCESSES) | {"rabbitmq"} <= set(jobs), set(PROCESSES) - set(jobs)
 
