@@ -139,7 +139,8 @@ def routes(gateway) -> list:
         if query.lstrip().startswith(("mutation", "subscription")):
             return JSONResponse({"errors": [{"message": "Lecture seule.", "extensions": {"code": "FORBIDDEN"}}]},
                                 403, headers=CORS)
-        fast = gateway.fast.execute(body) if isinstance(body, dict) else None
+        events = gateway.compiled.events
+        fast = events.execute(body) if events is not None else None
         if fast is not None:
             return JSONResponse(fast, headers=CORS)
         request.scope.setdefault("state", {})["caller"] = Caller()
