@@ -19,12 +19,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from cross_web import HTTPException
 from strawberry.asgi import GraphQL
 
 from contracts.errors import ParvisError, ServiceUnavailable, Unauthenticated
 from contracts.platform import Caller
 from gateway import auth
-from gateway.errors import map_errors
+from gateway.errors import english_request, map_errors
 from gateway.compiled import CompiledPaths
 from gateway.readmodel import PublicAgenda
 from gateway.routes import all_routes
@@ -135,6 +136,33 @@ class Limits:
             HTTP_DURATION.labels(route).observe(time.perf_counter() - started)
 
 
+HTTP_REASONS = {  # Strawberry's reasons for refusing a request before GraphQL runs
+    "Unable to parse request body as JSON": "Le corps de la requête n'est pas du JSON valide : envoyez "
+                                            '{"query": "…", "variables": {…}} avec Content-Type: application/json.',
+    "No GraphQL query found in the request": "Aucune requête GraphQL : le champ « query » manque.",
+    "Unsupported content type": "Type de contenu non pris en charge : envoyez du JSON (Content-Type: "
+                                "application/json).",
+    "The GraphQL operation's `query` must be a string or null, if provided.": "« query » doit être un texte.",
+    "The GraphQL operation's `variables` must be an object or null, if provided.": "« variables » doit être un objet.",
+    "The GraphQL operation's `extensions` must be an object or null, if provided.": "« extensions » doit être un "
+                                                                                     "objet.",
+    "GraphQL only supports GET and POST requests.": "GraphQL n'accepte que GET et POST.",
+}
+
+
+def http_error(status: int, reason: str, english: bool = False) -> JSONResponse:
+    if english:
+        message = reason
+    elif reason in HTTP_REASONS:
+        message = HTTP_REASONS[reason]
+    elif "mutations are not allowed" in reason.lower() or "not allowed when using get" in reason.lower():
+        message = "Cette opération passe par POST, pas par GET."
+    else:
+        message = f"Requête refusée : {reason}"
+    code = "METHOD_NOT_ALLOWED" if status == 405 else "BAD_REQUEST"
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status)
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -153,8 +181,20 @@ class ParvisGraphQL(GraphQL):
     async def get_context(self, request, response) -> dict[str, Any]:
         return self.gateway.context(request, response)
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As Strawberry's, except that a request it cannot read (not JSON, no query, a method it refuses) gets a
+        GraphQL error with a code and a French message, not a line of English plain text."""
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:
+            response = http_error(exc.status_code, exc.reason, english_request(request))
+        await response(scope, receive, send)
+
     async def process_result(self, request, result):
-        map_errors(result.errors, self.gateway.settings.production)
+        map_errors(result.errors, self.gateway.settings.production, english_request(request))
         return await super().process_result(request, result)
 
 

@@ -7,9 +7,11 @@ from typing import Iterator
 
 from graphql import GraphQLError
 from prometheus_client import Counter, Histogram
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
 
 from contracts.errors import ParvisError
+from gateway.messages import french, prefers_english
 from core.logjson import SLO_BUCKETS
 
 log = logging.getLogger("parvis.gateway")
@@ -26,24 +28,35 @@ def _rebuild(error: GraphQLError, message: str, extensions: dict) -> GraphQLErro
                         path=error.path, original_error=None, extensions=extensions)
 
 
-def map_error(error: GraphQLError, production: bool) -> GraphQLError:
-    """Typed errors keep their message and get their code; anything else is an internal error,
+def map_error(error: GraphQLError, production: bool, english: bool = False) -> GraphQLError:
+    """Typed errors keep their message and get their code; a person's mistake in the document or its variables is
+    BAD_USER_INPUT or GRAPHQL_VALIDATION_FAILED, in French unless `english`; anything else is an internal error,
     logged with its trace here and shown without it (masked entirely in production)."""
-    return ErrorCodes(production)._map(error)
+    return ErrorCodes(production, english)._map(error)
 
 
-def map_errors(errors: list[GraphQLError] | None, production: bool) -> None:
+def map_errors(errors: list[GraphQLError] | None, production: bool, english: bool = False) -> None:
     """In place, so that every holder of the list sees the mapped errors."""
     if errors:
-        errors[:] = [e if "code" in (e.extensions or {}) else map_error(e, production) for e in errors]
+        errors[:] = [e if "code" in (e.extensions or {}) else map_error(e, production, english) for e in errors]
+
+
+def english_request(request) -> bool:
+    """Whether the request asks for English (Accept-Language): French otherwise."""
+    headers = getattr(request, "headers", None)
+    return prefers_english(headers.get("accept-language") if headers is not None else None)
 
 
 class ErrorCodes(SchemaExtension):
     """Maps execution errors as they leave each operation (see map_error). Strawberry returns parse
     errors without resuming this hook, so the HTTP view maps the final result as well."""
 
-    def __init__(self, production: bool = False):
+    def __init__(self, production: bool = False, english: bool = False):
         self.production = production
+        self.english = english
+
+    def _say(self, message: str) -> str:
+        return message if self.english else french(message)
 
     def _map(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
@@ -56,7 +69,11 @@ class ErrorCodes(SchemaExtension):
             return error
         if original is None:
             # Parse and validation errors (syntax, unknown field, depth/token/alias limits).
-            return _rebuild(error, error.message, {"code": "GRAPHQL_VALIDATION_FAILED"})
+            return _rebuild(error, self._say(error.message), {"code": "GRAPHQL_VALIDATION_FAILED"})
+        if isinstance(original, (GraphQLError, StrawberryInputCoercionError)):
+            # A variable's value that its type refuses (`"2026-13-45T10:00"` for a DateTime): the caller's mistake,
+            # as the same value written in the document is.
+            return _rebuild(error, self._say(error.message), {"code": "BAD_USER_INPUT"})
         log.error("unexpected error in %s", error.path, exc_info=(type(original), original, original.__traceback__))
         message = "Erreur interne : l'équipe technique est prévenue." if self.production else f"{type(original).__name__}: {original}"
         return _rebuild(error, message, {"code": "INTERNAL_SERVER_ERROR"})
@@ -65,7 +82,9 @@ class ErrorCodes(SchemaExtension):
         yield
         result = self.execution_context.result
         if result is not None:
-            map_errors(getattr(result, "errors", None), self.production)
+            context = self.execution_context.context
+            english = english_request(context.get("request")) if isinstance(context, dict) else False
+            map_errors(getattr(result, "errors", None), self.production, english)
 
 
 class OperationMetrics(SchemaExtension):

@@ -9,6 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SDL_PATH = ROOT / "gateway" / "schema.graphql"
 README_PATH = ROOT / "README.md"
+MAX_TTL = 366 * 86400  # a kiosk's token lives a year; no token a person asks for lives longer
 
 
 def cmd_up(args) -> int:
@@ -45,17 +46,49 @@ def cmd_gateway(args) -> int:
 
 def cmd_token(args) -> int:
     from contracts.errors import BadInput
-    from core.settings import BaseSettings
+    from core.settings import BaseSettings, SettingsError
     from gateway import auth
 
     try:
-        token = auth.issue(BaseSettings.from_env().secret, args.role, subject=args.subject, org=args.org, kiosk=args.kiosk,
+        if args.ttl is not None and not 0 < args.ttl <= MAX_TTL:
+            raise BadInput(f"durée de vie (--ttl) : de 1 à {MAX_TTL} secondes ({MAX_TTL // 86400} jours)", "ttl")
+        settings = BaseSettings.from_env(generate_secret=False)
+        if args.org:
+            _check_organization(settings, args.org)
+        token = auth.issue(settings.secret, args.role, subject=args.subject, org=args.org, kiosk=args.kiosk,
                            ttl=args.ttl)
     except BadInput as exc:
         print(f"parvis token: {exc.message}", file=sys.stderr)
         return 2
+    except SettingsError as exc:
+        print(f"parvis token: {exc}", file=sys.stderr)
+        return 2
     print(token.value)
     return 0
+
+
+def _check_organization(settings, org: str) -> None:
+    """An organiser's token names an organisation the agenda knows (asked to the running platform)."""
+    import asyncio
+
+    from contracts.errors import BadInput
+    from gateway.rpc import RpcClient
+
+    async def organizations():
+        rpc = RpcClient(settings.amqp_url)
+        try:
+            return await rpc.call("agenda", "list_organizations", timeout=5.0,
+                                  context={"caller": {"role": "operator", "subject": "parvis-cli"}})
+        finally:
+            await rpc.close()
+
+    try:
+        known = {o["id"] for o in asyncio.run(organizations())}
+    except Exception as exc:  # noqa: BLE001 - said to the person, who can start the platform
+        raise BadInput(f"impossible de vérifier l'organisation {org!r} : la plateforme ne répond pas ({exc}). "
+                       "Lancez-la (make run).", "org") from None
+    if org not in known:
+        raise BadInput(f"organisation inconnue : {org!r} (voir la requête GraphQL `organizations`)", "org")
 
 
 def cmd_revoke(args) -> int:
@@ -66,7 +99,7 @@ def cmd_revoke(args) -> int:
     from gateway import auth
     from gateway.rpc import RpcClient
 
-    settings = BaseSettings.from_env()
+    settings = BaseSettings.from_env(generate_secret=False)
     claims = auth.claims_unverified(args.token)
 
     async def go():

@@ -33,6 +33,21 @@ def log(msg: str) -> None:
     print(f"{'parvis':<13}| {msg}", flush=True)
 
 
+def _stop_with_parent() -> None:
+    """SIGTERM when the parent dies: `make run` execs us, and a `kill -INT` of make kills make without telling its
+    child; the kernel then tells us (Linux; elsewhere, nothing)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() == 1:  # the parent died before the call
+            os.kill(os.getpid(), signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -61,6 +76,7 @@ class Child:
     ready: threading.Event = field(default_factory=threading.Event)
     restarts: int = 0
     started_at: float = 0.0
+    signalled: subprocess.Popen | None = None  # the process already sent its SIGTERM
 
     def start(self) -> None:
         self.ready.clear()
@@ -78,7 +94,9 @@ class Child:
             print(prefix + line, flush=True)
 
     def terminate(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        """SIGTERM, once: a second one would make nameko stop its timers twice."""
+        if self.proc is not None and self.proc.poll() is None and self.proc is not self.signalled:
+            self.signalled = self.proc
             self.proc.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -261,10 +279,30 @@ class Supervisor:
         urls.write_text("\n".join(lines[1:]) + "\n", encoding="utf-8")
         os.chmod(urls, 0o600)
 
+    def check_ports(self) -> None:
+        """Every port this platform will listen on is free, or it does not start (a port taken by another stack
+        would give that stack's figures under this one's name)."""
+        from core.settings import ServiceSettings
+
+        wanted = {}
+        if GATEWAY in self.names:
+            wanted[self.settings.http_port] = "the gateway (PARVIS_HTTP_PORT)"
+        services = ServiceSettings.from_env()
+        for name in self.names:
+            if name in SERVICES:
+                port = services.metrics_port_base + SERVICES.index(name)
+                wanted[port] = f"{name}'s metrics (PARVIS_METRICS_PORT_BASE)"
+        taken = [f"{port} for {what}" for port, what in sorted(wanted.items()) if port_open("127.0.0.1", port, 0.2)]
+        if taken:
+            raise SystemExit("port(s) taken: " + ", ".join(taken) + ". Another Parvis runs? Stop it (`parvis urls` "
+                             "shows its addresses), or choose other ports with those settings.")
+
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        _stop_with_parent()
         try:
+            self.check_ports()
             self.ensure_rabbitmq()
             self.start_mongo()
             if "notification" in self.names:

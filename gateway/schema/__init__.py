@@ -81,9 +81,11 @@ class ParvisSchema(strawberry.Schema):
         self.production = production
 
     def process_errors(self, errors, execution_context=None) -> None:
-        from gateway.errors import map_errors
+        from gateway.errors import english_request, map_errors
 
-        map_errors(errors, self.production)  # in place; unexpected errors are logged there, with their trace
+        context = getattr(execution_context, "context", None)
+        english = english_request(context.get("request")) if isinstance(context, dict) else False
+        map_errors(errors, self.production, english)  # in place; unexpected errors are logged there, with their trace
 
 
 def build_schema(production: bool = False) -> strawberry.Schema:

@@ -10,6 +10,8 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from contracts import agenda_public
+from contracts.errors import BadInput, ServiceUnavailable
 from gateway import auth
 from gateway.schema.permissions import IsAgent, IsAgentOrOperator, HasRole
 
@@ -132,6 +134,23 @@ def _subscription(row: dict) -> TopicSubscription:
                              created_at=row["created_at"])
 
 
+def agenda_topic(info: Info, topic: str) -> str:
+    """An agenda topic with its commune or category checked against the agenda's reference data, the way a person
+    types it (`agenda:commune:Labège` is `agenda:commune:labege`): a subscription to nothing is refused."""
+    prefix, kind, value = (topic.split(":", 2) + ["", ""])[:3]
+    kinds = {"commune": "communes", "category": "categories"}
+    if prefix != "agenda" or kind not in kinds:
+        return topic  # the other topics are the notification service's to check
+    reference = info.context["public_agenda"].reference
+    if reference is None:
+        raise ServiceUnavailable("L'agenda ne répond pas : réessayez dans un instant.")
+    try:
+        [slug] = agenda_public.resolve([value], getattr(reference, kinds[kind]), kinds[kind])
+    except BadInput as exc:
+        raise BadInput(exc.message, "topic") from None
+    return f"agenda:{kind}:{slug}"
+
+
 def _client_ip(info: Info) -> Optional[str]:
     client = info.context["request"].client
     return client.host if client else None
@@ -228,6 +247,7 @@ class NotificationMutation:
                         email: Optional[str] = None, phone: Optional[str] = None,
                         quiet_from: Optional[str] = None, quiet_to: Optional[str] = None,
                         digest: bool = False) -> TopicSubscription:
+        topic = agenda_topic(info, topic)
         r = await info.context["call"]("notification", "subscribe", topic=topic, channel=channel.value,
                                        email=email, phone=phone, quiet_from=quiet_from, quiet_to=quiet_to,
                                        digest=digest)

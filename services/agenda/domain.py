@@ -19,7 +19,7 @@ from dateutil import rrule as dateutil_rrule
 from markdown_it import MarkdownIt
 
 from contracts.agenda import Contact, EventInput, EventPublished, EventRejected, ExternalId, Location, Organization, Slot
-from contracts.agenda_public import PARIS, normalise, to_utc
+from contracts.agenda_public import PARIS, Reference, normalise, to_utc
 from contracts.errors import BadInput, Conflict, Forbidden
 
 MAX_RECURRENCE = timedelta(days=731)  # expanded at most 2 years ahead of the first occurrence
@@ -72,13 +72,6 @@ def render_markdown(text: str) -> str:
 
 
 # -- validation ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Reference:
-    communes: dict[str, str]     # slug -> name
-    categories: dict[str, str]
-    themes: dict[str, str]
-
-
 def _url(value: str | None, field: str, label: str) -> str | None:
     if value is None or not value.strip():
         return None
@@ -100,13 +93,22 @@ def _text(value: str | None, field: str, label: str, limit: int, required: bool 
     return value or None
 
 
+def all_day_end(start: datetime, end: datetime) -> datetime:
+    """The exclusive end (midnight) of an all-day slot entered from `start` to `end` (wall times): the days from
+    start's to end's, both included, except an end at midnight after the start, which closes the day before it
+    (Saturday 00:00 to Sunday 00:00 is Saturday only, as calendars write it)."""
+    last = end.date()
+    if end.time() == time(0) and last > start.date():
+        last -= timedelta(days=1)
+    return datetime.combine(last, time(0)) + timedelta(days=1)
+
+
 def expand_occurrences(slots: list[tuple[datetime, datetime]], rrule_text: str | None, all_day: bool,
                        ) -> list[tuple[datetime, datetime]]:
     """UTC (start, end) pairs. `slots` are naive Europe/Paris wall times; an RRULE repeats the first slot
     in wall time (so 19:00 stays 19:00 across daylight-saving changes), bounded to 2 years."""
     if all_day:
-        slots = [(datetime.combine(s.date(), time(0)), datetime.combine(e.date(), time(0)) + timedelta(days=1))
-                 for s, e in slots]
+        slots = [(datetime.combine(s.date(), time(0)), all_day_end(s, e)) for s, e in slots]
     if not rrule_text:
         pairs = slots
     else:

@@ -209,7 +209,7 @@ class AgendaService(ServiceBase):
     def search_events(self, req: c.SearchEvents) -> dict:
         """The public's search (contracts/agenda_public.py) over the read model; an agent who names moderation
         states searches every event in those states."""
-        f = req.filter
+        f = agenda_public.resolve_filter(req.filter, self.store.reference())
         if self.caller.role == "agent" and f.moderation_states:
             return self._page(lambda skip, limit: self.store.events_in_states(f, skip, limit), req.first, req.after)
         found = agenda_public.search(self.store.snapshot_docs(f.communes), f, _now())

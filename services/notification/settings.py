@@ -45,8 +45,8 @@ class NotificationSettings(ServiceSettings):
     def smtp(self) -> SmtpSettings | None:
         return SmtpSettings.from_url(self.smtp_url) if self.smtp_url else None
 
-    def _settled(self):
-        settled = super()._settled()
+    def _settled(self, generate_secret: bool = True):
+        settled = super()._settled(generate_secret)
         settled.smtp  # an SMTP_URL that cannot be read stops the service at start, not at the first message
         return settled
 
