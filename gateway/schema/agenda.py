@@ -315,11 +315,15 @@ class EventInput:
 
 @strawberry.input
 class EventFilter:
-    communes: list[str] = strawberry.field(default_factory=list, description="commune slugs")
-    categories: list[str] = strawberry.field(default_factory=list)
-    themes: list[str] = strawberry.field(default_factory=list)
-    from_: Optional[datetime] = strawberry.field(default=None, name="from",
-                                                 description="occurrences ending after this instant")
+    communes: list[str] = strawberry.field(default_factory=list, description=(
+        "communes, by slug or name (accents and capitals as you like: `Labège`, `labege`); an unknown one is "
+        "refused with BAD_USER_INPUT naming it, never answered with an empty list"))
+    categories: list[str] = strawberry.field(default_factory=list, description="category slugs or names; unknown: "
+                                                                                 "BAD_USER_INPUT")
+    themes: list[str] = strawberry.field(default_factory=list, description="theme slugs or names; unknown: "
+                                                                             "BAD_USER_INPUT")
+    from_: Optional[datetime] = strawberry.field(default=None, name="from", description=(
+        "occurrences ending after this instant (ISO 8601; naive: Paris wall time; malformed: BAD_USER_INPUT)"))
     to: Optional[datetime] = strawberry.field(default=None, description="occurrences starting before this instant")
     text: Optional[str] = strawberry.field(default=None, description="accent- and case-insensitive")
     accessibility: list[AccessibilityCode] = strawberry.field(default_factory=list)

@@ -238,7 +238,8 @@ class NotificationMutation:
         return CitizenSession(token=token.value, expires_at=datetime.fromtimestamp(token.expires_at).astimezone(),
                               citizen_id=r["citizen_id"])
 
-    @strawberry.mutation(description="Subscribe to a topic: agenda:commune:<slug>, agenda:category:<slug>, "
+    @strawberry.mutation(description="Subscribe to a topic: agenda:commune:<commune>, agenda:category:<category> "
+                                     "(slug or name; an unknown one is refused with BAD_USER_INPUT), "
                                      "consultation:new; agents also satisfaction:site:<id>. With digest (agenda "
                                      "topics, EMAIL or IN_APP), one message a day lists the events published "
                                      "instead of one message per event; subscribing again changes it",

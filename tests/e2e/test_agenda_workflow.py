@@ -218,7 +218,8 @@ def test_csv_jsonld_and_print(platform, published):
     import io
 
     r = httpx.get(f"{platform.url}/agenda.csv", params={"commune": "escalquens"}, timeout=20)
-    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8"))))
+    assert r.content.startswith("\ufeff".encode()), "the byte-order mark French spreadsheets need"
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert {row["id"] for row in rows} == set(published) and rows[0]["commune"] == "Escalquens"
     assert "license" in r.headers["link"]
     doc = httpx.get(f"{platform.url}/agenda.jsonld", params={"commune": "escalquens"}, timeout=20).json()
@@ -229,6 +230,39 @@ def test_csv_jsonld_and_print(platform, published):
     assert "@page" in page.text and "Atelier jardinage" in page.text and "ANNULÉ" in page.text
     bad = httpx.get(f"{platform.url}/agenda.csv", params={"from": "not a date"}, timeout=20)
     assert bad.status_code == 400 and bad.json()["code"] == "BAD_USER_INPUT"
+    assert bad.json()["field"] == "from" and bad.json()["error"].startswith("from : date et heure attendues")
+    semicolon = httpx.get(f"{platform.url}/agenda.csv", params={"commune": "escalquens", "sep": "semicolon"}, timeout=20)
+    assert semicolon.content.decode("utf-8-sig").splitlines()[0].startswith("id;titre;description;")
+
+
+def test_unknown_communes_are_refused_by_name_and_names_are_accepted(platform, published):
+    """An unknown commune gave empty results with no error, everywhere; a commune's name was not understood."""
+    body = gql(platform, SEARCH, {"f": {"communes": ["paris"]}, "first": 5})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and "« paris »" in body["errors"][0]["message"]
+    unknown = gql(platform, SEARCH, {"f": {"categories": ["rodeo"]}, "first": 5})
+    assert unknown["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and "« rodeo »" in unknown["errors"][0]["message"]
+    for typed in ("Escalquens", "ESCALQUENS", "escalquens"):
+        assert ok(gql(platform, SEARCH, {"f": {"communes": [typed]}, "first": 5}))["events"]["totalCount"] == 2
+    ics = httpx.get(f"{platform.url}/agenda.ics", params={"commune": "paris"}, timeout=20)
+    assert ics.status_code == 400 and "« paris »" in ics.json()["error"] and ics.json()["field"] == "commune"
+    assert httpx.get(f"{platform.url}/agenda/print", params={"commune": "paris"}, timeout=20).status_code == 404
+    page = httpx.get(f"{platform.url}/agenda/print", params={"commune": "Labège"}, timeout=20)
+    assert page.status_code == 200 and "Labège" in page.text
+    rows = httpx.get(f"{platform.url}/agenda.csv", params={"commune": "Escalquens"}, timeout=20)
+    assert rows.status_code == 200 and len(rows.content.decode("utf-8-sig").splitlines()) == 3
+
+
+def test_links_use_the_configured_public_url_whatever_the_host_header(platform, published):
+    """CSV and ICS used https://parvis.sicoval.fr, JSON-LD and pages the request's Host: one public URL now."""
+    forged = {"Host": "evil.example"}
+    doc = httpx.get(f"{platform.url}/agenda.jsonld", params={"commune": "escalquens"}, headers=forged, timeout=20).json()
+    assert {e["url"].split("/agenda/")[0] for e in doc["@graph"]} == {platform.url}
+    ics = httpx.get(f"{platform.url}/agenda.ics", params={"commune": "escalquens"}, headers=forged, timeout=20).text
+    assert f"URL:{platform.url}/agenda/events/" in ics and "evil.example" not in ics
+    csv_text = httpx.get(f"{platform.url}/agenda.csv", params={"commune": "escalquens"}, timeout=20).text
+    assert f"{platform.url}/agenda/events/" in csv_text and "parvis.sicoval.fr/agenda" not in csv_text
+    page = httpx.get(f"{platform.url}/agenda/events/{published[0]}", headers=forged, timeout=20).text
+    assert "evil.example" not in page
 
 
 def test_widget_renders_in_a_foreign_page_in_headless_chromium(platform, published):
@@ -271,6 +305,11 @@ def test_widget_renders_in_a_foreign_page_in_headless_chromium(platform, publish
             page.locator("div.parvis-agenda select").select_option("atelier")
             wait_until(lambda: page.locator("div.parvis-agenda li.event a").all_inner_texts() == ["Atelier jardinage"],
                        10, message="category filter")
+            # A commune's site that names a commune the Sicoval does not have is told so, not shown nothing.
+            host_page = host_page.replace('data-commune="escalquens"', 'data-commune="paris"')
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+            page.wait_for_selector("div.parvis-agenda[data-state=error]", timeout=15000)
+            assert "« paris »" in page.locator("div.parvis-agenda li").first.inner_text()
         finally:
             browser.close()
             server.shutdown()

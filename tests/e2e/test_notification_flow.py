@@ -101,6 +101,13 @@ def test_a_citizen_signs_in_subscribes_is_told_once_and_leaves_by_the_link(platf
     gql(platform, sub, {"t": "agenda:category:concert"}, alice)
     bad = gql(platform, sub, {"t": "agenda:planet:mars"}, alice)["errors"][0]
     assert bad["extensions"] == {"code": "BAD_USER_INPUT", "field": "topic"}
+    # A subscription to nothing is refused, naming what was typed; a commune's name is understood.
+    nowhere = gql(platform, sub, {"t": "agenda:commune:paris"}, alice)["errors"][0]
+    assert nowhere["extensions"] == {"code": "BAD_USER_INPUT", "field": "topic"} and "« paris »" in nowhere["message"]
+    assert gql(platform, sub, {"t": "agenda:category:rodeo"}, alice)["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    named = gql(platform, sub, {"t": "agenda:commune:Escalquens"}, alice)["data"]["subscribe"]
+    assert named["topic"] == "agenda:commune:escalquens"
+    gql(platform, "mutation($id: ID!) { unsubscribe(id: $id) { unsubscribed } }", {"id": named["id"]}, alice)
     agent = token("agent", subject="agent:lea")
     r = gql(platform, 'mutation { subscribe(topic: "agenda:category:concert", channel: EMAIL, email: "lea@sicoval.example") { id } }',
             tok=agent)
@@ -156,6 +163,13 @@ def test_a_citizen_signs_in_subscribes_is_told_once_and_leaves_by_the_link(platf
 
     listing = httpx.get(f"{platform.url}/dev/mail", timeout=5).text
     assert "Nouvel événement : Concert &lt;du&gt; marché" in listing
+    assert re.search(r"<td>\d\d/\d\d/\d{4} à \d\d:\d\d:\d\d</td>", listing), "a time a person reads"
+    # One message as its recipient reads it: decoded text (no quoted-printable), its HTML shown apart.
+    name = re.search(r'href="/dev/mail/([^"]+\.eml)">Nouvel événement', listing).group(1)
+    shown = httpx.get(f"{platform.url}/dev/mail/{name}", timeout=5).text
+    assert "Concert &lt;du&gt; marché" in shown and "=C3=A9" not in shown and "<iframe" in shown
+    raw = httpx.get(f"{platform.url}/dev/mail/{name}", params={"source": "1"}, timeout=5).text
+    assert "Subject:" in raw and "<html" not in shown.split("<iframe")[0], "the source on request, the HTML apart"
 
 
 def test_five_wrong_codes_lock_the_code_and_an_expired_one_fails(platform, mongo):
