@@ -26,6 +26,7 @@ GATEWAY = "gateway"
 MONGO = "mongo"
 DEVMAIL = "devmail"
 URLS_FILE = "urls.txt"  # the banner, under the data dir
+PID_FILE = "parvis.pid"  # the supervisor's pid, under the data dir: `parvis stop` signals it
 COLORS = ["36", "32", "33", "35", "34", "31", "96", "92"]
 
 
@@ -34,8 +35,9 @@ def log(msg: str) -> None:
 
 
 def _stop_with_parent() -> None:
-    """SIGTERM when the parent dies: `make run` execs us, and a `kill -INT` of make kills make without telling its
-    child; the kernel then tells us (Linux; elsewhere, nothing)."""
+    """SIGTERM when the parent dies (`make run` execs us: make killed with SIGKILL leaves no orphan behind; Linux
+    only). A SIGINT or SIGTERM to make alone is not passed on: GNU make waits for its children then, which is why
+    `parvis stop` exists."""
     try:
         import ctypes
 
@@ -303,6 +305,8 @@ class Supervisor:
         _stop_with_parent()
         try:
             self.check_ports()
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            (self.settings.data_dir / PID_FILE).write_text(str(os.getpid()))
             self.ensure_rabbitmq()
             self.start_mongo()
             if "notification" in self.names:
@@ -333,10 +337,11 @@ class Supervisor:
             log("PARVIS-UP")
             self.monitor()
         except SystemExit as exc:
-            if not self.stopping:
+            failed = not self.stopping  # an error, not a stop asked for (shutdown() sets `stopping`)
+            if failed:
                 log(f"error: {exc}")
             self.shutdown()
-            return 0 if self.stopping else 1
+            return 1 if failed else 0
         self.shutdown()
         return 0
 
@@ -378,4 +383,7 @@ class Supervisor:
             for child in group:
                 child.stop()
         (self.settings.data_dir / URLS_FILE).unlink(missing_ok=True)
+        pid_file = self.settings.data_dir / PID_FILE
+        if pid_file.exists() and pid_file.read_text().strip() == str(os.getpid()):
+            pid_file.unlink()
         log("stopped")

@@ -11,7 +11,8 @@ import pytest
 from kombu import Connection, Exchange, Producer
 
 from contracts import build_envelope
-from tests.support import PYTHON, Platform, Proc, free_port, token, wait_until
+from parvis.seed import demo_data
+from tests.support import PYTHON, Platform, Proc, free_port, rpc_call, token, wait_until
 
 ORG = {"id": "org-commune-labege", "slug": "commune-labege", "name": "Mairie de Labège", "kind": "commune",
        "commune": "labege", "contact_email": "mairie@labege.example"}
@@ -30,6 +31,12 @@ def platform(mongo, broker):
     p.procs.append(devmail)
     devmail.start()
     p.service("notification", SMTP_URL=f"smtp://127.0.0.1:{port}")
+    # The agenda's reference data (communes, categories): subscriptions to agenda topics are checked against it.
+    # Its organisations are left out: the tests announce their own organisation's contact.
+    p.service("agenda")
+    reference = demo_data()
+    rpc_call(p.broker.url, "agenda", "import_reference_data", communes=reference["communes"],
+             categories=reference["categories"], themes=reference["themes"], organizations=[])
     p.gateway()
     yield p
     p.stop()
@@ -169,7 +176,7 @@ def test_a_citizen_signs_in_subscribes_is_told_once_and_leaves_by_the_link(platf
     shown = httpx.get(f"{platform.url}/dev/mail/{name}", timeout=5).text
     assert "Concert &lt;du&gt; marché" in shown and "=C3=A9" not in shown and "<iframe" in shown
     raw = httpx.get(f"{platform.url}/dev/mail/{name}", params={"source": "1"}, timeout=5).text
-    assert "Subject:" in raw and "<html" not in shown.split("<iframe")[0], "the source on request, the HTML apart"
+    assert "Subject:" in raw and "=C3=A9" in raw or "=?utf-8?" in raw, "the source, as received, on request"
 
 
 def test_five_wrong_codes_lock_the_code_and_an_expired_one_fails(platform, mongo):
