@@ -34,7 +34,7 @@ run: install ## run everything: embedded database, RabbitMQ check, 5 services, g
 	exec $(BIN)/parvis up
 
 test: install system-deps js-deps ## run the whole test suite (unit, nameko, integration, end-to-end)
-	$(BIN)/python -m pytest tests/unit tests/integration tests/e2e
+	$(BIN)/python -m pytest tests/unit tests/security tests/integration tests/e2e
 	$(BIN)/python -m pytest -p no:cacheprovider tests/nameko
 
 unit: install system-deps js-deps ## only the fast, pure unit tests

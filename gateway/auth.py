@@ -56,7 +56,7 @@ def verify(secret: str, value: str, revoked: set[str] | frozenset = frozenset())
     if claims["role"] not in ROLES:
         raise Unauthenticated("Jeton invalide.")
     return Caller(role=claims["role"], subject=claims.get("sub"), org=claims.get("org"),
-                  kiosk=claims.get("kiosk"), token_id=claims["jti"])
+                  kiosk=claims.get("kiosk"), token_id=claims["jti"], expires_at=int(claims["exp"]))
 
 
 def claims_unverified(value: str) -> dict:

@@ -46,6 +46,21 @@ def map_errors(errors: list[GraphQLError] | None, production: bool, english: boo
                      else e for e in errors]
 
 
+STATUS = {"BAD_USER_INPUT": 400, "UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409,
+          "SERVICE_UNAVAILABLE": 503}
+MASKED = "Erreur interne : l'équipe technique est prévenue."
+
+
+def route_error(exc: Exception, production: bool) -> tuple[int, str, str, str | None]:
+    """(status, code, message, field) of an error on a plain HTTP route (exports, pages): a refusal says what to
+    do; anything else is logged with its trace and, in production, shown without its text, as in GraphQL."""
+    if isinstance(exc, ParvisError) and exc.code in STATUS:
+        return STATUS[exc.code], exc.code, exc.message, exc.field
+    log.error("unexpected error on a route", exc_info=(type(exc), exc, exc.__traceback__))
+    message = MASKED if production else f"{type(exc).__name__}: {exc}"
+    return 500, "INTERNAL_SERVER_ERROR", message, None
+
+
 def english_request(request) -> bool:
     """Whether the request asks for English (Accept-Language): French otherwise."""
     headers = getattr(request, "headers", None)
@@ -83,7 +98,7 @@ class ErrorCodes(SchemaExtension):
             # as the same value written in the document is.
             return _rebuild(error, self._say(error.message), {"code": "BAD_USER_INPUT"}, error.message)
         log.error("unexpected error in %s", error.path, exc_info=(type(original), original, original.__traceback__))
-        message = "Erreur interne : l'équipe technique est prévenue." if self.production else f"{type(original).__name__}: {original}"
+        message = MASKED if self.production else f"{type(original).__name__}: {original}"
         return _rebuild(error, message, {"code": "INTERNAL_SERVER_ERROR"})
 
     def on_operation(self) -> Iterator[None]:

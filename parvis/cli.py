@@ -103,7 +103,7 @@ def _check_organization(settings, org: str) -> None:
     from gateway.rpc import RpcClient
 
     async def organizations():
-        rpc = RpcClient(settings.amqp_url)
+        rpc = RpcClient(settings.amqp_url, secret=settings.secret)
         try:
             return await rpc.call("agenda", "list_organizations", timeout=5.0,
                                   context={"caller": {"role": "operator", "subject": "parvis-cli"}})
@@ -131,7 +131,7 @@ def cmd_revoke(args) -> int:
     claims = auth.claims_unverified(args.token)
 
     async def go():
-        rpc = RpcClient(settings.amqp_url)
+        rpc = RpcClient(settings.amqp_url, secret=settings.secret)
         try:
             return await rpc.call("notification", "revoke_token", context={"caller": {"role": "operator", "subject": "parvis-cli"}},
                                   token_id=claims["jti"], reason=args.reason,
@@ -176,7 +176,8 @@ def cmd_seed(args) -> int:
     from parvis.seed import seed, seed_demo_events
 
     async def go():
-        rpc = RpcClient(BaseSettings.from_env().amqp_url)
+        settings = BaseSettings.from_env(generate_secret=False)
+        rpc = RpcClient(settings.amqp_url, secret=settings.secret)
         try:
             return {**await seed(rpc), **await seed_demo_events(rpc)}
         finally:

@@ -25,6 +25,7 @@ from core.settings import SERVICES, SupervisorSettings
 GATEWAY = "gateway"
 MONGO = "mongo"
 DEVMAIL = "devmail"
+BANNER_TTL = 8 * 3600  # the demo tokens the banner prints (logs are kept and shipped): a working day, no more
 URLS_FILE = "urls.txt"  # the banner, under the data dir
 PID_FILE = "parvis.pid"  # the supervisor's pid, under the data dir: `parvis stop` signals it
 COLORS = ["36", "32", "33", "35", "34", "31", "96", "92"]
@@ -224,7 +225,7 @@ class Supervisor:
                              for site in demo_sites() for k in site["kiosks"]} if "satisfaction" in self.names else {}
 
         async def go():
-            rpc = RpcClient(self.settings.amqp_url)
+            rpc = RpcClient(self.settings.amqp_url, secret=self.settings.secret)
             try:
                 report = {"agenda": await seed(rpc)} if "agenda" in self.names else {}
                 if "agenda" in self.names and self.demo_events:
@@ -248,11 +249,11 @@ class Supervisor:
         metrics_base = ServiceSettings.from_env().metrics_port_base
         broker = urllib.parse.urlparse(self.settings.amqp_url)
         tokens = {
-            "agent": auth.issue(secret, "agent", subject="agent:demo", ttl=7 * 86400).value,
-            "operator": auth.issue(secret, "operator", subject="operator:demo", ttl=7 * 86400).value,
+            "agent": auth.issue(secret, "agent", subject="agent:demo", ttl=BANNER_TTL).value,
+            "operator": auth.issue(secret, "operator", subject="operator:demo", ttl=BANNER_TTL).value,
             "organizer (Mairie de Labège)": auth.issue(secret, "organizer", subject="organizer:labege",
-                                                        org="org-commune-labege", ttl=7 * 86400).value,
-            "citizen": auth.issue(secret, "citizen", subject="citizen:demo@example.org", ttl=7 * 86400).value,
+                                                        org="org-commune-labege", ttl=BANNER_TTL).value,
+            "citizen": auth.issue(secret, "citizen", subject="citizen:demo@example.org", ttl=BANNER_TTL).value,
         }
         lines = [
             "",
@@ -269,7 +270,7 @@ class Supervisor:
               if not self.settings.smtp_url and "SMTP_URL" in self.env else []),
             *([f"  Kiosk      {self.gateway_url('/kiosk')}#token={self.kiosk_tokens['kiosk-accueil-labege'].value}"]
               if "kiosk-accueil-labege" in getattr(self, "kiosk_tokens", {}) else []),
-            "Demo tokens (7 days; send as 'Authorization: Bearer <token>'; more with `parvis token ROLE`):",
+            "Demo tokens (8 hours; send as 'Authorization: Bearer <token>'; more with `parvis token ROLE`):",
             *[f"  {role:<29} {value}" for role, value in tokens.items()],
             "Ctrl-C stops everything. `parvis urls` prints these lines again.",
             "",

@@ -35,8 +35,10 @@ from starlette.routing import Route
 
 
 from contracts.agenda_public import SCHEMA_ORG_ATTENDANCE, SCHEMA_ORG_STATUS
-from contracts.errors import BadInput, NotFound, ParvisError
+from contracts.errors import BadInput, NotFound
+from gateway.errors import route_error
 from contracts.platform import Caller
+from gateway.schema import MAX_TOKENS
 
 PARIS = ZoneInfo("Europe/Paris")
 STATIC = Path(__file__).resolve().parent.parent / "static" / "agenda"
@@ -150,9 +152,9 @@ def routes(gateway) -> list:
         async def endpoint(request: Request) -> Response:
             try:
                 return await handler(request)
-            except ParvisError as exc:
-                status = 400 if exc.code == "BAD_USER_INPUT" else 503 if exc.code == "SERVICE_UNAVAILABLE" else 500
-                return JSONResponse({"error": exc.message, "code": exc.code, "field": exc.field}, status_code=status)
+            except Exception as exc:  # noqa: BLE001 - a refusal says what to do; a fault is logged and masked
+                status, code, message, field = route_error(exc, gateway.settings.production)
+                return JSONResponse({"error": message, "code": code, "field": field}, status_code=status)
         return endpoint
 
     async def ics(request: Request) -> Response:
@@ -179,7 +181,7 @@ def routes(gateway) -> list:
             items = await fetch(request, {"starts_after": now.isoformat(),
                                           "starts_before": (now + timedelta(days=28)).isoformat()})
         except BadInput as exc:  # a commune (category, theme) that does not exist: no such page
-            if exc.field not in ("communes", "categories", "themes"):
+            if exc.field not in ("commune", "category", "theme"):
                 raise
             return HTMLResponse(not_found_page("Agenda introuvable", exc.message), status_code=404)
         return HTMLResponse(to_print(items, request.query_params.get("commune")))
@@ -199,9 +201,9 @@ def routes(gateway) -> list:
             query, variables = body["query"], body.get("variables") or {}
         except (ValueError, KeyError, TypeError):
             return JSONResponse({"errors": [{"message": "JSON {query, variables} attendu."}]}, 400, headers=CORS)
-        if query.lstrip().startswith(("mutation", "subscription")):
-            return JSONResponse({"errors": [{"message": "Lecture seule.", "extensions": {"code": "FORBIDDEN"}}]},
-                                403, headers=CORS)
+        if not isinstance(query, str) or not _only_queries(query):
+            return JSONResponse({"errors": [{"message": "Lecture seule : seules les requêtes (query) sont acceptées "
+                                             "ici.", "extensions": {"code": "FORBIDDEN"}}]}, 403, headers=CORS)
         events = gateway.compiled.events
         fast = events.execute(body) if events is not None else None
         if fast is not None:
@@ -252,6 +254,19 @@ def routes(gateway) -> list:
 
 
 CORS = {"Access-Control-Allow-Origin": "*"}
+
+
+def _only_queries(query: str) -> bool:
+    """Every operation of the document is a query (parsed, not read as text: `#x\nmutation{…}` or a leading comma
+    got mutations through a textual check). A document that does not parse is left to GraphQL to explain."""
+    from graphql import GraphQLSyntaxError, OperationDefinitionNode, OperationType, parse
+
+    try:
+        document = parse(query, max_tokens=MAX_TOKENS)
+    except GraphQLSyntaxError:
+        return True
+    return all(d.operation is OperationType.QUERY for d in document.definitions
+               if isinstance(d, OperationDefinitionNode))
 CSV_SEPARATORS = {"comma": ",", "semicolon": ";"}
 
 
@@ -333,6 +348,17 @@ def to_ics(items: list[dict], base: str) -> bytes:
     return text.encode("utf-8")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    """A text a spreadsheet would run as a formula (`=HYPERLINK(…)`, `+`, `-`, `@`, a tab or a CR first) is written
+    with a leading apostrophe, which spreadsheets show as text (OWASP: CSV injection). Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(items: list[dict], base: str, delimiter: str = ",") -> bytes:
     """UTF-8 with a byte-order mark, which French spreadsheets need to read accents when the file is opened by a
     double click; `,`-separated (RFC 4180, as data.gouv.fr expects), or `;` (?sep=semicolon: what a French
@@ -342,7 +368,7 @@ def to_csv(items: list[dict], base: str, delimiter: str = ",") -> bytes:
     writer.writerow(CSV_COLUMNS)
     for ev in items:
         loc = ev["location"]
-        writer.writerow([
+        writer.writerow([_cell(v) for v in [
             ev["id"], ev["title"], plain_text(ev["description_html"]), _paris(ev["starts_at"]).isoformat(),
             _paris(ev["ends_at"]).isoformat(), "oui" if ev["all_day"] else "non", ev.get("rrule") or "",
             loc["commune"], ev["commune_name"], loc.get("place") or "", loc.get("address") or "",
@@ -352,7 +378,7 @@ def to_csv(items: list[dict], base: str, delimiter: str = ",") -> bytes:
             "|".join(ev["accessibility"]), ev["attendance_mode"], ev.get("online_url") or "",
             ev.get("image_url") or "", ev["organizer"], ev["organizer_name"],
             "retire" if ev["removed"] else ev["status"], f"{base}{ev['url']}", _utc_text(ev["updated_at"]),
-        ])
+        ]])
     return out.getvalue().encode("utf-8-sig")
 
 

@@ -152,8 +152,12 @@ def agenda_topic(info: Info, topic: str) -> str:
 
 
 def _client_ip(info: Info) -> Optional[str]:
-    client = info.context["request"].client
-    return client.host if client else None
+    """The client's address as the gateway resolved it (behind trusted proxies: X-Forwarded-For; gateway/limits.py)."""
+    request = info.context["request"]
+    state = request.scope.get("state") or {}
+    if "client" in state:
+        return state["client"]
+    return request.client.host if request.client else None
 
 
 @strawberry.type

@@ -42,7 +42,9 @@ class NotificationService(ServiceBase):
     @rpc
     @contract(c.REVOKE_TOKEN)
     def revoke_token(self, req: c.RevokeToken) -> dict:
-        self.caller.require({"agent", "operator"})
+        """Operators revoke any token; anybody signed in revokes their own (signing out)."""
+        if not (self.caller.token_id and self.caller.token_id == req.token_id):
+            self.caller.require({"operator"})
         return self.store.revoke(req.token_id, req.expires_at, req.reason)
 
     @rpc
@@ -69,10 +71,14 @@ class NotificationService(ServiceBase):
         email = domain.normalise_email(req.email)
         now = utcnow()
         hour = timedelta(hours=1)
-        # The same answer whether the address is known or not: only the limits can refuse.
-        if req.client_ip and self.store.hit_rate_limit(f"ip:{req.client_ip}", hour, now) > self.settings.login_codes_per_ip:
+        # The same answer whether the address is known or not: only the limits can refuse. The limit per address
+        # counts per connection, so that somebody else asking codes for your address does not lock you out; a
+        # higher one for the address overall stops mail bombing from many connections.
+        limits = self.settings
+        if req.client_ip and self.store.hit_rate_limit(f"ip:{req.client_ip}", hour, now) > limits.login_codes_per_ip:
             raise BadInput("Trop de demandes de code depuis cette connexion : réessayez dans une heure.", "email")
-        if self.store.hit_rate_limit(f"email:{email}", hour, now) > self.settings.login_codes_per_address:
+        if (self.store.hit_rate_limit(f"email:{email}|{req.client_ip}", hour, now) > limits.login_codes_per_address
+                or self.store.hit_rate_limit(f"email:{email}", hour, now) > 4 * limits.login_codes_per_address):
             raise BadInput("Trop de demandes de code pour cette adresse : réessayez dans une heure.", "email")
         code = domain.new_login_code()
         self.store.save_login_code(email, domain.code_digest(self.settings.secret, email, code),
@@ -90,7 +96,13 @@ class NotificationService(ServiceBase):
     def verify_login_code(self, req: c.VerifyLoginCode) -> dict:
         email = domain.normalise_email(req.email)
         refused = BadInput("Code invalide ou expiré : demandez un nouveau code.", "code")
-        doc = self.store.take_login_attempt(email, utcnow(), domain.LOGIN_CODE_ATTEMPTS)
+        now, hour = utcnow(), timedelta(hours=1)
+        # Attempts over time, whatever the codes asked for (each new code resets its own count of attempts).
+        if ((req.client_ip and self.store.hit_rate_limit(f"verify-ip:{req.client_ip}", hour, now)
+             > self.settings.login_attempts_per_ip)
+                or self.store.hit_rate_limit(f"verify-email:{email}", hour, now) > self.settings.login_attempts_per_address):
+            raise BadInput("Trop d'essais de code : réessayez dans une heure.", "code")
+        doc = self.store.take_login_attempt(email, now, domain.LOGIN_CODE_ATTEMPTS)
         if doc is None:
             raise refused
         if not domain.hmac_equal(doc["digest"], domain.code_digest(self.settings.secret, email, req.code.strip())):

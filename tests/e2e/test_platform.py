@@ -55,7 +55,8 @@ def test_logs_say_what_a_person_should_read(platform):
     time.sleep(3)  # a few ticks of the 1 s timers and of the gateway's syncs
     r = gql(platform, '{ event(id: "evt-nope") { id } organizations { id } }', tok=token("agent"))
     assert r.status_code == 200
-    unknown = gql(platform, 'mutation { moderateEvent(id: "evt-nope", decision: APPROVE) { id } }', tok=token("agent"))
+    unknown = gql(platform, 'mutation { moderateEvent(id: "evt-nope", version: 1, decision: APPROVE) { id } }',
+                  tok=token("agent"))
     assert unknown.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     wait_until(lambda: any(line.get("entrypoint") == "moderate_event" and "refused" in line.get("msg", "")
                            for line in platform.up_proc.json_logs()), 5, 0.1, "the refusal logged")
