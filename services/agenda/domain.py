@@ -107,6 +107,45 @@ RRULE_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYM
 RRULE_FREQS = {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}  # an event does not recur every hour, minute or second
 
 
+# The BY parts each frequency may use. A rule that can never match makes dateutil look for an occurrence until the
+# year 9999 (seconds of CPU): these, with the checks below, leave only rules that match within a few periods.
+RRULE_BY = {"DAILY": {"BYMONTH"}, "WEEKLY": {"BYDAY", "BYMONTH"},
+            "MONTHLY": {"BYDAY", "BYMONTHDAY", "BYSETPOS", "BYMONTH"},
+            "YEARLY": {"BYDAY", "BYMONTHDAY", "BYSETPOS", "BYMONTH"}}
+MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _numbers(raw: str, low: int, high: int, refuse, name: str) -> list[int]:
+    try:
+        values = [int(v) for v in raw.split(",")]
+    except ValueError:
+        raise refuse(f"{name} : des nombres séparés par des virgules") from None
+    if any(not low <= abs(v) <= high for v in values):
+        raise refuse(f"{name} : de {low} à {high} (ou de -{high} à -{low})")
+    return values
+
+
+def _check_reachable(parts: dict[str, str], refuse) -> None:
+    """Refuse the rules that can never match (February 30th, the 6th Monday…) or that a daily step could skip."""
+    freq = parts["FREQ"]
+    extra = {k for k in parts if k.startswith("BY")} - RRULE_BY[freq]
+    if extra:
+        raise refuse(f"{', '.join(sorted(extra))} ne va pas avec FREQ={freq} (utilisez MONTHLY ou YEARLY)")
+    if freq == "DAILY" and int(parts.get("INTERVAL", "1")) > 28:
+        raise refuse("une récurrence quotidienne a un intervalle de 28 jours au plus (ou utilisez WEEKLY, MONTHLY)")
+    months = _numbers(parts["BYMONTH"], 1, 12, refuse, "BYMONTH") if "BYMONTH" in parts else range(1, 13)
+    if any(m < 0 for m in months):
+        raise refuse("BYMONTH : de 1 à 12")
+    if "BYMONTHDAY" in parts:
+        days = _numbers(parts["BYMONTHDAY"], 1, 31, refuse, "BYMONTHDAY")
+        if not any(abs(d) <= MONTH_DAYS[m - 1] for m in months for d in days):
+            raise refuse("aucun de ces jours n'existe dans ces mois (30 février…)")
+    if "BYSETPOS" in parts:
+        _numbers(parts["BYSETPOS"], 1, 5, refuse, "BYSETPOS")
+        if "BYDAY" not in parts:
+            raise refuse("BYSETPOS va avec BYDAY (le 2e mardi : BYDAY=TU;BYSETPOS=2)")
+
+
 def recurrence_starts(rrule_text: str, start: datetime) -> list[datetime]:
     """The starts (wall times) of a recurrence from `start`, by an RFC 5545 RRULE that a person or a calendar
     writes: one line of known parts, at most daily, ending (COUNT or UNTIL) within two years and MAX_OCCURRENCES
@@ -133,6 +172,7 @@ def recurrence_starts(rrule_text: str, start: datetime) -> list[datetime]:
         raise refuse(f"COUNT doit être un nombre de 1 à {MAX_OCCURRENCES}")
     if "INTERVAL" in parts and (not parts["INTERVAL"].isdigit() or not 1 <= int(parts["INTERVAL"]) <= 366):
         raise refuse("INTERVAL doit être un nombre de 1 à 366")
+    _check_reachable(parts, refuse)
     try:
         rule = dateutil_rrule.rrulestr(";".join(f"{k}={v}" for k, v in parts.items()), dtstart=start,
                                        forceset=False, ignoretz=True)
