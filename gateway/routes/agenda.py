@@ -38,7 +38,7 @@ from contracts.agenda_public import SCHEMA_ORG_ATTENDANCE, SCHEMA_ORG_STATUS
 from contracts.errors import BadInput, NotFound
 from gateway.errors import route_error
 from contracts.platform import Caller
-from gateway.schema import MAX_TOKENS
+from gateway.schema import MAX_DOCUMENT_BYTES, MAX_TOKENS
 
 PARIS = ZoneInfo("Europe/Paris")
 STATIC = Path(__file__).resolve().parent.parent / "static" / "agenda"
@@ -200,8 +200,19 @@ def routes(gateway) -> list:
             body = await request.json()
             query, variables = body["query"], body.get("variables") or {}
         except (ValueError, KeyError, TypeError):
-            return JSONResponse({"errors": [{"message": "JSON {query, variables} attendu."}]}, 400, headers=CORS)
-        if not isinstance(query, str) or not _only_queries(query):
+            return JSONResponse({"errors": [{"message": "JSON {query, variables} attendu.",
+                                             "extensions": {"code": "BAD_REQUEST"}}]}, 400, headers=CORS)
+        if not isinstance(query, str) or not query.strip():
+            return JSONResponse({"errors": [{"message": "Aucune requête GraphQL : le champ « query » manque.",
+                                             "extensions": {"code": "BAD_REQUEST"}}]}, 400, headers=CORS)
+        if len(query.encode()) > MAX_DOCUMENT_BYTES:
+            return JSONResponse({"errors": [{"message": f"Document GraphQL trop long : {MAX_DOCUMENT_BYTES // 1024} Kio "
+                                             "au plus.", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}, 413,
+                                headers=CORS)
+        if not isinstance(variables, dict):
+            return JSONResponse({"errors": [{"message": "« variables » doit être un objet.",
+                                             "extensions": {"code": "BAD_REQUEST"}}]}, 400, headers=CORS)
+        if not _only_queries(query):
             return JSONResponse({"errors": [{"message": "Lecture seule : seules les requêtes (query) sont acceptées "
                                              "ici.", "extensions": {"code": "FORBIDDEN"}}]}, 403, headers=CORS)
         events = gateway.compiled.events
