@@ -20,6 +20,7 @@ from services.notification.compose import Composer
 from services.notification.dispatch import BACKLOG, Dispatcher, new_notification
 from services.notification.settings import NotificationSettings
 from services.notification.store import NotificationStore
+from services.notification import egress
 from services.notification.webhooks import Receipts, Webhooks
 from services.notification.templates import LATEST
 
@@ -232,10 +233,11 @@ class NotificationService(ServiceBase):
     @contract(c.ADD_WEBHOOK)
     def add_webhook(self, req: c.AddWebhook) -> dict:
         self.caller.require({"agent", "operator"})
+        url = egress.check(req.url, production=self.settings.production, allow=self.settings.webhook_allow)
         hook_id = f"wh-{uuid.uuid4().hex[:12]}"
-        self.store.add_webhook({"_id": hook_id, "partner": req.partner, "url": req.url, "created_at": utcnow()})
+        self.store.add_webhook({"_id": hook_id, "partner": req.partner, "url": url, "created_at": utcnow()})
         Webhooks.forget()  # other instances see it within 5 s
-        return {"id": hook_id, "partner": req.partner, "url": req.url,
+        return {"id": hook_id, "partner": req.partner, "url": url,
                 "signing_secret": domain.webhook_secret(self.settings.secret, hook_id)}
 
     @rpc

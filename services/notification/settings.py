@@ -8,6 +8,7 @@ from typing import ClassVar
 from core.settings import ServiceSettings, SettingsError, setting
 from services.notification import domain
 from services.notification.channels import SmtpSettings
+from services.notification.egress import Allow
 
 
 def _digest_hour(raw: str) -> int | None:
@@ -42,6 +43,9 @@ class NotificationSettings(ServiceSettings):
                                               "tried for an address an hour, whatever the codes asked for")
     login_attempts_per_ip: int = setting("PARVIS_LOGIN_ATTEMPTS_PER_IP", 50, "sign-in codes a connection may try an "
                                          "hour")
+    webhook_allow: Allow = setting("PARVIS_WEBHOOK_ALLOW", Allow(), "internal networks (CIDR) or host names that "
+                                   "partners' webhooks may reach (on-premise partners); public addresses only "
+                                   "otherwise", parse=Allow.parse, shown="none")
     digest_hour: int | None = setting("PARVIS_DIGEST_HOUR", 7, "hour (Paris time) of the daily digest of the "
                                       "agenda; `off`: only by the `send_digests` RPC", parse=_digest_hour)
 

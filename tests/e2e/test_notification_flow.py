@@ -249,16 +249,22 @@ def test_a_digest_subscription_through_graphql(platform):
 def test_partners_webhooks_are_managed_through_graphql_by_staff_only(platform):
     operator = token("operator")
     reg = "mutation($p: String!, $u: String!) { registerWebhook(partner: $p, url: $u) { id partner url signingSecret } }"
-    first = gql(platform, reg, {"p": "toulouse-metropole", "u": "https://partner.example/receipts"}, operator)
+    first = gql(platform, reg, {"p": "toulouse-metropole", "u": "https://93.184.215.14/receipts"}, operator)
     hook = first["data"]["registerWebhook"]
     assert hook["partner"] == "toulouse-metropole" and len(hook["signingSecret"]) >= 32
-    second = gql(platform, reg, {"p": "toulouse-metropole", "u": "https://backup.example/receipts"}, operator)
+    second = gql(platform, reg, {"p": "toulouse-metropole", "u": "https://93.184.215.15/receipts"}, operator)
     listed = gql(platform, "{ webhooks { id partner url signingSecret } }", tok=operator)["data"]["webhooks"]
     ours = [w for w in listed if w["partner"] == "toulouse-metropole"]
-    assert {w["url"] for w in ours} == {"https://partner.example/receipts", "https://backup.example/receipts"}
+    assert {w["url"] for w in ours} == {"https://93.184.215.14/receipts", "https://93.184.215.15/receipts"}
     assert all(w["signingSecret"] is None for w in ours), "keys are shown once, at registration"
     bad = gql(platform, reg, {"p": "toulouse-metropole", "u": "ftp://nope"}, operator)["errors"][0]
     assert bad["extensions"]["code"] == "BAD_USER_INPUT" and bad["extensions"].get("field") == "url"
+    # Our own network is out of reach (SSRF): the broker's management API, a cloud's metadata, a name for them.
+    for url in ("http://127.0.0.1:15672/api/users", "http://169.254.169.254/latest/meta-data/", "http://localhost/",
+                "http://[::ffff:10.0.0.1]/", "http://10.1.2.3/", "https://user:pw@93.184.215.14/",
+                "https://nowhere.invalid/"):
+        refused = gql(platform, reg, {"p": "toulouse-metropole", "u": url}, operator)["errors"][0]
+        assert refused["extensions"] == {"code": "BAD_USER_INPUT", "field": "url"}, (url, refused)
     refused = gql(platform, reg, {"p": "x", "u": "https://x.example/"}, token("citizen", subject="cit-1"))["errors"][0]
     assert refused["extensions"]["code"] == "FORBIDDEN"
     for w in (hook, second["data"]["registerWebhook"]):
