@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from contracts.errors import ServiceUnavailable
 from contracts.platform import Caller
+from gateway.errors import route_error
 from gateway.web import render as tpl
 from gateway.web.operations import Problem, Result
 from gateway.web.session import FLASH, VISIT
@@ -171,14 +172,13 @@ class Ctx:
             raise page_error(result.problems[0])
         return result.data or {}
 
-    def render(self, template: str, status: int = 200, **values) -> HTMLResponse:
+    def render(self, template: str, http_status: int = 200, **values) -> HTMLResponse:
         errors = values.get("errors")
         title = values.get("title", "")
         if errors:
             values["title"] = f"Erreur : {title}"
         body = tpl.render(template, ctx=self, nav=self.web.menu(self.caller, self.request.url.path), **values)
-        response = HTMLResponse(body, status_code=status if not errors or status != 200 else 400)
-        return response
+        return HTMLResponse(body, status_code=400 if errors and http_status == 200 else http_status)
 
     def redirect(self, url: str, message: str | None = None) -> RedirectResponse:
         """After a POST: 303 to the page to show next, with a one-time message for it."""
@@ -226,6 +226,9 @@ async def serve(web, spec: Page, request: Request) -> Response:
         response = await spec.endpoint(ctx)
     except PageError as exc:
         response = web.error_page(request, caller, exc.status, exc.title, exc.message, ctx)
+    except Exception as exc:  # noqa: BLE001 - logged with its trace; the person gets a page, masked in production
+        status, _, message, _ = route_error(exc, web.gateway.settings.production)
+        response = web.error_page(request, caller, status, TITLES.get(status, "Erreur"), message, ctx)
     return _finish(web, ctx, response, new_visit, stale)
 
 

@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from urllib.parse import urlencode
 
-from gateway.web.core import (PUBLIC, SIGNED_IN, Ctx, FormErrors, HOME_SECTIONS, home_section, nav, page)
+from gateway.web.core import SIGNED_IN, Ctx, FormErrors, HOME_SECTIONS, home_section, nav, page
 from gateway.web.render import instant
 from gateway.web.session import LOGIN
 
