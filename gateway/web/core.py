@@ -162,10 +162,10 @@ class Ctx:
     def param(self, name: str, default: str = "") -> str:
         return (self.request.query_params.get(name) or default).strip()
 
-    async def run(self, name: str, **variables) -> Result:
+    async def run(self, name: str, /, **variables) -> Result:
         return await self.web.operations.run(self.request, self.caller, name, variables)
 
-    async def data(self, name: str, **variables) -> dict:
+    async def data(self, name: str, /, **variables) -> dict:
         """An operation's data; its errors become the error page (a refusal, a missing thing, a fault)."""
         result = await self.run(name, **variables)
         if result.problems:

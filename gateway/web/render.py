@@ -98,7 +98,7 @@ def options(rows: list[dict], key: str = "slug", label: str = "name") -> list[tu
     return [(r[key], r[label]) for r in rows]
 
 
-ENV.filters.update(options=options, day=day, hour=hour, when=when, short_date=short_date, amount=amount, number=number,
+ENV.filters.update(pairs=lambda values: [(v, v) for v in values], options=options, day=day, hour=hour, when=when, short_date=short_date, amount=amount, number=number,
                    capital=capital)
 ROLE_LABELS = {"public": "Visiteur", "citizen": "Habitant", "organizer": "Organisateur", "agent": "Agent",
                "operator": "Opérateur"}
