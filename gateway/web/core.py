@@ -172,12 +172,12 @@ class Ctx:
             raise page_error(result.problems[0])
         return result.data or {}
 
-    def render(self, template: str, http_status: int = 200, **values) -> HTMLResponse:
+    def render(self, template_name: str, /, http_status: int = 200, **values) -> HTMLResponse:
         errors = values.get("errors")
         title = values.get("title", "")
         if errors:
             values["title"] = f"Erreur : {title}"
-        body = tpl.render(template, ctx=self, nav=self.web.menu(self.caller, self.request.url.path), **values)
+        body = tpl.render(template_name, ctx=self, nav=self.web.menu(self.caller, self.request.url.path), **values)
         return HTMLResponse(body, status_code=400 if errors and http_status == 200 else http_status)
 
     def redirect(self, url: str, message: str | None = None) -> RedirectResponse:

@@ -105,5 +105,5 @@ ROLE_LABELS = {"public": "Visiteur", "citizen": "Habitant", "organizer": "Organi
 ENV.globals.update(span=span, role_label=lambda role: ROLE_LABELS.get(role, role))
 
 
-def render(template: str, **values) -> str:
-    return ENV.get_template(template).render(**values)
+def render(template_name: str, /, **values) -> str:
+    return ENV.get_template(template_name).render(**values)
