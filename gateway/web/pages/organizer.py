@@ -74,7 +74,7 @@ async def _save(ctx: Ctx, event_id: str | None):
             values = eventform.event_values(ev.get("pendingRevision") or ev)
     title = "Proposer un événement" if event_id is None else "Modifier l'événement"
     return ctx.render("event_form.html", title=title, errors=errors, values=eventform.with_empty_slot(values),
-                      choices=choices, repeats=eventform.REPEATS, modes=eventform.MODES,
+                      ref=choices, repeats=eventform.REPEATS, modes=eventform.MODES,
                       accessibility=eventform.ACCESS_LABELS, event_id=event_id,
                       action=f"{BASE}/nouveau" if event_id is None else f"{BASE}/{event_id}/modifier",
                       back=BASE if event_id is None else f"{BASE}/{event_id}")
