@@ -6,7 +6,9 @@ Run from the repository root: `.venv/bin/python bench/web.py [--seconds 10] [--e
 bench/agenda.py it uses MONGO_URL when set (else starts nx-27017), a throw-away RabbitMQ vhost, the agenda service
 and the gateway as real processes, seeds N published events straight into parvis_agenda with the agenda's own
 domain code, and prints figures and targets (never asserts: exit 0 on MISS). Targets (issue 14): the agenda page
-at >= 500 pages/s with p95 <= 100 ms; each page's HTML under 100 KB; the site's JavaScript under 50 KB.
+at >= 500 pages/s (50 clients) with p95 <= 100 ms (10 clients); each page's HTML under 100 KB; the site's
+JavaScript under 50 KB. The gateway's CPU per request is printed too: it moves less than rates with whatever else
+the machine runs.
 """
 from __future__ import annotations
 
@@ -102,14 +104,17 @@ def main() -> int:
         log(f"agenda page ready after {time.perf_counter() - t:.1f}s")
         log(f"load generator ceiling (bench/httpload.py, trivial endpoint): {ceiling(args.clients):.0f} req/s")
         results = {}
-        runs = (("page", page), ("graphql", graphql), ("page#2", page), ("graphql#2", graphql))
-        for name, fn in runs:  # alternating: the machine's drift falls on both alike
+        # Rate with 50 clients (the gateway saturated), then latency with 10 (a closed loop of 50 clients waits
+        # 50 / rate on average by Little's law: its p95 measures the queue, not the page).
+        runs = (("page", page, args.clients), ("graphql", graphql, args.clients), ("page#2", page, args.clients),
+                ("graphql#2", graphql, args.clients), ("page@10", page, 10), ("graphql@10", graphql, 10))
+        for name, fn, clients in runs:  # alternating: the machine's drift falls on both alike
             asyncio.run(closed_loop(platform.url, fn, 5, 1.0))  # warm-up
             cpu = cpu_seconds(gateway_proc.proc.pid)
-            rps, lat, errors = asyncio.run(closed_loop(platform.url, fn, args.clients, args.seconds))
+            rps, lat, errors = asyncio.run(closed_loop(platform.url, fn, clients, args.seconds))
             per_request = (cpu_seconds(gateway_proc.proc.pid) - cpu) / max(1, len(lat)) * 1000
             results[name] = (rps, lat, errors, per_request)
-            log(f"{name:10s} {args.clients} clients: {rps:7.1f} req/s  p50 {pct(lat, .5):6.1f} ms  "
+            log(f"{name:10s} {clients} clients: {rps:7.1f} req/s  p50 {pct(lat, .5):6.1f} ms  "
                 f"p95 {pct(lat, .95):6.1f} ms  p99 {pct(lat, .99):6.1f} ms  errors {errors}  "
                 f"gateway CPU {per_request:.2f} ms/request")
         log(f"RSS: gateway {rss_mib(gateway_proc.proc.pid):.0f} MiB, agenda {rss_mib(agenda_proc.proc.pid):.0f} MiB")
@@ -131,7 +136,7 @@ def main() -> int:
 
         p = (results["page"][0] + results["page#2"][0]) / 2
         g = (results["graphql"][0] + results["graphql#2"][0]) / 2
-        p95 = max(pct(results["page"][1], .95), pct(results["page#2"][1], .95))
+        p95 = pct(results["page@10"][1], .95)
         biggest = max(sizes.values())
         printed = len(httpx.get(f"{platform.url}/agenda/print", params={"commune": communes[0]}, timeout=30).content)
         log(f"printable agenda of a commune (a month, {args.events} events in a year here): {printed / 1024:.1f} KB "
@@ -141,7 +146,7 @@ def main() -> int:
         log(f"agenda page {p:.0f} pages/s against its GraphQL query {g:.0f} req/s over both runs: "
             f"{p / g:.2f}x the query's rate; gateway CPU {pc:.2f} against {gc:.2f} ms a request ({pc / gc:.2f}x)")
         log(f"targets: agenda page >= 500 pages/s: {'OK' if p >= 500 else 'MISS'} ({p:.0f}); "
-            f"p95 <= 100 ms: {'OK' if p95 <= 100 else 'MISS'} ({p95:.1f}); "
+            f"p95 <= 100 ms (10 clients): {'OK' if p95 <= 100 else 'MISS'} ({p95:.1f}); "
             f"HTML < 100 KB: {'OK' if biggest < 100 * 1024 else 'MISS'} ({biggest / 1024:.1f} KB at most); "
             f"JavaScript < 50 KB: {'OK' if js < 50 * 1024 else 'MISS'} ({js / 1024:.1f} KB)")
     finally:
