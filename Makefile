@@ -33,9 +33,12 @@ system-deps: ## Debian packages the tests need (promtool, docker-compose, chromi
 run: install ## run everything: embedded database, RabbitMQ check, 5 services, gateway, demo data
 	exec $(BIN)/parvis up
 
-test: install system-deps js-deps ## run the whole test suite (unit, nameko, integration, end-to-end)
-	$(BIN)/python -m pytest tests/unit tests/integration tests/e2e
+test: install system-deps js-deps ## run the whole test suite (unit, nameko, integration, end-to-end, resilience)
+	$(BIN)/python -m pytest tests/unit tests/integration tests/e2e tests/resilience
 	$(BIN)/python -m pytest -p no:cacheprovider tests/nameko
+
+test-resilience: install system-deps js-deps ## only broker restarts, replicas, live Prometheus, fuzzing (in `make test` too)
+	$(BIN)/python -m pytest tests/resilience
 
 unit: install system-deps js-deps ## only the fast, pure unit tests
 	$(BIN)/python -m pytest tests/unit
@@ -49,4 +52,4 @@ bench: install ## run every benchmark under bench/ (figures printed, not asserte
 clean: ## remove the virtualenv and local data (var/)
 	rm -rf $(VENV) var .pytest_cache
 
-.PHONY: help install js-deps system-deps run test unit schema bench clean
+.PHONY: help install js-deps system-deps run test test-resilience unit schema bench clean

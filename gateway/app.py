@@ -35,6 +35,7 @@ from gateway.schema.agenda import to_event
 from gateway.schema.platform import ping_all
 from gateway.settings import GatewaySettings
 from core import logjson
+from core.settings import SERVICES
 from core.logjson import SLO_BUCKETS
 
 log = logging.getLogger("parvis.gateway")
@@ -287,15 +288,29 @@ class Gateway:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        broker = True
+        """Ready when the broker and every service answer; the body says which part is down (`down`), and how
+        the public agenda's copy is doing (it answers the public even while the rest is away)."""
         try:
             await self.rpc.connect()
-        except Exception:  # noqa: BLE001
-            broker = False
+        except Exception:  # noqa: BLE001 - reported below
+            pass
+        broker = self.rpc.connected
         services = await ping_all(self.rpc, timeout=1.0) if broker else []
         ready = broker and all(s["ok"] for s in services)
-        body = {"status": "ready" if ready else "unready", "broker": broker,
-                "services": {s["name"]: {k: v for k, v in s.items() if k != "name"} for s in services}}
+        public = self.public_agenda
+        age = public.age()
+        copy = {"loaded": public.loaded, "fresh": public.ready, "serving": public.serving,
+                "age_seconds": None if age is None else round(age, 1), "following_events": public.following}
+        down = ([] if broker else ["broker"]) + [s["name"] for s in services if not s["ok"]]
+        if not broker:
+            down += [s for s in SERVICES]  # not reachable without the broker
+        if not public.ready:
+            down.append("public_agenda_copy")
+        if not public.following:
+            down.append("agenda_events")
+        body = {"status": "ready" if ready else "unready", "broker": broker, "down": down,
+                "services": {s["name"]: {k: v for k, v in s.items() if k != "name"} for s in services},
+                "public_agenda": copy}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(self, request: Request) -> Response:

@@ -220,7 +220,7 @@ class Platform:
         self.mongo, self.broker = mongo, broker
         self.data_dir = tempfile.mkdtemp(prefix="parvis-data-")
         self.http_port = free_port()
-        self.metrics_base = free_port_block(5)
+        self.metrics_base = free_port_block(15)  # up to three replicas of each service (parvis up --replicas)
         self.env = {
             **os.environ,
             "MONGO_URL": mongo.url,
@@ -276,11 +276,15 @@ class Platform:
                 print(f"--- {proc.name} ---\n{proc.output()[-3000:]}")
         self.stop()
 
-    def metric(self, service: str, name: str, /, **labels) -> float | None:
-        """One sample from a service's /metrics, matched on its exact label set (None if absent)."""
+    def metrics_port(self, service: str, replica: int = 1) -> int:
+        """A service's metrics port, as `parvis up` gives it to the replica (1, 2…); `service()` uses the first."""
         from core.settings import SERVICES
 
-        port = self.metrics_base + list(SERVICES).index(service)
+        return self.metrics_base + (replica - 1) * len(SERVICES) + list(SERVICES).index(service)
+
+    def metric(self, service: str, name: str, /, replica: int = 1, **labels) -> float | None:
+        """One sample from a service's /metrics, matched on its exact label set (None if absent)."""
+        port = self.metrics_port(service, replica)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as resp:
             text = resp.read().decode()
         want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 OUTBOX = "_outbox"
 OUTBOX_COUNT = "_outbox_n"
+# The relay's longest wait between two attempts while the broker (or the database) is away: events written
+# meanwhile leave within this many seconds of its return (the relay is also woken by every write).
+RELAY_BACKOFF_MAX = 5.0
 
 
 def utcnow() -> datetime:
@@ -253,7 +256,7 @@ class OutboxRelay:
                     continue
             except Exception as exc:  # broker or database away: keep the envelopes, try again later
                 log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, RELAY_BACKOFF_MAX)
                 try:  # the backlog grows while the broker is away: that is when operators need it
                     metrics.OUTBOX_PENDING.labels(self.service).set(self.pending())
                 except Exception:  # noqa: BLE001 - the database is away too
