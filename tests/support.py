@@ -253,7 +253,7 @@ class Platform:
     def up(self, *names: str, **env) -> Proc:
         proc = Proc("up", [PYTHON, "-m", "parvis.cli", "up", *names], {**self.env, **env}, "PARVIS-UP")
         self.procs.append(proc)
-        return proc.start(timeout=120)
+        return proc.start(timeout=240)  # ten services and more on 2 shared cores may take a while
 
     @property
     def url(self) -> str:
