@@ -24,7 +24,7 @@ from strawberry.asgi import GraphQL
 
 from contracts.errors import ParvisError, ServiceUnavailable, Unauthenticated
 from contracts.platform import Caller
-from gateway import auth
+from gateway import auth, graphiql
 from gateway.errors import english_request, map_errors
 from gateway.compiled import CompiledPaths
 from gateway.readmodel import PublicAgenda
@@ -194,6 +194,10 @@ class ParvisGraphQL(GraphQL):
             response = http_error(exc.status_code, exc.reason, english_request(request))
         await response(scope, receive, send)
 
+    async def render_graphql_ide(self, request) -> Response:
+        """Strawberry's GraphiQL, its assets served by the gateway rather than a CDN (gateway/graphiql.py)."""
+        return HTMLResponse(graphiql.page(self.graphql_ide_html))
+
     async def process_result(self, request, result):
         map_errors(result.errors, self.gateway.settings.production, english_request(request))
         return await super().process_result(request, result)
@@ -360,10 +364,12 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
             Route("/graphql", AuthMiddleware(gateway.compiled.middleware(graphql), gateway), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
             *all_routes(gateway),
+            *([] if gateway.settings.production else [Route(graphiql.ASSETS_PATH + "{path:path}", graphiql.asset)]),
         ],
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    app.state.gateway_graphiql_html = graphql.graphql_ide_html if graphql.graphql_ide else ""
     ROUTES.update(r.path for r in app.routes if "{" not in r.path)  # metric labels: known paths only
     return Limits(app)  # outermost: correlation id and body cap apply to every route
 
