@@ -257,6 +257,12 @@ def test_the_image_build_copies_every_package_and_pip_installs_the_project():
 
 
 # -- docker-compose.yml -------------------------------------------------------------------------------
+def default(value: str) -> str:
+    """The value compose uses when the variable is unset: `${VAR:-default}` gives `default`."""
+    m = re.fullmatch(r"\$\{\w+:-(.*)\}", value)
+    return m.group(1) if m else value
+
+
 def test_docker_compose_validates_the_file():
     proc = run([tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"],
                env=compose_env(PARVIS_SECRET="a-test-secret-of-enough-length"))
@@ -281,8 +287,8 @@ def test_every_process_is_built_from_the_dockerfile_and_runs_as_its_user(compose
         env = svc["environment"]
         assert env["PARVIS_ENV"] == "production", name
         assert env["PARVIS_SECRET"].startswith("${PARVIS_SECRET:?"), name
-        assert env["AMQP_URL"] == "amqp://guest:guest@rabbitmq:5672/", name
-        assert env["MONGO_URL"] == "mongodb://mongo:27017/?replicaSet=rs0", name
+        assert default(env["AMQP_URL"]) == "amqp://guest:guest@rabbitmq:5672/", name
+        assert default(env["MONGO_URL"]) == "mongodb://mongo:27017/?replicaSet=rs0", name
     for name in SERVICES:
         assert str(services[name]["environment"]["PARVIS_METRICS_PORT"]) == str(SERVICE_METRICS_PORT), name
     assert f"{GATEWAY_PORT}:{GATEWAY_PORT}" in [str(p) for p in services["gateway"]["ports"]]
@@ -741,3 +747,41 @@ def test_a_slow_burn_opens_a_ticket_and_pages_nobody(tmp_path):
               summary: "SLO login_code_delivery : budget d'erreur consommé au rythme qui l'épuise en 30 jours (3 j et 6 h)"
               description: "10 % du budget de 30 jours est parti en trois jours. Un ticket, pas un appel : voir le runbook du README."
 """)
+
+
+# -- the `ha` profile ----------------------------------------------------------------------------------------
+def test_docker_compose_validates_the_ha_profile():
+    proc = run([tool("docker-compose"), "-f", "docker-compose.yml", "--profile", "ha", "config", "-q"],
+               env=compose_env(PARVIS_SECRET="a-test-secret-of-enough-length"))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_ha_profile_is_a_three_node_rabbitmq_cluster_and_a_three_member_replica_set(compose):
+    services = compose["services"]
+    rabbits = sorted(n for n, s in services.items() if s.get("profiles") == ["ha"] and n.startswith("rabbitmq-"))
+    mongos = sorted(n for n, s in services.items() if s.get("profiles") == ["ha"] and n.startswith("mongo-"))
+    assert rabbits == ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"] and mongos == ["mongo-1", "mongo-2", "mongo-3"]
+    assert all(not s.get("profiles") for n, s in services.items() if n not in rabbits + mongos), \
+        "only the ha members are in a profile: `docker compose up` runs what it ran before"
+    conf = (INFRA / "rabbitmq" / "cluster.conf").read_text()
+    assert "cluster_formation.peer_discovery_backend = classic_config" in conf
+    assert sorted(re.findall(r"nodes\.\d+ = rabbit@([\w-]+)", conf)) == rabbits
+    for name in rabbits:
+        svc = services[name]
+        assert svc["hostname"] == name  # the node's name, hence its data directory and its peers' view of it
+        assert "./infra/rabbitmq/cluster.conf:/etc/rabbitmq/conf.d/20-cluster.conf:ro" in svc["volumes"]
+        assert f"{name}-data:/var/lib/rabbitmq" in svc["volumes"]
+        assert svc["environment"]["RABBITMQ_ERLANG_COOKIE"].startswith("${RABBITMQ_ERLANG_COOKIE")
+    for name in mongos:
+        command = services[name]["command"]
+        assert command[command.index("--replSet") + 1] == "rs-ha" and services[name]["hostname"] == name
+    check = " ".join(services["mongo-1"]["healthcheck"]["test"])
+    assert sorted(re.findall(r"host:'([\w-]+):27017'", check)) == mongos and "_id:'rs-ha'" in check
+    # The services are pointed at them by variables; the defaults stay the single broker and database.
+    env = services["agenda"]["environment"]
+    assert env["AMQP_URL"].startswith("${PARVIS_AMQP_URL:-") and env["MONGO_URL"].startswith("${PARVIS_MONGO_URL:-")
+    assert env["PARVIS_QUEUE_TYPE"] == "${PARVIS_QUEUE_TYPE:-classic}"
+    header = (ROOT / "docker-compose.yml").read_text().split("services:")[0]
+    for member in rabbits:
+        assert f"@{member}:5672/" in header
+    assert "mongodb://mongo-1:27017,mongo-2:27017,mongo-3:27017/?replicaSet=rs-ha" in header
