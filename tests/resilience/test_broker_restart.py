@@ -283,6 +283,13 @@ def test_the_platform_rides_out_a_broker_restart(platform, node, mongo, client):
     assert published <= announced_ids, f"publications never announced: {published - announced_ids}"
     assert handled == len({e["event_id"] for e in announced}), "each announcement handled once"
 
+    # What must survive a restart is durable (the handlers', retry and dead-letter queues); RPC reply queues are not.
+    queues = node.queues("name", "durable", "exclusive")
+    kept = [q for q in queues if q["name"].startswith("evt-") or q["name"] == "parvis.dead-letters"]
+    assert len(kept) > 10 and all(q["durable"] for q in kept), kept
+    assert any(".retry-" in q["name"] for q in kept)
+    assert all(q["exclusive"] and not q["durable"] for q in queues if q["name"].startswith("rpc.reply-gateway"))
+
     figures = {
         "outage_s": round(back_at - stopped_at, 1), "broker_stop_s": round(stopped_at - down_at, 1),
         "reconnected_after_return_s": {k: round(v, 1) for k, v in took.items()},
