@@ -42,8 +42,8 @@ run: install ## run everything: embedded database, RabbitMQ check, 5 services, g
 	@$(MAKE) --no-print-directory graphiql || echo "GraphiQL's assets not installed: GraphiQL will load them from a CDN"
 	exec $(BIN)/parvis up
 
-test: install system-deps js-deps graphiql ## run the whole test suite (unit, nameko, integration, end-to-end, resilience)
-	$(BIN)/python -m pytest tests/unit tests/integration tests/e2e tests/resilience
+test: install system-deps js-deps graphiql ## run the whole test suite (unit, security, nameko, integration, end-to-end, resilience)
+	$(BIN)/python -m pytest tests/unit tests/security tests/integration tests/e2e tests/resilience
 	$(BIN)/python -m pytest -p no:cacheprovider tests/nameko
 
 test-resilience: install system-deps js-deps graphiql ## only broker restarts, replicas, live Prometheus, fuzzing (in `make test` too)

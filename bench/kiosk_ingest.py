@@ -224,6 +224,7 @@ def measure(args, replicas: int) -> dict:
     try:
         for r in range(1, replicas + 1):
             platform.service("satisfaction", PARVIS_METRICS_PORT=str(platform.metrics_port("satisfaction", r)))
+        platform.service("notification")  # the revocation list: without it, the gateway refuses every token
         platform.gateway()
         agent = token("agent", subject="agent:bench")
 

@@ -40,9 +40,13 @@ GRAPHQL_DURATION = Histogram("parvis_graphql_operation_duration_seconds", "Graph
                              ["type", "field"], buckets=SLO_BUCKETS)
 
 
-def _rebuild(error: GraphQLError, message: str, extensions: dict) -> GraphQLError:
-    return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
-                        path=error.path, original_error=None, extensions=extensions)
+def _rebuild(error: GraphQLError, message: str, extensions: dict, raw: str | None = None) -> GraphQLError:
+    """A new error with our message and code; `raw` keeps graphql-core's own message, which Strawberry's parse and
+    validation caches hand to the next request with the same document: that one is answered in its own language."""
+    new = GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
+                       path=error.path, original_error=None, extensions=extensions)
+    new.parvis_raw = raw
+    return new
 
 
 def map_error(error: GraphQLError, production: bool, english: bool = False) -> GraphQLError:
@@ -55,7 +59,23 @@ def map_error(error: GraphQLError, production: bool, english: bool = False) -> G
 def map_errors(errors: list[GraphQLError] | None, production: bool, english: bool = False) -> None:
     """In place, so that every holder of the list sees the mapped errors."""
     if errors:
-        errors[:] = [e if "code" in (e.extensions or {}) else map_error(e, production, english) for e in errors]
+        errors[:] = [map_error(e, production, english) if getattr(e, "parvis_raw", None) or "code" not in (e.extensions or {})
+                     else e for e in errors]
+
+
+STATUS = {"BAD_USER_INPUT": 400, "UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409,
+          "SERVICE_UNAVAILABLE": 503}
+MASKED = "Erreur interne : l'équipe technique est prévenue."
+
+
+def route_error(exc: Exception, production: bool) -> tuple[int, str, str, str | None]:
+    """(status, code, message, field) of an error on a plain HTTP route (exports, pages): a refusal says what to
+    do; anything else is logged with its trace and, in production, shown without its text, as in GraphQL."""
+    if isinstance(exc, ParvisError) and exc.code in STATUS:
+        return STATUS[exc.code], exc.code, exc.message, exc.field
+    log.error("unexpected error on a route", exc_info=(type(exc), exc, exc.__traceback__))
+    message = MASKED if production else f"{type(exc).__name__}: {exc}"
+    return 500, "INTERNAL_SERVER_ERROR", message, None
 
 
 def english_request(request) -> bool:
@@ -82,17 +102,20 @@ class ErrorCodes(SchemaExtension):
             if original.field:
                 ext["field"] = original.field
             return _rebuild(error, original.message, ext)
+        raw = getattr(error, "parvis_raw", None)
+        if raw:  # mapped already, for another request (a cached validation): said again in this one's language
+            return _rebuild(error, self._say(raw), dict(error.extensions or {}), raw)
         if error.extensions and "code" in error.extensions:
             return error
         if original is None:
             # Parse and validation errors (syntax, unknown field, depth/token/alias limits).
-            return _rebuild(error, self._say(error.message), {"code": "GRAPHQL_VALIDATION_FAILED"})
+            return _rebuild(error, self._say(error.message), {"code": "GRAPHQL_VALIDATION_FAILED"}, error.message)
         if isinstance(original, (GraphQLError, StrawberryInputCoercionError)):
             # A variable's value that its type refuses (`"2026-13-45T10:00"` for a DateTime): the caller's mistake,
             # as the same value written in the document is.
-            return _rebuild(error, self._say(error.message), {"code": "BAD_USER_INPUT"})
+            return _rebuild(error, self._say(error.message), {"code": "BAD_USER_INPUT"}, error.message)
         log.error("unexpected error in %s", error.path, exc_info=(type(original), original, original.__traceback__))
-        message = "Erreur interne : l'équipe technique est prévenue." if self.production else f"{type(original).__name__}: {original}"
+        message = MASKED if self.production else f"{type(original).__name__}: {original}"
         return _rebuild(error, message, {"code": "INTERNAL_SERVER_ERROR"})
 
     def on_operation(self) -> Iterator[None]:

@@ -91,6 +91,8 @@ def _rules() -> list[Rule]:
 
 
 _SYNTAX = [
+    (re.compile(r"Document contains more than (?P<n>\d+) tokens\. Parsing aborted\.\Z"),
+     lambda m: f"requête trop longue : plus de {m['n']} éléments."),
     (re.compile(r"Expected (?P<e>.+), found (?P<f>.+)\.\Z"), lambda m: f"{m['e']} attendu, {m['f']} trouvé."),
     (re.compile(r"Unexpected (?P<u>.+)\.\Z"), lambda m: f"{m['u']} inattendu."),
     (re.compile(r"Unterminated string\.\Z"), lambda m: "chaîne de caractères non terminée."),

@@ -38,6 +38,34 @@ def cmd_urls(args) -> int:
     return 0
 
 
+def cmd_stop(args) -> int:
+    """Stop the platform `parvis up` runs from this data directory, as Ctrl-C does, and wait for it."""
+    import os
+    import signal
+    import time
+
+    from core.settings import BaseSettings
+    from parvis.supervisor import PID_FILE
+
+    path = BaseSettings.from_env().data_dir / PID_FILE
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        print(f"parvis stop: no platform runs from {path.parent}", file=sys.stderr)
+        return 1
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            print("stopped")
+            return 0
+        time.sleep(0.1)
+    print(f"parvis stop: {pid} still runs after {args.timeout:.0f} s", file=sys.stderr)
+    return 1
+
+
 def cmd_service(args) -> int:
     from parvis import runner  # monkey-patches eventlet first thing
 
@@ -83,7 +111,7 @@ def _check_organization(settings, org: str) -> None:
     from gateway.rpc import RpcClient
 
     async def organizations():
-        rpc = RpcClient(settings.amqp_url)
+        rpc = RpcClient(settings.amqp_url, secret=settings.secret)
         try:
             return await rpc.call("agenda", "list_organizations", timeout=5.0,
                                   context={"caller": {"role": "operator", "subject": "parvis-cli"}})
@@ -111,7 +139,7 @@ def cmd_revoke(args) -> int:
     claims = auth.claims_unverified(args.token)
 
     async def go():
-        rpc = RpcClient(settings.amqp_url)
+        rpc = RpcClient(settings.amqp_url, secret=settings.secret)
         try:
             return await rpc.call("notification", "revoke_token", context={"caller": {"role": "operator", "subject": "parvis-cli"}},
                                   token_id=claims["jti"], reason=args.reason,
@@ -125,7 +153,7 @@ def cmd_revoke(args) -> int:
 
 def cmd_dlq(args) -> int:
     from core.settings import BaseSettings
-    from parvis import dlq
+    from core import deadletters as dlq
 
     url = BaseSettings.from_env().amqp_url
     if args.action == "list":
@@ -156,7 +184,8 @@ def cmd_seed(args) -> int:
     from parvis.seed import seed, seed_demo_events
 
     async def go():
-        rpc = RpcClient(BaseSettings.from_env().amqp_url)
+        settings = BaseSettings.from_env(generate_secret=False)
+        rpc = RpcClient(settings.amqp_url, secret=settings.secret)
         try:
             return {**await seed(rpc), **await seed_demo_events(rpc)}
         finally:
@@ -208,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("urls", help="print again the URLs and demo tokens of the platform `parvis up` runs")
     p.set_defaults(func=cmd_urls)
+
+    p = sub.add_parser("stop", help="stop the platform `parvis up` runs (as Ctrl-C does), and wait for it")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("service", help="run one nameko service in this process")
     p.add_argument("name")

@@ -25,7 +25,9 @@ from core.settings import SERVICES, SupervisorSettings
 GATEWAY = "gateway"
 MONGO = "mongo"
 DEVMAIL = "devmail"
+BANNER_TTL = 8 * 3600  # the demo tokens the banner prints (logs are kept and shipped): a working day, no more
 URLS_FILE = "urls.txt"  # the banner, under the data dir
+PID_FILE = "parvis.pid"  # the supervisor's pid, under the data dir: `parvis stop` signals it
 COLORS = ["36", "32", "33", "35", "34", "31", "96", "92"]
 
 
@@ -34,8 +36,9 @@ def log(msg: str) -> None:
 
 
 def _stop_with_parent() -> None:
-    """SIGTERM when the parent dies: `make run` execs us, and a `kill -INT` of make kills make without telling its
-    child; the kernel then tells us (Linux; elsewhere, nothing)."""
+    """SIGTERM when the parent dies (`make run` execs us: make killed with SIGKILL leaves no orphan behind; Linux
+    only). A SIGINT or SIGTERM to make alone is not passed on: GNU make waits for its children then, which is why
+    `parvis stop` exists."""
     try:
         import ctypes
 
@@ -251,18 +254,20 @@ class Supervisor:
     def run_seed(self) -> None:
         from gateway import auth
         from gateway.rpc import RpcClient
-        from parvis.seed import demo_sites, seed, seed_demo_events, seed_demo_sites
+        from parvis.seed import demo_sites, seed, seed_demo_accounts, seed_demo_events, seed_demo_sites
 
         # Demo kiosks get fresh tokens at every start (the previous ones stop working).
         self.kiosk_tokens = {k["id"]: auth.issue(self.settings.secret, "kiosk", subject=f"kiosk:{k['id']}", kiosk=k["id"])
                              for site in demo_sites() for k in site["kiosks"]} if "satisfaction" in self.names else {}
 
         async def go():
-            rpc = RpcClient(self.settings.amqp_url)
+            rpc = RpcClient(self.settings.amqp_url, secret=self.settings.secret)
             try:
                 report = {"agenda": await seed(rpc)} if "agenda" in self.names else {}
                 if "agenda" in self.names and self.demo_events:
                     report["agenda"].update(await seed_demo_events(rpc))
+                if "agenda" in self.names and "notification" in self.names:
+                    report["notification"] = await seed_demo_accounts(rpc)
                 if self.kiosk_tokens:
                     report["satisfaction"] = await seed_demo_sites(
                         rpc, {k: t.token_id for k, t in self.kiosk_tokens.items()})
@@ -282,15 +287,19 @@ class Supervisor:
         metrics_base = ServiceSettings.from_env().metrics_port_base
         broker = urllib.parse.urlparse(self.settings.amqp_url)
         tokens = {
-            "agent": auth.issue(secret, "agent", subject="agent:demo", ttl=7 * 86400).value,
-            "operator": auth.issue(secret, "operator", subject="operator:demo", ttl=7 * 86400).value,
+            "agent": auth.issue(secret, "agent", subject="agent:demo", ttl=BANNER_TTL).value,
+            "operator": auth.issue(secret, "operator", subject="operator:demo", ttl=BANNER_TTL).value,
             "organizer (Mairie de Labège)": auth.issue(secret, "organizer", subject="organizer:labege",
-                                                        org="org-commune-labege", ttl=7 * 86400).value,
-            "citizen": auth.issue(secret, "citizen", subject="citizen:demo@example.org", ttl=7 * 86400).value,
+                                                        org="org-commune-labege", ttl=BANNER_TTL).value,
+            "citizen": auth.issue(secret, "citizen", subject="citizen:demo@example.org", ttl=BANNER_TTL).value,
         }
+        from parvis.seed import DEMO_ACCOUNTS, DEMO_CITIZEN
+
         lines = [
             "",
             "Parvis is up.",
+            f"  Web        {self.gateway_url('/')}   agenda {self.gateway_url('/agenda')}   console "
+            f"{self.gateway_url('/console')}",
             f"  GraphiQL   {self.gateway_url('/graphql')}",
             f"  Health     {self.gateway_url('/healthz')}   Ready {self.gateway_url('/readyz')}",
             f"  Agenda     {self.gateway_url('/agenda.ics')}  {self.gateway_url('/agenda.csv')}  "
@@ -306,7 +315,10 @@ class Supervisor:
               if not self.settings.smtp_url and "SMTP_URL" in self.env else []),
             *([f"  Kiosk      {self.gateway_url('/kiosk')}#token={self.kiosk_tokens['kiosk-accueil-labege'].value}"]
               if "kiosk-accueil-labege" in getattr(self, "kiosk_tokens", {}) else []),
-            "Demo tokens (7 days; send as 'Authorization: Bearer <token>'; more with `parvis token ROLE`):",
+            *(["Demo accounts (sign in at " + self.gateway_url('/connexion') + "; the code arrives at /dev/mail):",
+                *[f"  {a['email']:<44} {a['label']}" for a in DEMO_ACCOUNTS],
+                f"  {DEMO_CITIZEN:<44} habitant (any other address too)"] if self.seed else []),
+            "Demo tokens (8 hours; send as 'Authorization: Bearer <token>'; more with `parvis token ROLE`):",
             *[f"  {role:<29} {value}" for role, value in tokens.items()],
             "Ctrl-C stops everything. `parvis urls` prints these lines again.",
             "",
@@ -339,6 +351,8 @@ class Supervisor:
         _stop_with_parent()
         try:
             self.check_ports()
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            (self.settings.data_dir / PID_FILE).write_text(str(os.getpid()))
             self.ensure_rabbitmq()
             self.start_mongo()
             if "notification" in self.names:
@@ -369,10 +383,11 @@ class Supervisor:
             log("PARVIS-UP")
             self.monitor()
         except SystemExit as exc:
-            if not self.stopping:
+            failed = not self.stopping  # an error, not a stop asked for (shutdown() sets `stopping`)
+            if failed:
                 log(f"error: {exc}")
             self.shutdown()
-            return 0 if self.stopping else 1
+            return 1 if failed else 0
         self.shutdown()
         return 0
 
@@ -414,4 +429,7 @@ class Supervisor:
             for child in group:
                 child.stop()
         (self.settings.data_dir / URLS_FILE).unlink(missing_ok=True)
+        pid_file = self.settings.data_dir / PID_FILE
+        if pid_file.exists() and pid_file.read_text().strip() == str(os.getpid()):
+            pid_file.unlink()
         log("stopped")

@@ -35,8 +35,10 @@ from starlette.routing import Route
 
 
 from contracts.agenda_public import SCHEMA_ORG_ATTENDANCE, SCHEMA_ORG_STATUS
-from contracts.errors import BadInput, NotFound, ParvisError
+from contracts.errors import BadInput, NotFound
+from gateway.errors import route_error
 from contracts.platform import Caller
+from gateway.schema import MAX_DOCUMENT_BYTES, MAX_TOKENS
 
 PARIS = ZoneInfo("Europe/Paris")
 STATIC = Path(__file__).resolve().parent.parent / "static" / "agenda"
@@ -150,9 +152,9 @@ def routes(gateway) -> list:
         async def endpoint(request: Request) -> Response:
             try:
                 return await handler(request)
-            except ParvisError as exc:
-                status = 400 if exc.code == "BAD_USER_INPUT" else 503 if exc.code == "SERVICE_UNAVAILABLE" else 500
-                return JSONResponse({"error": exc.message, "code": exc.code, "field": exc.field}, status_code=status)
+            except Exception as exc:  # noqa: BLE001 - a refusal says what to do; a fault is logged and masked
+                status, code, message, field = route_error(exc, gateway.settings.production)
+                return JSONResponse({"error": message, "code": code, "field": field}, status_code=status)
         return endpoint
 
     async def ics(request: Request) -> Response:
@@ -179,7 +181,7 @@ def routes(gateway) -> list:
             items = await fetch(request, {"starts_after": now.isoformat(),
                                           "starts_before": (now + timedelta(days=28)).isoformat()})
         except BadInput as exc:  # a commune (category, theme) that does not exist: no such page
-            if exc.field not in ("communes", "categories", "themes"):
+            if exc.field not in ("commune", "category", "theme"):
                 raise
             return HTMLResponse(not_found_page("Agenda introuvable", exc.message), status_code=404)
         return HTMLResponse(to_print(items, request.query_params.get("commune")))
@@ -198,10 +200,21 @@ def routes(gateway) -> list:
             body = await request.json()
             query, variables = body["query"], body.get("variables") or {}
         except (ValueError, KeyError, TypeError):
-            return JSONResponse({"errors": [{"message": "JSON {query, variables} attendu."}]}, 400, headers=CORS)
-        if query.lstrip().startswith(("mutation", "subscription")):
-            return JSONResponse({"errors": [{"message": "Lecture seule.", "extensions": {"code": "FORBIDDEN"}}]},
-                                403, headers=CORS)
+            return JSONResponse({"errors": [{"message": "JSON {query, variables} attendu.",
+                                             "extensions": {"code": "BAD_REQUEST"}}]}, 400, headers=CORS)
+        if not isinstance(query, str) or not query.strip():
+            return JSONResponse({"errors": [{"message": "Aucune requête GraphQL : le champ « query » manque.",
+                                             "extensions": {"code": "BAD_REQUEST"}}]}, 400, headers=CORS)
+        if len(query.encode()) > MAX_DOCUMENT_BYTES:
+            return JSONResponse({"errors": [{"message": f"Document GraphQL trop long : {MAX_DOCUMENT_BYTES // 1024} Kio "
+                                             "au plus.", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}, 413,
+                                headers=CORS)
+        if not isinstance(variables, dict):
+            return JSONResponse({"errors": [{"message": "« variables » doit être un objet.",
+                                             "extensions": {"code": "BAD_REQUEST"}}]}, 400, headers=CORS)
+        if not _only_queries(query):
+            return JSONResponse({"errors": [{"message": "Lecture seule : seules les requêtes (query) sont acceptées "
+                                             "ici.", "extensions": {"code": "FORBIDDEN"}}]}, 403, headers=CORS)
         events = gateway.compiled.events
         fast = events.execute(body) if events is not None else None
         if fast is not None:
@@ -252,6 +265,19 @@ def routes(gateway) -> list:
 
 
 CORS = {"Access-Control-Allow-Origin": "*"}
+
+
+def _only_queries(query: str) -> bool:
+    """Every operation of the document is a query (parsed, not read as text: `#x\nmutation{…}` or a leading comma
+    got mutations through a textual check). A document that does not parse is left to GraphQL to explain."""
+    from graphql import GraphQLSyntaxError, OperationDefinitionNode, OperationType, parse
+
+    try:
+        document = parse(query, max_tokens=MAX_TOKENS)
+    except GraphQLSyntaxError:
+        return True
+    return all(d.operation is OperationType.QUERY for d in document.definitions
+               if isinstance(d, OperationDefinitionNode))
 CSV_SEPARATORS = {"comma": ",", "semicolon": ";"}
 
 
@@ -333,6 +359,17 @@ def to_ics(items: list[dict], base: str) -> bytes:
     return text.encode("utf-8")
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    """A text a spreadsheet would run as a formula (`=HYPERLINK(…)`, `+`, `-`, `@`, a tab or a CR first) is written
+    with a leading apostrophe, which spreadsheets show as text (OWASP: CSV injection). Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(items: list[dict], base: str, delimiter: str = ",") -> bytes:
     """UTF-8 with a byte-order mark, which French spreadsheets need to read accents when the file is opened by a
     double click; `,`-separated (RFC 4180, as data.gouv.fr expects), or `;` (?sep=semicolon: what a French
@@ -342,7 +379,7 @@ def to_csv(items: list[dict], base: str, delimiter: str = ",") -> bytes:
     writer.writerow(CSV_COLUMNS)
     for ev in items:
         loc = ev["location"]
-        writer.writerow([
+        writer.writerow([_cell(v) for v in [
             ev["id"], ev["title"], plain_text(ev["description_html"]), _paris(ev["starts_at"]).isoformat(),
             _paris(ev["ends_at"]).isoformat(), "oui" if ev["all_day"] else "non", ev.get("rrule") or "",
             loc["commune"], ev["commune_name"], loc.get("place") or "", loc.get("address") or "",
@@ -352,7 +389,7 @@ def to_csv(items: list[dict], base: str, delimiter: str = ",") -> bytes:
             "|".join(ev["accessibility"]), ev["attendance_mode"], ev.get("online_url") or "",
             ev.get("image_url") or "", ev["organizer"], ev["organizer_name"],
             "retire" if ev["removed"] else ev["status"], f"{base}{ev['url']}", _utc_text(ev["updated_at"]),
-        ])
+        ]])
     return out.getvalue().encode("utf-8-sig")
 
 
@@ -437,12 +474,6 @@ ACCESSIBILITY_FR = {"hearing": "handicap auditif", "visual": "handicap visuel", 
                     "motor": "handicap moteur", "intellectual": "handicap mental"}
 STATUS_FR = {"cancelled": "Annulé", "postponed": "Reporté", "full": "Complet", "rescheduled": "Nouvelle date",
              "moved_online": "Se tient en ligne"}
-PAGE_STYLE = """body { font: 16px/1.5 system-ui, sans-serif; color: #1b1b1b; max-width: 44rem; margin: 2rem auto;
-padding: 0 1rem; } h1 { font-size: 1.8rem; margin: .2rem 0 1rem; } .status { display: inline-block; padding: .1rem .5rem;
-background: #b00020; color: #fff; font-weight: 700; border-radius: 3px; } .cancelled h1 { text-decoration: line-through; }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; } dt { font-weight: 700; }
-dd { margin: 0; } a { color: #0b57d0; } footer { margin-top: 2rem; font-size: .9rem; color: #555; }
-@media print { a { color: #000; } nav { display: none; } }"""
 
 
 def _when(ev: dict) -> list[str]:
@@ -485,25 +516,30 @@ def to_event_page(ev: dict, base: str) -> str:
     ld = json.dumps(to_jsonld([ev], base)["@graph"][0] | {"@context": "https://schema.org"}, ensure_ascii=False)
     ld = ld.replace("</", "<\\/")  # never closes the script element
     image = f'<img src="{e(ev["image_url"])}" alt="" style="max-width:100%">' if ev.get("image_url") else ""
-    return f"""<!doctype html><html lang="fr"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{e(ev["title"])} – Agenda du Sicoval</title>
-<meta name="description" content="{e(plain_text(ev["description_html"])[:160])}">
-<style>{PAGE_STYLE}</style>
-<script type="application/ld+json">{ld}</script></head>
-<body class="{"cancelled" if ev["status"] == "cancelled" else ""}"><main>
-<nav><a href="/agenda/print?commune={e(loc["commune"])}">Agenda de {e(ev["commune_name"])}</a></nav>
-{f'<p class="status">{e(status)}</p>' if status else ""}
-<h1>{e(ev["title"])}</h1>{image}
-<dl>{details}</dl>
-<div class="description">{ev["description_html"]}</div>
-<p><a href="{e(ev["url"])}.ics">Ajouter à mon agenda</a> (fichier iCalendar)</p>
-</main><footer>Agenda du Sicoval · mis à jour le {e(french_date(_paris(ev["updated_at"])))} ·
-données ouvertes sous Licence Ouverte : <a href="/agenda.csv">/agenda.csv</a></footer></body></html>"""
+    head = (f'<meta name="description" content="{e(plain_text(ev["description_html"])[:160])}">\n'
+            f'<script type="application/ld+json">{ld}</script>')
+    body = f"""<p><a class="back" href="/agenda?commune={e(loc["commune"])}">Agenda de {e(ev["commune_name"])}</a></p>
+{f'<p><strong class="tag bad">{e(status)}</strong></p>' if status else ""}
+<article class="{"cancelled" if ev["status"] == "cancelled" else ""}"><h1>{e(ev["title"])}</h1>{image}
+<dl class="summary">{details}</dl>
+<div class="description">{ev["description_html"]}</div></article>
+<ul class="actions" style="list-style:none;padding:0">
+<li><a class="button secondary" href="{e(ev["url"])}.ics">Ajouter à mon agenda</a> (fichier iCalendar)</li>
+<li><a href="/compte/abonnements?sujet=agenda:commune:{e(loc["commune"])}">Être prévenu des événements de {e(ev["commune_name"])}</a></li>
+</ul>
+<p class="hint">Mis à jour le {e(french_date(_paris(ev["updated_at"])))} · données ouvertes sous Licence Ouverte :
+<a href="/agenda.csv">/agenda.csv</a></p>"""
+    return public_page(f'{ev["title"]} – Agenda', body, head)
+
+
+def public_page(title: str, body: str, head: str = "") -> str:
+    """A public page of the agenda in the site's layout (gateway/web/templates/base.html)."""
+    from gateway.web.render import render
+
+    return render("plain.html", title=title, head_extra=head, body=body, ctx=None,
+                  nav={"public": [{"label": "Accueil", "path": "/"}, {"label": "Agenda", "path": "/agenda"}]})
 
 
 def not_found_page(title: str, message: str) -> str:
     e = html.escape
-    return f"""<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>{e(title)}</title>
-</head><body><main><h1>{e(title)}</h1><p>{e(message)}</p><p><a href="/agenda/print">Voir l'agenda</a></p></main>
-</body></html>"""
+    return public_page(title, f'<h1>{e(title)}</h1><p>{e(message)}</p><p><a href="/agenda">Voir l\'agenda</a></p>')

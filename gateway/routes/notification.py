@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from contracts.errors import ParvisError
+from gateway.errors import route_error
 from contracts.platform import Caller
 
 UNSUBSCRIBE_PATH = "/notifications/unsubscribe"
@@ -41,9 +41,9 @@ def routes(gateway) -> list[BaseRoute]:
         try:
             result = await gateway.call("notification", "unsubscribe", caller=Caller(),
                                         correlation_id=uuid.uuid4().hex, token=token)
-        except ParvisError as exc:
-            status = 400 if exc.code == "BAD_USER_INPUT" else 503
-            return _page("Désabonnement impossible", f"<p>{html.escape(exc.message)}</p>", status)
+        except Exception as exc:  # noqa: BLE001 - a refusal says what to do; a fault is logged and masked
+            status, _, message, _ = route_error(exc, gateway.settings.production)
+            return _page("Désabonnement impossible", f"<p>{html.escape(message)}</p>", status)
         topic = html.escape(result.get("topic") or "")
         return _page("Vous êtes désabonné", f"<p>Vous ne recevrez plus les messages de l'abonnement "
                                             f"<code>{topic}</code>.</p>")

@@ -13,6 +13,8 @@ from strawberry.extensions import (
 )
 
 from gateway.errors import ErrorCodes, OperationMetrics
+from gateway.schema.accounts import AccountsMutation, AccountsQuery
+from gateway.limits import cost_rule
 from gateway.schema.agenda import AgendaMutation, AgendaQuery, AgendaSubscription
 from gateway.schema.consultation import ConsultationMutation, ConsultationQuery, ConsultationSubscription
 from gateway.schema.notification import NotificationMutation, NotificationQuery, NotificationSubscription
@@ -23,17 +25,20 @@ from gateway.schema.satisfaction import SatisfactionMutation, SatisfactionQuery,
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
 MAX_ALIASES = 30
+MAX_DOCUMENT_BYTES = 32 * 1024  # the query text; data goes in the variables (the body's cap is 1 MiB)
+MAX_QUERY_COST = 20_000  # objects an operation may return (gateway/limits.py): events(first: 500) with 40 per node
 
 
 # One module per service contributes its root fields; these classes only compose them.
 @strawberry.type
-class Query(PlatformQuery, AgendaQuery, ConsultationQuery, SatisfactionQuery, PaymentLinkQuery, NotificationQuery):
+class Query(PlatformQuery, AgendaQuery, ConsultationQuery, SatisfactionQuery, PaymentLinkQuery, NotificationQuery,
+            AccountsQuery):
     pass
 
 
 @strawberry.type
 class Mutation(PlatformMutation, AgendaMutation, ConsultationMutation, SatisfactionMutation, PaymentLinkMutation,
-               NotificationMutation):
+               NotificationMutation, AccountsMutation):
     pass
 
 
@@ -50,7 +55,7 @@ def _has_fields(cls) -> bool:
 # The limiters' rule classes, made once: QueryDepthLimiter and MaxAliasesLimiter create a new rule class
 # per instance, so one instance per request made every request miss ValidationCache (keyed by the rules).
 LIMIT_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
-                *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules]
+                *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules, cost_rule(MAX_QUERY_COST)]
 _NO_INTROSPECTION = [NoSchemaIntrospectionCustomRule]
 
 

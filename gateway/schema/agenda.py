@@ -177,6 +177,8 @@ class Event:
     decided_at: Optional[datetime]
     url: str = strawberry.field(description="Public URL path")
     possible_duplicates: list[DuplicateHint]
+    version: Optional[int] = strawberry.field(description=(
+        "changes with every write (agents and the event's organisers): what moderateEvent names"))
     pending_revision: Optional["Event"] = strawberry.field(
         description="An organiser's edit of a published event, waiting for moderation (organiser and agents)")
 
@@ -209,8 +211,17 @@ def to_event(v: dict) -> Event:
         decided_at=v.get("decided_at"), url=v["url"],
         possible_duplicates=[DuplicateHint(id=d["id"], title=d["title"], starts_at=d["starts_at"],
                                            commune=d["commune"]) for d in v.get("possible_duplicates") or []],
-        pending_revision=to_event(v["pending_revision"]) if v.get("pending_revision") else None,
+        version=v.get("version") or None,
+        pending_revision=to_event(_view(v["pending_revision"])) if v.get("pending_revision") else None,
     )
+
+
+def _view(raw: dict) -> dict:
+    """A pending revision travels as a plain dict inside its event's view: read by the same contract, so that its
+    times are datetimes as the event's are (`pendingRevision { startsAt }` failed on a string)."""
+    from contracts.agenda import EventView
+
+    return raw if isinstance(raw.get("starts_at"), datetime) else EventView.model_validate(raw).model_dump()
 
 
 @strawberry.type
@@ -435,11 +446,13 @@ class AgendaMutation:
     async def submit_event(self, info: Info, id: strawberry.ID) -> Event:
         return to_event(await info.context["call"]("agenda", "submit_event", id=str(id)))
 
-    @strawberry.mutation(permission_classes=[IsAgent], description="Approve or reject (with a reason)")
-    async def moderate_event(self, info: Info, id: strawberry.ID, decision: ModerationDecision,
+    @strawberry.mutation(permission_classes=[IsAgent], description=(
+        "Approve or reject (with a reason) the version of the event the agent reviewed (Event.version): "
+        "an event changed since is refused with CONFLICT"))
+    async def moderate_event(self, info: Info, id: strawberry.ID, version: int, decision: ModerationDecision,
                              reason: Optional[str] = None) -> Event:
-        view = await info.context["call"]("agenda", "moderate_event", id=str(id), decision=decision.value,
-                                          reason=reason)
+        view = await info.context["call"]("agenda", "moderate_event", id=str(id), version=version,
+                                          decision=decision.value, reason=reason)
         return await _changed(info, to_event(view))
 
     @strawberry.mutation(permission_classes=[IsOrganizerOrAgent], description="Withdraw (a tombstone remains)")

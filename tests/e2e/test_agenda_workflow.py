@@ -56,6 +56,12 @@ SEARCH = """query($f: EventFilter, $first: Int!, $after: String) { events(filter
   totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id title commune { slug } status } } } }"""
 
 
+def version(platform, event_id: str) -> int:
+    """The version of the event an agent reviews before deciding (moderateEvent names it)."""
+    return ok(gql(platform, "query($id: ID!) { event(id: $id) { version } }", {"id": event_id},
+                  token("agent")))["event"]["version"]
+
+
 def categories(platform):
     return {c["slug"] for c in ok(gql(platform, "{ categories { slug } }"))["categories"]}
 
@@ -79,15 +85,15 @@ def test_workflow_from_draft_to_public(platform):
     other = token("organizer", org=OTHER)
     refused = gql(platform, "mutation($id: ID!) { withdrawEvent(id: $id) { id } }", {"id": eid}, other)
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    refused = gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { id } }", {"id": eid},
+    refused = gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { id } }", {"id": eid, "v": version(platform, eid)},
                   org_tok)
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
     queue = ok(gql(platform, "{ moderationQueue { totalCount counts { submitted total } edges { node { id } } } }",
                    tok=agent))["moderationQueue"]
     assert eid in [e["node"]["id"] for e in queue["edges"]] and queue["counts"]["submitted"] >= 1
-    approved = ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { moderationState } }",
-                      {"id": eid}, agent))["moderateEvent"]
+    approved = ok(gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { moderationState } }",
+                      {"id": eid, "v": version(platform, eid)}, agent))["moderateEvent"]
     assert approved["moderationState"] == "PUBLISHED"
 
     by_commune = ok(gql(platform, SEARCH, {"f": {"communes": ["labege"]}, "first": 10}))["events"]
@@ -103,7 +109,7 @@ def test_workflow_from_draft_to_public(platform):
     assert edited["title"] == "Fête de la musique" and edited["pendingRevision"]["title"].endswith("2e édition")
     public = ok(gql(platform, "query($id: ID!) { event(id: $id) { title pendingRevision { title } } }", {"id": eid}))
     assert public["event"] == {"title": "Fête de la musique", "pendingRevision": None}
-    ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { id } }", {"id": eid}, agent))
+    ok(gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { id } }", {"id": eid, "v": version(platform, eid)}, agent))
     public = ok(gql(platform, "query($id: ID!) { event(id: $id) { title } }", {"id": eid}))
     assert public["event"]["title"] == "Fête de la musique 2e édition"
 
@@ -125,10 +131,10 @@ def test_rejection_with_reason_and_my_events(platform):
     eid = ok(gql(platform, CREATE, {"e": event_input(title="Loto du club", location={"commune": "ramonville-saint-agne"})},
                  org_tok))["createEvent"]["id"]
     ok(gql(platform, "mutation($id: ID!) { submitEvent(id: $id) { id } }", {"id": eid}, org_tok))
-    no_reason = gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: REJECT) { id } }", {"id": eid}, agent)
+    no_reason = gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: REJECT) { id } }", {"id": eid, "v": version(platform, eid)}, agent)
     assert no_reason["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "reason"}
-    rejected = ok(gql(platform, 'mutation($id: ID!) { moderateEvent(id: $id, decision: REJECT, reason: "Doublon") { moderationState rejectionReason } }',
-                      {"id": eid}, agent))["moderateEvent"]
+    rejected = ok(gql(platform, 'mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: REJECT, reason: "Doublon") { moderationState rejectionReason } }',
+                      {"id": eid, "v": version(platform, eid)}, agent))["moderateEvent"]
     assert rejected == {"moderationState": "REJECTED", "rejectionReason": "Doublon"}
     mine = ok(gql(platform, "{ myEvents { totalCount edges { node { id moderationState } } } }", tok=org_tok))["myEvents"]
     assert {"id": eid, "moderationState": "REJECTED"} in [e["node"] for e in mine["edges"]]
@@ -158,7 +164,7 @@ def test_duplicate_warning_and_recurrence(platform):
     org_tok = token("organizer", org=LABEGE)
     agent = token("agent")
     first = ok(gql(platform, CREATE, {"e": event_input(title="Marché de Noël de Labège")}, org_tok))["createEvent"]["id"]
-    ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { id } }", {"id": first}, agent))
+    ok(gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { id } }", {"id": first, "v": version(platform, first)}, agent))
     second = ok(gql(platform, CREATE, {"e": event_input(title="Marche de noel Labege")}, org_tok))["createEvent"]["id"]
     sub = ok(gql(platform, "mutation($id: ID!) { submitEvent(id: $id) { possibleDuplicates { id } } }", {"id": second},
                  org_tok))["submitEvent"]
@@ -174,7 +180,7 @@ def test_scheduled_publication_and_metrics(platform):
     eid = ok(gql(platform, CREATE, {"e": event_input(title="Vernissage secret", publishAt=later)},
                  organizer))["createEvent"]["id"]
     ok(gql(platform, "mutation($id: ID!) { submitEvent(id: $id) { id } }", {"id": eid}, organizer))
-    ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { id } }", {"id": eid}, agent))
+    ok(gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { id } }", {"id": eid, "v": version(platform, eid)}, agent))
     assert ok(gql(platform, "query($id: ID!) { event(id: $id) { id } }", {"id": eid}))["event"] is None
     assert ok(gql(platform, SEARCH, {"f": {"text": "vernissage"}, "first": 5}))["events"]["totalCount"] == 0
     metrics = httpx.get(f"http://127.0.0.1:{platform.metrics_base}/metrics", timeout=10).text
@@ -191,7 +197,7 @@ def published(platform):
                  {"title": "Concert de l'école", "category": "concert"}):
         e = event_input(location={"commune": "escalquens", "place": "Salle des fêtes"}, **over)
         eid = ok(gql(platform, CREATE, {"e": e}, token("organizer", org="org-jardins-partages-d-escalquens")))["createEvent"]["id"]
-        ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { id } }", {"id": eid}, agent))
+        ok(gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { id } }", {"id": eid, "v": version(platform, eid)}, agent))
         ids.append(eid)
     ok(gql(platform, "mutation($id: ID!) { setEventStatus(id: $id, status: CANCELLED) { id } }", {"id": ids[1]}, agent))
     return ids
@@ -334,7 +340,8 @@ def test_the_gateway_copy_follows_writes_made_elsewhere_and_answers_the_public(p
     e = {"title": "Brocante des Granges", "slots": [{"starts_at": paris_day(12, 8), "ends_at": paris_day(12, 18)}],
          "location": {"commune": "labege", "place": "Les Granges"}, "category": "fete-locale"}
     view = rpc_call(platform.env["AMQP_URL"], "agenda", "create_event", caller=agent, event=e, organizer=LABEGE)
-    rpc_call(platform.env["AMQP_URL"], "agenda", "moderate_event", caller=agent, id=view["id"], decision="approve")
+    rpc_call(platform.env["AMQP_URL"], "agenda", "moderate_event", caller=agent, id=view["id"], version=view["version"],
+             decision="approve")
     query = {"f": {"communes": ["labege"], "text": "granges"}, "first": 5}
     found = wait_until(lambda: ok(gql(platform, SEARCH, query))["events"]["edges"], 5, 0.1, "the public sees it")
     assert [x["node"]["id"] for x in found] == [view["id"]]
@@ -382,8 +389,8 @@ def test_a_scheduled_publication_is_announced_when_it_goes_public_not_before(pla
             eid = ok(gql(platform, CREATE, {"e": event_input(title="Expo photo programmée",
                                                                publishAt=publish_at.isoformat())},
                          token("organizer", org=LABEGE)))["createEvent"]["id"]
-            approved = ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { "
-                                        "updatedAt } }", {"id": eid}, agent))["moderateEvent"]
+            approved = ok(gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { "
+                                        "updatedAt } }", {"id": eid, "v": version(platform, eid)}, agent))["moderateEvent"]
             seen = []
 
             def published_of_ours():

@@ -27,8 +27,8 @@ BACK_WITHIN = 30.0  # seconds after its return by which everything must have rec
 AGENT = token("agent", subject="agent:resilience")
 SUBMIT = "mutation($v: [KioskVoteInput!]!) { submitKioskVotes(votes: $v) { accepted duplicates rejected { id } } }"
 PUBLIC = "{ events(first: 100) { totalCount edges { node { id } } } }"
-CREATE = 'mutation($e: EventInput!) { createEvent(event: $e, organizer: "org-commune-labege") { id } }'
-APPROVE = "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { moderationState } }"
+CREATE = 'mutation($e: EventInput!) { createEvent(event: $e, organizer: "org-commune-labege") { id version } }'
+APPROVE = "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { moderationState } }"
 
 
 def event_input(title: str, publish_at: datetime | None = None) -> dict:
@@ -120,8 +120,8 @@ def test_the_platform_rides_out_a_broker_restart(platform, node, mongo, client):
     kiosk_tokens = [c.gql("setup", "mutation($k: KioskInput!) { registerKiosk(kiosk: $k) { token } }",
                           {"k": {"siteId": site["id"], "name": f"Borne {k}", "repeatSeconds": 0}}, AGENT)
                     ["data"]["registerKiosk"]["token"] for k in range(2)]
-    first = c.gql("setup", CREATE, {"e": event_input("Avant la coupure")}, AGENT)["data"]["createEvent"]["id"]
-    c.gql("setup", APPROVE, {"id": first}, AGENT)
+    first = c.gql("setup", CREATE, {"e": event_input("Avant la coupure")}, AGENT)["data"]["createEvent"]
+    c.gql("setup", APPROVE, {"id": first["id"], "v": first["version"]}, AGENT)
     wait_until(lambda: c.gql("setup", PUBLIC)["data"]["events"]["totalCount"] == 1, 20, 0.2, "the gateway's copy")
 
     stop = threading.Event()
@@ -154,9 +154,9 @@ def test_the_platform_rides_out_a_broker_restart(platform, node, mongo, client):
             i += 1
             body = c.gql("agenda write", CREATE, {"e": event_input(f"Pendant le flux {i}")}, AGENT)
             if body.get("data"):
-                eid = body["data"]["createEvent"]["id"]
-                created.append(eid)
-                c.gql("agenda write", APPROVE, {"id": eid}, AGENT)
+                made = body["data"]["createEvent"]
+                created.append(made["id"])
+                c.gql("agenda write", APPROVE, {"id": made["id"], "v": made["version"]}, AGENT)
             time.sleep(0.3)
 
     def public_reader() -> None:
@@ -187,10 +187,10 @@ def test_the_platform_rides_out_a_broker_restart(platform, node, mongo, client):
     outage_starts_in = 8.0
     scheduled = []
     for n in range(3):
-        eid = c.gql("setup", CREATE, {"e": event_input(f"Programmé {n}", datetime.now(timezone.utc) + timedelta(
-            seconds=outage_starts_in + 4 + n))}, AGENT)["data"]["createEvent"]["id"]
-        c.gql("setup", APPROVE, {"id": eid}, AGENT)
-        scheduled.append(eid)
+        made = c.gql("setup", CREATE, {"e": event_input(f"Programmé {n}", datetime.now(timezone.utc) + timedelta(
+            seconds=outage_starts_in + 4 + n))}, AGENT)["data"]["createEvent"]
+        c.gql("setup", APPROVE, {"id": made["id"], "v": made["version"]}, AGENT)
+        scheduled.append(made["id"])
 
     threads = [threading.Thread(target=kiosk, args=(t, k)) for k, t in enumerate(kiosk_tokens)]
     threads += [threading.Thread(target=f) for f in (agenda_writer, public_reader, agent_reader, ready_probe)]

@@ -121,14 +121,16 @@ def traffic(platform, node) -> None:
     for _ in range(20):
         gql("{ events(first: 20) { totalCount edges { node { id title } } } }")
     gql('{ events(first: 5, filter: {communes: ["paris"]}) { totalCount } }')  # refused: the compiled path hands over
-    gql('mutation { moderateEvent(id: "evt-nope", decision: APPROVE) { id } }', tok=AGENT)  # NOT_FOUND
+    gql('mutation { moderateEvent(id: "evt-nope", version: 1, decision: APPROVE) { id } }', tok=AGENT)  # NOT_FOUND
     org = token("organizer", org="org-commune-labege", subject="organizer:prometheus")
     day = datetime.now(timezone.utc) + timedelta(days=5)
     event = {"title": "Bal", "location": {"commune": "labege", "place": "Salle"}, "category": "fete-locale",
              "slots": [{"startsAt": day.isoformat(), "endsAt": (day + timedelta(hours=2)).isoformat()}]}
     eid = gql("mutation($e: EventInput!) { createEvent(event: $e) { id } }", {"e": event}, org)["data"]["createEvent"]["id"]
-    gql("mutation($id: ID!) { submitEvent(id: $id) { id } }", {"id": eid}, org)
-    gql("mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { id } }", {"id": eid}, AGENT)
+    version = gql("mutation($id: ID!) { submitEvent(id: $id) { version } }", {"id": eid}, org)["data"]["submitEvent"]
+    approved = gql("mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { id } }",
+                   {"id": eid, "v": version["version"]}, AGENT)
+    assert "errors" not in approved, approved
     site = gql("mutation($s: SiteInput!) { saveSite(site: $s) { id } }",
                {"s": {"name": "Mairie", "commune": "labege", "competence": "Accueil"}}, AGENT)["data"]["saveSite"]
     kiosk = gql("mutation($k: KioskInput!) { registerKiosk(kiosk: $k) { token } }",

@@ -12,7 +12,7 @@ from kombu import Connection
 from nameko.standalone.events import get_event_exchange
 
 from contracts import build_envelope
-from parvis import dlq
+from core import deadletters as dlq
 from parvis.seed import demo_data
 from tests.support import ROOT, Platform, RabbitNode, rpc_call, wait_until
 

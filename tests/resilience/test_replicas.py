@@ -24,8 +24,8 @@ pytestmark = pytest.mark.slow
 
 AGENT = token("agent", subject="agent:replicas")
 SUBSCRIBERS = 1500
-CREATE = 'mutation($e: EventInput!) { createEvent(event: $e, organizer: "org-commune-labege") { id } }'
-APPROVE = "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { moderationState } }"
+CREATE = 'mutation($e: EventInput!) { createEvent(event: $e, organizer: "org-commune-labege") { id version } }'
+APPROVE = "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { moderationState } }"
 SUBMIT = "mutation($v: [KioskVoteInput!]!) { submitKioskVotes(votes: $v) { accepted duplicates rejected { id } } }"
 EXCLUSIVE = {"satisfaction": ("recover_batches", "watch"), "agenda": ("announce_scheduled",),
              "notification": ("daily_digest",)}
@@ -222,24 +222,25 @@ def test_racing_moderations_and_scheduled_publications_are_announced_once(stack)
                 "slots": [{"startsAt": day.isoformat(), "endsAt": (day + timedelta(hours=1)).isoformat()}],
                 **({"publishAt": publish_at.isoformat()} if publish_at else {})}
 
-    ids = [gql(p, CREATE, {"e": event_input(f"Course {i}")})["data"]["createEvent"]["id"] for i in range(12)]
+    made = [gql(p, CREATE, {"e": event_input(f"Course {i}")})["data"]["createEvent"] for i in range(12)]
+    ids = [m["id"] for m in made]
     outcomes: list[str | None] = []
 
-    def approve(eid):
-        body = gql(p, APPROVE, {"id": eid})
+    def approve(m):
+        body = gql(p, APPROVE, {"id": m["id"], "v": m["version"]})
         outcomes.append(body["errors"][0]["extensions"]["code"] if body.get("errors") else None)
 
-    racers = [threading.Thread(target=approve, args=(eid,)) for eid in ids for _ in range(2)]
+    racers = [threading.Thread(target=approve, args=(m,)) for m in made for _ in range(2)]
     for t in racers:
         t.start()
     for t in racers:
         t.join()
     assert outcomes.count(None) >= len(ids) and set(outcomes) <= {None, "CONFLICT"}, outcomes
     soon = datetime.now(timezone.utc) + timedelta(seconds=3)
-    scheduled = [gql(p, CREATE, {"e": event_input(f"Programmé {i}", soon)})["data"]["createEvent"]["id"]
-                 for i in range(4)]
-    for eid in scheduled:
-        gql(p, APPROVE, {"id": eid})
+    later = [gql(p, CREATE, {"e": event_input(f"Programmé {i}", soon)})["data"]["createEvent"] for i in range(4)]
+    for m in later:
+        gql(p, APPROVE, {"id": m["id"], "v": m["version"]})
+    scheduled = [m["id"] for m in later]
     events = db.parvis_agenda.events
     wait_until(lambda: all(not d.get("announce_pending") for d in events.find({"_id": {"$in": scheduled}}))
                and events.count_documents({"_outbox_n": {"$gt": 0}}) == 0, 40, 0.5, "scheduled ones announced")

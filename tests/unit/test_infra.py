@@ -44,9 +44,12 @@ def run(argv: list[str], env: dict | None = None) -> subprocess.CompletedProcess
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
+COMPOSE_SECRETS = {"PARVIS_SECRET": "a-test-secret-of-enough-length", "RABBITMQ_PASSWORD": "a0b1c2d3e4f5",
+                   "GRAFANA_ADMIN_PASSWORD": "f5e4d3c2b1a0"}
+
+
 def compose_env(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-    env.pop("PARVIS_SECRET", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_") and k not in COMPOSE_SECRETS}
     env.update(extra)
     return env
 
@@ -258,20 +261,22 @@ def test_the_image_build_copies_every_package_and_pip_installs_the_project():
 
 # -- docker-compose.yml -------------------------------------------------------------------------------
 def default(value: str) -> str:
-    """The value compose uses when the variable is unset: `${VAR:-default}` gives `default`."""
-    m = re.fullmatch(r"\$\{\w+:-(.*)\}", value)
-    return m.group(1) if m else value
+    """The value compose uses where optional variables are unset: each `${VAR:-default}` becomes `default`."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
 
 
 def test_docker_compose_validates_the_file():
     proc = run([tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"],
-               env=compose_env(PARVIS_SECRET="a-test-secret-of-enough-length"))
+               env=compose_env(**COMPOSE_SECRETS))
     assert proc.returncode == 0, proc.stderr
 
 
-def test_docker_compose_refuses_to_run_without_a_secret():
-    proc = run([tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"], env=compose_env())
-    assert proc.returncode != 0 and "PARVIS_SECRET" in proc.stderr, proc.stderr
+@pytest.mark.parametrize("missing", sorted(COMPOSE_SECRETS))
+def test_docker_compose_refuses_to_run_without_each_secret(missing):
+    """No default credentials (the broker ran with guest/guest, Grafana with admin/admin)."""
+    env = compose_env(**{k: v for k, v in COMPOSE_SECRETS.items() if k != missing})
+    proc = run([tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"], env=env)
+    assert proc.returncode != 0 and missing in proc.stderr, proc.stderr
 
 
 def test_every_process_is_built_from_the_dockerfile_and_runs_as_its_user(compose):
@@ -287,7 +292,8 @@ def test_every_process_is_built_from_the_dockerfile_and_runs_as_its_user(compose
         env = svc["environment"]
         assert env["PARVIS_ENV"] == "production", name
         assert env["PARVIS_SECRET"].startswith("${PARVIS_SECRET:?"), name
-        assert default(env["AMQP_URL"]) == "amqp://guest:guest@rabbitmq:5672/", name
+        assert "guest" not in env["AMQP_URL"] and "${RABBITMQ_PASSWORD:?" in env["AMQP_URL"], name
+        assert default(env["AMQP_URL"]).endswith("@rabbitmq:5672/"), name
         assert default(env["MONGO_URL"]) == "mongodb://mongo:27017/?replicaSet=rs0", name
     for name in SERVICES:
         assert str(services[name]["environment"]["PARVIS_METRICS_PORT"]) == str(SERVICE_METRICS_PORT), name
@@ -752,16 +758,16 @@ def test_a_slow_burn_opens_a_ticket_and_pages_nobody(tmp_path):
 # -- the `ha` profile ----------------------------------------------------------------------------------------
 def test_docker_compose_validates_the_ha_profile():
     proc = run([tool("docker-compose"), "-f", "docker-compose.yml", "--profile", "ha", "config", "-q"],
-               env=compose_env(PARVIS_SECRET="a-test-secret-of-enough-length"))
+               env=compose_env(**COMPOSE_SECRETS))
     assert proc.returncode == 0, proc.stderr
 
 
 def test_the_ha_profile_is_a_three_node_rabbitmq_cluster_and_a_three_member_replica_set(compose):
     services = compose["services"]
-    rabbits = sorted(n for n, s in services.items() if s.get("profiles") == ["ha"] and n.startswith("rabbitmq-"))
+    rabbits = sorted(n for n, s in services.items() if s.get("profiles") == ["ha"] and re.fullmatch(r"rabbitmq-\d", n))
     mongos = sorted(n for n, s in services.items() if s.get("profiles") == ["ha"] and n.startswith("mongo-"))
     assert rabbits == ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"] and mongos == ["mongo-1", "mongo-2", "mongo-3"]
-    assert all(not s.get("profiles") for n, s in services.items() if n not in rabbits + mongos), \
+    assert all(not s.get("profiles") for n, s in services.items() if n not in rabbits + mongos + ["rabbitmq-lb"]), \
         "only the ha members are in a profile: `docker compose up` runs what it ran before"
     conf = (INFRA / "rabbitmq" / "cluster.conf").read_text()
     assert "cluster_formation.peer_discovery_backend = classic_config" in conf
@@ -779,9 +785,16 @@ def test_the_ha_profile_is_a_three_node_rabbitmq_cluster_and_a_three_member_repl
     assert sorted(re.findall(r"host:'([\w-]+):27017'", check)) == mongos and "_id:'rs-ha'" in check
     # The services are pointed at them by variables; the defaults stay the single broker and database.
     env = services["agenda"]["environment"]
-    assert env["AMQP_URL"].startswith("${PARVIS_AMQP_URL:-") and env["MONGO_URL"].startswith("${PARVIS_MONGO_URL:-")
+    assert "@${PARVIS_RABBITMQ_HOST:-rabbitmq}:5672/" in env["AMQP_URL"]
+    assert env["MONGO_URL"] == "mongodb://${PARVIS_MONGO_HOSTS:-mongo:27017}/?replicaSet=${PARVIS_MONGO_REPLICA_SET:-rs0}"
     assert env["PARVIS_QUEUE_TYPE"] == "${PARVIS_QUEUE_TYPE:-classic}"
     header = (ROOT / "docker-compose.yml").read_text().split("services:")[0]
-    for member in rabbits:
-        assert f"@{member}:5672/" in header
-    assert "mongodb://mongo-1:27017,mongo-2:27017,mongo-3:27017/?replicaSet=rs-ha" in header
+    assert "PARVIS_RABBITMQ_HOST=rabbitmq-lb" in header and "PARVIS_MONGO_REPLICA_SET=rs-ha" in header
+    assert "PARVIS_MONGO_HOSTS=mongo-1:27017,mongo-2:27017,mongo-3:27017" in header
+    # The load balancer in front of the cluster sends connections to each of its nodes.
+    lb = services["rabbitmq-lb"]
+    assert lb["profiles"] == ["ha"] and "./infra/rabbitmq/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in lb["volumes"]
+    haproxy = (INFRA / "rabbitmq" / "haproxy.cfg").read_text()
+    assert sorted(re.findall(r"server ([\w-]+) \1:5672 check", haproxy)) == rabbits
+    for name in rabbits:  # the cluster's nodes take the same credentials as the single broker
+        assert services[name]["environment"]["RABBITMQ_DEFAULT_PASS"].startswith("${RABBITMQ_PASSWORD:?"), name
