@@ -187,16 +187,21 @@ def test_a_rejected_event_shows_its_reason_to_the_association(platform, browser)
 
 
 QR_PIXELS = """(svg) => new Promise((done) => {
+  // Whole pixels per module (8), so that no module is blurred across two pixels by a fractional scale.
+  const box = /viewBox="0 0 (\\d+) (\\d+)"/.exec(svg), side = box ? Number(box[1]) * 8 : 800;
   const img = new Image();
   img.onload = () => {
-    const w = 800, h = 800;
+    const w = side, h = side;
     const canvas = document.createElement('canvas'); canvas.width = w; canvas.height = h;
-    const g = canvas.getContext('2d'); g.fillStyle = '#fff'; g.fillRect(0, 0, w, h); g.drawImage(img, 0, 0, w, h);
+    const g = canvas.getContext('2d'); g.imageSmoothingEnabled = false;
+    g.fillStyle = '#fff'; g.fillRect(0, 0, w, h); g.drawImage(img, 0, 0, w, h);
     const rgba = g.getImageData(0, 0, w, h).data, lum = [];
-    for (let i = 0; i < rgba.length; i += 4) { lum.push(rgba[i]); }
+    for (let i = 0; i < rgba.length; i += 4) { lum.push(rgba[i] < 128 ? 0 : 255); }
     done({w, h, lum});
   };
-  img.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(svg.replace('<svg ', '<svg width="800" height="800" '));
+  img.onerror = () => done({w: 0, h: 0, lum: [], error: 'the SVG did not load'});
+  img.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(
+    svg.replace('<svg ', `<svg width="${side}" height="${side}" shape-rendering="crispEdges" `));
 })"""
 
 
