@@ -27,15 +27,27 @@ $(JS_DEPS): tests/js/package.json tests/js/package-lock.json
 
 js-deps: $(JS_DEPS) ## the JavaScript parsers the tests read our outputs with (ical.js), from the npm registry
 
+GRAPHIQL := gateway/static/graphiql/node_modules/.package-lock.json
+
+$(GRAPHIQL): gateway/static/graphiql/package.json gateway/static/graphiql/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for GraphiQL's assets (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix gateway/static/graphiql --no-audit --no-fund --silent --ignore-scripts --omit=dev
+
+graphiql: $(GRAPHIQL) ## GraphiQL's scripts and styles (pinned, from the npm registry), served by the gateway in dev
+
 system-deps: ## Debian packages the tests need (promtool, docker-compose, chromium): installed if missing
 	@bash infra/scripts/system-deps.sh
 
 run: install ## run everything: embedded database, RabbitMQ check, 5 services, gateway, demo data
+	@$(MAKE) --no-print-directory graphiql || echo "GraphiQL's assets not installed: GraphiQL will load them from a CDN"
 	exec $(BIN)/parvis up
 
-test: install system-deps js-deps ## run the whole test suite (unit, nameko, integration, end-to-end)
-	$(BIN)/python -m pytest tests/unit tests/security tests/integration tests/e2e
+test: install system-deps js-deps graphiql ## run the whole test suite (unit, security, nameko, integration, end-to-end, resilience)
+	$(BIN)/python -m pytest tests/unit tests/security tests/integration tests/e2e tests/resilience
 	$(BIN)/python -m pytest -p no:cacheprovider tests/nameko
+
+test-resilience: install system-deps js-deps graphiql ## only broker restarts, replicas, live Prometheus, fuzzing (in `make test` too)
+	$(BIN)/python -m pytest tests/resilience
 
 unit: install system-deps js-deps ## only the fast, pure unit tests
 	$(BIN)/python -m pytest tests/unit
@@ -49,4 +61,4 @@ bench: install ## run every benchmark under bench/ (figures printed, not asserte
 clean: ## remove the virtualenv and local data (var/)
 	rm -rf $(VENV) var .pytest_cache
 
-.PHONY: help install js-deps system-deps run test unit schema bench clean
+.PHONY: help install js-deps graphiql system-deps run test test-resilience unit schema bench clean

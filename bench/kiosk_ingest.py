@@ -11,6 +11,8 @@ over its runs' time taken together:
 2. the raw path: the same batches published straight to RabbitMQ with kombu and bulk-inserted
    (insert_many ordered=False) into the same MongoDB by a bare consumer;
 3. then single-vote submits (one vote a call, as many calls in flight as kiosks): votes/s.
+All of it with 1 and then 2 replicas of the satisfaction service (`--replicas 1,2`), each on a fresh stack, and
+a comparison of both at the end (on 2 cores a second replica is not expected to be faster; exactly-once is).
 Figures and targets are printed, never asserted (exit 0 on MISS).
 """
 from __future__ import annotations
@@ -58,14 +60,16 @@ def make_votes(n: int, start: datetime) -> list[dict]:
             for i in range(n)]
 
 
-def histogram(url: str, name: str, label: str) -> list[tuple[float, float]]:
-    """Cumulative buckets (le, count) of one labelled histogram from a /metrics page."""
-    out = []
-    for line in httpx.get(url, timeout=5).text.splitlines():
-        if line.startswith(name + "_bucket{") and label in line:
-            le = line.split('le="')[1].split('"')[0]
-            out.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
-    return sorted(out)
+def histogram(urls: list[str], name: str, label: str) -> list[tuple[float, float]]:
+    """Cumulative buckets (le, count) of one labelled histogram, summed over the /metrics pages of the replicas."""
+    sums: dict[float, float] = {}
+    for url in urls:
+        for line in httpx.get(url, timeout=5).text.splitlines():
+            if line.startswith(name + "_bucket{") and label in line:
+                le = line.split('le="')[1].split('"')[0]
+                key = float("inf") if le == "+Inf" else float(le)
+                sums[key] = sums.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return sorted(sums.items())
 
 
 def quantile_from_buckets(before, after, q: float) -> float:
@@ -199,13 +203,27 @@ def main() -> int:
     parser.add_argument("--singles", type=int, default=2000, help="single-vote submits")
     parser.add_argument("--max-workers", type=int, default=None,
                         help="PARVIS_MAX_WORKERS of the service (default: the service's own, see parvis/runner.py)")
+    parser.add_argument("--replicas", default="1,2", help="replica counts of the satisfaction service, in turn")
     args = parser.parse_args()
+    results = {}
+    for replicas in (int(n) for n in args.replicas.split(",")):
+        log(f"== {replicas} replica(s) of the satisfaction service")
+        results[replicas] = measure(args, replicas)
+    log("== replicas compared (one stack each, same parameters)")
+    for replicas, r in results.items():
+        log(f"{replicas} replica(s): {r['rate']:,.0f} votes/s end to end ({r['rate'] / r['raw']:.0%} of raw), "
+            f"accept p99 {r['p99_ms']:.0f} ms, ingest lag p99 <= {r['lag_p99']} s, singles {r['singles']:,.0f}/s; "
+            f"{r['accepted']} accepted, {r['counted']} counted: {'exactly once' if r['exact'] else 'MISMATCH'}")
+    return 0
 
+
+def measure(args, replicas: int) -> dict:
     mongo, broker = Mongo().start(), Broker().start()
     env = {} if args.max_workers is None else {"PARVIS_MAX_WORKERS": str(args.max_workers)}
     platform = Platform(mongo, broker, **env)
     try:
-        platform.service("satisfaction")
+        for r in range(1, replicas + 1):
+            platform.service("satisfaction", PARVIS_METRICS_PORT=str(platform.metrics_port("satisfaction", r)))
         platform.service("notification")  # the revocation list: without it, the gateway refuses every token
         platform.gateway()
         agent = token("agent", subject="agent:bench")
@@ -219,7 +237,8 @@ def main() -> int:
         tokens = [gql("mutation($k: KioskInput!) { registerKiosk(kiosk: $k) { token } }",
                       {"k": {"siteId": site, "name": f"Borne {i}", "repeatSeconds": 0}})["registerKiosk"]["token"]
                   for i in range(args.kiosks)]
-        metrics_url = f"http://127.0.0.1:{platform.metrics_base + 2}/metrics"
+        metrics_url = [f"http://127.0.0.1:{platform.metrics_port('satisfaction', r)}/metrics"
+                       for r in range(1, replicas + 1)]
         lag = "parvis_satisfaction_ingest_lag_seconds"
         before = {s: histogram(metrics_url, lag, f'since="{s}"') or [] for s in ("pressed", "received")}
 
@@ -283,11 +302,12 @@ def main() -> int:
         ]
         for label, good in checks:
             log(f"{'OK  ' if good else 'MISS'} {label}")
+        return {"rate": rate, "raw": raw, "p99_ms": pct(lat, .99) * 1000, "lag_p99": lag_p99, "singles": single_rate,
+                "accepted": accepted_total, "counted": counted_e2e, "exact": counted_e2e == accepted_total and not lost}
     finally:
         platform.stop()
         broker.stop()
         mongo.stop()
-    return 0
 
 
 if __name__ == "__main__":

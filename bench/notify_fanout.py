@@ -6,6 +6,9 @@ Run from the repository root: `.venv/bin/python bench/notify_fanout.py [-n 10000
 starts its own nx-27017, a throw-away RabbitMQ vhost, one `notification` service and an aiosmtpd
 server in this process; prints emails/s, the time to the last email, duplicates, the ratio to the bare
 loop and the targets (printed, never asserted: exit 0 on MISS), and removes everything it created.
+It runs with 1 and then 2 replicas of the notification service (`--replicas 1,2`, a fresh stack each) and
+compares them at the end: the replicas claim messages from the same store, so the second may share the sending
+(on 2 cores it competes for the same CPU); no email may go twice.
 """
 from __future__ import annotations
 
@@ -49,8 +52,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=10_000, help="subscribers")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--replicas", default="1,2", help="replica counts of the notification service, in turn")
     args = parser.parse_args()
+    results = {}
+    for replicas in (int(n) for n in args.replicas.split(",")):
+        print(f"== {replicas} replica(s) of the notification service", flush=True)
+        results[replicas] = measure(args, replicas)
+    print("== replicas compared (one stack each, same parameters)")
+    for replicas, r in results.items():
+        print(f"{replicas} replica(s): {r['rate']:.0f} emails/s (last email after {r['elapsed']:.1f}s; bare loop "
+              f"{r['bare']:.0f}/s), sent per replica {r['per_replica']}, duplicates {r['duplicates']}")
+    return 0
 
+
+def measure(args, replicas: int) -> dict:
     from datetime import datetime, timezone
 
     from contracts import build_envelope
@@ -67,7 +82,8 @@ def main() -> int:
         platform = Platform(mongo, broker, SMTP_URL=f"smtp://127.0.0.1:{smtp.port}", PARVIS_NOTIFY_INTERVAL="0.2",
                             PARVIS_NOTIFY_BATCH="250", PARVIS_LOG_LEVEL=os.environ.get("PARVIS_LOG_LEVEL", "WARNING"))
         mongo.drop_all()
-        platform.service("notification")
+        for r in range(1, replicas + 1):
+            platform.service("notification", PARVIS_METRICS_PORT=str(platform.metrics_port("notification", r)))
         db = mongo.client().parvis_notification
         now = datetime.now(timezone.utc)
         subs = [{"_id": f"cit-{i:06d}|agenda:commune:labege|email", "recipient": f"cit-{i:06d}",
@@ -141,6 +157,10 @@ def main() -> int:
         print(f"targets   : ≥ {TARGET_RATE:.0f} emails/s: {'OK' if rate >= TARGET_RATE else 'MISS'}; "
               f"≥ {TARGET_RATIO:.0%} of bare ({rate / bare_rate:.0%}): {'OK' if rate >= TARGET_RATIO * bare_rate else 'MISS'}; "
               f"zero duplicates: {'OK' if duplicates == 0 else 'MISS'}")
+        per_replica = [int(platform.metric("notification", "parvis_notifications_total", replica=r, channel="email",
+                                           status="delivered") or 0) for r in range(1, replicas + 1)]
+        return {"rate": rate, "elapsed": elapsed, "bare": bare_rate, "duplicates": duplicates,
+                "per_replica": per_replica}
     finally:
         if platform is not None:
             if os.environ.get("NOTIFY_BENCH_LOG") and platform.procs:
@@ -149,7 +169,6 @@ def main() -> int:
         broker.stop()
         mongo.stop()
         smtp.stop()
-    return 0
 
 
 if __name__ == "__main__":

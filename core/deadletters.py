@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import json
 
-from kombu import Connection, Queue
+from amqp.exceptions import NotFound
+from kombu import Connection
 
 DEAD_LETTER_QUEUE = "parvis.dead-letters"
 
 
 def _messages(conn: Connection):
+    """The dead letters, taken unacknowledged. The queue is looked up, not declared: the services declare it, of
+    the type they are set for (PARVIS_QUEUE_TYPE), and a declaration of another type would be refused."""
     channel = conn.channel()
-    Queue(DEAD_LETTER_QUEUE, durable=True, channel=channel).declare()
+    try:
+        channel.queue_declare(DEAD_LETTER_QUEUE, passive=True)
+    except NotFound:  # no service ever ran a handler here: no dead letter either
+        return conn.channel(), []
     taken = []
     while True:
         message = channel.basic_get(DEAD_LETTER_QUEUE, no_ack=False)

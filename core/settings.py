@@ -199,6 +199,11 @@ class ServiceSettings(BaseSettings):
                                 "switch for the crash tests, never for production")
     inbox_retention_days: float = setting("PARVIS_INBOX_RETENTION_DAYS", 30.0, "days a handled event id is "
                                           "remembered (redeliveries within it are skipped)")
+    queue_type: str = setting("PARVIS_QUEUE_TYPE", "classic", "type of the durable queues of event handlers, their "
+                              "retries and the dead letters: `classic`, or `quorum` (replicated, for a RabbitMQ "
+                              "cluster). A queue keeps the type it was declared with: to switch, see the README "
+                              "(runbook, \"Switching to quorum queues\")",
+                              parse=lambda raw: _choice(raw, ("classic", "quorum")))
 
     @property
     def metrics_port(self) -> int:

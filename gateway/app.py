@@ -18,7 +18,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, disable_created_metrics, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from cross_web import HTTPException
@@ -26,7 +26,7 @@ from strawberry.asgi import GraphQL
 
 from contracts.errors import ParvisError, ServiceUnavailable, Unauthenticated
 from contracts.platform import Caller
-from gateway import auth
+from gateway import auth, graphiql
 from gateway.errors import english_request, map_errors
 from gateway.limits import RateLimiter, client_address
 from gateway.compiled import CompiledPaths
@@ -39,6 +39,7 @@ from gateway.schema.agenda import to_event
 from gateway.schema.platform import ping_all
 from gateway.settings import GatewaySettings
 from core import logjson
+from core.settings import SERVICES
 from core.logjson import SLO_BUCKETS
 
 log = logging.getLogger("parvis.gateway")
@@ -235,6 +236,10 @@ class ParvisGraphQL(GraphQL):
             response = http_error(exc.status_code, exc.reason, english_request(request))
         await response(scope, receive, send)
 
+    async def render_graphql_ide(self, request) -> Response:
+        """Strawberry's GraphiQL, its assets served by the gateway rather than a CDN (gateway/graphiql.py)."""
+        return HTMLResponse(graphiql.page(self.graphql_ide_html))
+
     async def process_result(self, request, result):
         map_errors(result.errors, self.gateway.settings.production, english_request(request))
         return await super().process_result(request, result)
@@ -335,16 +340,32 @@ class Gateway:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
-        broker = True
+        """Ready when the broker and every service answer; the body says which part is down (`down`), and how
+        the public agenda's copy is doing (it answers the public even while the rest is away)."""
         try:
             await self.rpc.connect()
-        except Exception:  # noqa: BLE001
-            broker = False
+        except Exception:  # noqa: BLE001 - reported below
+            pass
+        broker = self.rpc.connected
         services = await ping_all(self.rpc, timeout=1.0) if broker else []
         ready = broker and all(s["ok"] for s in services) and self.revocations.loaded
-        body = {"status": "ready" if ready else "unready", "broker": broker,
+        public = self.public_agenda
+        age = public.age()
+        copy = {"loaded": public.loaded, "fresh": public.ready, "serving": public.serving,
+                "age_seconds": None if age is None else round(age, 1), "following_events": public.following}
+        down = ([] if broker else ["broker"]) + [s["name"] for s in services if not s["ok"]]
+        if not broker:
+            down += [s for s in SERVICES]  # not reachable without the broker
+        if not self.revocations.loaded:
+            down.append("revocations")
+        if not public.ready:
+            down.append("public_agenda_copy")
+        if not public.following:
+            down.append("agenda_events")
+        body = {"status": "ready" if ready else "unready", "broker": broker, "down": down,
                 "revocations_loaded": self.revocations.loaded,
-                "services": {s["name"]: {k: v for k, v in s.items() if k != "name"} for s in services}}
+                "services": {s["name"]: {k: v for k, v in s.items() if k != "name"} for s in services},
+                "public_agenda": copy}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(self, request: Request) -> Response:
@@ -394,10 +415,12 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
             *web.routes(gateway),  # the site's pages first: `/` is its home page
             *all_routes(gateway),
+            *([] if gateway.settings.production else [Route(graphiql.ASSETS_PATH + "{path:path}", graphiql.asset)]),
         ],
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    app.state.gateway_graphiql_html = graphql.graphql_ide_html if graphql.graphql_ide else ""
     ROUTES.update(r.path for r in app.routes if "{" not in r.path)  # metric labels: known paths only
     return Limits(app, gateway.settings)  # outermost: correlation id, rate and body caps apply to every route
 

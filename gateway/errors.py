@@ -17,8 +17,25 @@ from core.logjson import SLO_BUCKETS
 log = logging.getLogger("parvis.gateway")
 
 # Labelled by the schema's root field, never by the client's operation name: bounded cardinality.
-GRAPHQL_OPERATIONS = Counter("parvis_graphql_operations_total", "GraphQL operations by root field and outcome",
+GRAPHQL_OPERATIONS = Counter("parvis_graphql_operations_total", "GraphQL operations by root field and outcome "
+                             "(ok; rejected: the caller's mistake; error: the platform's fault)",
                              ["type", "field", "outcome"])
+FAULT_CODES = frozenset({"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"})  # the platform's fault, not the caller's
+
+
+def operation_outcome(errors) -> str:
+    """`ok`, `rejected` (every error is a refusal the caller can act on: bad input, not found, forbidden, an invalid
+    document…) or `error` (one is the platform's fault: a service away, a bug). The SLOs count `error` only."""
+    if not errors:
+        return "ok"
+    for error in errors:
+        code = (getattr(error, "extensions", None) or {}).get("code")
+        original = getattr(error, "original_error", None)
+        if code is None and isinstance(original, ParvisError):
+            code = original.code
+        if code in FAULT_CODES or (code is None and original is not None):
+            return "error"
+    return "rejected"
 GRAPHQL_DURATION = Histogram("parvis_graphql_operation_duration_seconds", "GraphQL operation time",
                              ["type", "field"], buckets=SLO_BUCKETS)
 
@@ -125,6 +142,6 @@ class OperationMetrics(SchemaExtension):
         except Exception:  # noqa: BLE001 - unparsable documents are counted as unknown
             pass
         result = ctx.result
-        outcome = "error" if (result is not None and getattr(result, "errors", None)) or ctx.pre_execution_errors else "ok"
+        outcome = operation_outcome([*(getattr(result, "errors", None) or []), *(ctx.pre_execution_errors or [])])
         GRAPHQL_OPERATIONS.labels(op_type, field, outcome).inc()
         GRAPHQL_DURATION.labels(op_type, field).observe(time.perf_counter() - started)

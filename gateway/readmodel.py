@@ -13,7 +13,9 @@ How it stays right:
 - who may see what stays the agenda's rule: the filter, order and cursors are those of the agenda service,
   shared with it in contracts/agenda_public.py, applied to the fields the feed sends;
 - when the copy is not loaded or has not synced for STALE_AFTER seconds, `ready` is False and the
-  gateway asks the agenda by RPC, as before.
+  gateway asks the agenda by RPC, as before; except when the last sync failed (the broker or the agenda is
+  away: the RPC would fail too): then a loaded copy is still served (`serving`), stale rather than nothing, and
+  counted (`parvis_gateway_public_stale_answers_total`) until a sync succeeds again.
 Only the public's view is kept: agents and organisers (who also see pending revisions and other states)
 are always answered by the agenda service.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import json
 import logging
 import time
@@ -51,6 +54,9 @@ READ_MODEL_EVENTS = Gauge("parvis_gateway_public_events", "Events in the gateway
 READ_MODEL_SYNCS = Counter("parvis_gateway_public_syncs_total", "Syncs of the gateway's public agenda copy",
                            ["trigger", "outcome"])
 READ_MODEL_AGE = Gauge("parvis_gateway_public_sync_age_seconds", "Seconds since the last successful sync")
+STALE_ANSWERS = Counter("parvis_gateway_public_stale_answers_total", "Public agenda pages answered from a stale copy "
+                        "while the agenda could not be reached")
+LISTEN_RETRY = 1.0  # seconds between two attempts to follow the agenda's events again
 
 
 class Entry:
@@ -96,6 +102,8 @@ class PublicAgenda:
         self.cursor = (0.0, "")
         self.loaded = False
         self.synced_at = 0.0
+        self.sync_failing = False  # the last sync attempt failed (the broker or the agenda is away)
+        self.following = False  # the agenda's events are followed (a queue consumed now)
         self.overlap_at = time.monotonic()
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -108,6 +116,14 @@ class PublicAgenda:
     @property
     def ready(self) -> bool:
         return self.loaded and time.monotonic() - self.synced_at < STALE_AFTER
+
+    @property
+    def serving(self) -> bool:
+        """The copy answers the public: fresh, or stale while the agenda cannot be reached (see the module)."""
+        return self.loaded and (self.sync_failing or time.monotonic() - self.synced_at < STALE_AFTER)
+
+    def age(self) -> float | None:
+        return time.monotonic() - self.synced_at if self.loaded else None
 
     def docs(self, communes: list[str]) -> list[dict]:
         if not communes:
@@ -159,6 +175,8 @@ class PublicAgenda:
 
     def search(self, f: c.EventFilter, first: int, after: str | None, now: datetime) -> Page:
         """The agenda's public search (its own predicate, order and cursors) over the copy."""
+        if not self.ready:
+            STALE_ANSWERS.inc()
         found = agenda_public.search(self.candidates(f), f, now)
         docs, cursors, has_next = agenda_public.keyset_page(found, first, after, bool(f.updated_since))
         entries = [d["entry"] for d in docs]
@@ -180,7 +198,7 @@ class PublicAgenda:
         """The public's `events` (GraphQL, exports, widget): from this copy when it is ready, else from the agenda
         service, page after page when more than one RPC page is asked for."""
         f = self.read_filter(filter, first, after, most)
-        if self.ready:
+        if self.serving:
             return self.search(f, first, after, datetime.now(timezone.utc))
         views, cursors, total, has_next, end = [], [], 0, True, after
         while has_next and len(views) < first:
@@ -198,8 +216,10 @@ class PublicAgenda:
                 changed = await self._pull()
             except Exception:
                 READ_MODEL_SYNCS.labels(trigger, "error").inc()
+                self.sync_failing = True
                 raise
             READ_MODEL_SYNCS.labels(trigger, "ok").inc()
+            self.sync_failing = False
             self.loaded = True
             self.synced_at = time.monotonic()
             if changed:
@@ -282,16 +302,21 @@ class PublicAgenda:
             self._wake.clear()
 
     async def _listen(self) -> None:
-        """Wake the sync on every agenda event (validated against contracts/); reconnects by itself."""
+        """Wake the sync on every agenda event (validated against contracts/). A plain connection, made again
+        LISTEN_RETRY seconds after it is lost (its exclusive queue went with it): each (re)connection wakes a sync,
+        which catches up on what was announced meanwhile."""
         while True:
+            connection = None
             try:
-                self._connection = await aio_pika.connect_robust(
+                connection = self._connection = await aio_pika.connect(
                     self.amqp_url, client_properties={"connection_name": "parvis-gateway-agenda-events"})
-                channel = await self._connection.channel()
+                channel = await connection.channel()
                 exchange = await channel.declare_exchange("agenda.events", aio_pika.ExchangeType.TOPIC, durable=True)
                 queue = await channel.declare_queue(exclusive=True, auto_delete=True)
                 await queue.bind(exchange, routing_key="agenda.#")
                 async with queue.iterator(no_ack=True) as messages:
+                    self.following = True
+                    self._wake.set()
                     async for message in messages:
                         try:
                             parse_envelope(json.loads(message.body))
@@ -299,8 +324,15 @@ class PublicAgenda:
                             log.warning("agenda event ignored, contract broken: %s", exc)
                             continue
                         self._wake.set()
+                log.warning("agenda events no longer followed (the broker closed the queue); again in %ss",
+                            LISTEN_RETRY)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - polling keeps the copy fresh meanwhile
-                log.warning("agenda events not followed (%s); retrying", exc)
-                await asyncio.sleep(2.0)
+                log.warning("agenda events not followed (%s); retrying in %ss", exc, LISTEN_RETRY)
+            finally:
+                self.following = False
+                if connection is not None and not connection.is_closed:
+                    with contextlib.suppress(Exception):
+                        await connection.close()
+            await asyncio.sleep(LISTEN_RETRY)

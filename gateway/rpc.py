@@ -7,6 +7,18 @@ to the exchange with `reply_to` as routing key. Context data travels in `nameko.
 
 One exclusive reply queue per process; calls in flight are futures keyed by correlation id, each
 with its own timeout. Remote errors come back as the typed errors of contracts/errors.py.
+
+When the broker goes away: the calls in flight fail at once with ServiceUnavailable (their replies would
+have gone to a reply queue the broker dropped), and so does every call until the connection is back — no
+request waits out its timeout. aio-pika's robust connection reconnects by itself (every RECONNECT_INTERVAL
+seconds) and declares the reply queue again.
+
+Durability, decided for RPC: requests are transient (not persisted) and expire after the call's timeout
+(`expiration`). A call is a question someone waits for: after a broker restart or once its caller has given
+up, running it would do a write whose answer nobody reads, possibly after the client retried it. So a call in
+flight during a restart is lost and answered SERVICE_UNAVAILABLE; clients retry what is safe to retry (the
+kiosks resend votes, which are idempotent by id). Events, retries and dead letters are the messages that
+must survive, and do (durable queues, persistent messages, publisher confirms).
 """
 from __future__ import annotations
 
@@ -28,6 +40,7 @@ from contracts.errors import ERRORS, ParvisError, ServiceUnavailable
 log = logging.getLogger(__name__)
 
 RPC_EXCHANGE = "nameko-rpc"
+RECONNECT_INTERVAL = 1.0  # seconds between two attempts of the robust connection to come back
 EMPTY_CALL = b'{"args": [], "kwargs": {}}'
 
 
@@ -58,7 +71,9 @@ class RpcClient:
         async with self._lock:
             if self.connection is not None and not self.connection.is_closed:
                 return
-            self.connection = await aio_pika.connect_robust(self.amqp_url, client_properties={"connection_name": "parvis-gateway"})
+            self.connection = await aio_pika.connect_robust(self.amqp_url, reconnect_interval=RECONNECT_INTERVAL,
+                                                            client_properties={"connection_name": "parvis-gateway"})
+            self.connection.close_callbacks.add(self._on_connection_lost)
             self.channel = await self.connection.channel(publisher_confirms=False)
             self.exchange = await self.channel.declare_exchange(RPC_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
             queue = await self.channel.declare_queue(self.reply_queue_name, exclusive=True, auto_delete=True)
@@ -75,7 +90,15 @@ class RpcClient:
 
     @property
     def connected(self) -> bool:
-        return self.connection is not None and not self.connection.is_closed
+        """Connected now (False while the robust connection is away and trying to come back)."""
+        return self.connection is not None and not self.connection.is_closed and self.connection.connected.is_set()
+
+    def _on_connection_lost(self, _connection, exc=None) -> None:
+        """The broker went away: the calls in flight will get no reply (their reply queue is gone)."""
+        pending, self.pending = self.pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(ServiceUnavailable("Messagerie indisponible (connexion perdue)."))
 
     def _expire(self, correlation_id: str, service: str) -> None:
         fut = self.pending.pop(correlation_id, None)
@@ -94,6 +117,9 @@ class RpcClient:
     async def call(self, service: str, method: str, *, timeout: float | None = None,
                    context: dict[str, Any] | None = None, **kwargs) -> Any:
         if not self.connected:
+            if self.connection is not None and not self.connection.is_closed:
+                # The robust connection is coming back by itself: answer now rather than wait for it.
+                raise ServiceUnavailable("Messagerie indisponible (reconnexion en cours).")
             try:
                 await self.connect()
             except Exception as exc:
@@ -109,9 +135,13 @@ class RpcClient:
         headers = {f"nameko.{k}": v for k, v in context.items() if v is not None} if context else None
         body = json.dumps({"args": [], "kwargs": kwargs}, default=str).encode() if kwargs else EMPTY_CALL
         message = aio_pika.Message(body, content_type="application/json", correlation_id=correlation_id,
-                                   reply_to=self.reply_queue_name, headers=headers)
+                                   reply_to=self.reply_queue_name, headers=headers,
+                                   expiration=timeout or self.default_timeout)
         try:
-            await self.exchange.publish(message, routing_key=f"{service}.{method}", mandatory=False)
+            try:
+                await self.exchange.publish(message, routing_key=f"{service}.{method}", mandatory=False)
+            except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                raise ServiceUnavailable(f"Messagerie indisponible ({exc.__class__.__name__}).") from None
             reply = await fut
         finally:
             timer.cancel()

@@ -15,7 +15,15 @@ MAX_TTL = 366 * 86400  # a kiosk's token lives a year; no token a person asks fo
 def cmd_up(args) -> int:
     from parvis.supervisor import Supervisor
 
-    return Supervisor(args.names, seed=not args.no_seed, demo_events=not args.no_demo_events).run()
+    from parvis.supervisor import parse_replicas
+
+    try:
+        replicas = parse_replicas(args.replicas)
+    except SystemExit as exc:
+        print(f"parvis up: {exc}", file=sys.stderr)
+        return 2
+    return Supervisor(args.names, seed=not args.no_seed, demo_events=not args.no_demo_events,
+                      replicas=replicas).run()
 
 
 def cmd_urls(args) -> int:
@@ -221,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="only these processes (agenda consultation satisfaction payment_link "
                                             "notification gateway); all by default")
     p.add_argument("--no-seed", action="store_true", help="do not load the demo data")
+    p.add_argument("--replicas", action="append", metavar="N|SERVICE=N",
+                   help="processes of each service (N), or of one (SERVICE=N); repeatable, or comma-separated")
     p.add_argument("--no-demo-events", action="store_true",
                    help="load the reference data but no demo events (tests that need an empty agenda)")
     p.set_defaults(func=cmd_up)

@@ -113,9 +113,33 @@ class Child:
             self.proc.wait()
 
 
+def parse_replicas(specs: list[str] | None) -> dict[str, int]:
+    """`--replicas 2` (every service), `--replicas satisfaction=3` (one), several of them or comma-separated
+    (`--replicas 2,notification=1`): the number of processes of each service (1 when not said)."""
+    counts = {name: 1 for name in SERVICES}
+    for spec in (part.strip() for item in specs or [] for part in item.split(",")):
+        if not spec:
+            continue
+        name, _, value = spec.rpartition("=")
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if not 1 <= n <= 16:
+            raise SystemExit(f"--replicas {spec}: a number of processes from 1 to 16, e.g. --replicas 2 or "
+                             "--replicas satisfaction=2")
+        if name and name not in SERVICES:
+            raise SystemExit(f"--replicas {spec}: unknown service {name!r}; choose among {', '.join(SERVICES)}")
+        for target in ([name] if name else SERVICES):
+            counts[target] = n
+    return counts
+
+
 class Supervisor:
-    def __init__(self, names: list[str], seed: bool = True, demo_events: bool = True):
+    def __init__(self, names: list[str], seed: bool = True, demo_events: bool = True,
+                 replicas: dict[str, int] | None = None):
         self.settings = SupervisorSettings.from_env()
+        self.replicas = {name: 1 for name in SERVICES} | (replicas or {})
         wanted = names or [*SERVICES, GATEWAY]
         unknown = set(wanted) - {*SERVICES, GATEWAY}
         if unknown:
@@ -190,11 +214,23 @@ class Supervisor:
             "rabbitmq-server -detached), or point AMQP_URL at one, e.g. amqp://guest:guest@host:5672/.")
 
     # -- children -----------------------------------------------------------------------------
-    def child_for(self, name: str, i: int) -> Child:
+    def metrics_ports(self) -> dict[str, list[int]]:
+        """Each service's metrics port, per replica: the first replicas on PARVIS_METRICS_PORT_BASE and the four
+        ports after it (as without replicas), the second ones on the five ports after those, and so on."""
+        from core.settings import ServiceSettings
+
+        base = ServiceSettings.from_env().metrics_port_base
+        return {name: [base + r * len(SERVICES) + SERVICES.index(name) for r in range(self.replicas[name])]
+                for name in self.names if name in SERVICES}
+
+    def children_for(self, name: str, i: int) -> list[Child]:
         if name == GATEWAY:
-            return Child(name, [sys.executable, "-m", "parvis.cli", "gateway"], self.env, COLORS[i % 7])
-        return Child(name, [sys.executable, "-m", "parvis.cli", "service", name], self.env, COLORS[i % 7],
-                     ready_line=f"PARVIS-READY {name}")
+            return [Child(name, [sys.executable, "-m", "parvis.cli", "gateway"], self.env, COLORS[i % 7])]
+        ports = self.metrics_ports()[name]
+        return [Child(name if len(ports) == 1 else f"{name}.{r + 1}", [sys.executable, "-m", "parvis.cli", "service",
+                                                                      name],
+                      {**self.env, "PARVIS_METRICS_PORT": str(port)}, COLORS[i % 7], ready_line=f"PARVIS-READY {name}")
+                for r, port in enumerate(ports)]
 
     def gateway_url(self, path: str = "") -> str:
         return f"http://127.0.0.1:{self.settings.http_port}{path}"
@@ -270,6 +306,9 @@ class Supervisor:
             f"{self.gateway_url('/agenda/print?commune=labege')}  widget {self.gateway_url('/embed/agenda.js')}",
             f"  Metrics    {self.gateway_url('/metrics')} (gateway); services on :"
             f"{metrics_base}-{metrics_base + len(SERVICES) - 1}/metrics",
+            *([f"  Replicas   " + "  ".join(f"{name} x{len(ports)} (metrics :{', :'.join(map(str, ports))})"
+                                           for name, ports in self.metrics_ports().items() if len(ports) > 1)]
+              if any(len(p) > 1 for p in self.metrics_ports().values()) else []),
             f"  Database   {self.env.get('MONGO_URL', self.settings.effective_mongo_url)}",
             f"  Broker     {broker.hostname}:{broker.port or 5672} (RabbitMQ)",
             *([f"  Mail (dev) {self.gateway_url('/dev/mail')}   (SMTP {self.env['SMTP_URL']})"]
@@ -294,16 +333,13 @@ class Supervisor:
     def check_ports(self) -> None:
         """Every port this platform will listen on is free, or it does not start (a port taken by another stack
         would give that stack's figures under this one's name)."""
-        from core.settings import ServiceSettings
-
         wanted = {}
         if GATEWAY in self.names:
             wanted[self.settings.http_port] = "the gateway (PARVIS_HTTP_PORT)"
-        services = ServiceSettings.from_env()
-        for name in self.names:
-            if name in SERVICES:
-                port = services.metrics_port_base + SERVICES.index(name)
-                wanted[port] = f"{name}'s metrics (PARVIS_METRICS_PORT_BASE)"
+        for name, ports in self.metrics_ports().items():
+            for r, port in enumerate(ports):
+                wanted[port] = f"{name}'s metrics{f' (replica {r + 1})' if len(ports) > 1 else ''} " \
+                               "(PARVIS_METRICS_PORT_BASE)"
         taken = [f"{port} for {what}" for port, what in sorted(wanted.items()) if port_open("127.0.0.1", port, 0.2)]
         if taken:
             raise SystemExit("port(s) taken: " + ", ".join(taken) + ". Another Parvis runs? Stop it (`parvis urls` "
@@ -321,7 +357,7 @@ class Supervisor:
             self.start_mongo()
             if "notification" in self.names:
                 self.start_devmail()
-            processes = [self.child_for(n, i) for i, n in enumerate(self.names)]
+            processes = [c for i, n in enumerate(self.names) for c in self.children_for(n, i)]
             services = [c for c in processes if c.name != GATEWAY]
             for child in services:
                 child.start()

@@ -220,7 +220,7 @@ class Platform:
         self.mongo, self.broker = mongo, broker
         self.data_dir = tempfile.mkdtemp(prefix="parvis-data-")
         self.http_port = free_port()
-        self.metrics_base = free_port_block(5)
+        self.metrics_base = free_port_block(15)  # up to three replicas of each service (parvis up --replicas)
         self.env = {
             **os.environ,
             "MONGO_URL": mongo.url,
@@ -253,7 +253,7 @@ class Platform:
     def up(self, *names: str, **env) -> Proc:
         proc = Proc("up", [PYTHON, "-m", "parvis.cli", "up", *names], {**self.env, **env}, "PARVIS-UP")
         self.procs.append(proc)
-        return proc.start(timeout=120)
+        return proc.start(timeout=240)  # ten services and more on 2 shared cores may take a while
 
     @property
     def url(self) -> str:
@@ -276,11 +276,15 @@ class Platform:
                 print(f"--- {proc.name} ---\n{proc.output()[-3000:]}")
         self.stop()
 
-    def metric(self, service: str, name: str, /, **labels) -> float | None:
-        """One sample from a service's /metrics, matched on its exact label set (None if absent)."""
+    def metrics_port(self, service: str, replica: int = 1) -> int:
+        """A service's metrics port, as `parvis up` gives it to the replica (1, 2…); `service()` uses the first."""
         from core.settings import SERVICES
 
-        port = self.metrics_base + list(SERVICES).index(service)
+        return self.metrics_base + (replica - 1) * len(SERVICES) + list(SERVICES).index(service)
+
+    def metric(self, service: str, name: str, /, replica: int = 1, **labels) -> float | None:
+        """One sample from a service's /metrics, matched on its exact label set (None if absent)."""
+        port = self.metrics_port(service, replica)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as resp:
             text = resp.read().decode()
         want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
@@ -353,3 +357,95 @@ def smtp_server(handler, **controller_kwargs):
         yield controller.port
     finally:
         controller.stop()
+
+
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+class RabbitNode:
+    """A RabbitMQ node of our own (Debian's rabbitmq-server) on free ports, with its own name, data and logs, for
+    the tests that stop and start the broker. The machine's broker (5672, rabbit@localhost) is left alone: its
+    rabbitmq.conf pins 5672, so this node gets a config file of its own; it runs as the `rabbitmq` user (whose
+    Erlang cookie rabbitmqctl shares), in a directory that user owns. `plugins` adds e.g. rabbitmq_prometheus
+    (its port is `prometheus_port`)."""
+
+    def __init__(self, plugins: tuple[str, ...] = ()):
+        self.dir = tempfile.mkdtemp(prefix="parvis-rabbit-")
+        self.name = f"parvis-{uuid.uuid4().hex[:8]}@localhost"
+        self.port, self.dist_port, self.prometheus_port = free_port(), free_port(), free_port()
+        self.plugins = plugins
+        self.proc: subprocess.Popen | None = None
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        Path(self.dir, "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+            f"prometheus.tcp.port = {self.prometheus_port}\nprometheus.tcp.ip = 127.0.0.1\n"
+            "log.console = false\nlog.file.level = warning\n")
+        Path(self.dir, "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
+        subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", self.dir], check=True)
+
+    def _env(self) -> dict:
+        return {"HOME": "/var/lib/rabbitmq", "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "RABBITMQ_NODENAME": self.name, "RABBITMQ_NODE_PORT": str(self.port),
+                "RABBITMQ_DIST_PORT": str(self.dist_port), "RABBITMQ_CONFIG_FILE": f"{self.dir}/rabbitmq",
+                "RABBITMQ_MNESIA_BASE": f"{self.dir}/mnesia", "RABBITMQ_LOG_BASE": f"{self.dir}/log",
+                "RABBITMQ_ENABLED_PLUGINS_FILE": f"{self.dir}/enabled_plugins", "RABBITMQ_PID_FILE": f"{self.dir}/pid",
+                "RABBITMQ_CONF_ENV_FILE": f"{self.dir}/rabbitmq-env.conf"}
+
+    def start(self, timeout: float = 60.0) -> "RabbitNode":
+        env = [f"{k}={v}" for k, v in self._env().items()]
+        with open(f"{self.dir}/server.out", "ab") as out:
+            self.proc = subprocess.Popen(["runuser", "-u", "rabbitmq", "--", "env", "-i", *env, RABBITMQ_SERVER],
+                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        wait_until(lambda: self._amqp_ok() or self.proc.poll() is not None, timeout, 0.2,
+                   f"RabbitMQ node {self.name} on {self.port}")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"RabbitMQ node {self.name} exited:\n{self.log_tail()}")
+        return self
+
+    def _amqp_ok(self) -> bool:
+        from kombu import Connection
+
+        try:
+            with Connection(self.url, connect_timeout=1) as conn:
+                conn.connect()
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+    def ctl(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        return subprocess.run(["rabbitmqctl", "-n", self.name, *args], capture_output=True, text=True, timeout=timeout)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """A clean stop of the whole node (the Erlang VM ends); its data stays for the next start."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.ctl("stop", timeout=timeout)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def queues(self, *columns: str) -> list[dict]:
+        cols = columns or ("name", "type", "durable", "messages")
+        out = self.ctl("list_queues", "-q", "--formatter", "json", *cols)
+        if out.returncode != 0:
+            raise AssertionError(out.stderr)
+        return json.loads(out.stdout or "[]")
+
+    def log_tail(self, n: int = 4000) -> str:
+        texts = []
+        for path in [Path(self.dir, "server.out"), *Path(self.dir, "log").glob("*.log")]:
+            with contextlib.suppress(OSError):
+                texts.append(f"== {path.name}\n" + path.read_text(errors="replace")[-n:])
+        return "\n".join(texts)
+
+    def destroy(self) -> None:
+        self.stop(30)
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)

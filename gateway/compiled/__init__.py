@@ -61,7 +61,7 @@ class CompiledPathsMiddleware:
         if scope["type"] != "http" or scope["method"] != "POST" or caller is None:
             return await self.app(scope, receive, send)
         public = (self.paths.events is not None and caller.role in ("public", "citizen")
-                  and self.gateway.public_agenda.ready)
+                  and self.gateway.public_agenda.serving)
         kiosk = caller.role == "kiosk" and self.paths.votes is not None
         headers = dict(scope.get("headers") or [])
         if not (public or kiosk) or not headers.get(b"content-type", b"").startswith(b"application/json"):

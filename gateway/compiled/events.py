@@ -191,7 +191,7 @@ class FastQueries(PlanCache):
     # -- executing -------------------------------------------------------------------------------
     def execute(self, payload: Any, now: datetime | None = None) -> dict | None:
         """The response of a public query, or None when Strawberry must answer it."""
-        planned = self.planned(payload, FAST_PATH) if self.public.ready else None
+        planned = self.planned(payload, FAST_PATH) if self.public.serving else None
         if planned is None:
             return None
         plan, variables = planned

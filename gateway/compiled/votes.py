@@ -27,7 +27,7 @@ from graphql import FieldNode, GraphQLError, OperationType, VariableNode, print_
 from graphql.utilities import get_operation_ast
 from prometheus_client import Counter
 
-from gateway.errors import GRAPHQL_DURATION, GRAPHQL_OPERATIONS, map_error
+from gateway.errors import GRAPHQL_DURATION, GRAPHQL_OPERATIONS, map_error, operation_outcome
 from gateway.compiled import strawberry_internals as internals
 from gateway.compiled.plans import PlanCache, Unsupported
 
@@ -135,7 +135,8 @@ class FastKioskVotes(PlanCache):
             report = await call(votes)
         except Exception as exc:  # noqa: BLE001 - answered as Strawberry answers an error of the resolver
             error = GraphQLError(str(exc), nodes=[plan.node], path=[plan.key], original_error=exc)
-            outcome, response = "error", {"data": None, "errors": [map_error(error, self.production).formatted]}
+            outcome = operation_outcome([error])
+            response = {"data": None, "errors": [map_error(error, self.production).formatted]}
         else:
             outcome, response = "ok", {"data": {plan.key: plan.render(report)}}
         GRAPHQL_OPERATIONS.labels("mutation", FIELD, outcome).inc()

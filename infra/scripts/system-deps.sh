@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# System packages the tests need and a fresh machine lacks (Debian): promtool (prometheus),
+# System packages the tests need and a fresh machine lacks (Debian): promtool and prometheus,
+# rabbitmq-server (private nodes for the broker-restart and quorum tests),
 # docker-compose (to validate docker-compose.yml without an engine), chromium for browser tests.
 # Installs only what is missing; quiet when all is there. Root or sudo needed the first time.
 set -euo pipefail
 need=()
-command -v promtool >/dev/null || need+=(prometheus)
+command -v promtool >/dev/null || need+=(prometheus)  # promtool, and prometheus for the live dashboard test
+command -v prometheus >/dev/null || need+=(prometheus)
+# The resilience tests start RabbitMQ nodes of their own (Debian's rabbitmq-server, run as its user by runuser).
+command -v rabbitmq-server >/dev/null || need+=(rabbitmq-server)
+command -v runuser >/dev/null || need+=(util-linux)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 # Browser tests drive Debian's Chromium (test tools cannot download their own browser here).
 command -v chromium >/dev/null || need+=(chromium)

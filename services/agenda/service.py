@@ -4,8 +4,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from nameko.timer import timer
-
 from contracts import agenda as c
 from contracts import agenda_public
 from contracts.errors import BadInput, Conflict, Forbidden, NotFound
@@ -15,6 +13,7 @@ from services.common.events import Events
 from services.common.mongo import Mongo
 from services.common.rpc import contract, rpc
 from services.common.service import ServiceBase
+from services.common.timers import timer
 
 
 def _now() -> datetime:
@@ -259,13 +258,13 @@ class AgendaService(ServiceBase):
         metrics.queue_size(counts)
         return {**page, "counts": counts}
 
-    @timer(interval=30, eager=True)
+    @timer(30, eager=True, exclusive=False)  # every replica's own gauge
     def refresh_queue_gauge(self) -> None:
         """Counting scans on nx-27017: done here and in moderation_queue, not on every transition; at start
         too, so that the dashboards show the queue from the first scrape."""
         metrics.queue_size(self.store.queue_counts())
 
-    @timer(interval=ANNOUNCE_EVERY)
+    @timer(ANNOUNCE_EVERY, exclusive=True)
     def announce_scheduled(self) -> int:
         """Announces the scheduled publications whose time has come (`agenda.event_published`, through the
         outbox, in the same write that clears the flag: announced once even with several instances)."""
@@ -282,7 +281,7 @@ class AgendaService(ServiceBase):
             announced += 1
         return announced
 
-    @timer(interval=1)
+    @timer(1, exclusive=False)  # every replica's own snapshot
     def refresh_public_snapshot(self) -> int:
         """Loads the read model at start, then follows the other instances' writes (≤ 1 s behind)."""
         return self.store.refresh_snapshot()

@@ -31,6 +31,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from eventlet.event import Event as GreenEvent
+from amqp.exceptions import PreconditionFailed
 from kombu import Connection, Queue
 from nameko.amqp.publish import Publisher
 from nameko.events import EventHandler
@@ -84,6 +85,11 @@ class Events(DependencyProvider):
                     dep.relay.poke()
 
 
+def queue_arguments(queue_type: str) -> dict:
+    """The declaration arguments of a durable queue of the given type (PARVIS_QUEUE_TYPE)."""
+    return {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
+
+
 def retry_queue_name(queue: str, delay: float) -> str:
     return f"{queue}.retry-{int(delay * 1000)}ms"
 
@@ -134,10 +140,17 @@ class DeliveryGuard(SharedExtension):
 
     def declare(self, queues: list[Queue]) -> None:
         with Connection(self.amqp_url) as conn:
-            channel = conn.default_channel
             for queue in queues:
                 if queue.name not in self.declared:
-                    queue.bind(channel).declare()
+                    try:
+                        queue.bind(conn.default_channel).declare()
+                    except PreconditionFailed as exc:
+                        # The queue exists with other arguments: most likely of the other type. RabbitMQ never
+                        # changes a queue's type; starting would fail later and less clearly.
+                        raise RuntimeError(
+                            f"queue {queue.name} exists with other arguments than PARVIS_QUEUE_TYPE="
+                            f"{self.settings.queue_type} asks ({exc}). A queue keeps its type: see the README, "
+                            "\"Switching to quorum queues\"") from None
                     self.declared.add(queue.name)
 
     def claim(self, key: str, event_type: str) -> str:
@@ -177,17 +190,25 @@ class ReliableEventHandler(EventHandler):
 
     def setup(self):
         super().setup()
-        self.delays = service_settings(self.container).retry_delays
+        settings = service_settings(self.container)
+        self.delays = settings.retry_delays
+        kind = queue_arguments(settings.queue_type)
+        if kind:  # nameko declares the handler's queue without arguments: the same queue, of the chosen type
+            q = self.queue
+            self.queue = Queue(q.name, exchange=q.exchange, routing_key=q.routing_key, durable=True,
+                               queue_arguments=kind)
         name = self.queue.name
         retry_queues = [
             Queue(retry_queue_name(name, d), durable=True, queue_arguments={
                 "x-message-ttl": int(d * 1000),
                 "x-dead-letter-exchange": "",
                 "x-dead-letter-routing-key": name,
+                **kind,
             })
             for d in self.delays
         ]
-        self._to_declare = retry_queues + [Queue(DEAD_LETTER_QUEUE, durable=True)]
+        # The handler's own queue first: a type that does not match is said before nameko tries.
+        self._to_declare = [self.queue, *retry_queues, Queue(DEAD_LETTER_QUEUE, durable=True, queue_arguments=kind)]
 
     def start(self):
         self.guard.declare(self._to_declare)

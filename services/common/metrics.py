@@ -35,8 +35,14 @@ EVENTS_HANDLED = Counter(
 
 
 def _kind(entrypoint) -> str:
-    name = type(entrypoint).__name__
-    return {"Rpc": "rpc", "ReliableEventHandler": "event", "EventHandler": "event", "Timer": "timer"}.get(name, name.lower())
+    from nameko.events import EventHandler
+    from nameko.rpc import Rpc
+    from nameko.timer import Timer
+
+    for cls, kind in ((Rpc, "rpc"), (EventHandler, "event"), (Timer, "timer")):  # and their subclasses (ours)
+        if isinstance(entrypoint, cls):
+            return kind
+    return type(entrypoint).__name__.lower()
 
 
 class Metrics(DependencyProvider):

@@ -7,6 +7,12 @@ multi-document transaction needed). A relay green thread publishes pending envel
 confirms, then removes each one; a crash anywhere in between leaves the envelope in place and it is
 published again, so delivery is at-least-once and consumers deduplicate by `event_id`.
 
+Several replicas of a service run a relay each over the same collections: before publishing, a relay claims the
+documents it found (`_outbox_claim: {owner, until}`, set by a conditional update that only matches documents
+unclaimed, claimed by itself, or whose claim ran out), so that each envelope is published by one relay; the claim
+goes with the last envelope it publishes. A relay that dies holding claims leaves them to run out (CLAIM_SECONDS),
+then another publishes them: still at least once, and once in the normal run.
+
 Why a map and not an array: nx-27017 stores `$push`ed sub-documents as JSON strings and its `$pull`
 with a condition empties the whole array; `$set`/`$unset` of `_outbox.<id>` behave the same on both.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+import uuid
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
@@ -34,6 +41,11 @@ log = logging.getLogger(__name__)
 
 OUTBOX = "_outbox"
 OUTBOX_COUNT = "_outbox_n"
+OUTBOX_CLAIM = "_outbox_claim"
+CLAIM_SECONDS = 30.0  # as long as a page may wait for its confirms: a claim never runs out under a live relay
+# The relay's longest wait between two attempts while the broker (or the database) is away: events written
+# meanwhile leave within this many seconds of its return (the relay is also woken by every write).
+RELAY_BACKOFF_MAX = 5.0
 
 
 def utcnow() -> datetime:
@@ -104,7 +116,7 @@ class Repository:
         """The document without its outbox bookkeeping."""
         if doc is None:
             return None
-        return {k: v for k, v in doc.items() if k not in (OUTBOX, OUTBOX_COUNT)}
+        return {k: v for k, v in doc.items() if k not in (OUTBOX, OUTBOX_COUNT, OUTBOX_CLAIM)}
 
 
 class ConfirmedBatchPublisher:
@@ -191,6 +203,7 @@ class OutboxRelay:
         self.wake = GreenEvent()
         self.running = False
         self.more = False
+        self.owner = uuid.uuid4().hex  # this relay's name on its claims
 
     def poke(self) -> None:
         if not self.wake.ready():
@@ -212,8 +225,9 @@ class OutboxRelay:
         self.more = False
         for name in self.repo.outbox_collections:
             coll: Collection = self.repo.db[name]
-            docs = list(coll.find({OUTBOX_COUNT: {"$gt": 0}}, {OUTBOX: 1}).limit(limit))
-            self.more = self.more or len(docs) == limit
+            found = list(coll.find({OUTBOX_COUNT: {"$gt": 0}}, {OUTBOX_CLAIM: 1}).limit(limit))
+            self.more = self.more or len(found) == limit
+            docs = self._claim(coll, found)
             page: list[tuple[Any, dict]] = []
             for doc in docs:
                 for env in sorted((doc.get(OUTBOX) or {}).values(), key=lambda e: e["occurred_at"]):
@@ -225,11 +239,27 @@ class OutboxRelay:
                 sent += self._flush(coll, page)
         return sent
 
+    def _claim(self, coll: Collection, found: list[dict]) -> list[dict]:
+        """The documents of `found` this relay may publish now: claimed in one conditional update (another
+        replica's live claim is left alone), then read with their envelopes."""
+        now = time.time()
+        free = [d["_id"] for d in found if (d.get(OUTBOX_CLAIM) or {}).get("owner") == self.owner
+                or float((d.get(OUTBOX_CLAIM) or {}).get("until") or 0) < now]
+        if not free:
+            return []
+        coll.update_many({"_id": {"$in": free}, "$or": [{OUTBOX_CLAIM: {"$exists": False}},
+                                                        {f"{OUTBOX_CLAIM}.until": {"$lt": now}},
+                                                        {f"{OUTBOX_CLAIM}.owner": self.owner}]},
+                         {"$set": {OUTBOX_CLAIM: {"owner": self.owner, "until": now + CLAIM_SECONDS}}})
+        return list(coll.find({"_id": {"$in": free}, f"{OUTBOX_CLAIM}.owner": self.owner, OUTBOX_COUNT: {"$gt": 0}},
+                              {OUTBOX: 1}))
+
     def _flush(self, coll: Collection, page: list[tuple[Any, dict]]) -> int:
-        """Publish a page, wait for its confirms, then mark it sent in one round trip."""
+        """Publish a page, wait for its confirms, then mark it sent in one round trip (the claim goes with it)."""
         self.publisher.publish_all([env for _, env in page])
         coll.bulk_write([UpdateOne({"_id": doc_id, f"{OUTBOX}.{env['event_id']}": {"$exists": True}},
-                                   {"$unset": {f"{OUTBOX}.{env['event_id']}": ""}, "$inc": {OUTBOX_COUNT: -1}})
+                                   {"$unset": {f"{OUTBOX}.{env['event_id']}": "", OUTBOX_CLAIM: ""},
+                                    "$inc": {OUTBOX_COUNT: -1}})
                          for doc_id, env in page], ordered=True)
         now = utcnow()
         for _, env in page:
@@ -253,7 +283,7 @@ class OutboxRelay:
                     continue
             except Exception as exc:  # broker or database away: keep the envelopes, try again later
                 log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, RELAY_BACKOFF_MAX)
                 try:  # the backlog grows while the broker is away: that is when operators need it
                     metrics.OUTBOX_PENDING.labels(self.service).set(self.pending())
                 except Exception:  # noqa: BLE001 - the database is away too

@@ -1,10 +1,14 @@
 """The base every Parvis service class extends: logs, metrics, caller, and the `ping` RPC."""
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timezone
 
+from amqp.exceptions import AMQPError
+from kombu.exceptions import KombuError
 from nameko.amqp.publish import Publisher
+from nameko.constants import NON_PERSISTENT
 from nameko.rpc import Responder, rpc
 
 import core
@@ -15,15 +19,33 @@ from services.common.rpc import CallerProvider
 from services.common.settings import Settings
 
 
+log = logging.getLogger(__name__)
+
+
 class ReplyPublisher(Publisher):
-    """RPC replies without publisher confirms.
+    """RPC replies: transient, without publisher confirms, and never fatal.
 
     A reply goes to the caller's exclusive, non-durable reply queue: a confirm makes it no safer (if
     the broker loses it, the caller times out either way) but costs a broker round trip per call,
     the largest part of a short RPC's latency here. Events, retries and dead letters keep confirms.
+
+    A reply that cannot be sent because the broker is away is dropped with a warning: its caller's reply
+    queue went with the broker and the caller was already answered SERVICE_UNAVAILABLE (gateway/rpc.py).
+    nameko lets that error escape the worker, which kills the whole container (the service exits): one lost
+    reply must not stop a service that will reconnect by itself. One quick retry covers a stale pooled
+    connection to a broker that is up.
     """
 
     use_confirms = False
+    delivery_mode = NON_PERSISTENT
+    retry_policy = {"max_retries": 1, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.3}
+
+    def publish(self, payload, **kwargs):
+        try:
+            return super().publish(payload, **kwargs)
+        except (KombuError, AMQPError, OSError) as exc:
+            log.warning("RPC reply not sent, the broker is away (the caller had its answer): %s", exc)
+            return None
 
 
 Responder.publisher_cls = ReplyPublisher  # nameko's hook for the class that publishes replies

@@ -8,7 +8,6 @@ the environment once, whatever the order nameko sets its extensions up in.
 from __future__ import annotations
 
 from nameko.extensions import DependencyProvider
-from nameko.timer import Timer
 
 from core.settings import ServiceSettings
 
@@ -32,20 +31,8 @@ def service_settings(container) -> ServiceSettings:
     return cached
 
 
-class SettingTimer(Timer):
-    """nameko's timer with its interval taken from a setting (an attribute of the service's settings)."""
+def timer(interval, eager: bool = False, *, exclusive: bool, lease: float | None = None):
+    """Moved to services/common/timers.py (with the lease of exclusive timers); kept here for older imports."""
+    from services.common.timers import timer as _timer
 
-    def __init__(self, setting: str, eager: bool = False, **kwargs):
-        super().__init__(0.0, eager=eager, **kwargs)
-        self.setting = setting
-
-    def setup(self):
-        self.interval = float(getattr(service_settings(self.container), self.setting))
-        super().setup()
-
-
-def timer(interval: float | str, eager: bool = False):
-    """`@timer(30)` as nameko's, or `@timer("watch_interval")` for an interval read from the settings."""
-    if isinstance(interval, str):
-        return SettingTimer.decorator(interval, eager=eager)
-    return Timer.decorator(interval=interval, eager=eager)
+    return _timer(interval, eager, exclusive=exclusive, lease=lease)

@@ -58,7 +58,7 @@ class Composer:
                         now=now, topic=topic, unsubscribe_url=unsubscribe_url)
                     quiet = domain.quiet_until(now, sub.get("quiet_from"), sub.get("quiet_to"))
                     if quiet is not None and channel != "in_app":  # held until the quiet hours end
-                        doc["due"], doc["next_attempt_at"] = quiet.timestamp(), quiet
+                        doc["due"], doc["next_attempt_at"], doc["held_until"] = quiet.timestamp(), quiet, quiet.timestamp()
                     docs.append(doc)
                 inserted += self.store.insert_notifications(docs)
         NOTIFICATIONS.labels("all", domain.CREATED).inc(inserted)
@@ -134,7 +134,7 @@ class Composer:
                     now=created_at, unsubscribe_url=unsubscribe_url)
                 quiet = domain.quiet_until_any(created_at, subs) if channel != "in_app" else None
                 if quiet is not None:  # held until the quiet hours end, as the other messages
-                    doc["due"], doc["next_attempt_at"] = quiet.timestamp(), quiet
+                    doc["due"], doc["next_attempt_at"], doc["held_until"] = quiet.timestamp(), quiet, quiet.timestamp()
                 docs.append(doc)
                 if len(docs) >= DIGEST_BATCH:
                     created += self.store.insert_notifications(docs)

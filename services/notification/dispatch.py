@@ -36,8 +36,12 @@ log = logging.getLogger(__name__)
 
 NOTIFICATIONS = Counter("parvis_notifications_total", "Notifications by channel and outcome status",
                         ["channel", "status"])
-DELIVERY_LATENCY = Histogram("parvis_notification_delivery_seconds", "From creation to delivery",
-                             ["channel"], buckets=SLO_BUCKETS + (60.0, 300.0, 3600.0))
+DELIVERY_LATENCY = Histogram("parvis_notification_delivery_seconds", "From creation (or the end of the recipient's "
+                             "quiet hours) to delivery", ["channel"], buckets=SLO_BUCKETS + (60.0, 300.0, 3600.0))
+LOGIN_CODE_DELIVERY = Histogram("parvis_login_code_delivery_seconds", "Sign-in codes: from the request to the email "
+                                "accepted by the SMTP server", buckets=(1.0, 5.0, 10.0, 30.0, 60.0, 300.0))
+LOGIN_CODE_FAILURES = Counter("parvis_login_code_failures_total", "Sign-in codes that could not be delivered")
+LOGIN_TEMPLATE = "login_code"
 BACKLOG = Gauge("parvis_notification_backlog", "Notifications created or awaiting a retry", ["channel"])
 RETRIES = Counter("parvis_notification_retries_total", "Temporary failures scheduled for a retry", ["channel"])
 
@@ -172,7 +176,11 @@ class Dispatcher:
     def _delivered(self, doc: dict, receipts: bool = False):
         now = utcnow()
         created = doc["created_at"]
-        DELIVERY_LATENCY.labels(doc["channel"]).observe(max(0.0, (now - created).total_seconds()))
+        # Held by quiet hours: the wait the recipient asked for is not a delay of the platform's.
+        since = max(created.timestamp(), float(doc.get("held_until") or 0))
+        DELIVERY_LATENCY.labels(doc["channel"]).observe(max(0.0, now.timestamp() - since))
+        if doc.get("template") == LOGIN_TEMPLATE:
+            LOGIN_CODE_DELIVERY.observe(max(0.0, (now - created).total_seconds()))
         NOTIFICATIONS.labels(doc["channel"], domain.DELIVERED).inc()
         event = self.events.build(c.NotificationDelivered.event_type, {
             "id": doc["_id"], "event_id": doc["event_id"], "template": doc["template"], "channel": doc["channel"],
@@ -194,6 +202,8 @@ class Dispatcher:
     def _failed(self, doc: dict, reason: str, receipts: bool = False):
         now = utcnow()
         NOTIFICATIONS.labels(doc["channel"], domain.PERMANENT).inc()
+        if doc.get("template") == LOGIN_TEMPLATE:
+            LOGIN_CODE_FAILURES.inc()
         log.warning("notification %s failed: %s", doc["_id"], reason)
         event = self.events.build(c.NotificationFailed.event_type, {
             "id": doc["_id"], "event_id": doc["event_id"], "template": doc["template"], "channel": doc["channel"],

@@ -13,7 +13,8 @@ from services.common.events import Events, handle_event
 from services.common.mongo import Mongo, utcnow
 from services.common.rpc import contract, rpc
 from services.common.service import ServiceBase
-from services.common.settings import Settings, timer
+from services.common.settings import Settings
+from services.common.timers import timer
 from services.notification import accounts, domain, signin, views
 from services.notification.compose import Composer
 from services.notification.dispatch import BACKLOG, Dispatcher, new_notification
@@ -252,7 +253,7 @@ class NotificationService(ServiceBase):
             raise BadInput("Le résumé d'un jour à venir ne peut pas encore être envoyé.", "day")
         return self.compose.send_digests(req.day or today)
 
-    @timer(interval=DIGEST_CHECK_INTERVAL, eager=True)
+    @timer(DIGEST_CHECK_INTERVAL, eager=True, exclusive=True)
     def daily_digest(self) -> None:
         """From PARVIS_DIGEST_HOUR (Paris time) on, the day's digests, once: a run stopped mid-way (restart)
         is done again by the next tick, and what it had created already is not created twice."""
@@ -264,7 +265,7 @@ class NotificationService(ServiceBase):
                  result["created"])
 
     # -- delivery ------------------------------------------------------------------------------------
-    @timer("dispatch_interval")
+    @timer("dispatch_interval", exclusive=False)  # each message claimed by one replica (store.claim_due)
     def dispatch(self) -> int:
         """Send what is due: new notifications and temporary failures whose retry time has come."""
         sent = Dispatcher(self.store, self.settings, self.events).run()
@@ -276,7 +277,7 @@ class NotificationService(ServiceBase):
                 BACKLOG.labels(channel).set(counts.get(channel, 0))
         return sent
 
-    @timer("dispatch_interval")
+    @timer("dispatch_interval", exclusive=False)  # each receipt claimed by one replica (store.claim_callbacks)
     def callbacks(self) -> int:
         """Delivery receipts POSTed to partners' webhooks, signed, retried with backoff (webhooks.py)."""
         return Receipts(self.store, self.settings).deliver()

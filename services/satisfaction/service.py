@@ -15,7 +15,8 @@ from services.common.events import Events
 from services.common.mongo import Mongo, utcnow
 from services.common.rpc import contract, rpc
 from services.common.service import ServiceBase
-from services.common.settings import Settings, timer
+from services.common.settings import Settings
+from services.common.timers import timer
 from services.satisfaction import domain, kiosks
 from services.satisfaction.alerts import Alerts
 from services.satisfaction.ingest import Ingest, IngestState, Rounds, Submit
@@ -169,7 +170,7 @@ class SatisfactionService(ServiceBase):
         return heartbeat_reply(kiosk, site, utcnow())
 
     # -- timers ---------------------------------------------------------------------------------
-    @timer(interval=RECOVERY_INTERVAL, eager=True)
+    @timer(RECOVERY_INTERVAL, eager=True, exclusive=True)
     def recover_batches(self) -> int:
         """Count the batches a crash left half-done, finish the recounts it left planned."""
         now = utcnow()
@@ -179,18 +180,14 @@ class SatisfactionService(ServiceBase):
         self.store.flush_prunes()
         return recovered
 
-    @timer("watch_interval", eager=True)
-    def watch(self) -> None:
-        """Kiosks silent during opening hours go offline (once); open alerts are re-checked as time passes;
-        the sites' gauges (kiosks offline, Happy Index of the day) follow."""
+    @timer("watch_interval", eager=True, exclusive=True)
+    def watch(self) -> int:
+        """Kiosks silent during opening hours go offline (once); open alerts are re-checked as time passes.
+        Returns the alerts re-checked."""
         now = utcnow()
         sites = {s["_id"]: s for s in self.store.list_sites()}
         kiosks.mark_silent_offline(self.store, self.events.build, sites, now, self.settings.kiosk_offline_after)
-        for sid, n in kiosks.offline_per_site(self.store, sites).items():
-            KIOSKS_OFFLINE.labels(sid).set(n)
-            self.ingest.gauges.refresh_stale(sid, now)  # not refreshed by a vote lately (e.g. a new day)
         open_sites = self.store.sites_with_open_alerts()
-        ALERTS_OPEN.set(len(open_sites))
         open_kiosks: dict[str, list[dict]] = {}
         for kiosk in self.store.kiosks_with_open_alerts():
             open_kiosks.setdefault(kiosk["site_id"], []).append(kiosk)
@@ -200,6 +197,17 @@ class SatisfactionService(ServiceBase):
         for site_id, site_kiosks in open_kiosks.items():  # sites without an open alert of their own
             if site_id in sites:
                 alerts.evaluate(sites[site_id], now, site_kiosks, site_too=False)
+        return 0
+
+    @timer("watch_interval", eager=True, exclusive=False)  # every replica's own gauges
+    def refresh_gauges(self) -> None:
+        """The sites' gauges (kiosks offline, open alerts, Happy Index of the day), read from the database."""
+        now = utcnow()
+        sites = {s["_id"]: s for s in self.store.list_sites()}
+        for sid, n in kiosks.offline_per_site(self.store, sites).items():
+            KIOSKS_OFFLINE.labels(sid).set(n)
+            self.ingest.gauges.refresh_stale(sid, now)  # not refreshed by a vote lately (e.g. a new day)
+        ALERTS_OPEN.set(len(self.store.sites_with_open_alerts()))
 
     # -- results --------------------------------------------------------------------------------
     @rpc

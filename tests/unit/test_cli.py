@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from gateway import auth
+from core.settings import SERVICES
 from tests.support import ROOT, TEST_SECRET
 
 
@@ -64,3 +65,31 @@ def test_help_lists_the_commands():
     out = parvis("--help")
     for command in ("up", "service", "gateway", "token", "revoke", "dlq", "seed", "schema"):
         assert command in out.stdout
+
+
+def test_replicas_are_read_for_every_service_or_one_and_refused_when_they_make_no_sense():
+    from parvis.supervisor import parse_replicas
+
+    assert parse_replicas(None) == {s: 1 for s in SERVICES}
+    assert parse_replicas(["2"]) == {s: 2 for s in SERVICES}
+    assert parse_replicas(["2,notification=1", "satisfaction=3"]) == {
+        "agenda": 2, "consultation": 2, "satisfaction": 3, "payment_link": 2, "notification": 1}
+    for bad in ("0", "x", "kiosk=2", "satisfaction=", "17"):
+        with pytest.raises(SystemExit) as exc:
+            parse_replicas([bad])
+        assert "--replicas" in str(exc.value)
+
+
+def test_each_replica_gets_its_own_metrics_port_after_the_first_ones(monkeypatch, tmp_path):
+    from parvis.supervisor import Supervisor
+
+    monkeypatch.setenv("PARVIS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PARVIS_METRICS_PORT_BASE", "9101")
+    sup = Supervisor([], replicas={"agenda": 1, "consultation": 1, "satisfaction": 2, "payment_link": 1,
+                                   "notification": 3})
+    assert sup.metrics_ports() == {"agenda": [9101], "consultation": [9102], "satisfaction": [9103, 9108],
+                                   "payment_link": [9104], "notification": [9105, 9110, 9115]}
+    children = sup.children_for("notification", 0)
+    assert [c.name for c in children] == ["notification.1", "notification.2", "notification.3"]
+    assert [c.env["PARVIS_METRICS_PORT"] for c in children] == ["9105", "9110", "9115"]
+    assert [c.name for c in sup.children_for("agenda", 0)] == ["agenda"]

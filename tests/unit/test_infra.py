@@ -260,6 +260,11 @@ def test_the_image_build_copies_every_package_and_pip_installs_the_project():
 
 
 # -- docker-compose.yml -------------------------------------------------------------------------------
+def default(value: str) -> str:
+    """The value compose uses where optional variables are unset: each `${VAR:-default}` becomes `default`."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+
+
 def test_docker_compose_validates_the_file():
     proc = run([tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"],
                env=compose_env(**COMPOSE_SECRETS))
@@ -288,7 +293,8 @@ def test_every_process_is_built_from_the_dockerfile_and_runs_as_its_user(compose
         assert env["PARVIS_ENV"] == "production", name
         assert env["PARVIS_SECRET"].startswith("${PARVIS_SECRET:?"), name
         assert "guest" not in env["AMQP_URL"] and "${RABBITMQ_PASSWORD:?" in env["AMQP_URL"], name
-        assert env["MONGO_URL"] == "mongodb://mongo:27017/?replicaSet=rs0", name
+        assert default(env["AMQP_URL"]).endswith("@rabbitmq:5672/"), name
+        assert default(env["MONGO_URL"]) == "mongodb://mongo:27017/?replicaSet=rs0", name
     for name in SERVICES:
         assert str(services[name]["environment"]["PARVIS_METRICS_PORT"]) == str(SERVICE_METRICS_PORT), name
     assert f"{GATEWAY_PORT}:{GATEWAY_PORT}" in [str(p) for p in services["gateway"]["ports"]]
@@ -358,7 +364,7 @@ def test_mounted_files_exist_and_data_lives_in_named_volumes(compose):
 def test_promtool_accepts_the_config_and_its_rule_files():
     proc = run([tool("promtool"), "check", "config", str(PROMETHEUS_CONFIG)])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "1 rule files found" in proc.stdout + proc.stderr
+    assert f"{len(RULE_FILES)} rule files found" in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=[p.name for p in RULE_FILES])
@@ -641,3 +647,154 @@ def test_every_dashboard_query_reads_metrics_and_labels_the_code_exports(dashboa
     used = set().union(*(metric_names(e) for e in exprs))
     for wanted in DASHBOARD_METRICS.get(dashboard["title"], ()):
         assert wanted in used, f"no panel shows {wanted}"
+
+
+# -- Service-level objectives (infra/prometheus/rules/slo.yml) ------------------------------------------------
+SLOS = {"agenda_availability", "agenda_latency", "kiosk_votes_accepted", "vote_counted", "notification_delivery",
+        "login_code_delivery"}
+SLO_WINDOWS = ("5m", "30m", "1h", "6h", "3d")
+
+
+def test_every_slo_has_an_objective_and_its_error_ratio_over_every_window(rules):
+    all_rules = [r for group in rules["groups"] for r in group["rules"]]
+    objectives = {r["labels"]["slo"]: float(re.fullmatch(r"vector\(([\d.]+)\)", r["expr"]).group(1))
+                  for r in all_rules if r.get("record") == "slo:objective:ratio"}
+    assert set(objectives) == SLOS and all(0.9 < o < 1 for o in objectives.values())
+    for window in SLO_WINDOWS:
+        recorded = [r for r in all_rules if r.get("record") == f"slo:error_ratio:rate{window}"]
+        assert {r["labels"]["slo"] for r in recorded} == SLOS, window
+        assert all(f"[{window}]" in r["expr"] and not re.search(r"\[(?!%s\])" % window, r["expr"]) for r in recorded)
+    burns = {r["alert"]: r for r in all_rules if r.get("alert", "").startswith("SLOErrorBudgetBurn")}
+    pairs = {name: (re.findall(r"slo:error_ratio:rate(\w+)", r["expr"]),
+                    re.findall(r"\((\d+(?:\.\d+)?) \* \(1 - slo:objective:ratio\)\)", r["expr"]))
+             for name, r in burns.items()}
+    assert pairs == {"SLOErrorBudgetBurnFast": (["1h", "5m"], ["14.4", "14.4"]),
+                     "SLOErrorBudgetBurnMedium": (["6h", "30m"], ["6", "6"]),
+                     "SLOErrorBudgetBurnSlow": (["3d", "6h"], ["1", "1"])}
+    readme = (ROOT / "README.md").read_text()
+    for slo in SLOS:
+        assert f"`{slo}`" in readme, f"the README does not describe the SLO {slo}"
+    for alert in {r["alert"] for r in all_rules if "alert" in r}:
+        assert f"`{alert}`" in readme, f"the README's runbook has no entry for {alert}"
+
+
+def promtool_test_slo(tmp_path: Path, interval: str, input_series: str, tests: str) -> None:
+    (tmp_path / "slo-test.yml").write_text(f"""\
+rule_files: {json.dumps([str(p) for p in RULE_FILES])}
+evaluation_interval: {interval}
+tests:
+  - interval: {interval}
+    input_series:
+{input_series}    alert_rule_test:
+{tests}""")
+    proc = run([tool("promtool"), "test", "rules", str(tmp_path / "slo-test.yml")])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def ops(field: str, kind: str, ok: str, error: str, rejected: str = "0+0x200") -> str:
+    return "".join(f"      - series: 'parvis_graphql_operations_total{{job=\"gateway\", instance=\"gw:8000\", type=\"{kind}\", "
+                   f"field=\"{field}\", outcome=\"{outcome}\"}}'\n        values: '{values}'\n"
+                   for outcome, values in (("ok", ok), ("error", error), ("rejected", rejected)))
+
+
+def test_a_fast_burn_pages_within_minutes_and_stops_soon_after_the_fix(tmp_path):
+    """The public agenda failing 5 % of its queries (50 times its 0.1 % budget) for 30 minutes: the 1 h / 5 min pair
+    pages within minutes (the 6 h / 30 min one too); 10 minutes after the fix, the 5 min window has cleared and
+    the fast alert stops, though the hour still holds the errors. Refusals (the callers' mistakes) burn nothing, and
+    kiosks failing 0.1 % (under their 0.5 % budget) page nobody."""
+    promtool_test_slo(tmp_path, "1m", ops("events", "query", "0+1000x60", "0+50x30 1500+0x30", "0+300x60")
+                      + ops("submitKioskVotes", "mutation", "0+1000x60", "0+1x60"), """\
+      - eval_time: 2m
+        alertname: SLOErrorBudgetBurnFast
+        exp_alerts: []
+      - eval_time: 6m
+        alertname: SLOErrorBudgetBurnFast
+        exp_alerts:
+          - exp_labels: {severity: critical, window: 1h, slo: agenda_availability}
+            exp_annotations:
+              summary: "SLO agenda_availability : budget d'erreur consommé 14,4 fois trop vite (1 h et 5 min)"
+              description: "À ce rythme, 2 % du budget de 30 jours part en une heure. Voir le runbook du README, « agenda_availability »."
+      - eval_time: 20m
+        alertname: SLOErrorBudgetBurnMedium
+        exp_alerts:
+          - exp_labels: {severity: critical, window: 6h, slo: agenda_availability}
+            exp_annotations:
+              summary: "SLO agenda_availability : budget d'erreur consommé 6 fois trop vite (6 h et 30 min)"
+              description: "À ce rythme, 5 % du budget de 30 jours part en six heures. Voir le runbook du README, « agenda_availability »."
+      - eval_time: 42m
+        alertname: SLOErrorBudgetBurnFast
+        exp_alerts: []
+""")
+
+
+def test_a_slow_burn_opens_a_ticket_and_pages_nobody(tmp_path):
+    """2 % of sign-in codes failing (twice the 1 % budget): over hours only the 3 d / 6 h pair fires, as a warning.
+    Codes delivered late (over 30 s) count as bad as well as those never delivered."""
+    series = """\
+      - series: 'parvis_login_code_delivery_seconds_count{job="notification", instance="n:9100"}'
+        values: '0+100x120'
+      - series: 'parvis_login_code_delivery_seconds_bucket{job="notification", instance="n:9100", le="30.0"}'
+        values: '0+99x120'
+      - series: 'parvis_login_code_failures_total{job="notification", instance="n:9100"}'
+        values: '0+1x120'
+"""
+    promtool_test_slo(tmp_path, "5m", series, """\
+      - eval_time: 7h
+        alertname: SLOErrorBudgetBurnFast
+        exp_alerts: []
+      - eval_time: 7h
+        alertname: SLOErrorBudgetBurnMedium
+        exp_alerts: []
+      - eval_time: 7h
+        alertname: SLOErrorBudgetBurnSlow
+        exp_alerts:
+          - exp_labels: {severity: warning, window: 3d, slo: login_code_delivery}
+            exp_annotations:
+              summary: "SLO login_code_delivery : budget d'erreur consommé au rythme qui l'épuise en 30 jours (3 j et 6 h)"
+              description: "10 % du budget de 30 jours est parti en trois jours. Un ticket, pas un appel : voir le runbook du README."
+""")
+
+
+# -- the `ha` profile ----------------------------------------------------------------------------------------
+def test_docker_compose_validates_the_ha_profile():
+    proc = run([tool("docker-compose"), "-f", "docker-compose.yml", "--profile", "ha", "config", "-q"],
+               env=compose_env(**COMPOSE_SECRETS))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_ha_profile_is_a_three_node_rabbitmq_cluster_and_a_three_member_replica_set(compose):
+    services = compose["services"]
+    rabbits = sorted(n for n, s in services.items() if s.get("profiles") == ["ha"] and re.fullmatch(r"rabbitmq-\d", n))
+    mongos = sorted(n for n, s in services.items() if s.get("profiles") == ["ha"] and n.startswith("mongo-"))
+    assert rabbits == ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"] and mongos == ["mongo-1", "mongo-2", "mongo-3"]
+    assert all(not s.get("profiles") for n, s in services.items() if n not in rabbits + mongos + ["rabbitmq-lb"]), \
+        "only the ha members are in a profile: `docker compose up` runs what it ran before"
+    conf = (INFRA / "rabbitmq" / "cluster.conf").read_text()
+    assert "cluster_formation.peer_discovery_backend = classic_config" in conf
+    assert sorted(re.findall(r"nodes\.\d+ = rabbit@([\w-]+)", conf)) == rabbits
+    for name in rabbits:
+        svc = services[name]
+        assert svc["hostname"] == name  # the node's name, hence its data directory and its peers' view of it
+        assert "./infra/rabbitmq/cluster.conf:/etc/rabbitmq/conf.d/20-cluster.conf:ro" in svc["volumes"]
+        assert f"{name}-data:/var/lib/rabbitmq" in svc["volumes"]
+        assert svc["environment"]["RABBITMQ_ERLANG_COOKIE"].startswith("${RABBITMQ_ERLANG_COOKIE")
+    for name in mongos:
+        command = services[name]["command"]
+        assert command[command.index("--replSet") + 1] == "rs-ha" and services[name]["hostname"] == name
+    check = " ".join(services["mongo-1"]["healthcheck"]["test"])
+    assert sorted(re.findall(r"host:'([\w-]+):27017'", check)) == mongos and "_id:'rs-ha'" in check
+    # The services are pointed at them by variables; the defaults stay the single broker and database.
+    env = services["agenda"]["environment"]
+    assert "@${PARVIS_RABBITMQ_HOST:-rabbitmq}:5672/" in env["AMQP_URL"]
+    assert env["MONGO_URL"] == "mongodb://${PARVIS_MONGO_HOSTS:-mongo:27017}/?replicaSet=${PARVIS_MONGO_REPLICA_SET:-rs0}"
+    assert env["PARVIS_QUEUE_TYPE"] == "${PARVIS_QUEUE_TYPE:-classic}"
+    header = (ROOT / "docker-compose.yml").read_text().split("services:")[0]
+    assert "PARVIS_RABBITMQ_HOST=rabbitmq-lb" in header and "PARVIS_MONGO_REPLICA_SET=rs-ha" in header
+    assert "PARVIS_MONGO_HOSTS=mongo-1:27017,mongo-2:27017,mongo-3:27017" in header
+    # The load balancer in front of the cluster sends connections to each of its nodes.
+    lb = services["rabbitmq-lb"]
+    assert lb["profiles"] == ["ha"] and "./infra/rabbitmq/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" in lb["volumes"]
+    haproxy = (INFRA / "rabbitmq" / "haproxy.cfg").read_text()
+    assert sorted(re.findall(r"server ([\w-]+) \1:5672 check", haproxy)) == rabbits
+    for name in rabbits:  # the cluster's nodes take the same credentials as the single broker
+        assert services[name]["environment"]["RABBITMQ_DEFAULT_PASS"].startswith("${RABBITMQ_PASSWORD:?"), name
