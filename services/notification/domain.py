@@ -18,6 +18,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from contracts.errors import BadInput
+from services.common import identity
 from services.notification.templates import BY_KEY, LATEST, Template
 
 CHANNELS = ("email", "sms", "in_app")
@@ -210,8 +211,9 @@ def code_digest(secret: str, email: str, code: str) -> str:
 
 
 def citizen_id(secret: str, email: str) -> str:
-    """A stable, opaque id for a verified address (the token's subject; the address is not in it)."""
-    return "cit-" + hmac.new(secret.encode(), f"citizen:{email}".encode(), hashlib.sha256).hexdigest()[:20]
+    """A stable, opaque id for a verified address (the token's subject; the address is not in it). Derived in
+    services/common/identity.py, where the consultation service derives it too (panels, booth check-ins)."""
+    return identity.citizen_id(secret, email)
 
 
 def webhook_signature(secret: str, body: bytes, timestamp: int) -> str:

@@ -1,0 +1,24 @@
+"""The consultation service's settings (the platform's, plus its clock, its casting rounds and its worker pool)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from core.settings import ServiceSettings, setting
+
+
+@dataclass(frozen=True)
+class ConsultationSettings(ServiceSettings):
+    service: ClassVar[str] = "consultation"
+
+    # Ballots wait in the process for a round of writes shared with the ballots queued behind them (casting.py), as
+    # kiosk votes do: with nameko's 10 workers, voters beyond the tenth waited in the broker while a round ran.
+    max_workers: int = setting(("PARVIS_MAX_WORKERS_{SERVICE}", "PARVIS_MAX_WORKERS"), 50,
+                               "nameko workers of a service, and the messages it takes at once (prefetch); "
+                               "`PARVIS_MAX_WORKERS_<SERVICE>` for one service",
+                               shown="10, satisfaction and consultation 50")
+    clock_interval: float = setting("PARVIS_CONSULTATION_CLOCK_INTERVAL", 5.0, "seconds between two looks at the "
+                                    "consultations and budget phases whose time has come (and at crashed ballot "
+                                    "rounds to finish)")
+    cast_rounds: int = setting("PARVIS_CAST_ROUNDS", 1, "rounds of ballot writes at once (nx-27017 takes one write "
+                               "at a time; a real MongoDB may take 2)")
