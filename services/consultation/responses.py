@@ -103,7 +103,7 @@ class Responses:
             fields = {"consultation_id": doc["_id"], "voter": self.caller.subject, "answers": stored,
                       "submitted_ts": self.now.timestamp(), "saved_ts": self.now.timestamp(),
                       **self.store.pending_count(doc["_id"], delta)}
-            written = self.store.submit_response(key, current["v"] if current else None, fields)
+            written = self.store.submit_response(key, current.get("v", 0) if current else None, fields)
             if written is not None:
                 self.store.finish_count("responses", written)
                 if before is None:

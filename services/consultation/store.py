@@ -214,12 +214,22 @@ class ConsultationStore(Repository):
         return self.db.responses.find_one({"_id": key})
 
     def save_draft(self, doc: dict) -> dict:
-        """A draft replaces the previous draft; a submitted response keeps its counted answers meanwhile."""
-        return self.db.responses.find_one_and_update(
-            {"_id": doc["_id"]}, {"$set": {"draft": doc["draft"], "saved_ts": doc["saved_ts"]},
-                                  "$setOnInsert": {"consultation_id": doc["consultation_id"], "voter": doc["voter"],
-                                                   "v": 0}},
-            upsert=True, return_document=ReturnDocument.AFTER)
+        """A draft replaces the previous draft; a submitted response keeps its counted answers meanwhile. (Not an
+        upsert with $setOnInsert: nx-27017 drops $setOnInsert beside another operator.)"""
+        sets = {"draft": doc["draft"], "saved_ts": doc["saved_ts"]}
+        for _ in range(2):
+            found = self.db.responses.find_one_and_update({"_id": doc["_id"]}, {"$set": sets},
+                                                          return_document=ReturnDocument.AFTER)
+            if found is not None:
+                return found
+            try:
+                new = {"_id": doc["_id"], "consultation_id": doc["consultation_id"], "voter": doc["voter"], "v": 0,
+                       **sets}
+                self.db.responses.insert_one(new)
+                return new
+            except DuplicateKeyError:
+                continue
+        raise Conflict("Votre brouillon change en ce moment depuis un autre appareil : réessayez.", "answers")
 
     def submit_response(self, key: str, version: int | None, fields: dict) -> dict | None:
         """Write a submitted response with its pending counts, if nobody changed it since it was read (version `v`,
