@@ -292,6 +292,8 @@ class ConsultationStore(Repository):
         ops: list = [InsertOne(d) for d in docs]
         if finished_rounds:
             ops.append(UpdateMany({"pending": {"$in": finished_rounds}}, {"$unset": {"pending": ""}}))
+        if not ops:
+            return set()
         try:
             self.db.participations.bulk_write(ops, ordered=False)
             return set()
