@@ -45,7 +45,7 @@ from services.consultation.metrics import CAST_ROUND, PARTICIPATIONS, REFUSED, T
 log = logging.getLogger(__name__)
 
 CHUNK = 1000  # empty slots a process adds at once
-RECOVERY_AGE = 30.0  # seconds: a round (or a pending participation) younger than this may still be being written
+STARTED_AT = time.time()  # rounds written before this process started are no round of this process
 CACHE_SECONDS = 2.0
 STILL_WRITING = "Votre bulletin précédent est en cours d'enregistrement : réessayez dans quelques secondes."
 _rng = random.SystemRandom()
@@ -247,11 +247,15 @@ class Rounds:
             raise ServiceUnavailable("Les bulletins n'ont pas pu être rangés : réessayez.")
 
     # -- recovery -----------------------------------------------------------------------------------
-    def recover(self, now_ts: float) -> int:
-        """Finish the rounds a crash left half-written, undo the participations of rounds never written."""
-        horizon = now_ts - RECOVERY_AGE
+    def recover(self, now_ts: float, after: float) -> int:
+        """Finish the rounds a crash left half-written, undo the participations of rounds never written.
+
+        Finishing is idempotent (receipts already stored are skipped, counts are guarded by the round's marker), so
+        a round written before this process started is finished at once, even if another process still writes it.
+        Undoing is not: a participation is undone only once `after` seconds old, when no live process can be about
+        to write its round."""
         done = 0
-        for doc in self.store.stale_rounds(horizon):
+        for doc in self.store.stale_rounds(max(STARTED_AT, now_ts - after)):
             fills = [(b["slot"], b["ballot"]) for b in doc.get("ballots") or []]
             stored = self.store.receipts_stored([b["receipt"] for _, b in fills]) if fills else set()
             self._fill([(s, b) for s, b in fills if b["receipt"] not in stored])
@@ -264,7 +268,7 @@ class Rounds:
             log.info("round %s finished after a crash: %s ballot(s)", doc["_id"], len(fills))
             done += 1
         orphans: dict[str, list[str]] = {}
-        for p in self.store.pending_participations(horizon):
+        for p in self.store.pending_participations(now_ts - after):
             orphans.setdefault(p["pending"], []).append(p["_id"])
         for round_id, keys in orphans.items():
             if self.store.get_round(round_id) is None:
@@ -274,12 +278,12 @@ class Rounds:
         return done
 
 
-def recover(store, now_ts: float) -> int:
+def recover(store, now_ts: float, after: float) -> int:
     """For the timer: rounds left by a crash, then counts left pending by one (participations checked in, survey
-    responses, supports, paper entries)."""
-    done = Rounds(store, None).recover(now_ts)
+    responses, supports, paper entries), `after` seconds old."""
+    done = Rounds(store, None).recover(now_ts, after)
     for collection in ("participations", "responses", "supports", "paper_entries"):
-        for doc in store.pending_counts(collection, now_ts - RECOVERY_AGE):
+        for doc in store.pending_counts(collection, now_ts - after):
             store.finish_count(collection, doc)
             done += 1
     return done

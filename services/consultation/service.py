@@ -272,6 +272,6 @@ class ConsultationService(ServiceBase):
         """States and budget phases whose time has come (each an event, written once whatever the replicas),
         rounds of ballots and counts a crash left unfinished, then the counters' markers of finished writes."""
         now = self._now()
-        done = clock.tick(self.store, self.events.build, now) + casting.recover(self.store, time.time())
+        done = clock.tick(self.store, self.events.build, now) + casting.recover(self.store, time.time(), self.settings.cast_recovery_after)
         self.store.flush_prunes()
         return done

@@ -22,3 +22,6 @@ class ConsultationSettings(ServiceSettings):
                                     "rounds to finish)")
     cast_rounds: int = setting("PARVIS_CAST_ROUNDS", 1, "rounds of ballot writes at once (nx-27017 takes one write "
                                "at a time; a real MongoDB may take 2)")
+    cast_recovery_after: float = setting("PARVIS_CAST_RECOVERY_AFTER", 30.0, "seconds after which a round of ballot "
+                                         "writes left unfinished (a crashed process) is finished, or undone when it "
+                                         "never wrote its ballots")
