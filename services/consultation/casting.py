@@ -31,6 +31,7 @@ import time
 import uuid
 from collections import Counter
 
+import eventlet
 from eventlet.event import Event as GreenEvent
 from nameko.extensions import DependencyProvider
 from pymongo.errors import PyMongoError
@@ -40,13 +41,13 @@ from services.common.groupcommit import IngestQueue
 from services.common.mongo import utcnow
 from services.common.settings import service_settings
 from services.consultation import domain, records
-from services.consultation.metrics import CAST_ROUND, PARTICIPATIONS, REFUSED, TIME_TO_VOTE
+from services.consultation.metrics import CAST_ROUND, CAST_ROUND_SECONDS, PARTICIPATIONS, REFUSED, TIME_TO_VOTE
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1000  # empty slots a process adds at once
+LOW = 300  # below this many empty slots left, the next chunk is added in the background
 STARTED_AT = time.time()  # rounds written before this process started are no round of this process
-CACHE_SECONDS = 2.0
 STILL_WRITING = "Votre bulletin précédent est en cours d'enregistrement : réessayez dans quelques secondes."
 _rng = random.SystemRandom()
 
@@ -74,46 +75,43 @@ class Cast:
         return self.docs[0]["receipt"]
 
 
-class Cache:
-    """Consultations (and a budget's projects) read lately, so that a ballot does not read them each time. A round
-    reads its consultations again before writing (`Rounds.write`): a consultation closed meanwhile takes no more."""
-
-    def __init__(self):
-        self.entries: dict[tuple[str, str], tuple[float, object]] = {}
-
-    def get(self, kind: str, key: str, load):
-        entry = self.entries.get((kind, key))
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
-        value = load()
-        self.entries[(kind, key)] = (time.monotonic() + CACHE_SECONDS, value)
-        return value
-
-    def drop(self, key: str) -> None:
-        for k in [k for k in self.entries if k[1] == key]:
-            self.entries.pop(k, None)
-
-
 class UrnState:
-    """What a process keeps between rounds: its empty slots (per consultation, in a random order), its queue of
-    ballots, its cache."""
+    """What a process keeps between rounds: its empty slots (per consultation, in a random order) and its queue of
+    ballots."""
 
     def __init__(self, rounds: int = 1):
         self.slots: dict[str, list[str]] = {}
+        self.refilling: set[str] = set()
         self.queue = IngestQueue(rounds=rounds, max_votes=500)
-        self.cache = Cache()
 
     def take_slots(self, store, consultation_id: str, n: int) -> list[str]:
+        """`n` empty slots of this process, drawn at random among those it holds. A chunk is added when they run
+        low: in the background (`refill`) before they run out, so that a round seldom waits for one."""
         if n <= 0:
             return []
         free = self.slots.setdefault(consultation_id, [])
         if len(free) < n:
-            chunk = [secrets.token_hex(16) for _ in range(max(CHUNK, n - len(free)))]
-            store.add_slots(consultation_id, chunk)  # ids random: their order says nothing either
-            free.extend(chunk)
-            _rng.shuffle(free)
+            self._add(store, consultation_id, max(CHUNK, n - len(free)))
         taken, self.slots[consultation_id] = free[-n:], free[:-n]
+        if len(self.slots[consultation_id]) < LOW and consultation_id not in self.refilling:
+            self.refilling.add(consultation_id)
+            eventlet.spawn_n(self._refill, store, consultation_id)
         return taken
+
+    def _add(self, store, consultation_id: str, n: int) -> None:
+        chunk = [secrets.token_hex(16) for _ in range(n)]
+        store.add_slots(consultation_id, chunk)  # ids random: their order says nothing either
+        free = self.slots.setdefault(consultation_id, [])
+        free.extend(chunk)
+        _rng.shuffle(free)
+
+    def _refill(self, store, consultation_id: str) -> None:
+        try:
+            self._add(store, consultation_id, CHUNK)
+        except Exception:  # noqa: BLE001 - the next round adds a chunk itself
+            log.warning("empty slots not added ahead of time", exc_info=True)
+        finally:
+            self.refilling.discard(consultation_id)
 
 
 class Urn(DependencyProvider):
@@ -146,7 +144,11 @@ class Rounds:
     def write(self, jobs: list[Cast], close: list, sent=lambda: None):
         round_id = uuid.uuid4().hex
         now = utcnow()
+        started = time.perf_counter()
         finished = [r for r, _ in close]
+        # The previous round's voters get their answers while this round's first read is in the database (green
+        # threads run while this one waits for it), not between this round's writes (see IngestQueue).
+        sent()
         winners = self._still_open(self._unique(jobs), now)
         docs = [{"_id": j.key, "consultation_id": j.consultation_id, "voter": j.voter, "origin": "WEB", "at": now,
                  "at_ts": now.timestamp(), "pending": round_id} for j in winners]
@@ -172,10 +174,10 @@ class Rounds:
         for r, info in close:
             for cid in info["cids"]:
                 self.store._finished(cid, [r])
-        sent()
         self._fill(fills)
         for cid, inc in counts.items():
             self.store.apply_counts(cid, round_id, inc)
+        CAST_ROUND_SECONDS.observe(time.perf_counter() - started)
         return winners, time.monotonic(), round_id, {"cids": list(counts), "drafts": [j.key for j in winners if j.draft]}
 
     def finish(self, close: list) -> None:

@@ -17,6 +17,9 @@ TIME_TO_VOTE = Histogram("parvis_consultation_time_to_vote_seconds",
                          buckets=SLO_BUCKETS)
 CAST_ROUND = Histogram("parvis_consultation_cast_round_ballots", "Secret ballots written by one round of writes",
                        [], buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500))
+CAST_ROUND_SECONDS = Histogram("parvis_consultation_cast_round_seconds",
+                               "Time a round of secret ballots takes to write (participations, ballots, counts)", [],
+                               buckets=SLO_BUCKETS)
 OPEN = Gauge("parvis_consultation_open", "Consultations open now, by kind (SURVEY, CONSULTATION, BUDGET)", ["kind"])
 PAPER_MISMATCHES = Gauge("parvis_consultation_paper_mismatches",
                          "Paper sheets whose entries disagree, kept out of the count until resolved", [])

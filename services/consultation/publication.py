@@ -52,7 +52,10 @@ class Publication:
         return budget.budget_outcome(records.budget_settings(doc), projects, online, paper)
 
     def results(self, consultation_id: str, doc: dict | None = None) -> dict:
-        doc = doc or self._doc(consultation_id, "id")
+        if doc is None:  # read often while a vote runs (the participation count): a recent copy will do
+            doc = self.store.recent_consultation(consultation_id)
+            if doc is None or doc["state"] not in domain.visible_states(self.caller.role):
+                raise NotFound("Consultation introuvable.", "id")
         state = records.state_now(doc, self.now)
         counters = self.store.counters(doc["_id"])
         out = {"consultation_id": doc["_id"], "kind": doc["kind"], "state": state,

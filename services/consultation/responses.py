@@ -28,8 +28,8 @@ class Responses:
     def _consultation(self, consultation_id: str, cached: bool = False) -> dict:
         """The consultation; `cached` (secret ballots, whose round reads it again before writing): a copy at most
         a couple of seconds old."""
-        load = lambda: self.store.get_consultation(consultation_id)  # noqa: E731
-        doc = self.urn.cache.get("consultation", consultation_id, load) if cached else load()
+        doc = (self.store.recent_consultation(consultation_id) if cached
+               else self.store.get_consultation(consultation_id))
         if doc is None or doc["state"] == "DRAFT":
             raise NotFound("Consultation introuvable.", "consultation_id")
         return doc
@@ -131,7 +131,7 @@ class Responses:
             REFUSED.labels("closed").inc()
             raise Conflict(refusal, "phase")
         settings = records.budget_settings(doc)
-        projects = self.urn.cache.get("projects", doc["_id"], lambda: {
+        projects = self.store.recent("projects", doc["_id"], lambda: {
             p["_id"]: records.project(p) for p in self.store.projects_of(doc["_id"])})
         lines = _invalid_counted(lambda: budget.validate_ballot(settings, projects, req.headings,
                                                                 phase=records.phase_now(doc, self.now)))

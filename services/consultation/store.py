@@ -44,6 +44,7 @@ from contracts.errors import Conflict
 from services.common.mongo import OUTBOX, OUTBOX_COUNT, Repository, utcnow
 
 DUPLICATE = 11000
+RECENT_SECONDS = 2.0
 PENDING_FIELDS = ("count_token", "count_cid", "count_inc", "count_ts")
 
 
@@ -75,6 +76,26 @@ class ConsultationStore(Repository):
         super().__init__(db)
         self._prune: dict[str, set[str]] = {}  # consultation -> counter markers whose write is finished
         self._prune_lock = threading.Lock()
+        self._recent: dict[tuple[str, str], tuple[float, object]] = {}
+
+    # -- what a ballot or a count read needs, read at most every RECENT_SECONDS ----------------------------
+    def recent(self, kind: str, key: str, load):
+        """A copy at most RECENT_SECONDS old, dropped at once when this process writes the consultation (another
+        process's write shows within RECENT_SECONDS). For the hot paths only: a ballot (whose round reads its
+        consultation again before writing) and the participation count."""
+        entry = self._recent.get((kind, key))
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        value = load()
+        self._recent[(kind, key)] = (time.monotonic() + RECENT_SECONDS, value)
+        return value
+
+    def recent_consultation(self, consultation_id: str) -> dict | None:
+        return self.recent("consultation", consultation_id, lambda: self.get_consultation(consultation_id))
+
+    def _forget(self, key: str) -> None:
+        for k in [k for k in self._recent if k[1] == key]:
+            self._recent.pop(k, None)
 
     # -- consultations ----------------------------------------------------------------------------
     def insert_consultation(self, doc: dict, events: list[dict]) -> None:
@@ -92,6 +113,7 @@ class ConsultationStore(Repository):
                              "La consultation a changé entre-temps : rechargez-la et recommencez.")
 
     def _replace(self, collection: str, doc: dict, events: list[dict], message: str) -> dict:
+        self._forget(doc.get("budget_id") or doc["_id"])
         version = doc["version"]
         current = self.db[collection].find_one({"_id": doc["_id"], "version": version}, {OUTBOX: 1})
         if current is None:
@@ -104,6 +126,7 @@ class ConsultationStore(Repository):
             new[OUTBOX], new[OUTBOX_COUNT] = outbox, len(outbox)
         if self.db[collection].replace_one({"_id": doc["_id"], "version": version}, new).matched_count == 0:
             raise Conflict(message, "version")
+        self._forget(doc.get("budget_id") or doc["_id"])
         return self.public(new)
 
     def list_consultations(self, query: dict, limit: int) -> list[dict]:
