@@ -237,8 +237,8 @@ class ConsultationStore(Repository):
         return self.db.responses.find_one({"_id": key})
 
     def save_draft(self, doc: dict) -> dict:
-        """A draft replaces the previous draft; a submitted response keeps its counted answers meanwhile. (Not an
-        upsert with $setOnInsert: nx-27017 drops $setOnInsert beside another operator.)"""
+        """A draft replaces the previous draft; a submitted response keeps its counted answers meanwhile. (Not a
+        find_one_and_update upsert with $setOnInsert: nx-27017 ignores $setOnInsert there.)"""
         sets = {"draft": doc["draft"], "saved_ts": doc["saved_ts"]}
         for _ in range(2):
             found = self.db.responses.find_one_and_update({"_id": doc["_id"]}, {"$set": sets},
