@@ -25,6 +25,10 @@ def platform(mongo, broker):
     p.service("agenda")
     p.service("consultation")
     p.gateway()
+    from parvis.seed import demo_data
+    from tests.support import rpc_call
+
+    rpc_call(p.broker.url, "agenda", "import_reference_data", timeout=60, **demo_data())
     yield p
     p.stop()
 
@@ -224,3 +228,29 @@ def test_a_panel_consultation_takes_its_members_only(platform):
     assert err["extensions"]["code"] == "FORBIDDEN" and "panel" in err["message"]
     panel_docs = list(platform.mongo.client().parvis_consultation.panels.find({"consultation_id": c["id"]}))
     assert "exemple.fr" not in json.dumps(panel_docs, default=str)
+
+
+def test_a_scheduled_consultations_meetings_are_in_the_agenda(platform):
+    """The agenda reacts to consultation.scheduled: each public meeting becomes a published event, once."""
+    from datetime import datetime, timedelta, timezone
+
+    start = (datetime.now(timezone.utc) + timedelta(days=3)).replace(microsecond=0)
+    c = data(platform.url, CREATE, {"c": {
+        "title": "Concertation sur le plan vélo", "kind": "CONSULTATION", "opensAt": start.isoformat(),
+        "closesAt": (start + timedelta(days=20)).isoformat(),
+        "meetings": [{"title": "Atelier plan vélo", "startsAt": (start + timedelta(days=2)).isoformat(),
+                      "endsAt": (start + timedelta(days=2, hours=2)).isoformat(), "commune": "ramonville-saint-agne",
+                      "place": "Salle Marcaissonne"}]}, "q": survey_questions()[:2]})["createConsultation"]
+    act(platform.url, "scheduleConsultation", c["id"])
+    events = "query($f: EventFilter) { events(filter: $f) { totalCount edges { node { id title description url " \
+             "organizer { id } commune { slug } } } } }"
+    found = wait_until(lambda: data(platform.url, events, {"f": {"text": "plan vélo"}}, None)["events"]["edges"], 20,
+                       0.3, "the meeting in the agenda")
+    node = found[0]["node"]
+    assert node["title"] == "Réunion publique : Atelier plan vélo" and node["organizer"]["id"] == "org-sicoval"
+    assert node["commune"]["slug"] == "ramonville-saint-agne" and f"/consultations/{c['id']}" in node["description"]
+    act(platform.url, "unscheduleConsultation", c["id"])
+    act(platform.url, "scheduleConsultation", c["id"])
+    import time
+    time.sleep(1.5)
+    assert data(platform.url, events, {"f": {"text": "plan vélo"}}, None)["events"]["totalCount"] == 1, "once"

@@ -62,9 +62,9 @@ EXTERNAL_ONLY |= {"payment_link.created", "payment_link.started", "payment_link.
                   "payment_link.failed", "payment_link.cancelled", "payment_link.errored",
                   "payment_link.refund_submitted", "payment_link.refund_succeeded", "payment_link.refund_failed"}
 # The consultation service's events that nothing in the platform reacts to (the notification service announces
-# openings, results, budget phases and decisions on projects): published for partners' systems.
-EXTERNAL_ONLY |= {"consultation.scheduled", "consultation.closed", "consultation.archived",
-                  "consultation.project_submitted"}
+# openings, results, budget phases and decisions on projects; the agenda shows a scheduled consultation's meetings):
+# published for partners' systems.
+EXTERNAL_ONLY |= {"consultation.closed", "consultation.archived", "consultation.project_submitted"}
 
 
 def _handled_event_types() -> set[str]:
