@@ -210,9 +210,10 @@ class Rounds:
         return out
 
     def _still_open(self, jobs: list[Cast], now) -> list[Cast]:
-        """The round reads its consultations again: one closed (or out of its vote) since the ballot was checked
-        against a cached copy takes no ballot."""
-        docs = self.store.consultations_by_id({j.consultation_id for j in jobs})
+        """The round checks its consultations again, at the round's instant: one whose window or vote has ended
+        since the ballot was checked takes no ballot. From the store's recent copy (store.recent): a closing by
+        this process's clock or agent shows at once, one by another replica within RECENT_SECONDS."""
+        docs = {cid: self.store.recent_consultation(cid) for cid in {j.consultation_id for j in jobs}}
         out = []
         for job in jobs:
             doc = docs.get(job.consultation_id)
