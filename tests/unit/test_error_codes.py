@@ -1,6 +1,5 @@
 """Every GraphQL error carries extensions.code; internal errors never show a trace, and in
 production not even their message."""
-import pytest
 import strawberry
 
 from contracts.errors import BadInput, NotFound
@@ -109,29 +108,3 @@ def test_syntax_and_token_limit_errors_are_coded():
         map_errors(errors, production=True)  # as the HTTP view does with every result
         [error] = errors
         assert error.extensions == {"code": "GRAPHQL_VALIDATION_FAILED"}, error.message[:80]
-
-
-@pytest.mark.parametrize("payload, message, field", [
-    ({}, "name : obligatoire", "name"),
-    ({"name": "x" * 11, "n": 1}, "name : 10 caractères au plus", "name"),
-    ({"name": "ok", "n": 0}, "n : 1 au moins", "n"),
-    ({"name": "ok", "n": 1, "kind": "b"}, "kind : une valeur parmi 'a'", "kind"),
-])
-def test_contract_refusals_are_said_in_french_with_their_field(payload, message, field):
-    """A request that breaks its contract (services/common/rpc.py) is refused in French, never in pydantic's words."""
-    from typing import Literal
-
-    from pydantic import Field, ValidationError
-
-    from contracts.base import Model
-    from contracts.errors import validation_error
-
-    class Request(Model):
-        name: str = Field(max_length=10)
-        n: int = Field(default=1, ge=1)
-        kind: Literal["a"] = "a"
-
-    with pytest.raises(ValidationError) as exc:
-        Request.model_validate(payload)
-    refusal = validation_error(exc.value)
-    assert (refusal.message, refusal.field) == (message, field)
