@@ -19,17 +19,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install Parvis with its test tools
 
+JS_DEPS := tests/js/node_modules/.package-lock.json
+
+$(JS_DEPS): tests/js/package.json tests/js/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the client checks (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix tests/js --no-audit --no-fund --silent
+
+js-deps: $(JS_DEPS) ## the JavaScript parsers the tests read our outputs with (ical.js), from the npm registry
+
 system-deps: ## Debian packages the tests need (promtool, docker-compose, chromium): installed if missing
 	@bash infra/scripts/system-deps.sh
 
 run: install ## run everything: embedded database, RabbitMQ check, 5 services, gateway, demo data
-	$(BIN)/parvis up
+	exec $(BIN)/parvis up
 
-test: install system-deps ## run the whole test suite (unit, nameko, integration, end-to-end)
-	$(BIN)/python -m pytest tests/unit tests/integration tests/e2e
+test: install system-deps js-deps ## run the whole test suite (unit, nameko, integration, end-to-end)
+	$(BIN)/python -m pytest tests/unit tests/security tests/integration tests/e2e
 	$(BIN)/python -m pytest -p no:cacheprovider tests/nameko
 
-unit: install system-deps ## only the fast, pure unit tests
+unit: install system-deps js-deps ## only the fast, pure unit tests
 	$(BIN)/python -m pytest tests/unit
 
 schema: install ## regenerate gateway/schema.graphql and contracts/asyncapi.yaml
@@ -41,4 +49,4 @@ bench: install ## run every benchmark under bench/ (figures printed, not asserte
 clean: ## remove the virtualenv and local data (var/)
 	rm -rf $(VENV) var .pytest_cache
 
-.PHONY: help install system-deps run test unit schema bench clean
+.PHONY: help install js-deps system-deps run test unit schema bench clean

@@ -206,6 +206,7 @@ def main() -> int:
     platform = Platform(mongo, broker, **env)
     try:
         platform.service("satisfaction")
+        platform.service("notification")  # the revocation list: without it, the gateway refuses every token
         platform.gateway()
         agent = token("agent", subject="agent:bench")
 

@@ -214,6 +214,8 @@ class EventRef(Model):
 
 class ModerateEvent(Model):
     id: str
+    version: int = Field(ge=1, description="the version the agent reviewed (EventView.version): a decision on an "
+                                           "event changed since is refused (CONFLICT)")
     decision: Decision
     reason: str | None = Field(default=None, max_length=2000)
 
@@ -319,6 +321,7 @@ class EventView(Model):
     url: str
     possible_duplicates: list[DuplicateHint] = []
     pending_revision: dict | None = Field(default=None, description="an EventView of the pending revision")
+    version: int = Field(default=0, description="changes with every write; what a moderation decision names")
 
 
 class EventPage(Model):

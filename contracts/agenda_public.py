@@ -9,6 +9,7 @@ import base64
 import bisect
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -48,6 +49,45 @@ def normalise(text: str) -> str:
 
 def text_terms(text: str | None) -> list[str]:
     return [t for t in normalise(text or "").split() if t][:8]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The agenda's reference data: slug -> name of the communes, the categories and the themes."""
+
+    communes: dict[str, str]
+    categories: dict[str, str]
+    themes: dict[str, str]
+
+
+REFERENCE_WORDS = {  # (what, field, hint) of each kind, for messages a person can act on
+    "communes": ("Commune inconnue", "communes", "une des communes du Sicoval, par son nom ou son identifiant "
+                 "(« Labège » ou « labege »)"),
+    "categories": ("Catégorie inconnue", "categories", "voir la liste des catégories (`categories`)"),
+    "themes": ("Thème inconnu", "themes", "voir la liste des thèmes (`themes`)"),
+}
+
+
+def resolve(values, known: dict[str, str], kind: str) -> list[str]:
+    """The slugs of values a person typed (a slug, or a name with or without accents and capitals); an unknown
+    one is refused by name, never answered with an empty result."""
+    by_form = {normalise(slug): slug for slug in known}
+    by_form.update({normalise(name): slug for slug, name in known.items()})
+    out: list[str] = []
+    for value in values:
+        slug = value if value in known else by_form.get(normalise(value))
+        if slug is None:
+            what, field, hint = REFERENCE_WORDS[kind]
+            raise BadInput(f"{what} : « {value} » ({hint}).", field)
+        if slug not in out:
+            out.append(slug)
+    return out
+
+
+def resolve_filter(f: EventFilter, ref: Reference) -> EventFilter:
+    """The filter with its communes, categories and themes as slugs, each checked against the reference data."""
+    return f.model_copy(update={kind: resolve(getattr(f, kind), getattr(ref, kind), kind)
+                                for kind in REFERENCE_WORDS if getattr(f, kind)})
 
 
 def compile_filter(f: EventFilter, now: datetime):

@@ -79,8 +79,8 @@ class BaseSettings:
     http_port: int = setting("PARVIS_HTTP_PORT", 8000, "gateway port")
     public_url: str = setting("PARVIS_PUBLIC_URL", "", "base of the links sent to people (e-mails, exports)",
                               shown="`http://127.0.0.1:$PARVIS_HTTP_PORT`")
-    data_dir: Path = setting("PARVIS_DATA_DIR", Path("var"), "local data: embedded database files, dev secret, "
-                             "dev mail", shown="`var`")
+    data_dir: Path = setting("PARVIS_DATA_DIR", None, "local data: embedded database files, dev secret, dev mail",
+                             parse=lambda raw: Path(raw).resolve(), shown="`var` of the checkout")
     log_level: str = setting("PARVIS_LOG_LEVEL", "INFO", "log level of every process (`DEBUG` adds the timers "
                              "that found nothing to do and every RPC)",
                              parse=lambda raw: _choice(raw.upper(), ("DEBUG", "INFO", "WARNING", "ERROR")))
@@ -95,8 +95,10 @@ class BaseSettings:
         return self.mongo_url or f"mongodb://127.0.0.1:{self.mongo_port}/"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None):
-        """Read every field from the environment, then settle the values that depend on others."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, generate_secret: bool = True):
+        """Read every field from the environment, then settle the values that depend on others. Without
+        `generate_secret`, a missing dev secret is an error rather than made (`parvis token` must sign with the
+        secret the platform uses, never with a new one)."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
@@ -114,18 +116,19 @@ class BaseSettings:
                     raise SettingsError(f"{name}={raw!r}: {exc}") from None
                 break
         settings = cls(**values)
-        return settings._settled()
+        return settings._settled(generate_secret)
 
-    def _settled(self):
+    def _settled(self, generate_secret: bool = True):
         """Defaults that depend on other settings, and the dev secret."""
         changes: dict[str, Any] = {}
         if not self.public_url:
             changes["public_url"] = f"http://127.0.0.1:{self.http_port}"
         elif self.public_url.endswith("/"):
             changes["public_url"] = self.public_url.rstrip("/")
-        if not self.data_dir.is_absolute():
-            changes["data_dir"] = self.data_dir.resolve()
-        changes["secret"] = _secret(self.secret, self.production, changes.get("data_dir", self.data_dir))
+        if self.data_dir is None:
+            changes["data_dir"] = _default_data_dir()
+        changes["secret"] = _secret(self.secret, self.production, changes.get("data_dir", self.data_dir),
+                                    generate_secret)
         return dataclasses.replace(self, **changes)
 
     def replace(self, **changes):
@@ -138,7 +141,14 @@ def _choice(raw: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
-def _secret(value: str, production: bool, data_dir: Path) -> str:
+def _default_data_dir() -> Path:
+    """`var` of the checkout the code runs from, whatever the current directory (a command run from elsewhere
+    reads the same secret and data as `make run`); `var` of the current directory for an installed package."""
+    root = Path(__file__).resolve().parent.parent
+    return (root if (root / "pyproject.toml").exists() else Path.cwd()) / "var"
+
+
+def _secret(value: str, production: bool, data_dir: Path, generate: bool = True) -> str:
     if value:
         if len(value) < 32:
             # HS256 wants a key of at least 256 bits (RFC 7518 §3.2).
@@ -150,6 +160,9 @@ def _secret(value: str, production: bool, data_dir: Path) -> str:
     path = data_dir / "secret"
     if path.exists():
         return path.read_text().strip()
+    if not generate:
+        raise SettingsError(f"no secret in {path}: start the platform first (make run), or set PARVIS_SECRET "
+                            "(or PARVIS_DATA_DIR to the platform's data directory)")
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = _secrets.token_urlsafe(48)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")

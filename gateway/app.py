@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import ipaddress
 import logging
 import re
 import time
@@ -19,17 +20,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from cross_web import HTTPException
 from strawberry.asgi import GraphQL
 
 from contracts.errors import ParvisError, ServiceUnavailable, Unauthenticated
 from contracts.platform import Caller
 from gateway import auth
-from gateway.errors import map_errors
+from gateway.errors import english_request, map_errors
+from gateway.limits import RateLimiter, client_address
 from gateway.compiled import CompiledPaths
 from gateway.readmodel import PublicAgenda
 from gateway.routes import all_routes
 from gateway.rpc import RemoteError, RpcClient, read_reply
-from gateway.schema import build_schema
+from gateway.schema import MAX_DOCUMENT_BYTES, build_schema
 from gateway.schema.agenda import to_event
 from gateway.schema.platform import ping_all
 from gateway.settings import GatewaySettings
@@ -49,6 +52,8 @@ RPC_DURATION = Histogram("parvis_rpc_client_duration_seconds", "RPC round trip s
 HTTP_REQUESTS = Counter("parvis_http_requests_total", "HTTP requests", ["route", "status"])
 HTTP_DURATION = Histogram("parvis_http_request_duration_seconds", "HTTP request time", ["route"], buckets=SLO_BUCKETS)
 ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", "/"}
+UNLIMITED = {"/healthz", "/readyz", "/metrics"}  # probes and scrapes, not clients
+RATE_LIMITED = Counter("parvis_gateway_rate_limited_total", "Anonymous requests refused by the rate limit")
 
 
 class GatewayJsonFormatter(logjson.JsonFormatter):
@@ -82,14 +87,17 @@ class Revocations:
                 await self.refresh(rpc)
             except Exception as exc:  # noqa: BLE001 - keep the last list; say so
                 log.warning("revocation list not refreshed: %s", exc)
-            await asyncio.sleep(every)
+            await asyncio.sleep(every if self.loaded else 1.0)
 
 
 class Limits:
-    """Caps request bodies and sets the correlation id (kept from X-Correlation-Id when sane)."""
+    """Caps request bodies, limits anonymous clients' rate (gateway/limits.py), and sets the correlation id (kept
+    from X-Correlation-Id when sane)."""
 
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY_BYTES):
+    def __init__(self, app: ASGIApp, settings: GatewaySettings, max_body: int = MAX_BODY_BYTES):
         self.app, self.max_body = app, max_body
+        self.trusted = settings.trusted_proxies
+        self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -99,8 +107,15 @@ class Limits:
         cid = incoming if CORRELATION_RE.match(incoming) else uuid.uuid4().hex
         correlation_var.set(cid)
         scope.setdefault("state", {})["correlation_id"] = cid
+        client = client_address(scope, self.trusted)
+        scope["state"]["client"] = client
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
+        if b"authorization" not in headers and scope["path"] not in UNLIMITED and client is not None:
+            wait = self.limiter.allow(client)
+            if wait:
+                RATE_LIMITED.inc()
+                return await _too_many(scope, receive, send, wait)
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             return await _too_large(scope, receive, send)
@@ -135,6 +150,51 @@ class Limits:
             HTTP_DURATION.labels(route).observe(time.perf_counter() - started)
 
 
+DOCUMENT_TOO_LARGE = "document too large"
+HTTP_REASONS = {  # Strawberry's reasons for refusing a request before GraphQL runs
+    DOCUMENT_TOO_LARGE: f"Document GraphQL trop long : {MAX_DOCUMENT_BYTES // 1024} Kio au plus (les données vont "
+                        "dans les variables).",
+    "Unable to parse request body as JSON": "Le corps de la requête n'est pas du JSON valide : envoyez "
+                                            '{"query": "…", "variables": {…}} avec Content-Type: application/json.',
+    "No GraphQL query found in the request": "Aucune requête GraphQL : le champ « query » manque.",
+    "Unsupported content type": "Type de contenu non pris en charge : envoyez du JSON (Content-Type: "
+                                "application/json).",
+    "The GraphQL operation's `query` must be a string or null, if provided.": "« query » doit être un texte.",
+    "The GraphQL operation's `variables` must be an object or null, if provided.": "« variables » doit être un objet.",
+    "The GraphQL operation's `extensions` must be an object or null, if provided.": "« extensions » doit être un "
+                                                                                     "objet.",
+    "GraphQL only supports GET and POST requests.": "GraphQL n'accepte que GET et POST.",
+}
+
+
+def _private(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return ip.is_private or ip.is_loopback
+
+
+def http_error(status: int, reason: str, english: bool = False) -> JSONResponse:
+    if english:
+        message = reason
+    elif reason in HTTP_REASONS:
+        message = HTTP_REASONS[reason]
+    elif "mutations are not allowed" in reason.lower() or "not allowed when using get" in reason.lower():
+        message = "Cette opération passe par POST, pas par GET."
+    else:
+        message = f"Requête refusée : {reason}"
+    code = {405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}.get(status, "BAD_REQUEST")
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status)
+
+
+async def _too_many(scope, receive, send, wait: float):
+    seconds = max(1, int(wait + 0.999))
+    body = {"errors": [{"message": f"Trop de requêtes depuis cette adresse : réessayez dans {seconds} s.",
+                        "extensions": {"code": "RATE_LIMITED"}}]}
+    await JSONResponse(body, status_code=429, headers={"Retry-After": str(seconds)})(scope, receive, send)
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -153,15 +213,35 @@ class ParvisGraphQL(GraphQL):
     async def get_context(self, request, response) -> dict[str, Any]:
         return self.gateway.context(request, response)
 
+    async def parse_http_body(self, request):
+        """Strawberry's reading of the body, and a GraphQL document of MAX_DOCUMENT_BYTES at most."""
+        data = await super().parse_http_body(request)
+        for item in data if isinstance(data, list) else [data]:
+            if isinstance(item.query, str) and len(item.query.encode()) > MAX_DOCUMENT_BYTES:
+                raise HTTPException(413, DOCUMENT_TOO_LARGE)
+        return data
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As Strawberry's, except that a request it cannot read (not JSON, no query, a method it refuses) gets a
+        GraphQL error with a code and a French message, not a line of English plain text."""
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:
+            response = http_error(exc.status_code, exc.reason, english_request(request))
+        await response(scope, receive, send)
+
     async def process_result(self, request, result):
-        map_errors(result.errors, self.gateway.settings.production)
+        map_errors(result.errors, self.gateway.settings.production, english_request(request))
         return await super().process_result(request, result)
 
 
 class Gateway:
     def __init__(self, settings: GatewaySettings | None = None):
         self.settings = settings or GatewaySettings.from_env()
-        self.rpc = RpcClient(self.settings.amqp_url)
+        self.rpc = RpcClient(self.settings.amqp_url, secret=self.settings.secret)
         self.revocations = Revocations()
         self.schema = build_schema(production=self.settings.production)
         self.public_agenda = PublicAgenda(self._public_call, to_event, self.settings.amqp_url)
@@ -183,6 +263,8 @@ class Gateway:
         scheme, _, token = value.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("En-tête Authorization attendu : « Bearer <jeton> ».")
+        if not self.revocations.loaded:  # fail closed: a revoked token must not pass while the list is unknown
+            raise ServiceUnavailable("Les jetons ne peuvent pas encore être vérifiés : réessayez dans un instant.")
         return auth.verify(self.settings.secret, token.strip(), self.revocations.ids)
 
     def context(self, request, response) -> dict[str, Any]:
@@ -233,6 +315,10 @@ class Gateway:
             await self.rpc.connect()
         except Exception as exc:  # noqa: BLE001 - /readyz tells; calls reconnect lazily
             log.warning("broker not reachable at start: %s", exc)
+        try:  # tokens are refused until the revocation list is known: wait a little for it before serving
+            await asyncio.wait_for(self.revocations.refresh(self.rpc), 3.0)
+        except Exception as exc:  # noqa: BLE001 - /readyz says so; keep_fresh goes on trying
+            log.warning("revocation list not loaded at start (tokens refused until it is): %s", exc)
         self._tasks.append(asyncio.create_task(self.revocations.keep_fresh(self.rpc)))
         await self.public_agenda.start()
 
@@ -253,12 +339,18 @@ class Gateway:
         except Exception:  # noqa: BLE001
             broker = False
         services = await ping_all(self.rpc, timeout=1.0) if broker else []
-        ready = broker and all(s["ok"] for s in services)
+        ready = broker and all(s["ok"] for s in services) and self.revocations.loaded
         body = {"status": "ready" if ready else "unready", "broker": broker,
+                "revocations_loaded": self.revocations.loaded,
                 "services": {s["name"]: {k: v for k, v in s.items() if k != "name"} for s in services}}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(self, request: Request) -> Response:
+        """In production, for the platform's own network only (Prometheus scrapes from inside): the figures say
+        what runs and how busy it is, which is nobody else's business."""
+        client = request.scope.get("state", {}).get("client")
+        if self.settings.production and not _private(client):
+            return JSONResponse({"error": "Réservé à la supervision.", "code": "FORBIDDEN"}, status_code=403)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     async def index(self, request: Request) -> Response:
@@ -279,9 +371,10 @@ class AuthMiddleware:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
             try:
                 scope.setdefault("state", {})["caller"] = self.gateway.authenticate(headers)
-            except Unauthenticated as exc:
+            except (Unauthenticated, ServiceUnavailable) as exc:
                 body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]}
-                return await JSONResponse(body, status_code=401)(scope, receive, send)
+                status = 401 if isinstance(exc, Unauthenticated) else 503
+                return await JSONResponse(body, status_code=status)(scope, receive, send)
         return await self.app(scope, receive, send)
 
 
@@ -310,7 +403,7 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
     )
     app.state.gateway = gateway
     ROUTES.update(r.path for r in app.routes if "{" not in r.path)  # metric labels: known paths only
-    return Limits(app)  # outermost: correlation id and body cap apply to every route
+    return Limits(app, gateway.settings)  # outermost: correlation id, rate and body caps apply to every route
 
 
 def main() -> None:

@@ -28,9 +28,9 @@ def issue(secret: str, role: str, subject: str | None = None, org: str | None = 
     if role not in ROLES:
         raise BadInput(f"role must be one of {', '.join(ROLES)}", "role")
     if role == "organizer" and not org:
-        raise BadInput("an organizer token needs --org", "org")
+        raise BadInput("un jeton d'organisateur demande son organisation (--org)", "org")
     if role == "kiosk" and not kiosk:
-        raise BadInput("a kiosk token needs --kiosk", "kiosk")
+        raise BadInput("un jeton de borne demande sa borne (--kiosk)", "kiosk")
     now = int(time.time())
     token_id = uuid.uuid4().hex
     exp = now + int(ttl if ttl is not None else DEFAULT_TTL[role])
@@ -56,7 +56,7 @@ def verify(secret: str, value: str, revoked: set[str] | frozenset = frozenset())
     if claims["role"] not in ROLES:
         raise Unauthenticated("Jeton invalide.")
     return Caller(role=claims["role"], subject=claims.get("sub"), org=claims.get("org"),
-                  kiosk=claims.get("kiosk"), token_id=claims["jti"])
+                  kiosk=claims.get("kiosk"), token_id=claims["jti"], expires_at=int(claims["exp"]))
 
 
 def claims_unverified(value: str) -> dict:

@@ -42,6 +42,7 @@ POLL = 1.0
 OVERLAP = 10.0
 OVERLAP_EVERY = 30.0
 STALE_AFTER = 15.0
+REFERENCE_EVERY = 60.0  # seconds between two reads of the reference data (they change on an import)
 PAGE = 500  # feed items a sync asks for at once
 RPC_PAGE = 500  # events an agenda.search_events call returns at most (its contract)
 SHORT_SPAN = timedelta(days=2)
@@ -100,6 +101,8 @@ class PublicAgenda:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._connection = None
+        self.reference: agenda_public.Reference | None = None  # the agenda's communes, categories and themes
+        self.reference_at = 0.0
 
     # -- state ----------------------------------------------------------------------------------
     @property
@@ -162,16 +165,16 @@ class PublicAgenda:
         return Page([e.view for e in entries], [e.node for e in entries], cursors, len(found), has_next,
                     cursors[-1] if cursors else after)
 
-    @staticmethod
-    def read_filter(filter: dict, first: int, after: str | None, most: int = RPC_PAGE) -> c.EventFilter:
-        """A public search read by the agenda's contract (the same limits with or without the copy); `most`
-        events at once (the exports take more than a GraphQL page, in several RPC pages without the copy)."""
+    def read_filter(self, filter: dict, first: int, after: str | None, most: int = RPC_PAGE) -> c.EventFilter:
+        """A public search read by the agenda's contract (the same limits with or without the copy), its communes,
+        categories and themes checked against the reference data (names accepted: « Labège »); `most` events at
+        once (the exports take more than a GraphQL page, in several RPC pages without the copy)."""
         try:
             f = c.EventFilter.model_validate(filter)
             c.SearchEvents(filter=f, first=min(first, RPC_PAGE) if first <= most else first, after=after)
         except ValidationError as exc:
             raise validation_error(exc) from None
-        return f
+        return agenda_public.resolve_filter(f, self.reference) if self.reference is not None else f
 
     async def page(self, filter: dict, first: int, after: str | None = None, most: int = RPC_PAGE) -> Page:
         """The public's `events` (GraphQL, exports, widget): from this copy when it is ready, else from the agenda
@@ -210,6 +213,8 @@ class PublicAgenda:
             # older clock than the cursor. (Every time would re-read every recent change on every sync.)
             after_ts, after_id = max(0.0, after_ts - OVERLAP), ""
             self.overlap_at = time.monotonic()
+        if self.reference is None or time.monotonic() - self.reference_at > REFERENCE_EVERY:
+            await self._pull_reference()
         changed = 0
         entries = dict(self.entries)
         while True:
@@ -227,6 +232,11 @@ class PublicAgenda:
                 break
         self.entries = entries  # swapped whole: a search in progress keeps a consistent view
         return changed
+
+    async def _pull_reference(self) -> None:
+        lists = [await self._call("agenda", method) for method in ("list_communes", "list_categories", "list_themes")]
+        self.reference = agenda_public.Reference(*({x.slug: x.name for x in rows} for rows in lists))
+        self.reference_at = time.monotonic()
 
     async def changed(self) -> None:
         """After an agenda mutation made through this gateway: the copy catches up before the reply."""

@@ -22,6 +22,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import TypeAdapter, ValidationError
 
 from contracts import rpc_contracts
+from contracts.platform import sign_caller
 from contracts.errors import ERRORS, ParvisError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,13 @@ class RpcTimeout(ServiceUnavailable):
 
 
 class RpcClient:
-    def __init__(self, amqp_url: str, default_timeout: float = 10.0):
+    """`secret`: PARVIS_SECRET, with which the `caller` of each call's context is signed for its method (services
+    treat an unsigned caller as the public)."""
+
+    def __init__(self, amqp_url: str, default_timeout: float = 10.0, secret: str | None = None):
         self.amqp_url = amqp_url
         self.default_timeout = default_timeout
+        self.secret = secret
         self.connection: aio_pika.abc.AbstractRobustConnection | None = None
         self.channel = None
         self.exchange = None
@@ -99,6 +104,8 @@ class RpcClient:
         self.pending[correlation_id] = fut
         # One timer per call rather than asyncio.wait_for (an extra task and loop turn per call).
         timer = loop.call_later(timeout or self.default_timeout, self._expire, correlation_id, service)
+        if context and self.secret and context.get("caller"):
+            context = {**context, "caller_sig": sign_caller(self.secret, context["caller"], f"{service}.{method}")}
         headers = {f"nameko.{k}": v for k, v in context.items() if v is not None} if context else None
         body = json.dumps({"args": [], "kwargs": kwargs}, default=str).encode() if kwargs else EMPTY_CALL
         message = aio_pika.Message(body, content_type="application/json", correlation_id=correlation_id,

@@ -6,6 +6,12 @@ from dataclasses import dataclass
 from core.settings import BaseSettings, setting
 
 
+def _networks(raw: str) -> tuple:
+    from gateway.limits import parse_networks
+
+    return parse_networks(raw)
+
+
 def _paths(raw: str) -> tuple[str, ...]:
     from gateway.compiled import PATHS
 
@@ -20,6 +26,12 @@ def _paths(raw: str) -> tuple[str, ...]:
 class GatewaySettings(BaseSettings):
     """What the gateway reads besides the platform's settings (HTTP port, secret, public URL, …)."""
 
+    trusted_proxies: tuple = setting("PARVIS_TRUSTED_PROXIES", (), "reverse proxies (addresses or CIDR networks, "
+                                     "comma-separated) whose X-Forwarded-For gives the client's address; from anybody "
+                                     "else the header is ignored", parse=_networks, shown="none")
+    rate_limit: float = setting("PARVIS_RATE_LIMIT", 100.0, "requests a second an anonymous client (by address) may "
+                                "make on average, per gateway process (0: no limit)")
+    rate_burst: float = setting("PARVIS_RATE_BURST", 300.0, "requests an anonymous client may make at once")
     compiled_paths: tuple[str, ...] = setting("PARVIS_COMPILED_PATHS", ("events", "votes"), "GraphQL operations "
                                               "answered without graphql-core's executor (gateway/compiled/): "
                                               "`events`, `votes`, or `none`", parse=_paths, shown="`events,votes`")

@@ -9,6 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SDL_PATH = ROOT / "gateway" / "schema.graphql"
 README_PATH = ROOT / "README.md"
+MAX_TTL = 366 * 86400  # a kiosk's token lives a year; no token a person asks for lives longer
 
 
 def cmd_up(args) -> int:
@@ -29,6 +30,34 @@ def cmd_urls(args) -> int:
     return 0
 
 
+def cmd_stop(args) -> int:
+    """Stop the platform `parvis up` runs from this data directory, as Ctrl-C does, and wait for it."""
+    import os
+    import signal
+    import time
+
+    from core.settings import BaseSettings
+    from parvis.supervisor import PID_FILE
+
+    path = BaseSettings.from_env().data_dir / PID_FILE
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        print(f"parvis stop: no platform runs from {path.parent}", file=sys.stderr)
+        return 1
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            print("stopped")
+            return 0
+        time.sleep(0.1)
+    print(f"parvis stop: {pid} still runs after {args.timeout:.0f} s", file=sys.stderr)
+    return 1
+
+
 def cmd_service(args) -> int:
     from parvis import runner  # monkey-patches eventlet first thing
 
@@ -45,17 +74,49 @@ def cmd_gateway(args) -> int:
 
 def cmd_token(args) -> int:
     from contracts.errors import BadInput
-    from core.settings import BaseSettings
+    from core.settings import BaseSettings, SettingsError
     from gateway import auth
 
     try:
-        token = auth.issue(BaseSettings.from_env().secret, args.role, subject=args.subject, org=args.org, kiosk=args.kiosk,
+        if args.ttl is not None and not 0 < args.ttl <= MAX_TTL:
+            raise BadInput(f"durée de vie (--ttl) : de 1 à {MAX_TTL} secondes ({MAX_TTL // 86400} jours)", "ttl")
+        settings = BaseSettings.from_env(generate_secret=False)
+        if args.org:
+            _check_organization(settings, args.org)
+        token = auth.issue(settings.secret, args.role, subject=args.subject, org=args.org, kiosk=args.kiosk,
                            ttl=args.ttl)
     except BadInput as exc:
         print(f"parvis token: {exc.message}", file=sys.stderr)
         return 2
+    except SettingsError as exc:
+        print(f"parvis token: {exc}", file=sys.stderr)
+        return 2
     print(token.value)
     return 0
+
+
+def _check_organization(settings, org: str) -> None:
+    """An organiser's token names an organisation the agenda knows (asked to the running platform)."""
+    import asyncio
+
+    from contracts.errors import BadInput
+    from gateway.rpc import RpcClient
+
+    async def organizations():
+        rpc = RpcClient(settings.amqp_url, secret=settings.secret)
+        try:
+            return await rpc.call("agenda", "list_organizations", timeout=5.0,
+                                  context={"caller": {"role": "operator", "subject": "parvis-cli"}})
+        finally:
+            await rpc.close()
+
+    try:
+        known = {o["id"] for o in asyncio.run(organizations())}
+    except Exception as exc:  # noqa: BLE001 - said to the person, who can start the platform
+        raise BadInput(f"impossible de vérifier l'organisation {org!r} : la plateforme ne répond pas ({exc}). "
+                       "Lancez-la (make run).", "org") from None
+    if org not in known:
+        raise BadInput(f"organisation inconnue : {org!r} (voir la requête GraphQL `organizations`)", "org")
 
 
 def cmd_revoke(args) -> int:
@@ -66,11 +127,11 @@ def cmd_revoke(args) -> int:
     from gateway import auth
     from gateway.rpc import RpcClient
 
-    settings = BaseSettings.from_env()
+    settings = BaseSettings.from_env(generate_secret=False)
     claims = auth.claims_unverified(args.token)
 
     async def go():
-        rpc = RpcClient(settings.amqp_url)
+        rpc = RpcClient(settings.amqp_url, secret=settings.secret)
         try:
             return await rpc.call("notification", "revoke_token", context={"caller": {"role": "operator", "subject": "parvis-cli"}},
                                   token_id=claims["jti"], reason=args.reason,
@@ -115,7 +176,8 @@ def cmd_seed(args) -> int:
     from parvis.seed import seed, seed_demo_events
 
     async def go():
-        rpc = RpcClient(BaseSettings.from_env().amqp_url)
+        settings = BaseSettings.from_env(generate_secret=False)
+        rpc = RpcClient(settings.amqp_url, secret=settings.secret)
         try:
             return {**await seed(rpc), **await seed_demo_events(rpc)}
         finally:
@@ -165,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("urls", help="print again the URLs and demo tokens of the platform `parvis up` runs")
     p.set_defaults(func=cmd_urls)
+
+    p = sub.add_parser("stop", help="stop the platform `parvis up` runs (as Ctrl-C does), and wait for it")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("service", help="run one nameko service in this process")
     p.add_argument("name")

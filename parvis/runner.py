@@ -56,8 +56,13 @@ def run(name: str) -> None:
     runner = ServiceRunner(nameko_config(settings))
     runner.add_service(service_cls)
 
+    stopping = []
+
     def shutdown(signum, frame):
-        log.info("stopping on signal %s", signum)
+        if stopping:  # once: nameko's timers refuse a second stop (and would print tracebacks)
+            return
+        stopping.append(signum)
+        log.info("stopping on %s", signal.Signals(signum).name)
         eventlet.spawn_n(runner.stop)
 
     signal.signal(signal.SIGTERM, shutdown)
@@ -68,4 +73,6 @@ def run(name: str) -> None:
     try:
         runner.wait()
     except KeyboardInterrupt:
-        runner.stop()
+        if not stopping:
+            runner.stop()
+    log.info("service %s stopped", name)

@@ -106,8 +106,9 @@ async def seed_demo_events(rpc) -> dict:
             existing += 1
             continue
         view = await rpc.call("agenda", "create_event", context=organizer, event=demo_event_input(spec, date.today()))
-        await rpc.call("agenda", "submit_event", context=organizer, id=view["id"])
-        await rpc.call("agenda", "moderate_event", context=agent, id=view["id"], decision="approve")
+        view = await rpc.call("agenda", "submit_event", context=organizer, id=view["id"])
+        await rpc.call("agenda", "moderate_event", context=agent, id=view["id"], version=view["version"],
+                       decision="approve")
         created += 1
     return {"events_created": created, "events_existing": existing}
 

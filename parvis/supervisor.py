@@ -25,12 +25,30 @@ from core.settings import SERVICES, SupervisorSettings
 GATEWAY = "gateway"
 MONGO = "mongo"
 DEVMAIL = "devmail"
+BANNER_TTL = 8 * 3600  # the demo tokens the banner prints (logs are kept and shipped): a working day, no more
 URLS_FILE = "urls.txt"  # the banner, under the data dir
+PID_FILE = "parvis.pid"  # the supervisor's pid, under the data dir: `parvis stop` signals it
 COLORS = ["36", "32", "33", "35", "34", "31", "96", "92"]
 
 
 def log(msg: str) -> None:
     print(f"{'parvis':<13}| {msg}", flush=True)
+
+
+def _stop_with_parent() -> None:
+    """SIGTERM when the parent dies (`make run` execs us: make killed with SIGKILL leaves no orphan behind; Linux
+    only). A SIGINT or SIGTERM to make alone is not passed on: GNU make waits for its children then, which is why
+    `parvis stop` exists."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() == 1:  # the parent died before the call
+            os.kill(os.getpid(), signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -61,6 +79,7 @@ class Child:
     ready: threading.Event = field(default_factory=threading.Event)
     restarts: int = 0
     started_at: float = 0.0
+    signalled: subprocess.Popen | None = None  # the process already sent its SIGTERM
 
     def start(self) -> None:
         self.ready.clear()
@@ -78,7 +97,9 @@ class Child:
             print(prefix + line, flush=True)
 
     def terminate(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        """SIGTERM, once: a second one would make nameko stop its timers twice."""
+        if self.proc is not None and self.proc.poll() is None and self.proc is not self.signalled:
+            self.signalled = self.proc
             self.proc.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -204,7 +225,7 @@ class Supervisor:
                              for site in demo_sites() for k in site["kiosks"]} if "satisfaction" in self.names else {}
 
         async def go():
-            rpc = RpcClient(self.settings.amqp_url)
+            rpc = RpcClient(self.settings.amqp_url, secret=self.settings.secret)
             try:
                 report = {"agenda": await seed(rpc)} if "agenda" in self.names else {}
                 if "agenda" in self.names and self.demo_events:
@@ -230,11 +251,11 @@ class Supervisor:
         metrics_base = ServiceSettings.from_env().metrics_port_base
         broker = urllib.parse.urlparse(self.settings.amqp_url)
         tokens = {
-            "agent": auth.issue(secret, "agent", subject="agent:demo", ttl=7 * 86400).value,
-            "operator": auth.issue(secret, "operator", subject="operator:demo", ttl=7 * 86400).value,
+            "agent": auth.issue(secret, "agent", subject="agent:demo", ttl=BANNER_TTL).value,
+            "operator": auth.issue(secret, "operator", subject="operator:demo", ttl=BANNER_TTL).value,
             "organizer (Mairie de Labège)": auth.issue(secret, "organizer", subject="organizer:labege",
-                                                        org="org-commune-labege", ttl=7 * 86400).value,
-            "citizen": auth.issue(secret, "citizen", subject="citizen:demo@example.org", ttl=7 * 86400).value,
+                                                        org="org-commune-labege", ttl=BANNER_TTL).value,
+            "citizen": auth.issue(secret, "citizen", subject="citizen:demo@example.org", ttl=BANNER_TTL).value,
         }
         lines = [
             "",
@@ -251,7 +272,7 @@ class Supervisor:
               if not self.settings.smtp_url and "SMTP_URL" in self.env else []),
             *([f"  Kiosk      {self.gateway_url('/kiosk')}#token={self.kiosk_tokens['kiosk-accueil-labege'].value}"]
               if "kiosk-accueil-labege" in getattr(self, "kiosk_tokens", {}) else []),
-            "Demo tokens (7 days; send as 'Authorization: Bearer <token>'; more with `parvis token ROLE`):",
+            "Demo tokens (8 hours; send as 'Authorization: Bearer <token>'; more with `parvis token ROLE`):",
             *[f"  {role:<29} {value}" for role, value in tokens.items()],
             "Ctrl-C stops everything. `parvis urls` prints these lines again.",
             "",
@@ -263,10 +284,32 @@ class Supervisor:
         urls.write_text("\n".join(lines[1:]) + "\n", encoding="utf-8")
         os.chmod(urls, 0o600)
 
+    def check_ports(self) -> None:
+        """Every port this platform will listen on is free, or it does not start (a port taken by another stack
+        would give that stack's figures under this one's name)."""
+        from core.settings import ServiceSettings
+
+        wanted = {}
+        if GATEWAY in self.names:
+            wanted[self.settings.http_port] = "the gateway (PARVIS_HTTP_PORT)"
+        services = ServiceSettings.from_env()
+        for name in self.names:
+            if name in SERVICES:
+                port = services.metrics_port_base + SERVICES.index(name)
+                wanted[port] = f"{name}'s metrics (PARVIS_METRICS_PORT_BASE)"
+        taken = [f"{port} for {what}" for port, what in sorted(wanted.items()) if port_open("127.0.0.1", port, 0.2)]
+        if taken:
+            raise SystemExit("port(s) taken: " + ", ".join(taken) + ". Another Parvis runs? Stop it (`parvis urls` "
+                             "shows its addresses), or choose other ports with those settings.")
+
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        _stop_with_parent()
         try:
+            self.check_ports()
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            (self.settings.data_dir / PID_FILE).write_text(str(os.getpid()))
             self.ensure_rabbitmq()
             self.start_mongo()
             if "notification" in self.names:
@@ -297,10 +340,11 @@ class Supervisor:
             log("PARVIS-UP")
             self.monitor()
         except SystemExit as exc:
-            if not self.stopping:
+            failed = not self.stopping  # an error, not a stop asked for (shutdown() sets `stopping`)
+            if failed:
                 log(f"error: {exc}")
             self.shutdown()
-            return 0 if self.stopping else 1
+            return 1 if failed else 0
         self.shutdown()
         return 0
 
@@ -342,4 +386,7 @@ class Supervisor:
             for child in group:
                 child.stop()
         (self.settings.data_dir / URLS_FILE).unlink(missing_ok=True)
+        pid_file = self.settings.data_dir / PID_FILE
+        if pid_file.exists() and pid_file.read_text().strip() == str(os.getpid()):
+            pid_file.unlink()
         log("stopped")

@@ -322,7 +322,7 @@ def rpc_call(amqp_url: str, service: str, method: str, caller: dict | None = Non
     from gateway.rpc import RpcClient
 
     async def go():
-        client = RpcClient(amqp_url)
+        client = RpcClient(amqp_url, secret=TEST_SECRET)
         try:
             return await client.call(service, method, timeout=timeout,
                                      context={"caller": caller or {"role": "operator", "subject": "test"}}, **kwargs)

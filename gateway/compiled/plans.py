@@ -2,6 +2,7 @@
 kept as plans (or as "not for this path") by their text."""
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from typing import Any
 
@@ -10,7 +11,7 @@ from graphql.error import GraphQLError
 from prometheus_client import Counter
 
 from gateway.compiled.strawberry_internals import graphql_schema
-from gateway.schema import LIMIT_RULES, MAX_TOKENS
+from gateway.schema import LIMIT_RULES, MAX_DOCUMENT_BYTES, MAX_TOKENS
 
 PLAN_CACHE_SIZE = 512
 
@@ -28,10 +29,11 @@ class PlanCache:
     def __init__(self, schema):
         self.schema = schema  # the Strawberry schema
         self.gql = graphql_schema(schema)
-        self.plans: OrderedDict[tuple[str, str | None], Any] = OrderedDict()
+        self.plans: OrderedDict[tuple[bytes, str | None], Any] = OrderedDict()
 
     def plan(self, query: str, operation_name: str | None):
-        key = (query, operation_name)
+        # Keyed on a digest: the cache holds PLAN_CACHE_SIZE plans, never that many documents' texts.
+        key = (hashlib.blake2b(query.encode(), digest_size=16).digest(), operation_name)
         if key in self.plans:
             self.plans.move_to_end(key)
             return self.plans[key]
@@ -56,6 +58,8 @@ class PlanCache:
         if not isinstance(query, str) or not isinstance(variables, dict) or not (
                 operation_name is None or isinstance(operation_name, str)):
             return None
+        if len(query) > MAX_DOCUMENT_BYTES:
+            return None  # Strawberry refuses it, with its code
         plan = self.plan(query, operation_name)
         if plan is None:
             outcomes.labels("not_compiled").inc()

@@ -22,6 +22,8 @@ import csv
 import html
 import io
 import json
+import re
+from html.parser import HTMLParser
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -33,8 +35,10 @@ from starlette.routing import Route
 
 
 from contracts.agenda_public import SCHEMA_ORG_ATTENDANCE, SCHEMA_ORG_STATUS
-from contracts.errors import BadInput, NotFound, ParvisError
+from contracts.errors import BadInput, NotFound
+from gateway.errors import route_error
 from contracts.platform import Caller
+from gateway.schema import MAX_DOCUMENT_BYTES, MAX_TOKENS
 
 PARIS = ZoneInfo("Europe/Paris")
 STATIC = Path(__file__).resolve().parent.parent / "static" / "agenda"
@@ -53,9 +57,53 @@ def _paris(value: datetime) -> datetime:
     return value.astimezone(PARIS)
 
 
+class _Text(HTMLParser):
+    """The text of the sanitised description HTML (the agenda's render_markdown): paragraphs and list items on
+    lines of their own, a link's address after its text."""
+
+    BLOCKS = {"p", "br", "li", "h3", "h4", "h5", "h6", "blockquote", "pre", "hr", "ul", "ol"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.href: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "li":
+            self.parts.append("\n- ")
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+        if tag == "a":
+            self.href = dict(attrs).get("href")
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self.href:
+            self.parts.append(f" ({self.href})")
+            self.href = None
+        if tag in self.BLOCKS and tag != "li":
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+
+def plain_text(description_html: str) -> str:
+    """A description as plain text, for what is not HTML (calendars, CSV, JSON-LD, a page's meta description):
+    Markdown's `**` and `[text](url)` written as a person reads them."""
+    parser = _Text()
+    parser.feed(description_html or "")
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    return re.sub(r"\n\n(?=- )", "\n", text)  # a list's items on consecutive lines
+
+
 def _utc_text(value: datetime) -> str:
     """ISO 8601 in UTC with a Z, as the API writes instants."""
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+QUERY_PARAMS = {"starts_after": "from", "starts_before": "to", "communes": "commune", "categories": "category",
+                "themes": "theme"}  # the contract's field -> the query string's parameter
 
 
 def filters_from_query(request: Request) -> tuple[dict, int]:
@@ -85,40 +133,57 @@ def filters_from_query(request: Request) -> tuple[dict, int]:
 
 
 def routes(gateway) -> list:
+    base = gateway.settings.public_url  # every link the exports and pages give, whatever the request's Host
     async def fetch(request: Request, defaults: dict | None = None) -> list[dict]:
         """Public events matching the query's filters (the public's view, always): from the gateway's copy of
         the public agenda when it is ready, else through RPC."""
         f, limit = filters_from_query(request)
-        return (await gateway.public_agenda.page({**(defaults or {}), **f}, limit, most=MAX_EXPORT)).views
+        try:
+            return (await gateway.public_agenda.page({**(defaults or {}), **f}, limit, most=MAX_EXPORT)).views
+        except BadInput as exc:  # named as the query string names it (`from`, not the contract's starts_after)
+            field = (exc.field or "").split(".")[-1]
+            param = QUERY_PARAMS.get(field, field)
+            message = exc.message.removeprefix(f"{exc.field} : ").removeprefix(f"{exc.field}: ")
+            raise BadInput(f"{param} : {message}" if param and not message.startswith(("Commune", "Catégorie",
+                                                                                        "Thème")) else message,
+                           param or None) from None
 
     def guarded(handler):
         async def endpoint(request: Request) -> Response:
             try:
                 return await handler(request)
-            except ParvisError as exc:
-                status = 400 if exc.code == "BAD_USER_INPUT" else 503 if exc.code == "SERVICE_UNAVAILABLE" else 500
-                return JSONResponse({"error": exc.message, "code": exc.code, "field": exc.field}, status_code=status)
+            except Exception as exc:  # noqa: BLE001 - a refusal says what to do; a fault is logged and masked
+                status, code, message, field = route_error(exc, gateway.settings.production)
+                return JSONResponse({"error": message, "code": code, "field": field}, status_code=status)
         return endpoint
 
     async def ics(request: Request) -> Response:
-        return Response(to_ics(await fetch(request)), media_type="text/calendar; charset=utf-8",
+        return Response(to_ics(await fetch(request), base), media_type="text/calendar; charset=utf-8",
                         headers={"Content-Disposition": 'inline; filename="agenda.ics"', **CORS})
 
     async def csv_export(request: Request) -> Response:
-        return Response(to_csv(await fetch(request)), media_type="text/csv; charset=utf-8",
+        sep = request.query_params.get("sep", "comma")
+        if sep not in CSV_SEPARATORS:
+            raise BadInput("sep : « comma » (virgule) ou « semicolon » (point-virgule).", "sep")
+        return Response(to_csv(await fetch(request), base, CSV_SEPARATORS[sep]), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="agenda.csv"',
                                  "Link": '<https://www.etalab.gouv.fr/licence-ouverte-open-licence/>; rel="license"',
                                  **CORS})
 
     async def jsonld(request: Request) -> Response:
-        body = json.dumps(to_jsonld(await fetch(request), str(request.base_url).rstrip("/")), ensure_ascii=False)
+        body = json.dumps(to_jsonld(await fetch(request), base), ensure_ascii=False)
         return Response(body, media_type="application/ld+json; charset=utf-8", headers=CORS)
 
     async def print_page(request: Request) -> Response:
         # A notice board shows what is coming: from now, four weeks unless the query says otherwise.
         now = datetime.now(timezone.utc)
-        items = await fetch(request, {"starts_after": now.isoformat(),
-                                      "starts_before": (now + timedelta(days=28)).isoformat()})
+        try:
+            items = await fetch(request, {"starts_after": now.isoformat(),
+                                          "starts_before": (now + timedelta(days=28)).isoformat()})
+        except BadInput as exc:  # a commune (category, theme) that does not exist: no such page
+            if exc.field not in ("commune", "category", "theme"):
+                raise
+            return HTMLResponse(not_found_page("Agenda introuvable", exc.message), status_code=404)
         return HTMLResponse(to_print(items, request.query_params.get("commune")))
 
     async def widget(request: Request) -> Response:
@@ -135,11 +200,23 @@ def routes(gateway) -> list:
             body = await request.json()
             query, variables = body["query"], body.get("variables") or {}
         except (ValueError, KeyError, TypeError):
-            return JSONResponse({"errors": [{"message": "JSON {query, variables} attendu."}]}, 400, headers=CORS)
-        if query.lstrip().startswith(("mutation", "subscription")):
-            return JSONResponse({"errors": [{"message": "Lecture seule.", "extensions": {"code": "FORBIDDEN"}}]},
-                                403, headers=CORS)
-        fast = gateway.fast.execute(body) if isinstance(body, dict) else None
+            return JSONResponse({"errors": [{"message": "JSON {query, variables} attendu.",
+                                             "extensions": {"code": "BAD_REQUEST"}}]}, 400, headers=CORS)
+        if not isinstance(query, str) or not query.strip():
+            return JSONResponse({"errors": [{"message": "Aucune requête GraphQL : le champ « query » manque.",
+                                             "extensions": {"code": "BAD_REQUEST"}}]}, 400, headers=CORS)
+        if len(query.encode()) > MAX_DOCUMENT_BYTES:
+            return JSONResponse({"errors": [{"message": f"Document GraphQL trop long : {MAX_DOCUMENT_BYTES // 1024} Kio "
+                                             "au plus.", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}, 413,
+                                headers=CORS)
+        if not isinstance(variables, dict):
+            return JSONResponse({"errors": [{"message": "« variables » doit être un objet.",
+                                             "extensions": {"code": "BAD_REQUEST"}}]}, 400, headers=CORS)
+        if not _only_queries(query):
+            return JSONResponse({"errors": [{"message": "Lecture seule : seules les requêtes (query) sont acceptées "
+                                             "ici.", "extensions": {"code": "FORBIDDEN"}}]}, 403, headers=CORS)
+        events = gateway.compiled.events
+        fast = events.execute(body) if events is not None else None
         if fast is not None:
             return JSONResponse(fast, headers=CORS)
         request.scope.setdefault("state", {})["caller"] = Caller()
@@ -164,14 +241,15 @@ def routes(gateway) -> list:
     async def event_page(request: Request) -> Response:
         ev = await event_view(request)
         if ev is None:
-            return HTMLResponse(not_found_page(), status_code=404)
-        return HTMLResponse(to_event_page(ev, str(request.base_url).rstrip("/")))
+            return HTMLResponse(not_found_page("Événement introuvable", "Cet événement n'existe pas, n'est pas encore "
+                                               "publié ou a été retiré par son organisateur."), status_code=404)
+        return HTMLResponse(to_event_page(ev, base))
 
     async def event_ics(request: Request) -> Response:
         ev = await event_view(request)
         if ev is None:
             return JSONResponse({"error": "Événement introuvable.", "code": "NOT_FOUND"}, status_code=404)
-        return Response(to_ics([ev]), media_type="text/calendar; charset=utf-8",
+        return Response(to_ics([ev], base), media_type="text/calendar; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{ev["id"]}.ics"', **CORS})
 
     return [
@@ -189,8 +267,48 @@ def routes(gateway) -> list:
 CORS = {"Access-Control-Allow-Origin": "*"}
 
 
+def _only_queries(query: str) -> bool:
+    """Every operation of the document is a query (parsed, not read as text: `#x\nmutation{…}` or a leading comma
+    got mutations through a textual check). A document that does not parse is left to GraphQL to explain."""
+    from graphql import GraphQLSyntaxError, OperationDefinitionNode, OperationType, parse
+
+    try:
+        document = parse(query, max_tokens=MAX_TOKENS)
+    except GraphQLSyntaxError:
+        return True
+    return all(d.operation is OperationType.QUERY for d in document.definitions
+               if isinstance(d, OperationDefinitionNode))
+CSV_SEPARATORS = {"comma": ",", "semicolon": ";"}
+
+
 # -- formats -------------------------------------------------------------------------------------
-def to_ics(items: list[dict]) -> bytes:
+# Europe/Paris as calendar servers write it: the rule of its changes (RRULE), not the list of past dates that
+# icalendar's add_missing_timezones() writes as one RDATE with dozens of values, of which Mozilla's ical.js
+# (Thunderbird, many web calendars) and vobject read only the first: they then put summer events an hour late.
+# The rule has held since 1996; events are checked to start after 2000.
+PARIS_VTIMEZONE = """BEGIN:VTIMEZONE\r
+TZID:Europe/Paris\r
+X-LIC-LOCATION:Europe/Paris\r
+BEGIN:DAYLIGHT\r
+TZNAME:CEST\r
+TZOFFSETFROM:+0100\r
+TZOFFSETTO:+0200\r
+DTSTART:19700329T020000\r
+RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r
+END:DAYLIGHT\r
+BEGIN:STANDARD\r
+TZNAME:CET\r
+TZOFFSETFROM:+0200\r
+TZOFFSETTO:+0100\r
+DTSTART:19701025T030000\r
+RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r
+END:STANDARD\r
+END:VTIMEZONE\r
+"""
+
+
+def to_ics(items: list[dict], base: str) -> bytes:
+    """`base`: the platform's public URL (PARVIS_PUBLIC_URL), for the events' links."""
     cal = Calendar()
     cal.add("prodid", "-//Sicoval//Parvis agenda//FR")
     cal.add("version", "2.0")
@@ -203,8 +321,11 @@ def to_ics(items: list[dict]) -> bytes:
             ve = IcsEvent()
             ve.add("uid", f"{ev['id']}@{UID_DOMAIN}" if i == 0 else f"{ev['id']}-{i}@{UID_DOMAIN}")
             ve.add("summary", ev["title"])
-            if ev["description"]:
-                ve.add("description", ev["description"])
+            online = ev.get("online_url") if ev["attendance_mode"] in ("online", "mixed") else None
+            text = "\n\n".join(x for x in (plain_text(ev["description_html"]),
+                                             f"Participer en ligne : {online}" if online else "") if x)
+            if text:
+                ve.add("description", text)
             start, end = _paris(slot["starts_at"]), _paris(slot["ends_at"])
             if ev["all_day"]:
                 ve.add("dtstart", start.date())
@@ -219,25 +340,47 @@ def to_ics(items: list[dict]) -> bytes:
             ve.add("status", "CANCELLED" if ev["status"] == "cancelled" or ev["removed"] else
                    "TENTATIVE" if ev["status"] == "postponed" else "CONFIRMED")
             loc = ev["location"]
-            ve.add("location", ", ".join(x for x in (loc.get("place"), loc.get("address"), ev["commune_name"]) if x))
-            if loc.get("lat") is not None:
+            if ev["attendance_mode"] == "online" and online:
+                ve.add("location", online)  # where to go: clients make it a link
+            else:
+                ve.add("location", ", ".join(x for x in (loc.get("place"), loc.get("address"), ev["commune_name"]) if x))
+            if online:  # RFC 7986: how to join, which clients show as a button
+                ve.add("conference", online, parameters={"VALUE": "URI", "FEATURE": "VIDEO",
+                                                          "LABEL": "Participer en ligne"})
+            if loc.get("lat") is not None and ev["attendance_mode"] != "online":
                 ve.add("geo", (loc["lat"], loc["lon"]))
             ve.add("categories", [ev["category_name"]])
-            ve.add("url", f"https://{UID_DOMAIN}{ev['url']}")
+            ve.add("url", f"{base}{ev['url']}")
             ve.add("organizer", f"urn:parvis:organization:{ev['organizer']}", parameters={"CN": ev["organizer_name"]})
             cal.add_component(ve)
-    cal.add_missing_timezones()
-    return cal.to_ical()
+    text = cal.to_ical().decode("utf-8")
+    if items:  # the events' DTSTART/DTEND name TZID=Europe/Paris (all-day ones are dates, no zone)
+        text = text.replace("BEGIN:VEVENT\r\n", PARIS_VTIMEZONE + "BEGIN:VEVENT\r\n", 1)
+    return text.encode("utf-8")
 
 
-def to_csv(items: list[dict]) -> bytes:
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    """A text a spreadsheet would run as a formula (`=HYPERLINK(…)`, `+`, `-`, `@`, a tab or a CR first) is written
+    with a leading apostrophe, which spreadsheets show as text (OWASP: CSV injection). Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def to_csv(items: list[dict], base: str, delimiter: str = ",") -> bytes:
+    """UTF-8 with a byte-order mark, which French spreadsheets need to read accents when the file is opened by a
+    double click; `,`-separated (RFC 4180, as data.gouv.fr expects), or `;` (?sep=semicolon: what a French
+    spreadsheet splits on by itself). Descriptions in plain text."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(out, lineterminator="\r\n", delimiter=delimiter)
     writer.writerow(CSV_COLUMNS)
     for ev in items:
         loc = ev["location"]
-        writer.writerow([
-            ev["id"], ev["title"], ev["description"], _paris(ev["starts_at"]).isoformat(),
+        writer.writerow([_cell(v) for v in [
+            ev["id"], ev["title"], plain_text(ev["description_html"]), _paris(ev["starts_at"]).isoformat(),
             _paris(ev["ends_at"]).isoformat(), "oui" if ev["all_day"] else "non", ev.get("rrule") or "",
             loc["commune"], ev["commune_name"], loc.get("place") or "", loc.get("address") or "",
             "" if loc.get("lat") is None else loc["lat"], "" if loc.get("lon") is None else loc["lon"],
@@ -245,9 +388,9 @@ def to_csv(items: list[dict]) -> bytes:
             "oui" if ev["free"] else "non", ev.get("price") or "", ev.get("registration_url") or "",
             "|".join(ev["accessibility"]), ev["attendance_mode"], ev.get("online_url") or "",
             ev.get("image_url") or "", ev["organizer"], ev["organizer_name"],
-            "retire" if ev["removed"] else ev["status"], f"https://{UID_DOMAIN}{ev['url']}", _utc_text(ev["updated_at"]),
-        ])
-    return out.getvalue().encode("utf-8")
+            "retire" if ev["removed"] else ev["status"], f"{base}{ev['url']}", _utc_text(ev["updated_at"]),
+        ]])
+    return out.getvalue().encode("utf-8-sig")
 
 
 def to_jsonld(items: list[dict], base: str) -> dict:
@@ -266,7 +409,7 @@ def to_jsonld(items: list[dict], base: str) -> dict:
             location = virtual if ev["attendance_mode"] == "online" else [place, virtual]
         item = {
             "@type": "Event", "@id": f"{base}{ev['url']}", "identifier": ev["id"], "name": ev["title"],
-            "description": ev["description"], "startDate": _paris(ev["starts_at"]).isoformat(),
+            "description": plain_text(ev["description_html"]) or None, "startDate": _paris(ev["starts_at"]).isoformat(),
             "endDate": _paris(ev["ends_at"]).isoformat(),
             "eventStatus": SCHEMA_ORG_STATUS[ev["status"]],
             "eventAttendanceMode": SCHEMA_ORG_ATTENDANCE[ev["attendance_mode"]],
@@ -344,7 +487,9 @@ def _when(ev: dict) -> list[str]:
     for occ in (ev.get("occurrences") or ev.get("slots") or [])[:12]:
         start, end = _paris(occ["starts_at"]), _paris(occ["ends_at"])
         if ev["all_day"]:
-            out.append(french_date(start).capitalize())
+            last = end - timedelta(days=1)  # the end of an all-day occurrence is the next midnight
+            out.append(french_date(start).capitalize() if last.date() <= start.date()
+                       else f"Du {french_date(start)} au {french_date(last)}")
         elif start.date() == end.date():
             out.append(f"{french_date(start).capitalize()}, {start:%H:%M} – {end:%H:%M}")
         else:
@@ -380,7 +525,7 @@ def to_event_page(ev: dict, base: str) -> str:
     return f"""<!doctype html><html lang="fr"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(ev["title"])} – Agenda du Sicoval</title>
-<meta name="description" content="{e(ev["description"][:160])}">
+<meta name="description" content="{e(plain_text(ev["description_html"])[:160])}">
 <style>{PAGE_STYLE}</style>
 <script type="application/ld+json">{ld}</script></head>
 <body class="{"cancelled" if ev["status"] == "cancelled" else ""}"><main>
@@ -394,7 +539,8 @@ def to_event_page(ev: dict, base: str) -> str:
 données ouvertes sous Licence Ouverte : <a href="/agenda.csv">/agenda.csv</a></footer></body></html>"""
 
 
-def not_found_page() -> str:
-    return """<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>Événement introuvable</title>
-</head><body><main><h1>Événement introuvable</h1><p>Cet événement n'existe pas, n'est pas encore publié ou a été
-retiré par son organisateur.</p><p><a href="/agenda/print">Voir l'agenda</a></p></main></body></html>"""
+def not_found_page(title: str, message: str) -> str:
+    e = html.escape
+    return f"""<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>{e(title)}</title>
+</head><body><main><h1>{e(title)}</h1><p>{e(message)}</p><p><a href="/agenda/print">Voir l'agenda</a></p></main>
+</body></html>"""

@@ -13,6 +13,7 @@ from strawberry.extensions import (
 )
 
 from gateway.errors import ErrorCodes, OperationMetrics
+from gateway.limits import cost_rule
 from gateway.schema.agenda import AgendaMutation, AgendaQuery, AgendaSubscription
 from gateway.schema.consultation import ConsultationMutation, ConsultationQuery, ConsultationSubscription
 from gateway.schema.notification import NotificationMutation, NotificationQuery, NotificationSubscription
@@ -23,6 +24,8 @@ from gateway.schema.satisfaction import SatisfactionMutation, SatisfactionQuery,
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
 MAX_ALIASES = 30
+MAX_DOCUMENT_BYTES = 32 * 1024  # the query text; data goes in the variables (the body's cap is 1 MiB)
+MAX_QUERY_COST = 20_000  # objects an operation may return (gateway/limits.py): events(first: 500) with 40 per node
 
 
 # One module per service contributes its root fields; these classes only compose them.
@@ -50,7 +53,7 @@ def _has_fields(cls) -> bool:
 # The limiters' rule classes, made once: QueryDepthLimiter and MaxAliasesLimiter create a new rule class
 # per instance, so one instance per request made every request miss ValidationCache (keyed by the rules).
 LIMIT_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
-                *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules]
+                *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules, cost_rule(MAX_QUERY_COST)]
 _NO_INTROSPECTION = [NoSchemaIntrospectionCustomRule]
 
 
@@ -81,9 +84,11 @@ class ParvisSchema(strawberry.Schema):
         self.production = production
 
     def process_errors(self, errors, execution_context=None) -> None:
-        from gateway.errors import map_errors
+        from gateway.errors import english_request, map_errors
 
-        map_errors(errors, self.production)  # in place; unexpected errors are logged there, with their trace
+        context = getattr(execution_context, "context", None)
+        english = english_request(context.get("request")) if isinstance(context, dict) else False
+        map_errors(errors, self.production, english)  # in place; unexpected errors are logged there, with their trace
 
 
 def build_schema(production: bool = False) -> strawberry.Schema:

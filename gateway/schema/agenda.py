@@ -177,6 +177,8 @@ class Event:
     decided_at: Optional[datetime]
     url: str = strawberry.field(description="Public URL path")
     possible_duplicates: list[DuplicateHint]
+    version: Optional[int] = strawberry.field(description=(
+        "changes with every write (agents and the event's organisers): what moderateEvent names"))
     pending_revision: Optional["Event"] = strawberry.field(
         description="An organiser's edit of a published event, waiting for moderation (organiser and agents)")
 
@@ -209,6 +211,7 @@ def to_event(v: dict) -> Event:
         decided_at=v.get("decided_at"), url=v["url"],
         possible_duplicates=[DuplicateHint(id=d["id"], title=d["title"], starts_at=d["starts_at"],
                                            commune=d["commune"]) for d in v.get("possible_duplicates") or []],
+        version=v.get("version") or None,
         pending_revision=to_event(v["pending_revision"]) if v.get("pending_revision") else None,
     )
 
@@ -315,11 +318,15 @@ class EventInput:
 
 @strawberry.input
 class EventFilter:
-    communes: list[str] = strawberry.field(default_factory=list, description="commune slugs")
-    categories: list[str] = strawberry.field(default_factory=list)
-    themes: list[str] = strawberry.field(default_factory=list)
-    from_: Optional[datetime] = strawberry.field(default=None, name="from",
-                                                 description="occurrences ending after this instant")
+    communes: list[str] = strawberry.field(default_factory=list, description=(
+        "communes, by slug or name (accents and capitals as you like: `Labège`, `labege`); an unknown one is "
+        "refused with BAD_USER_INPUT naming it, never answered with an empty list"))
+    categories: list[str] = strawberry.field(default_factory=list, description="category slugs or names; unknown: "
+                                                                                 "BAD_USER_INPUT")
+    themes: list[str] = strawberry.field(default_factory=list, description="theme slugs or names; unknown: "
+                                                                             "BAD_USER_INPUT")
+    from_: Optional[datetime] = strawberry.field(default=None, name="from", description=(
+        "occurrences ending after this instant (ISO 8601; naive: Paris wall time; malformed: BAD_USER_INPUT)"))
     to: Optional[datetime] = strawberry.field(default=None, description="occurrences starting before this instant")
     text: Optional[str] = strawberry.field(default=None, description="accent- and case-insensitive")
     accessibility: list[AccessibilityCode] = strawberry.field(default_factory=list)
@@ -431,11 +438,13 @@ class AgendaMutation:
     async def submit_event(self, info: Info, id: strawberry.ID) -> Event:
         return to_event(await info.context["call"]("agenda", "submit_event", id=str(id)))
 
-    @strawberry.mutation(permission_classes=[IsAgent], description="Approve or reject (with a reason)")
-    async def moderate_event(self, info: Info, id: strawberry.ID, decision: ModerationDecision,
+    @strawberry.mutation(permission_classes=[IsAgent], description=(
+        "Approve or reject (with a reason) the version of the event the agent reviewed (Event.version): "
+        "an event changed since is refused with CONFLICT"))
+    async def moderate_event(self, info: Info, id: strawberry.ID, version: int, decision: ModerationDecision,
                              reason: Optional[str] = None) -> Event:
-        view = await info.context["call"]("agenda", "moderate_event", id=str(id), decision=decision.value,
-                                          reason=reason)
+        view = await info.context["call"]("agenda", "moderate_event", id=str(id), version=version,
+                                          decision=decision.value, reason=reason)
         return await _changed(info, to_event(view))
 
     @strawberry.mutation(permission_classes=[IsOrganizerOrAgent], description="Withdraw (a tombstone remains)")

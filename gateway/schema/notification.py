@@ -10,6 +10,8 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from contracts import agenda_public
+from contracts.errors import BadInput, ServiceUnavailable
 from gateway import auth
 from gateway.schema.permissions import IsAgent, IsAgentOrOperator, HasRole
 
@@ -132,9 +134,30 @@ def _subscription(row: dict) -> TopicSubscription:
                              created_at=row["created_at"])
 
 
+def agenda_topic(info: Info, topic: str) -> str:
+    """An agenda topic with its commune or category checked against the agenda's reference data, the way a person
+    types it (`agenda:commune:Labège` is `agenda:commune:labege`): a subscription to nothing is refused."""
+    prefix, kind, value = (topic.split(":", 2) + ["", ""])[:3]
+    kinds = {"commune": "communes", "category": "categories"}
+    if prefix != "agenda" or kind not in kinds:
+        return topic  # the other topics are the notification service's to check
+    reference = info.context["public_agenda"].reference
+    if reference is None:
+        raise ServiceUnavailable("L'agenda ne répond pas : réessayez dans un instant.")
+    try:
+        [slug] = agenda_public.resolve([value], getattr(reference, kinds[kind]), kinds[kind])
+    except BadInput as exc:
+        raise BadInput(exc.message, "topic") from None
+    return f"agenda:{kind}:{slug}"
+
+
 def _client_ip(info: Info) -> Optional[str]:
-    client = info.context["request"].client
-    return client.host if client else None
+    """The client's address as the gateway resolved it (behind trusted proxies: X-Forwarded-For; gateway/limits.py)."""
+    request = info.context["request"]
+    state = request.scope.get("state") or {}
+    if "client" in state:
+        return state["client"]
+    return request.client.host if request.client else None
 
 
 @strawberry.type
@@ -219,7 +242,8 @@ class NotificationMutation:
         return CitizenSession(token=token.value, expires_at=datetime.fromtimestamp(token.expires_at).astimezone(),
                               citizen_id=r["citizen_id"])
 
-    @strawberry.mutation(description="Subscribe to a topic: agenda:commune:<slug>, agenda:category:<slug>, "
+    @strawberry.mutation(description="Subscribe to a topic: agenda:commune:<commune>, agenda:category:<category> "
+                                     "(slug or name; an unknown one is refused with BAD_USER_INPUT), "
                                      "consultation:new; agents also satisfaction:site:<id>. With digest (agenda "
                                      "topics, EMAIL or IN_APP), one message a day lists the events published "
                                      "instead of one message per event; subscribing again changes it",
@@ -228,6 +252,7 @@ class NotificationMutation:
                         email: Optional[str] = None, phone: Optional[str] = None,
                         quiet_from: Optional[str] = None, quiet_to: Optional[str] = None,
                         digest: bool = False) -> TopicSubscription:
+        topic = agenda_topic(info, topic)
         r = await info.context["call"]("notification", "subscribe", topic=topic, channel=channel.value,
                                        email=email, phone=phone, quiet_from=quiet_from, quiet_to=quiet_to,
                                        digest=digest)

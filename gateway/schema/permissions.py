@@ -25,6 +25,12 @@ class IsAgent(HasRole):
     roles = frozenset({"agent"})
 
 
+class IsOperator(HasRole):
+    """What only operators may do: revoke anybody's token (and, later, grant roles)."""
+
+    roles = frozenset({"operator"})
+
+
 class IsAgentOrOperator(HasRole):
     roles = frozenset({"agent", "operator"})
 

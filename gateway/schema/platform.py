@@ -4,14 +4,14 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Optional
 
 import strawberry
 from strawberry.types import Info
 
 from contracts.errors import BadInput
-from gateway.schema.permissions import IsAgentOrOperator
+from gateway.schema.permissions import IsAgentOrOperator, IsOperator, IsSignedIn
 from core.settings import SERVICES
 
 
@@ -79,8 +79,8 @@ class RevokedToken:
 
 @strawberry.type
 class PlatformMutation:
-    @strawberry.mutation(permission_classes=[IsAgentOrOperator],
-                         description="Revoke a bearer token by its id (jti) until it expires")
+    @strawberry.mutation(permission_classes=[IsOperator],
+                         description="Revoke a bearer token by its id (jti) until it expires (operators only)")
     async def revoke_token(self, info: Info, token_id: str, expires_at: datetime, reason: str = "") -> RevokedToken:
         if expires_at.tzinfo is None:
             raise BadInput("expiresAt must carry a time zone (UTC: ...Z)", "expiresAt")
@@ -88,3 +88,14 @@ class PlatformMutation:
                                              expires_at=expires_at.isoformat(), reason=reason)
         info.context["revocations"].add(result["token_id"])
         return RevokedToken(token_id=result["token_id"], expires_at=result["expires_at"])
+
+    @strawberry.mutation(permission_classes=[IsSignedIn],
+                         description="Sign out: the caller's own token stops working (within 5 s on every gateway)")
+    async def sign_out(self, info: Info) -> bool:
+        caller = info.context["caller"]
+        expires = datetime.fromtimestamp(caller.expires_at, timezone.utc) if caller.expires_at else None
+        result = await info.context["call"]("notification", "revoke_token", token_id=caller.token_id,
+                                             expires_at=(expires or datetime.now(timezone.utc)).isoformat(),
+                                             reason="déconnexion")
+        info.context["revocations"].add(result["token_id"])
+        return True

@@ -7,6 +7,7 @@ Happy Index: mean of the counted votes' values, rating r of an n-level scale bei
 from __future__ import annotations
 
 import asyncio
+import time
 import enum
 import uuid
 from datetime import datetime
@@ -285,7 +286,7 @@ def _kiosk_token(info: Info, kiosk_id: str) -> auth.Token:
 
 
 def _credentials(info: Info, kiosk: dict, token: auth.Token) -> KioskCredentials:
-    base = str(info.context["request"].base_url).rstrip("/")
+    base = info.context["settings"].public_url  # never the request's Host header
     return KioskCredentials(kiosk=_kiosk(kiosk), token=token.value, provisioning_url=f"{base}/kiosk#token={token.value}")
 
 
@@ -407,6 +408,11 @@ class SatisfactionSubscription:
         call = info.context["gateway"].caller_call(caller, info.context.get("correlation_id") or uuid.uuid4().hex)
         last = None
         while True:
+            # A subscription lasts as long as its token: not past its expiry, nor once it is revoked.
+            if caller.expires_at is not None and time.time() >= caller.expires_at:
+                raise Unauthenticated("Votre jeton a expiré : reconnectez-vous.")
+            if caller.token_id in info.context["revocations"].ids:
+                raise Unauthenticated("Ce jeton a été révoqué.")
             r = await call("satisfaction", "site_summary", site_id=str(site_id), timeout=5.0, background=True)
             if r != last:
                 last = r

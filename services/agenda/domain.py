@@ -19,7 +19,7 @@ from dateutil import rrule as dateutil_rrule
 from markdown_it import MarkdownIt
 
 from contracts.agenda import Contact, EventInput, EventPublished, EventRejected, ExternalId, Location, Organization, Slot
-from contracts.agenda_public import PARIS, normalise, to_utc
+from contracts.agenda_public import PARIS, Reference, normalise, to_utc
 from contracts.errors import BadInput, Conflict, Forbidden
 
 MAX_RECURRENCE = timedelta(days=731)  # expanded at most 2 years ahead of the first occurrence
@@ -72,13 +72,6 @@ def render_markdown(text: str) -> str:
 
 
 # -- validation ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Reference:
-    communes: dict[str, str]     # slug -> name
-    categories: dict[str, str]
-    themes: dict[str, str]
-
-
 def _url(value: str | None, field: str, label: str) -> str | None:
     if value is None or not value.strip():
         return None
@@ -100,37 +93,114 @@ def _text(value: str | None, field: str, label: str, limit: int, required: bool 
     return value or None
 
 
+def all_day_end(start: datetime, end: datetime) -> datetime:
+    """The exclusive end (midnight) of an all-day slot entered from `start` to `end` (wall times): the days from
+    start's to end's, both included, except an end at midnight after the start, which closes the day before it
+    (Saturday 00:00 to Sunday 00:00 is Saturday only, as calendars write it)."""
+    last = end.date()
+    if end.time() == time(0) and last > start.date():
+        last -= timedelta(days=1)
+    return datetime.combine(last, time(0)) + timedelta(days=1)
+
+
+RRULE_PARTS = {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYSETPOS", "WKST"}
+RRULE_FREQS = {"DAILY", "WEEKLY", "MONTHLY", "YEARLY"}  # an event does not recur every hour, minute or second
+
+
+# The BY parts each frequency may use. A rule that can never match makes dateutil look for an occurrence until the
+# year 9999 (seconds of CPU): these, with the checks below, leave only rules that match within a few periods.
+RRULE_BY = {"DAILY": {"BYMONTH"}, "WEEKLY": {"BYDAY", "BYMONTH"},
+            "MONTHLY": {"BYDAY", "BYMONTHDAY", "BYSETPOS", "BYMONTH"},
+            "YEARLY": {"BYDAY", "BYMONTHDAY", "BYSETPOS", "BYMONTH"}}
+MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _numbers(raw: str, low: int, high: int, refuse, name: str) -> list[int]:
+    try:
+        values = [int(v) for v in raw.split(",")]
+    except ValueError:
+        raise refuse(f"{name} : des nombres séparés par des virgules") from None
+    if any(not low <= abs(v) <= high for v in values):
+        raise refuse(f"{name} : de {low} à {high} (ou de -{high} à -{low})")
+    return values
+
+
+def _check_reachable(parts: dict[str, str], refuse) -> None:
+    """Refuse the rules that can never match (February 30th, the 6th Monday…) or that a daily step could skip."""
+    freq = parts["FREQ"]
+    extra = {k for k in parts if k.startswith("BY")} - RRULE_BY[freq]
+    if extra:
+        raise refuse(f"{', '.join(sorted(extra))} ne va pas avec FREQ={freq} (utilisez MONTHLY ou YEARLY)")
+    if freq == "DAILY" and int(parts.get("INTERVAL", "1")) > 28:
+        raise refuse("une récurrence quotidienne a un intervalle de 28 jours au plus (ou utilisez WEEKLY, MONTHLY)")
+    months = _numbers(parts["BYMONTH"], 1, 12, refuse, "BYMONTH") if "BYMONTH" in parts else range(1, 13)
+    if any(m < 0 for m in months):
+        raise refuse("BYMONTH : de 1 à 12")
+    if "BYMONTHDAY" in parts:
+        days = _numbers(parts["BYMONTHDAY"], 1, 31, refuse, "BYMONTHDAY")
+        if not any(abs(d) <= MONTH_DAYS[m - 1] for m in months for d in days):
+            raise refuse("aucun de ces jours n'existe dans ces mois (30 février…)")
+    if "BYSETPOS" in parts:
+        _numbers(parts["BYSETPOS"], 1, 5, refuse, "BYSETPOS")
+        if "BYDAY" not in parts:
+            raise refuse("BYSETPOS va avec BYDAY (le 2e mardi : BYDAY=TU;BYSETPOS=2)")
+
+
+def recurrence_starts(rrule_text: str, start: datetime) -> list[datetime]:
+    """The starts (wall times) of a recurrence from `start`, by an RFC 5545 RRULE that a person or a calendar
+    writes: one line of known parts, at most daily, ending (COUNT or UNTIL) within two years and MAX_OCCURRENCES
+    dates. Expanded within that window only: a rule that never matches (FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30)
+    costs two years of days, not the years to 9999 (an RRULE with `\nDTSTART:19000101` inside was accepted, and
+    `FREQ=SECONDLY` took seconds of CPU)."""
+    def refuse(why: str):
+        return BadInput(f"Récurrence (RRULE) : {why}.", "rrule")
+
+    if any(ch in rrule_text for ch in "\r\n") or len(rrule_text) > 300:
+        raise refuse("une seule ligne attendue (FREQ=…;COUNT=… ou UNTIL=…)")
+    parts: dict[str, str] = {}
+    for item in rrule_text.split(";"):
+        key, sep, value = item.partition("=")
+        key = key.strip().upper()
+        if not sep or key not in RRULE_PARTS or key in parts:
+            raise refuse(f"partie inconnue ou répétée « {item.strip()} » (acceptées : {', '.join(sorted(RRULE_PARTS))})")
+        parts[key] = value.strip().upper()
+    if parts.get("FREQ") not in RRULE_FREQS:
+        raise refuse("FREQ doit être DAILY, WEEKLY, MONTHLY ou YEARLY")
+    if "COUNT" not in parts and "UNTIL" not in parts:
+        raise refuse("indiquez une fin (COUNT ou UNTIL), deux ans au plus")
+    if "COUNT" in parts and (not parts["COUNT"].isdigit() or not 1 <= int(parts["COUNT"]) <= MAX_OCCURRENCES):
+        raise refuse(f"COUNT doit être un nombre de 1 à {MAX_OCCURRENCES}")
+    if "INTERVAL" in parts and (not parts["INTERVAL"].isdigit() or not 1 <= int(parts["INTERVAL"]) <= 366):
+        raise refuse("INTERVAL doit être un nombre de 1 à 366")
+    _check_reachable(parts, refuse)
+    try:
+        rule = dateutil_rrule.rrulestr(";".join(f"{k}={v}" for k, v in parts.items()), dtstart=start,
+                                       forceset=False, ignoretz=True)
+    except (ValueError, TypeError) as exc:
+        raise BadInput(f"Récurrence (RRULE) invalide : {exc}.", "rrule") from None
+    limit = start + MAX_RECURRENCE
+    if rule._until is not None and rule._until > limit:
+        raise refuse("elle doit finir moins de deux ans après la première date")
+    starts = rule.between(start, limit, inc=True)
+    if not starts:
+        raise refuse("aucune date produite")
+    if rule._count is not None and len(starts) < rule._count:
+        raise refuse("elle doit finir moins de deux ans après la première date")
+    return starts
+
+
 def expand_occurrences(slots: list[tuple[datetime, datetime]], rrule_text: str | None, all_day: bool,
                        ) -> list[tuple[datetime, datetime]]:
     """UTC (start, end) pairs. `slots` are naive Europe/Paris wall times; an RRULE repeats the first slot
     in wall time (so 19:00 stays 19:00 across daylight-saving changes), bounded to 2 years."""
     if all_day:
-        slots = [(datetime.combine(s.date(), time(0)), datetime.combine(e.date(), time(0)) + timedelta(days=1))
-                 for s, e in slots]
+        slots = [(datetime.combine(s.date(), time(0)), all_day_end(s, e)) for s, e in slots]
     if not rrule_text:
         pairs = slots
     else:
         start, end = slots[0]
         duration = end - start
-        try:
-            rule = dateutil_rrule.rrulestr(rrule_text, dtstart=start, forceset=False, ignoretz=True)
-        except (ValueError, TypeError) as exc:
-            raise BadInput(f"Récurrence (RRULE) invalide : {exc}.", "rrule") from None
-        if not isinstance(rule, dateutil_rrule.rrule):
-            raise BadInput("Récurrence (RRULE) : une seule règle attendue.", "rrule")
-        if rule._count is None and rule._until is None:
-            raise BadInput("Récurrence (RRULE) : indiquez une fin (COUNT ou UNTIL), deux ans au plus.", "rrule")
-        limit = start + MAX_RECURRENCE
-        starts = []
-        for occ in rule:
-            if occ > limit:
-                raise BadInput("Récurrence (RRULE) : elle doit finir moins de deux ans après la première date.",
-                               "rrule")
-            starts.append(occ)
-            if len(starts) > MAX_OCCURRENCES:
-                raise BadInput(f"Récurrence (RRULE) : {MAX_OCCURRENCES} dates au plus.", "rrule")
-        if not starts:
-            raise BadInput("Récurrence (RRULE) : aucune date produite.", "rrule")
+        starts = recurrence_starts(rrule_text, start)
         pairs = [(s, s + duration) for s in starts]
     out = []
     for s, e in pairs:
@@ -301,12 +371,15 @@ class Decision:
     unset: tuple[str, ...] = ()
 
 
-def moderation_decision(doc: dict, decision: str, reason: str | None, now: datetime, actor: str | None) -> Decision:
+def moderation_decision(doc: dict, decision: str, reason: str | None, now: datetime, actor: str | None,
+                        version: int | None = None) -> Decision:
     """Approve or reject a submitted event, or an organiser's revision of a published one (`queue: revision`).
     A refusal needs its reason, which the organiser receives. An approved event is public at once, or at its
     publishAt: then it is announced when it becomes public (`announce_pending`), so that subscribers never hear
     of an event they cannot see yet."""
     reason = (reason or "").strip()
+    if version is not None and version != int(doc.get("version") or 0):
+        raise Conflict("L'événement a changé depuis que vous l'avez relu : relisez-le et décidez à nouveau.", "version")
     if decision == "reject" and not reason:
         raise BadInput("Refus : indiquez la raison, l'organisateur la recevra.", "reason")
     decided = {"decided_at": now, "decided_by": actor, "queue": "none"}
@@ -400,7 +473,28 @@ def event_view(doc: dict) -> dict:
         "created_at": doc["created_at"], "updated_at": doc["updated_at"], "submitted_at": doc.get("submitted_at"),
         "decided_at": doc.get("decided_at"), "url": PUBLIC_PATH.format(id=doc["_id"]),
         "possible_duplicates": doc.get("possible_duplicates") or [],
+        "version": int(doc.get("version") or 0),
     }
+
+
+# What the public never sees of an event: moderation notes, other organisations' titles (duplicate hints), the
+# internal version. A tombstone (a withdrawn event, for delta sync) says which event went, and little else.
+PRIVATE_FIELDS = ("rejection_reason", "possible_duplicates", "submitted_at", "decided_at", "version")
+TOMBSTONE_FIELDS = ("id", "starts_at", "ends_at", "slots", "occurrences", "location", "commune_name",
+                    "category", "category_name", "organizer", "organizer_name", "moderation_state", "status",
+                    "removed", "created_at", "updated_at", "url", "all_day")
+
+
+def public_view(doc: dict) -> dict:
+    """The public's view of a once-public event (the public feed, the public's searches and pages)."""
+    view = event_view(doc)
+    for field in PRIVATE_FIELDS:
+        view.pop(field, None)
+    if view["removed"]:
+        view = {k: v for k, v in view.items() if k in TOMBSTONE_FIELDS}
+        view["title"] = view["description"] = view["description_html"] = ""
+        view["location"] = {"commune": view["location"]["commune"], "place": "", "address": ""}
+    return view
 
 
 def event_input(doc: dict) -> EventInput:

@@ -126,6 +126,11 @@ class AgendaService(ServiceBase):
             events = []
             if doc["moderation_state"] == "published" and changed:
                 events.append(self._event(c.EventUpdated, {**doc, **fields}, changed=changed))
+            if doc["moderation_state"] == "submitted" and changed:
+                # An edit while in the queue goes back to the end of it: the agent reviews what is there now (an
+                # approval of the version read before is refused, see moderation_decision).
+                now = _now()
+                fields.update(queued_at=now, submitted_at=now, possible_duplicates=self._duplicates({**doc, **fields}))
             self.store.update_event(doc["_id"], doc["version"], fields, events)
             metrics.TRANSITIONS.labels("update", doc["moderation_state"]).inc()
         return self._view(self.store.get_event(doc["_id"]))
@@ -151,7 +156,7 @@ class AgendaService(ServiceBase):
         self.caller.require({"agent"})
         doc = self._get(req.id)
         now = _now()
-        decision = domain.moderation_decision(doc, req.decision, req.reason, now, self.caller.subject)
+        decision = domain.moderation_decision(doc, req.decision, req.reason, now, self.caller.subject, req.version)
         self.store.update_event(doc["_id"], doc["version"], decision.sets,
                                 [self._event(kind, event_doc, **extra) for kind, event_doc, extra in decision.announce],
                                 unset=decision.unset)
@@ -164,9 +169,15 @@ class AgendaService(ServiceBase):
         doc = self._writable(req.id)
         new_state = domain.transition(doc["moderation_state"], "withdraw", self.caller.role)
         env = self._event(c.EventWithdrawn, {**doc, "moderation_state": new_state})
-        self.store.update_event(doc["_id"], doc["version"], {
-            "moderation_state": new_state, "queue": "none", "withdrawn_reason": (req.reason or "").strip() or None,
-            "withdrawn_at": _now()}, [env], unset=("pending", "pending_submitted_at"))
+        now = _now()
+        sets = {"moderation_state": new_state, "queue": "none", "withdrawn_reason": (req.reason or "").strip() or None,
+                "withdrawn_at": now}
+        visible_from = domain.aware(doc.get("visible_from"))
+        if visible_from is not None and visible_from > now:
+            # Withdrawn before its scheduled publication: it never was public, so it leaves no tombstone (the public
+            # copies keep it, never visible: visible_from None), and is never announced.
+            sets.update(visible_from=None, announce_pending=False)
+        self.store.update_event(doc["_id"], doc["version"], sets, [env], unset=("pending", "pending_submitted_at"))
         metrics.TRANSITIONS.labels("withdraw", new_state).inc()
         return self._view(self.store.get_event(doc["_id"]))
 
@@ -211,7 +222,7 @@ class AgendaService(ServiceBase):
     def search_events(self, req: c.SearchEvents) -> dict:
         """The public's search (contracts/agenda_public.py) over the read model; an agent who names moderation
         states searches every event in those states."""
-        f = req.filter
+        f = agenda_public.resolve_filter(req.filter, self.store.reference())
         if self.caller.role == "agent" and f.moderation_states:
             return self._page(lambda skip, limit: self.store.events_in_states(f, skip, limit), req.first, req.after)
         found = agenda_public.search(self.store.snapshot_docs(f.communes), f, _now())
@@ -227,7 +238,7 @@ class AgendaService(ServiceBase):
         cursor = (req.after_ts, req.after_id)
         keyed = (((_ts(d["updated_at"]), d["_id"]), d) for d in self.store.snapshot_docs([]))
         changed = sorted(((key, d) for key, d in keyed if key > cursor), key=lambda kd: kd[0])
-        return {"items": [{"view": domain.event_view(d), "visible_from": d.get("visible_from"),
+        return {"items": [{"view": domain.public_view(d), "visible_from": d.get("visible_from"),
                            "price_kind": d.get("price_kind"), "search": d.get("search") or "",
                            "updated_ts": key[0]} for key, d in changed[:req.first]],
                 "complete": len(changed) <= req.first}
@@ -323,10 +334,13 @@ class AgendaService(ServiceBase):
         return self.events.build(contract_cls.event_type, data)
 
     def _view(self, doc: dict) -> dict:
-        """The caller's view: organisers of the event and agents also see the pending revision."""
-        view = domain.event_view(doc)
+        """The caller's view: agents and the event's own organisers see all of it, the pending revision too; anybody
+        else the public's view (domain.public_view)."""
         caller = self.caller
-        if doc.get("pending") and (caller.role == "agent" or (caller.role == "organizer" and caller.org == doc["organizer"])):
+        if not (caller.role == "agent" or (caller.role == "organizer" and caller.org == doc["organizer"])):
+            return domain.public_view(doc)
+        view = domain.event_view(doc)
+        if doc.get("pending"):
             view["pending_revision"] = domain.event_view({**doc, **doc["pending"], "pending": None})
         return view
 

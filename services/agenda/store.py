@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 
 from contracts.agenda import EventFilter
-from contracts.agenda_public import text_terms, to_utc
+from contracts.agenda_public import Reference, text_terms, to_utc
 from contracts.errors import Conflict
-from services.agenda.domain import Reference
 from services.common.mongo import OUTBOX, OUTBOX_COUNT, Repository, utcnow
 
+REFERENCE_TTL = 30.0
 # Fields of an event document the read paths never need (big or internal).
 LIST_PROJECTION = {"search": 0, "_outbox": 0, "_outbox_n": 0}
 
@@ -40,6 +41,7 @@ class AgendaStore(Repository):
         self._snapshot_generation = -1
         self._snapshot_high_water: datetime | None = None
         self._snapshot_lock = threading.Lock()
+        self._reference: tuple[float, Reference | None] = (0.0, None)
 
     # -- reference data -------------------------------------------------------------------------
     def upsert_reference(self, collection: str, items: list[dict]) -> int:
@@ -48,16 +50,23 @@ class AgendaStore(Repository):
         self.db[collection].bulk_write(
             [UpdateOne({"_id": it["slug"]}, {"$set": it}, upsert=True) for it in items], ordered=False
         )
+        self._reference = (0.0, None)  # other instances see it within REFERENCE_TTL
         return len(items)
 
     def list_reference(self, collection: str) -> list[dict]:
         return [self.public(d) for d in self.db[collection].find({}, {"_id": 0}).sort("name", ASCENDING)]
 
     def reference(self) -> Reference:
-        def names(coll):
-            return {d["_id"]: d["name"] for d in self.db[coll].find({}, {"name": 1})}
+        """Communes, categories and themes (slug -> name), read again at most every REFERENCE_TTL seconds: every
+        search and every event written checks against them, and they change once in a while (an import)."""
+        cached_at, ref = self._reference
+        if ref is None or time.monotonic() - cached_at > REFERENCE_TTL:
+            def names(coll):
+                return {d["_id"]: d["name"] for d in self.db[coll].find({}, {"name": 1})}
 
-        return Reference(communes=names("communes"), categories=names("categories"), themes=names("themes"))
+            ref = Reference(communes=names("communes"), categories=names("categories"), themes=names("themes"))
+            self._reference = (time.monotonic(), ref)
+        return ref
 
     def get_organization(self, org_id: str) -> dict | None:
         return self.public(self.db.organizations.find_one({"_id": org_id}))

@@ -52,9 +52,11 @@ class Metrics(DependencyProvider):
         if port and port not in Metrics._servers:
             try:
                 Metrics._servers[port] = start_http_server(port, addr=settings.metrics_addr)
-                log.info("metrics on %s:%s/metrics", settings.metrics_addr, port)
-            except OSError as exc:
-                log.warning("metrics port %s unavailable: %s", port, exc)
+            except OSError as exc:  # a service without its metrics is blind: stop, and say why
+                raise RuntimeError(f"metrics port {settings.metrics_addr}:{port} unavailable ({exc}): another "
+                                   "process uses it (another Parvis?); set PARVIS_METRICS_PORT_BASE or "
+                                   "PARVIS_METRICS_PORT") from None
+            log.info("metrics on %s:%s/metrics", settings.metrics_addr, port)
         WORKERS_MAX.labels(service).set(self.container.max_workers)
         self._started: dict[int, float] = {}
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any, Iterable
 
 from nameko.extensions import DependencyProvider
@@ -10,7 +11,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from contracts import RpcContract
 from contracts.errors import BadInput, Forbidden, ParvisError, validation_error
-from contracts.platform import Caller
+from contracts.platform import Caller, caller_signed
+from services.common.settings import service_settings
+
+log = logging.getLogger(__name__)
 
 
 def rpc(fn):
@@ -68,10 +72,22 @@ class CallerView:
 
 
 class CallerProvider(DependencyProvider):
-    """Injects who is calling, from the context data the gateway set (`caller`); public if absent."""
+    """Injects who is calling: the `caller` of the context data when the gateway (or the command line) signed it for
+    this very method, less than a minute ago (contracts/platform.py); the public otherwise. A caller that claims a
+    role without a valid signature is logged: someone publishes on the broker who should not."""
+
+    def setup(self):
+        self.secret = service_settings(self.container).secret
+        self.service = self.container.service_name
 
     def get_dependency(self, worker_ctx):
         raw = worker_ctx.data.get("caller") or {}
+        if not raw:
+            return CallerView(Caller())
+        target = f"{self.service}.{worker_ctx.entrypoint.method_name}"
+        if not isinstance(raw, dict) or not caller_signed(self.secret, raw, target, worker_ctx.data.get("caller_sig")):
+            log.warning("unsigned or forged caller for %s treated as the public: %s", target, raw)
+            return CallerView(Caller())
         try:
             caller = Caller.model_validate(raw)
         except ValidationError:

@@ -22,6 +22,7 @@ from services.notification.consultations import ConsultationNews
 from services.notification.dispatch import BACKLOG, Dispatcher, new_notification
 from services.notification.settings import NotificationSettings
 from services.notification.store import NotificationStore
+from services.notification import egress
 from services.notification.webhooks import Receipts, Webhooks
 from services.notification.templates import LATEST
 
@@ -44,7 +45,9 @@ class NotificationService(ServiceBase):
     @rpc
     @contract(c.REVOKE_TOKEN)
     def revoke_token(self, req: c.RevokeToken) -> dict:
-        self.caller.require({"agent", "operator"})
+        """Operators revoke any token; anybody signed in revokes their own (signing out)."""
+        if not (self.caller.token_id and self.caller.token_id == req.token_id):
+            self.caller.require({"operator"})
         return self.store.revoke(req.token_id, req.expires_at, req.reason)
 
     @rpc
@@ -71,10 +74,14 @@ class NotificationService(ServiceBase):
         email = domain.normalise_email(req.email)
         now = utcnow()
         hour = timedelta(hours=1)
-        # The same answer whether the address is known or not: only the limits can refuse.
-        if req.client_ip and self.store.hit_rate_limit(f"ip:{req.client_ip}", hour, now) > self.settings.login_codes_per_ip:
+        # The same answer whether the address is known or not: only the limits can refuse. The limit per address
+        # counts per connection, so that somebody else asking codes for your address does not lock you out; a
+        # higher one for the address overall stops mail bombing from many connections.
+        limits = self.settings
+        if req.client_ip and self.store.hit_rate_limit(f"ip:{req.client_ip}", hour, now) > limits.login_codes_per_ip:
             raise BadInput("Trop de demandes de code depuis cette connexion : réessayez dans une heure.", "email")
-        if self.store.hit_rate_limit(f"email:{email}", hour, now) > self.settings.login_codes_per_address:
+        if (self.store.hit_rate_limit(f"email:{email}|{req.client_ip}", hour, now) > limits.login_codes_per_address
+                or self.store.hit_rate_limit(f"email:{email}", hour, now) > 4 * limits.login_codes_per_address):
             raise BadInput("Trop de demandes de code pour cette adresse : réessayez dans une heure.", "email")
         code = domain.new_login_code()
         self.store.save_login_code(email, domain.code_digest(self.settings.secret, email, code),
@@ -92,7 +99,13 @@ class NotificationService(ServiceBase):
     def verify_login_code(self, req: c.VerifyLoginCode) -> dict:
         email = domain.normalise_email(req.email)
         refused = BadInput("Code invalide ou expiré : demandez un nouveau code.", "code")
-        doc = self.store.take_login_attempt(email, utcnow(), domain.LOGIN_CODE_ATTEMPTS)
+        now, hour = utcnow(), timedelta(hours=1)
+        # Attempts over time, whatever the codes asked for (each new code resets its own count of attempts).
+        if ((req.client_ip and self.store.hit_rate_limit(f"verify-ip:{req.client_ip}", hour, now)
+             > self.settings.login_attempts_per_ip)
+                or self.store.hit_rate_limit(f"verify-email:{email}", hour, now) > self.settings.login_attempts_per_address):
+            raise BadInput("Trop d'essais de code : réessayez dans une heure.", "code")
+        doc = self.store.take_login_attempt(email, now, domain.LOGIN_CODE_ATTEMPTS)
         if doc is None:
             raise refused
         if not domain.hmac_equal(doc["digest"], domain.code_digest(self.settings.secret, email, req.code.strip())):
@@ -222,10 +235,11 @@ class NotificationService(ServiceBase):
     @contract(c.ADD_WEBHOOK)
     def add_webhook(self, req: c.AddWebhook) -> dict:
         self.caller.require({"agent", "operator"})
+        url = egress.check(req.url, production=self.settings.production, allow=self.settings.webhook_allow)
         hook_id = f"wh-{uuid.uuid4().hex[:12]}"
-        self.store.add_webhook({"_id": hook_id, "partner": req.partner, "url": req.url, "created_at": utcnow()})
+        self.store.add_webhook({"_id": hook_id, "partner": req.partner, "url": url, "created_at": utcnow()})
         Webhooks.forget()  # other instances see it within 5 s
-        return {"id": hook_id, "partner": req.partner, "url": req.url,
+        return {"id": hook_id, "partner": req.partner, "url": url,
                 "signing_secret": domain.webhook_secret(self.settings.secret, hook_id)}
 
     @rpc

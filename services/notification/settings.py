@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import ClassVar
 
-from core.settings import ServiceSettings, setting
+from core.settings import ServiceSettings, SettingsError, setting
 from services.notification import domain
 from services.notification.channels import SmtpSettings
+from services.notification.egress import Allow
 
 
 def _digest_hour(raw: str) -> int | None:
@@ -38,6 +39,13 @@ class NotificationSettings(ServiceSettings):
                                            "request an hour")
     login_codes_per_ip: int = setting("PARVIS_LOGIN_CODES_PER_IP", 30, "sign-in codes a connection may request "
                                       "an hour")
+    login_attempts_per_address: int = setting("PARVIS_LOGIN_ATTEMPTS_PER_ADDRESS", 10, "sign-in codes that may be "
+                                              "tried for an address an hour, whatever the codes asked for")
+    login_attempts_per_ip: int = setting("PARVIS_LOGIN_ATTEMPTS_PER_IP", 50, "sign-in codes a connection may try an "
+                                         "hour")
+    webhook_allow: Allow = setting("PARVIS_WEBHOOK_ALLOW", Allow(), "internal networks (CIDR) or host names that "
+                                   "partners' webhooks may reach (on-premise partners); public addresses only "
+                                   "otherwise", parse=Allow.parse, shown="none")
     digest_hour: int | None = setting("PARVIS_DIGEST_HOUR", 7, "hour (Paris time) of the daily digest of the "
                                       "agenda; `off`: only by the `send_digests` RPC", parse=_digest_hour)
 
@@ -45,9 +53,12 @@ class NotificationSettings(ServiceSettings):
     def smtp(self) -> SmtpSettings | None:
         return SmtpSettings.from_url(self.smtp_url) if self.smtp_url else None
 
-    def _settled(self):
-        settled = super()._settled()
-        settled.smtp  # an SMTP_URL that cannot be read stops the service at start, not at the first message
+    def _settled(self, generate_secret: bool = True):
+        settled = super()._settled(generate_secret)
+        smtp = settled.smtp  # an SMTP_URL that cannot be read stops the service at start, not at the first message
+        if settled.production and smtp is not None and smtp.password and smtp.tls == "none":
+            raise SettingsError("SMTP_URL: a password is not sent in clear in production: use smtps:// or "
+                                "?starttls=1")
         return settled
 
     @property

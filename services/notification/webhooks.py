@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-import urllib.request
 import uuid
 from datetime import datetime
 
 import eventlet
 
 from contracts.errors import ServiceUnavailable
-from services.notification import domain
+from services.notification import domain, egress
 from services.notification.settings import NotificationSettings
 
 log = logging.getLogger(__name__)
@@ -112,11 +111,10 @@ class Receipts:
         stamp = int(time.time())
         for hook in hooks:
             signature = domain.webhook_signature(domain.webhook_secret(self.settings.secret, hook["_id"]), body, stamp)
-            request = urllib.request.Request(hook["url"], data=body, method="POST", headers={
-                "Content-Type": "application/json", "X-Parvis-Timestamp": str(stamp),
-                "X-Parvis-Signature": signature, "X-Parvis-Event": receipt["type"]})
-            try:
-                with urllib.request.urlopen(request, timeout=5) as resp:
-                    resp.read()
-            except Exception as exc:  # noqa: BLE001 - retried with backoff
+            headers = {"Content-Type": "application/json", "X-Parvis-Timestamp": str(stamp),
+                       "X-Parvis-Signature": signature, "X-Parvis-Event": receipt["type"]}
+            try:  # checked again after DNS resolution, no redirects, a short timeout (egress.py)
+                egress.post(hook["url"], body, headers, production=self.settings.production,
+                            allow=self.settings.webhook_allow)
+            except Exception as exc:  # noqa: BLE001 - retried with backoff (an address refused now too: it may change)
                 raise ServiceUnavailable(f"webhook {hook['_id']} unreachable: {exc}") from None

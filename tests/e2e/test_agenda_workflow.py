@@ -56,6 +56,12 @@ SEARCH = """query($f: EventFilter, $first: Int!, $after: String) { events(filter
   totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id title commune { slug } status } } } }"""
 
 
+def version(platform, event_id: str) -> int:
+    """The version of the event an agent reviews before deciding (moderateEvent names it)."""
+    return ok(gql(platform, "query($id: ID!) { event(id: $id) { version } }", {"id": event_id},
+                  token("agent")))["event"]["version"]
+
+
 def categories(platform):
     return {c["slug"] for c in ok(gql(platform, "{ categories { slug } }"))["categories"]}
 
@@ -79,15 +85,15 @@ def test_workflow_from_draft_to_public(platform):
     other = token("organizer", org=OTHER)
     refused = gql(platform, "mutation($id: ID!) { withdrawEvent(id: $id) { id } }", {"id": eid}, other)
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    refused = gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { id } }", {"id": eid},
+    refused = gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { id } }", {"id": eid, "v": version(platform, eid)},
                   org_tok)
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
     queue = ok(gql(platform, "{ moderationQueue { totalCount counts { submitted total } edges { node { id } } } }",
                    tok=agent))["moderationQueue"]
     assert eid in [e["node"]["id"] for e in queue["edges"]] and queue["counts"]["submitted"] >= 1
-    approved = ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { moderationState } }",
-                      {"id": eid}, agent))["moderateEvent"]
+    approved = ok(gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { moderationState } }",
+                      {"id": eid, "v": version(platform, eid)}, agent))["moderateEvent"]
     assert approved["moderationState"] == "PUBLISHED"
 
     by_commune = ok(gql(platform, SEARCH, {"f": {"communes": ["labege"]}, "first": 10}))["events"]
@@ -103,7 +109,7 @@ def test_workflow_from_draft_to_public(platform):
     assert edited["title"] == "Fête de la musique" and edited["pendingRevision"]["title"].endswith("2e édition")
     public = ok(gql(platform, "query($id: ID!) { event(id: $id) { title pendingRevision { title } } }", {"id": eid}))
     assert public["event"] == {"title": "Fête de la musique", "pendingRevision": None}
-    ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { id } }", {"id": eid}, agent))
+    ok(gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { id } }", {"id": eid, "v": version(platform, eid)}, agent))
     public = ok(gql(platform, "query($id: ID!) { event(id: $id) { title } }", {"id": eid}))
     assert public["event"]["title"] == "Fête de la musique 2e édition"
 
@@ -125,10 +131,10 @@ def test_rejection_with_reason_and_my_events(platform):
     eid = ok(gql(platform, CREATE, {"e": event_input(title="Loto du club", location={"commune": "ramonville-saint-agne"})},
                  org_tok))["createEvent"]["id"]
     ok(gql(platform, "mutation($id: ID!) { submitEvent(id: $id) { id } }", {"id": eid}, org_tok))
-    no_reason = gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: REJECT) { id } }", {"id": eid}, agent)
+    no_reason = gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: REJECT) { id } }", {"id": eid, "v": version(platform, eid)}, agent)
     assert no_reason["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "reason"}
-    rejected = ok(gql(platform, 'mutation($id: ID!) { moderateEvent(id: $id, decision: REJECT, reason: "Doublon") { moderationState rejectionReason } }',
-                      {"id": eid}, agent))["moderateEvent"]
+    rejected = ok(gql(platform, 'mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: REJECT, reason: "Doublon") { moderationState rejectionReason } }',
+                      {"id": eid, "v": version(platform, eid)}, agent))["moderateEvent"]
     assert rejected == {"moderationState": "REJECTED", "rejectionReason": "Doublon"}
     mine = ok(gql(platform, "{ myEvents { totalCount edges { node { id moderationState } } } }", tok=org_tok))["myEvents"]
     assert {"id": eid, "moderationState": "REJECTED"} in [e["node"] for e in mine["edges"]]
@@ -158,7 +164,7 @@ def test_duplicate_warning_and_recurrence(platform):
     org_tok = token("organizer", org=LABEGE)
     agent = token("agent")
     first = ok(gql(platform, CREATE, {"e": event_input(title="Marché de Noël de Labège")}, org_tok))["createEvent"]["id"]
-    ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { id } }", {"id": first}, agent))
+    ok(gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { id } }", {"id": first, "v": version(platform, first)}, agent))
     second = ok(gql(platform, CREATE, {"e": event_input(title="Marche de noel Labege")}, org_tok))["createEvent"]["id"]
     sub = ok(gql(platform, "mutation($id: ID!) { submitEvent(id: $id) { possibleDuplicates { id } } }", {"id": second},
                  org_tok))["submitEvent"]
@@ -174,7 +180,7 @@ def test_scheduled_publication_and_metrics(platform):
     eid = ok(gql(platform, CREATE, {"e": event_input(title="Vernissage secret", publishAt=later)},
                  organizer))["createEvent"]["id"]
     ok(gql(platform, "mutation($id: ID!) { submitEvent(id: $id) { id } }", {"id": eid}, organizer))
-    ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { id } }", {"id": eid}, agent))
+    ok(gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { id } }", {"id": eid, "v": version(platform, eid)}, agent))
     assert ok(gql(platform, "query($id: ID!) { event(id: $id) { id } }", {"id": eid}))["event"] is None
     assert ok(gql(platform, SEARCH, {"f": {"text": "vernissage"}, "first": 5}))["events"]["totalCount"] == 0
     metrics = httpx.get(f"http://127.0.0.1:{platform.metrics_base}/metrics", timeout=10).text
@@ -191,7 +197,7 @@ def published(platform):
                  {"title": "Concert de l'école", "category": "concert"}):
         e = event_input(location={"commune": "escalquens", "place": "Salle des fêtes"}, **over)
         eid = ok(gql(platform, CREATE, {"e": e}, token("organizer", org="org-jardins-partages-d-escalquens")))["createEvent"]["id"]
-        ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { id } }", {"id": eid}, agent))
+        ok(gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { id } }", {"id": eid, "v": version(platform, eid)}, agent))
         ids.append(eid)
     ok(gql(platform, "mutation($id: ID!) { setEventStatus(id: $id, status: CANCELLED) { id } }", {"id": ids[1]}, agent))
     return ids
@@ -218,7 +224,8 @@ def test_csv_jsonld_and_print(platform, published):
     import io
 
     r = httpx.get(f"{platform.url}/agenda.csv", params={"commune": "escalquens"}, timeout=20)
-    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8"))))
+    assert r.content.startswith("\ufeff".encode()), "the byte-order mark French spreadsheets need"
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert {row["id"] for row in rows} == set(published) and rows[0]["commune"] == "Escalquens"
     assert "license" in r.headers["link"]
     doc = httpx.get(f"{platform.url}/agenda.jsonld", params={"commune": "escalquens"}, timeout=20).json()
@@ -229,6 +236,39 @@ def test_csv_jsonld_and_print(platform, published):
     assert "@page" in page.text and "Atelier jardinage" in page.text and "ANNULÉ" in page.text
     bad = httpx.get(f"{platform.url}/agenda.csv", params={"from": "not a date"}, timeout=20)
     assert bad.status_code == 400 and bad.json()["code"] == "BAD_USER_INPUT"
+    assert bad.json()["field"] == "from" and bad.json()["error"].startswith("from : date et heure attendues")
+    semicolon = httpx.get(f"{platform.url}/agenda.csv", params={"commune": "escalquens", "sep": "semicolon"}, timeout=20)
+    assert semicolon.content.decode("utf-8-sig").splitlines()[0].startswith("id;titre;description;")
+
+
+def test_unknown_communes_are_refused_by_name_and_names_are_accepted(platform, published):
+    """An unknown commune gave empty results with no error, everywhere; a commune's name was not understood."""
+    body = gql(platform, SEARCH, {"f": {"communes": ["paris"]}, "first": 5})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and "« paris »" in body["errors"][0]["message"]
+    unknown = gql(platform, SEARCH, {"f": {"categories": ["rodeo"]}, "first": 5})
+    assert unknown["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and "« rodeo »" in unknown["errors"][0]["message"]
+    for typed in ("Escalquens", "ESCALQUENS", "escalquens"):
+        assert ok(gql(platform, SEARCH, {"f": {"communes": [typed]}, "first": 5}))["events"]["totalCount"] == 2
+    ics = httpx.get(f"{platform.url}/agenda.ics", params={"commune": "paris"}, timeout=20)
+    assert ics.status_code == 400 and "« paris »" in ics.json()["error"] and ics.json()["field"] == "commune"
+    assert httpx.get(f"{platform.url}/agenda/print", params={"commune": "paris"}, timeout=20).status_code == 404
+    page = httpx.get(f"{platform.url}/agenda/print", params={"commune": "Labège"}, timeout=20)
+    assert page.status_code == 200 and "Labège" in page.text
+    rows = httpx.get(f"{platform.url}/agenda.csv", params={"commune": "Escalquens"}, timeout=20)
+    assert rows.status_code == 200 and len(rows.content.decode("utf-8-sig").splitlines()) == 3
+
+
+def test_links_use_the_configured_public_url_whatever_the_host_header(platform, published):
+    """CSV and ICS used https://parvis.sicoval.fr, JSON-LD and pages the request's Host: one public URL now."""
+    forged = {"Host": "evil.example"}
+    doc = httpx.get(f"{platform.url}/agenda.jsonld", params={"commune": "escalquens"}, headers=forged, timeout=20).json()
+    assert {e["url"].split("/agenda/")[0] for e in doc["@graph"]} == {platform.url}
+    ics = httpx.get(f"{platform.url}/agenda.ics", params={"commune": "escalquens"}, headers=forged, timeout=20).text
+    assert f"URL:{platform.url}/agenda/events/" in ics and "evil.example" not in ics
+    csv_text = httpx.get(f"{platform.url}/agenda.csv", params={"commune": "escalquens"}, timeout=20).text
+    assert f"{platform.url}/agenda/events/" in csv_text and "parvis.sicoval.fr/agenda" not in csv_text
+    page = httpx.get(f"{platform.url}/agenda/events/{published[0]}", headers=forged, timeout=20).text
+    assert "evil.example" not in page
 
 
 def test_widget_renders_in_a_foreign_page_in_headless_chromium(platform, published):
@@ -271,6 +311,11 @@ def test_widget_renders_in_a_foreign_page_in_headless_chromium(platform, publish
             page.locator("div.parvis-agenda select").select_option("atelier")
             wait_until(lambda: page.locator("div.parvis-agenda li.event a").all_inner_texts() == ["Atelier jardinage"],
                        10, message="category filter")
+            # A commune's site that names a commune the Sicoval does not have is told so, not shown nothing.
+            host_page = host_page.replace('data-commune="escalquens"', 'data-commune="paris"')
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+            page.wait_for_selector("div.parvis-agenda[data-state=error]", timeout=15000)
+            assert "« paris »" in page.locator("div.parvis-agenda li").first.inner_text()
         finally:
             browser.close()
             server.shutdown()
@@ -295,7 +340,8 @@ def test_the_gateway_copy_follows_writes_made_elsewhere_and_answers_the_public(p
     e = {"title": "Brocante des Granges", "slots": [{"starts_at": paris_day(12, 8), "ends_at": paris_day(12, 18)}],
          "location": {"commune": "labege", "place": "Les Granges"}, "category": "fete-locale"}
     view = rpc_call(platform.env["AMQP_URL"], "agenda", "create_event", caller=agent, event=e, organizer=LABEGE)
-    rpc_call(platform.env["AMQP_URL"], "agenda", "moderate_event", caller=agent, id=view["id"], decision="approve")
+    rpc_call(platform.env["AMQP_URL"], "agenda", "moderate_event", caller=agent, id=view["id"], version=view["version"],
+             decision="approve")
     query = {"f": {"communes": ["labege"], "text": "granges"}, "first": 5}
     found = wait_until(lambda: ok(gql(platform, SEARCH, query))["events"]["edges"], 5, 0.1, "the public sees it")
     assert [x["node"]["id"] for x in found] == [view["id"]]
@@ -343,8 +389,8 @@ def test_a_scheduled_publication_is_announced_when_it_goes_public_not_before(pla
             eid = ok(gql(platform, CREATE, {"e": event_input(title="Expo photo programmée",
                                                                publishAt=publish_at.isoformat())},
                          token("organizer", org=LABEGE)))["createEvent"]["id"]
-            approved = ok(gql(platform, "mutation($id: ID!) { moderateEvent(id: $id, decision: APPROVE) { "
-                                        "updatedAt } }", {"id": eid}, agent))["moderateEvent"]
+            approved = ok(gql(platform, "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { "
+                                        "updatedAt } }", {"id": eid, "v": version(platform, eid)}, agent))["moderateEvent"]
             seen = []
 
             def published_of_ours():

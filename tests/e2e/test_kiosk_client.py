@@ -18,6 +18,7 @@ def platform(mongo, broker):
     mongo.drop_all()
     p = Platform(mongo, broker)
     p.service("satisfaction")
+    p.service("notification")  # the revocation list: without it, the gateway refuses every token (fail closed)
     p.gateway()
     yield p
     p.stop()

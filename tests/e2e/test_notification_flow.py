@@ -11,7 +11,8 @@ import pytest
 from kombu import Connection, Exchange, Producer
 
 from contracts import build_envelope
-from tests.support import PYTHON, Platform, Proc, free_port, token, wait_until
+from parvis.seed import demo_data
+from tests.support import PYTHON, Platform, Proc, free_port, rpc_call, token, wait_until
 
 ORG = {"id": "org-commune-labege", "slug": "commune-labege", "name": "Mairie de Labège", "kind": "commune",
        "commune": "labege", "contact_email": "mairie@labege.example"}
@@ -30,6 +31,12 @@ def platform(mongo, broker):
     p.procs.append(devmail)
     devmail.start()
     p.service("notification", SMTP_URL=f"smtp://127.0.0.1:{port}")
+    # The agenda's reference data (communes, categories): subscriptions to agenda topics are checked against it.
+    # Its organisations are left out: the tests announce their own organisation's contact.
+    p.service("agenda")
+    reference = demo_data()
+    rpc_call(p.broker.url, "agenda", "import_reference_data", communes=reference["communes"],
+             categories=reference["categories"], themes=reference["themes"], organizations=[])
     p.gateway()
     yield p
     p.stop()
@@ -101,6 +108,13 @@ def test_a_citizen_signs_in_subscribes_is_told_once_and_leaves_by_the_link(platf
     gql(platform, sub, {"t": "agenda:category:concert"}, alice)
     bad = gql(platform, sub, {"t": "agenda:planet:mars"}, alice)["errors"][0]
     assert bad["extensions"] == {"code": "BAD_USER_INPUT", "field": "topic"}
+    # A subscription to nothing is refused, naming what was typed; a commune's name is understood.
+    nowhere = gql(platform, sub, {"t": "agenda:commune:paris"}, alice)["errors"][0]
+    assert nowhere["extensions"] == {"code": "BAD_USER_INPUT", "field": "topic"} and "« paris »" in nowhere["message"]
+    assert gql(platform, sub, {"t": "agenda:category:rodeo"}, alice)["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    named = gql(platform, sub, {"t": "agenda:commune:Escalquens"}, alice)["data"]["subscribe"]
+    assert named["topic"] == "agenda:commune:escalquens"
+    gql(platform, "mutation($id: ID!) { unsubscribe(id: $id) { unsubscribed } }", {"id": named["id"]}, alice)
     agent = token("agent", subject="agent:lea")
     r = gql(platform, 'mutation { subscribe(topic: "agenda:category:concert", channel: EMAIL, email: "lea@sicoval.example") { id } }',
             tok=agent)
@@ -156,6 +170,13 @@ def test_a_citizen_signs_in_subscribes_is_told_once_and_leaves_by_the_link(platf
 
     listing = httpx.get(f"{platform.url}/dev/mail", timeout=5).text
     assert "Nouvel événement : Concert &lt;du&gt; marché" in listing
+    assert re.search(r"<td>\d\d/\d\d/\d{4} à \d\d:\d\d:\d\d</td>", listing), "a time a person reads"
+    # One message as its recipient reads it: decoded text (no quoted-printable), its HTML shown apart.
+    name = re.search(r'href="/dev/mail/([^"]+\.eml)">Nouvel événement', listing).group(1)
+    shown = httpx.get(f"{platform.url}/dev/mail/{name}", timeout=5).text
+    assert "Concert &lt;du&gt; marché" in shown and "=C3=A9" not in shown and "<iframe" in shown
+    raw = httpx.get(f"{platform.url}/dev/mail/{name}", params={"source": "1"}, timeout=5).text
+    assert "Subject:" in raw and "=C3=A9" in raw or "=?utf-8?" in raw, "the source, as received, on request"
 
 
 def test_five_wrong_codes_lock_the_code_and_an_expired_one_fails(platform, mongo):
@@ -228,16 +249,22 @@ def test_a_digest_subscription_through_graphql(platform):
 def test_partners_webhooks_are_managed_through_graphql_by_staff_only(platform):
     operator = token("operator")
     reg = "mutation($p: String!, $u: String!) { registerWebhook(partner: $p, url: $u) { id partner url signingSecret } }"
-    first = gql(platform, reg, {"p": "toulouse-metropole", "u": "https://partner.example/receipts"}, operator)
+    first = gql(platform, reg, {"p": "toulouse-metropole", "u": "https://93.184.215.14/receipts"}, operator)
     hook = first["data"]["registerWebhook"]
     assert hook["partner"] == "toulouse-metropole" and len(hook["signingSecret"]) >= 32
-    second = gql(platform, reg, {"p": "toulouse-metropole", "u": "https://backup.example/receipts"}, operator)
+    second = gql(platform, reg, {"p": "toulouse-metropole", "u": "https://93.184.215.15/receipts"}, operator)
     listed = gql(platform, "{ webhooks { id partner url signingSecret } }", tok=operator)["data"]["webhooks"]
     ours = [w for w in listed if w["partner"] == "toulouse-metropole"]
-    assert {w["url"] for w in ours} == {"https://partner.example/receipts", "https://backup.example/receipts"}
+    assert {w["url"] for w in ours} == {"https://93.184.215.14/receipts", "https://93.184.215.15/receipts"}
     assert all(w["signingSecret"] is None for w in ours), "keys are shown once, at registration"
     bad = gql(platform, reg, {"p": "toulouse-metropole", "u": "ftp://nope"}, operator)["errors"][0]
     assert bad["extensions"]["code"] == "BAD_USER_INPUT" and bad["extensions"].get("field") == "url"
+    # Our own network is out of reach (SSRF): the broker's management API, a cloud's metadata, a name for them.
+    for url in ("http://127.0.0.1:15672/api/users", "http://169.254.169.254/latest/meta-data/", "http://localhost/",
+                "http://[::ffff:10.0.0.1]/", "http://10.1.2.3/", "https://user:pw@93.184.215.14/",
+                "https://nowhere.invalid/"):
+        refused = gql(platform, reg, {"p": "toulouse-metropole", "u": url}, operator)["errors"][0]
+        assert refused["extensions"] == {"code": "BAD_USER_INPUT", "field": "url"}, (url, refused)
     refused = gql(platform, reg, {"p": "x", "u": "https://x.example/"}, token("citizen", subject="cit-1"))["errors"][0]
     assert refused["extensions"]["code"] == "FORBIDDEN"
     for w in (hook, second["data"]["registerWebhook"]):

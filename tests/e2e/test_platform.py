@@ -55,7 +55,8 @@ def test_logs_say_what_a_person_should_read(platform):
     time.sleep(3)  # a few ticks of the 1 s timers and of the gateway's syncs
     r = gql(platform, '{ event(id: "evt-nope") { id } organizations { id } }', tok=token("agent"))
     assert r.status_code == 200
-    unknown = gql(platform, 'mutation { moderateEvent(id: "evt-nope", decision: APPROVE) { id } }', tok=token("agent"))
+    unknown = gql(platform, 'mutation { moderateEvent(id: "evt-nope", version: 1, decision: APPROVE) { id } }',
+                  tok=token("agent"))
     assert unknown.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     wait_until(lambda: any(line.get("entrypoint") == "moderate_event" and "refused" in line.get("msg", "")
                            for line in platform.up_proc.json_logs()), 5, 0.1, "the refusal logged")
@@ -131,13 +132,41 @@ def test_a_revoked_token_stops_working(platform):
 def test_query_limits(platform):
     many_tokens = "{ " + " ".join("communes { slug name }" for _ in range(400)) + " }"
     r = gql(platform, many_tokens).json()
-    assert r["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED" and "token" in r["errors"][0]["message"].lower()
+    assert r["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED" and "trop longue" in r["errors"][0]["message"].lower()
     aliases = "{ " + " ".join(f"a{i}: communes {{ slug }}" for i in range(40)) + " }"
     r = gql(platform, aliases).json()
     assert r["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     big = httpx.post(f"{platform.url}/graphql", content=b'{"query": "' + b" " * (2 << 20) + b'{ me { role } }"}',
                      headers={"content-type": "application/json"})
     assert big.status_code == 413 and big.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_requests_graphql_cannot_read_get_a_json_error_with_a_code(platform):
+    """A body that is not JSON got a plain-text 400 in English, without extensions.code."""
+    for body, headers, status, code in (
+            (b"{not json", {"content-type": "application/json"}, 400, "BAD_REQUEST"),
+            (b'{"variables": {}}', {"content-type": "application/json"}, 400, "BAD_REQUEST"),
+            (b"query=x", {"content-type": "text/plain"}, 400, "BAD_REQUEST")):
+        r = httpx.post(f"{platform.url}/graphql", content=body, headers=headers, timeout=10)
+        assert r.status_code == status and r.json()["errors"][0]["extensions"]["code"] == code, r.text
+        assert r.json()["errors"][0]["message"][0].isupper() and "JSON" in r.json()["errors"][0]["message"] or code
+    r = httpx.post(f"{platform.url}/graphql", content=b"{not json", headers={"content-type": "application/json"})
+    assert "n'est pas du JSON valide" in r.json()["errors"][0]["message"]
+    english = httpx.post(f"{platform.url}/graphql", json={"query": "{ nope }"}, headers={"Accept-Language": "en"})
+    assert english.json()["errors"][0]["message"] == "Cannot query field 'nope' on type 'Query'."
+    french = httpx.post(f"{platform.url}/graphql", json={"query": "{ nope }"})
+    assert french.json()["errors"][0]["message"] == "Le champ « nope » n'existe pas sur le type « Query »."
+
+
+def test_an_organisers_token_names_an_organisation_that_exists(platform):
+    def parvis_token(*args):
+        return subprocess.run([os.sys.executable, "-m", "parvis.cli", "token", *args], env=platform.env,
+                              capture_output=True, text=True, timeout=60)
+
+    good = parvis_token("organizer", "--org", "org-commune-labege")
+    assert good.returncode == 0 and good.stdout.count(".") == 2, good.stderr
+    nope = parvis_token("organizer", "--org", "org-nope")
+    assert nope.returncode == 2 and "organisation inconnue" in nope.stderr and nope.stdout == ""
 
 
 def test_graphiql_in_dev(platform):
@@ -171,8 +200,13 @@ def test_production_mode_hides_introspection_and_graphiql(platform):
         assert r["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
         assert httpx.get(url, headers={"Accept": "text/html"}).status_code != 200 or "graphiql" not in httpx.get(url, headers={"Accept": "text/html"}).text.lower()
         assert httpx.post(url, json={"query": "{ communes { slug } }"}).json()["data"]["communes"]
+        # A person's mistake in a variable is theirs, in production too (it was "Erreur interne", logged).
+        r = httpx.post(url, json={"query": "query($f: EventFilter) { events(filter: $f) { totalCount } }",
+                                  "variables": {"f": {"from": "2026-13-45T10:00"}}}).json()
+        assert r["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT" and "Date et heure invalides" in r["errors"][0]["message"]
     finally:
         gw.stop()
+    assert "Traceback" not in gw.output()
 
 
 def _environ(pid: str) -> str:
@@ -192,14 +226,72 @@ def test_supervisor_restarts_a_crashed_service(platform):
     wait_until(lambda: httpx.get(f"{platform.url}/readyz", timeout=5).status_code == 200, 60, 0.5, "ready again")
 
 
-def test_sigterm_stops_everything_cleanly(mongo, broker):
+def test_sigterm_stops_everything_cleanly_and_quickly(mongo, broker):
+    """A stop took ~10.5 s and ended with the agenda killed: each child was signalled twice, and nameko's timers
+    refused the second stop with tracebacks."""
     p = Platform(mongo, broker)
-    up = p.up("consultation", "gateway", "--no-seed")
+    up = p.up("agenda", "consultation", "gateway", "--no-seed")
     children = subprocess.run(["pgrep", "-P", str(up.proc.pid)], capture_output=True, text=True).stdout.split()
-    assert len(children) == 2
+    assert len(children) == 3
+    started = time.monotonic()
     up.proc.send_signal(signal.SIGTERM)
     assert up.proc.wait(30) == 0
+    took = time.monotonic() - started
     for pid in children:
         assert not os.path.exists(f"/proc/{pid}"), f"child {pid} still running"
-    assert "stopped" in up.output()
+    out = up.output()
+    assert "stopped" in out and "Traceback" not in out and "exited with code -9" not in out
+    assert out.count("stopping on SIGTERM") == 2, "each service is told once"
+    assert took < 5, f"the stop took {took:.1f} s"
+    p.stop()
+
+
+def test_make_run_stops_on_ctrl_c_and_on_parvis_stop(mongo, broker):
+    """`make run` execs `parvis up`: Ctrl-C (SIGINT to the terminal's process group) stops everything; a script that
+    only knows make's process gets nothing through (GNU make waits for its children on SIGINT): `parvis stop`."""
+    from tests.support import ROOT
+
+    def parvis_processes(p) -> list[str]:
+        pids = subprocess.run(["pgrep", "-f", "parvis"], capture_output=True, text=True).stdout.split()
+        return [pid for pid in pids if f"PARVIS_DATA_DIR={p.data_dir}" in _environ(pid)]
+
+    for stop in ("ctrl-c", "parvis stop"):
+        p = Platform(mongo, broker)
+        make = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env={**p.env, "MAKEFLAGS": ""},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            lines = []
+            for line in make.stdout:
+                lines.append(line)
+                if "PARVIS-UP" in line:
+                    break
+            assert "PARVIS-UP" in "".join(lines), "".join(lines[-30:])
+            assert len(parvis_processes(p)) >= 7  # supervisor, database, five services, gateway, dev mail
+            if stop == "ctrl-c":
+                os.killpg(make.pid, signal.SIGINT)
+            else:
+                out = subprocess.run([os.sys.executable, "-m", "parvis.cli", "stop"], env=p.env, capture_output=True,
+                                     text=True, timeout=60)
+                assert out.returncode == 0 and "stopped" in out.stdout, out.stderr
+            assert make.wait(30) is not None
+            wait_until(lambda: not parvis_processes(p), 20, 0.2, f"every process stopped ({stop})")
+        finally:
+            if make.poll() is None:
+                os.killpg(make.pid, signal.SIGKILL)
+                make.wait()
+            make.stdout.close()
+            p.stop()
+
+
+def test_a_port_taken_stops_the_start_with_the_reason(mongo, broker):
+    """A service whose metrics port was taken ran without metrics while the banner printed that port."""
+    import socket
+
+    p = Platform(mongo, broker)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", p.metrics_base + 1))  # consultation's
+        taken.listen()
+        out = subprocess.run([os.sys.executable, "-m", "parvis.cli", "up", "consultation", "--no-seed"], env=p.env,
+                             capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and f"{p.metrics_base + 1} for consultation's metrics" in out.stdout, out.stdout
     p.stop()

@@ -6,7 +6,7 @@ import pytest
 
 from contracts.errors import BadInput, Forbidden
 from gateway.rpc import RpcClient, RpcTimeout
-from tests.support import Platform
+from tests.support import TEST_SECRET, Platform
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def run(coro):
 
 def test_many_calls_in_flight_each_get_their_own_reply(platform):
     async def go():
-        client = RpcClient(platform.broker.url)
+        client = RpcClient(platform.broker.url, secret=TEST_SECRET)
         try:
             replies = await asyncio.gather(*(client.call("consultation", "ping") for _ in range(200)))
             communes = await client.call("agenda", "list_communes")
@@ -40,7 +40,7 @@ def test_many_calls_in_flight_each_get_their_own_reply(platform):
 
 def test_a_call_nobody_answers_times_out_as_service_unavailable(platform):
     async def go():
-        client = RpcClient(platform.broker.url)
+        client = RpcClient(platform.broker.url, secret=TEST_SECRET)
         try:
             started = time.perf_counter()
             with pytest.raises(RpcTimeout) as exc:
@@ -59,7 +59,7 @@ def test_a_call_nobody_answers_times_out_as_service_unavailable(platform):
 
 def test_remote_errors_are_typed_and_the_caller_travels_in_context(platform):
     async def go():
-        client = RpcClient(platform.broker.url)
+        client = RpcClient(platform.broker.url, secret=TEST_SECRET)
         try:
             with pytest.raises(BadInput) as bad:
                 await client.call("agenda", "list_organizations", kind="club")

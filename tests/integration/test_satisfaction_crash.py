@@ -30,6 +30,7 @@ def gql(platform, query, variables, tok, timeout=10.0):
 
 def test_kill9_while_votes_stream_in_counts_each_vote_exactly_once(platform, mongo):
     first = platform.service("satisfaction")
+    platform.service("notification")  # the revocation list: without it, the gateway refuses every token
     platform.gateway()
     site = gql(platform, "mutation($s: SiteInput!) { saveSite(site: $s) { id } }",
                {"s": {"name": "Déchèterie", "commune": "escalquens", "competence": "Déchets"}}, AGENT)["data"]["saveSite"]

@@ -18,6 +18,7 @@ def platform(mongo, broker):
     mongo.drop_all()
     p = Platform(mongo, broker, PARVIS_KIOSK_OFFLINE_AFTER="2", PARVIS_SATISFACTION_WATCH_INTERVAL="0.5")
     p.service("satisfaction")
+    p.service("notification")  # the revocation list: without it, the gateway refuses every token (fail closed)
     p.gateway()
     yield p
     p.stop()

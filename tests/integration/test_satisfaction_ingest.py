@@ -23,6 +23,7 @@ def platform(mongo, broker):
     mongo.drop_all()
     p = Platform(mongo, broker, PARVIS_SATISFACTION_WATCH_INTERVAL="0.5")
     p.service("satisfaction")
+    p.service("notification")  # the revocation list: without it, the gateway refuses every token (fail closed)
     p.gateway()
     yield p
     p.stop_reporting_crashes((None, 0, -15))
@@ -286,7 +287,7 @@ def test_demo_sites_are_seeded_once_with_working_kiosk_tokens(platform):
     from tests.support import TEST_SECRET
 
     async def seed(token_ids):
-        rpc = RpcClient(platform.broker.url)
+        rpc = RpcClient(platform.broker.url, secret=TEST_SECRET)
         try:
             return await seed_demo_sites(rpc, token_ids)
         finally:

@@ -51,7 +51,7 @@ def test_each_transition_writes_its_event_in_the_same_document(store):
     org = worker(store, "organizer", org="org-commune-labege")
     eid = org.create_event(**draft())["id"]
     org.submit_event(id=eid)
-    worker(store, "agent").moderate_event(id=eid, decision="approve")
+    worker(store, "agent").moderate_event(id=eid, version=store.get_event(eid)["version"], decision="approve")
     worker(store, "agent").set_event_status(id=eid, status="cancelled", reason="Alerte météo")
     org.withdraw_event(id=eid)
     parsed = envelopes(store, eid)
@@ -69,14 +69,14 @@ def test_rejection_carries_the_reason_and_revisions_wait_for_an_agent(store):
     eid = org.create_event(**draft())["id"]
     org.submit_event(id=eid)
     with pytest.raises(BadInput):
-        agent.moderate_event(id=eid, decision="reject")
-    agent.moderate_event(id=eid, decision="reject", reason="Date erronée")
+        agent.moderate_event(id=eid, version=store.get_event(eid)["version"], decision="reject")
+    agent.moderate_event(id=eid, version=store.get_event(eid)["version"], decision="reject", reason="Date erronée")
     org.submit_event(id=eid)
-    agent.moderate_event(id=eid, decision="approve")
+    agent.moderate_event(id=eid, version=store.get_event(eid)["version"], decision="approve")
     revised = org.update_event(id=eid, **draft(title="Fête locale (nouveau programme)"))
     assert revised["title"] == "Fête locale" and revised["pending_revision"]["title"].endswith("programme)")
     assert agent.moderation_queue()["counts"] == {"submitted": 0, "revisions": 1, "total": 1}
-    agent.moderate_event(id=eid, decision="approve")
+    agent.moderate_event(id=eid, version=store.get_event(eid)["version"], decision="approve")
     types = [(e.type, getattr(d, "revision", None)) for e, d in envelopes(store, eid)]
     assert types == [("agenda.event_submitted", False), ("agenda.event_rejected", False),
                      ("agenda.event_submitted", False), ("agenda.event_published", False),

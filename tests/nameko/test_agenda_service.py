@@ -81,7 +81,7 @@ def test_agents_search_events_in_states_from_the_database_and_the_public_from_th
     other = agent.create_event(event=event("Fête de l'école", "escalquens"), organizer="org-commune-escalquens")
     agent.submit_event(id=other["id"])
     published = agent.create_event(event=event("Concert des fêtes", "labege"), organizer="org-commune-labege")
-    agent.moderate_event(id=published["id"], decision="approve")
+    agent.moderate_event(id=published["id"], version=published["version"], decision="approve")
 
     found = agent.search_events(filter={"moderation_states": ["draft", "submitted"], "text": "FETE"}, first=1)
     assert [i["id"] for i in found["items"]] == [draft["id"]] and found["total"] == 2 and found["has_next"]

@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from gateway import auth
 from tests.support import ROOT, TEST_SECRET
 
@@ -15,11 +17,37 @@ def parvis(*args, env_extra=None):
 
 
 def test_token_prints_only_a_verifiable_token():
-    out = parvis("token", "organizer", "--org", "org-commune-labege", "--subject", "alice", "--ttl", "60")
+    out = parvis("token", "agent", "--subject", "alice", "--ttl", "60")
     assert out.returncode == 0, out.stderr
     [line] = out.stdout.splitlines()
     caller = auth.verify(TEST_SECRET, line)
-    assert (caller.role, caller.org, caller.subject) == ("organizer", "org-commune-labege", "alice")
+    assert (caller.role, caller.subject) == ("agent", "alice")
+
+
+@pytest.mark.parametrize("ttl", ["0", "-5", str(400 * 86400)])
+def test_token_refuses_a_lifetime_that_makes_no_sense(ttl):
+    out = parvis("token", "agent", "--ttl", ttl)
+    assert out.returncode == 2 and out.stdout == "" and "--ttl" in out.stderr
+
+
+def test_token_from_another_directory_signs_with_the_platform_secret_and_never_makes_one(tmp_path):
+    """Run from elsewhere, `parvis token` read ./var (a new secret, silently): the gateway refused its tokens."""
+    import os
+
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    data.mkdir(), elsewhere.mkdir()
+    (data / "secret").write_text("s" * 48)
+    env = {k: v for k, v in os.environ.items() if k not in ("PARVIS_SECRET", "PARVIS_DATA_DIR")}
+    out = subprocess.run([sys.executable, "-m", "parvis.cli", "token", "agent"], cwd=elsewhere,
+                         env={**env, "PARVIS_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and auth.verify("s" * 48, out.stdout.strip()).role == "agent"
+    empty = tmp_path / "empty"
+    out = subprocess.run([sys.executable, "-m", "parvis.cli", "token", "agent"], cwd=elsewhere,
+                         env={**env, "PARVIS_DATA_DIR": str(empty), "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "no secret" in out.stderr and out.stdout == ""
+    assert not (empty / "secret").exists() and not (elsewhere / "var").exists()
 
 
 def test_token_refuses_a_missing_scope_with_a_message():

@@ -1,5 +1,6 @@
 """Every GraphQL error carries extensions.code; internal errors never show a trace, and in
 production not even their message."""
+import pytest
 import strawberry
 
 from contracts.errors import BadInput, NotFound
@@ -94,7 +95,7 @@ def test_the_gateway_limits_query_depth():
     too_deep = "{ root " + "{ child " * MAX_DEPTH + "{ name }" + " }" * MAX_DEPTH + " }"
     assert schema.execute_sync(ok).errors is None
     [error] = schema.execute_sync(too_deep).errors
-    assert "depth" in error.message and error.extensions == {"code": "GRAPHQL_VALIDATION_FAILED"}
+    assert "trop profonde" in error.message and error.extensions == {"code": "GRAPHQL_VALIDATION_FAILED"}
 
 
 def test_syntax_and_token_limit_errors_are_coded():
@@ -108,3 +109,60 @@ def test_syntax_and_token_limit_errors_are_coded():
         map_errors(errors, production=True)  # as the HTTP view does with every result
         [error] = errors
         assert error.extensions == {"code": "GRAPHQL_VALIDATION_FAILED"}, error.message[:80]
+
+
+@pytest.mark.parametrize("language, expected", [
+    (None, "Date et heure invalides"), ("fr-FR,fr;q=0.9", "Date et heure invalides"),
+    ("en-GB,en;q=0.8", "Value cannot represent a DateTime"),
+])
+def test_a_mistake_in_a_variable_is_the_callers_in_the_callers_language(language, expected):
+    """A malformed DateTime given as a variable was INTERNAL_SERVER_ERROR ("Erreur interne" in production,
+    logged with a traceback); the same value written in the document was a validation error."""
+    from types import SimpleNamespace
+
+    from gateway.schema import build_schema
+
+    schema = build_schema(production=True)
+    request = SimpleNamespace(headers={"accept-language": language} if language else {})
+    query = "query($f: EventFilter) { events(filter: $f) { totalCount } }"
+    result = schema.execute_sync(query, variable_values={"f": {"from": "2026-13-45T10:00"}},
+                                 context_value={"request": request})
+    [error] = result.errors
+    assert error.extensions == {"code": "BAD_USER_INPUT"} and expected in error.message
+    ints = schema.execute_sync("query($n: Int!) { events(first: $n) { totalCount } }", variable_values={"n": "abc"},
+                               context_value={"request": request})
+    assert ints.errors[0].extensions == {"code": "BAD_USER_INPUT"}
+
+
+@pytest.mark.parametrize("query, french", [
+    ("{ events(", "Erreur de syntaxe GraphQL : Name attendu, <EOF> trouvé."),
+    ("{ nope }", "Le champ « nope » n'existe pas sur le type « Query »."),
+    ('{ events(first: "x") { totalCount } }', '"x" n\'est pas une valeur de type Int.'),
+    ("{ events(firs: 1) { totalCount } }", "Argument inconnu « firs » pour le champ « Query.events »."),
+    ("{ events }", "Le champ « events » (EventConnection!) demande une sélection de sous-champs"),
+])
+def test_validation_errors_are_in_french(query, french):
+    from types import SimpleNamespace
+
+    from gateway.errors import map_errors
+    from gateway.schema import build_schema
+
+    schema = build_schema()
+    result = schema.execute_sync(query, context_value={"request": SimpleNamespace(headers={})})
+    map_errors(result.errors, False)  # as the HTTP view does (parse errors skip the extension)
+    assert result.errors[0].message.startswith(french), result.errors[0].message
+    assert result.errors[0].extensions["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+def test_pydantic_refusals_are_in_french():
+    from pydantic import ValidationError
+
+    from contracts.agenda import SearchEvents
+    from contracts.errors import validation_error
+
+    with pytest.raises(ValidationError) as exc:
+        SearchEvents.model_validate({"first": 600})
+    assert validation_error(exc.value).message == "first : au plus 500"
+    with pytest.raises(ValidationError) as exc:
+        SearchEvents.model_validate({"filter": {"starts_after": "garbage"}})
+    assert "date et heure attendues" in validation_error(exc.value).message

@@ -44,9 +44,12 @@ def run(argv: list[str], env: dict | None = None) -> subprocess.CompletedProcess
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
+COMPOSE_SECRETS = {"PARVIS_SECRET": "a-test-secret-of-enough-length", "RABBITMQ_PASSWORD": "a0b1c2d3e4f5",
+                   "GRAFANA_ADMIN_PASSWORD": "f5e4d3c2b1a0"}
+
+
 def compose_env(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-    env.pop("PARVIS_SECRET", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_") and k not in COMPOSE_SECRETS}
     env.update(extra)
     return env
 
@@ -259,13 +262,16 @@ def test_the_image_build_copies_every_package_and_pip_installs_the_project():
 # -- docker-compose.yml -------------------------------------------------------------------------------
 def test_docker_compose_validates_the_file():
     proc = run([tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"],
-               env=compose_env(PARVIS_SECRET="a-test-secret-of-enough-length"))
+               env=compose_env(**COMPOSE_SECRETS))
     assert proc.returncode == 0, proc.stderr
 
 
-def test_docker_compose_refuses_to_run_without_a_secret():
-    proc = run([tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"], env=compose_env())
-    assert proc.returncode != 0 and "PARVIS_SECRET" in proc.stderr, proc.stderr
+@pytest.mark.parametrize("missing", sorted(COMPOSE_SECRETS))
+def test_docker_compose_refuses_to_run_without_each_secret(missing):
+    """No default credentials (the broker ran with guest/guest, Grafana with admin/admin)."""
+    env = compose_env(**{k: v for k, v in COMPOSE_SECRETS.items() if k != missing})
+    proc = run([tool("docker-compose"), "-f", "docker-compose.yml", "config", "-q"], env=env)
+    assert proc.returncode != 0 and missing in proc.stderr, proc.stderr
 
 
 def test_every_process_is_built_from_the_dockerfile_and_runs_as_its_user(compose):
@@ -281,7 +287,7 @@ def test_every_process_is_built_from_the_dockerfile_and_runs_as_its_user(compose
         env = svc["environment"]
         assert env["PARVIS_ENV"] == "production", name
         assert env["PARVIS_SECRET"].startswith("${PARVIS_SECRET:?"), name
-        assert env["AMQP_URL"] == "amqp://guest:guest@rabbitmq:5672/", name
+        assert "guest" not in env["AMQP_URL"] and "${RABBITMQ_PASSWORD:?" in env["AMQP_URL"], name
         assert env["MONGO_URL"] == "mongodb://mongo:27017/?replicaSet=rs0", name
     for name in SERVICES:
         assert str(services[name]["environment"]["PARVIS_METRICS_PORT"]) == str(SERVICE_METRICS_PORT), name

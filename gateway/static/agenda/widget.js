@@ -55,7 +55,11 @@
 
   function render(body) {
     if (!body || !body.data) {
-      list.replaceChildren(el("li", {}, "L'agenda est momentanément indisponible."));
+      // A mistake in the page's settings (an unknown data-commune, say) is said as the server says it.
+      var error = body && body.errors && body.errors[0];
+      var mistake = error && error.extensions && error.extensions.code === "BAD_USER_INPUT";
+      list.replaceChildren(el("li", { role: "alert" }, mistake ? error.message : "L'agenda est momentanément indisponible."));
+      host.setAttribute("data-state", mistake ? "error" : "unavailable");
       return;
     }
     if (select.options.length === 0) {
