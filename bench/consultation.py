@@ -3,7 +3,7 @@ insert of the same ballots in the same run; then the results of a budget of 50,0
 
 Run from the repository root (`flock /tmp/parvis-bench.lock .venv/bin/python bench/consultation.py`; options
 `--voters 10000 --clients 40 --runs 2 --total 50000`). It starts its own nx-27017, a throw-away RabbitMQ vhost, the
-consultation service and the gateway, brings a budget (one heading, twelve projects) to its vote through GraphQL, and
+consultation service, the notification service (the gateway's revocation list) and the gateway, brings a budget (one heading, twelve projects) to its vote through GraphQL, and
 then, in alternating runs (end to end, bare, end to end, bare: the machine's drift falls on both alike):
 
 1. end to end: `--clients` keep-alive connections (bench/httpload.py) send `castBudgetBallot`, one citizen a request,
@@ -156,8 +156,9 @@ async def run_voters(url: str, bid: str, ids: list[str], tokens: dict[int, str],
 async def fill_up(amqp_url: str, bid: str, ids: list[str], first: int, last: int, in_flight: int = 200) -> float:
     """Ballots of voters first..last-1 through the service's RPC (as the gateway calls it), many in flight."""
     from gateway.rpc import RpcClient
+    from tests.support import TEST_SECRET
 
-    client = RpcClient(amqp_url)
+    client = RpcClient(amqp_url, secret=TEST_SECRET)
     await client.connect()
     queue = list(range(first, last))
     started = time.perf_counter()
@@ -197,6 +198,7 @@ def main() -> int:
     bare = None
     try:
         service = platform.service("consultation")
+        platform.service("notification")  # the revocation list: without it, the gateway refuses every token
         platform.gateway()
         bid, ids = budget_to_ballot(platform.url, PROJECTS, headings=[
             {"id": "territoire", "name": "Tout le Sicoval", "amountCents": 150_000_00}])

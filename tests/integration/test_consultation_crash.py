@@ -31,6 +31,7 @@ def platform(mongo, broker):
 def start(platform):
     platform.service("agenda")
     service = platform.service("consultation")
+    platform.service("notification")  # the revocation list: without it, the gateway refuses every token
     platform.gateway()
     from parvis.seed import demo_data
     from tests.support import rpc_call

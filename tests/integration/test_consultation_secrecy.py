@@ -30,6 +30,7 @@ def platform(mongo, broker):
     p = Platform(mongo, broker)
     p.service("agenda")
     p.service("consultation")
+    p.service("notification")  # the revocation list: without it, the gateway refuses every token
     p.gateway()
     from parvis.seed import demo_data
     from tests.support import rpc_call
