@@ -149,7 +149,8 @@ class Rounds:
         # The previous round's voters get their answers while this round's first read is in the database (green
         # threads run while this one waits for it), not between this round's writes (see IngestQueue).
         sent()
-        winners = self._still_open(self._unique(jobs), now)
+        firsts, copies = self._unique(jobs)
+        winners = self._still_open(firsts, now)
         docs = [{"_id": j.key, "consultation_id": j.consultation_id, "voter": j.voter, "origin": "WEB", "at": now,
                  "at_ts": now.timestamp(), "pending": round_id} for j in winners]
         failed = self.store.claim_participations(docs, finished)
@@ -177,6 +178,7 @@ class Rounds:
         self._fill(fills)
         for cid, inc in counts.items():
             self.store.apply_counts(cid, round_id, inc)
+        self._answer_copies(copies)
         CAST_ROUND_SECONDS.observe(time.perf_counter() - started)
         return winners, time.monotonic(), round_id, {"cids": list(counts), "drafts": [j.key for j in winners if j.draft]}
 
@@ -196,18 +198,28 @@ class Rounds:
 
     # -- steps --------------------------------------------------------------------------------------
     @staticmethod
-    def _unique(jobs: list[Cast]) -> list[Cast]:
-        """Two ballots of one voter in one round: the first goes on, the second is refused like any second one."""
-        seen: set[str] = set()
-        out = []
+    def _unique(jobs: list[Cast]) -> tuple[list[Cast], list[tuple[Cast, Cast]]]:
+        """Two ballots of one voter in one round (a resend meeting its original): the first goes on; each copy
+        shares its fate once the round knows it (`_answer_copies`): refused as a second ballot when the first is
+        written, the first's error when it is not (a copy told "already voted" while the first fails would never
+        be sent again, and its voter would not be counted)."""
+        first: dict[str, Cast] = {}
+        copies: list[tuple[Cast, Cast]] = []
         for job in jobs:
-            if job.key in seen:
-                job.error = Conflict("Vous avez déjà voté : un vote secret est définitif.", "participation")
-                REFUSED.labels("already_voted").inc()
+            if job.key in first:
+                copies.append((job, first[job.key]))
             else:
-                seen.add(job.key)
-                out.append(job)
-        return out
+                first[job.key] = job
+        return list(first.values()), copies
+
+    @staticmethod
+    def _answer_copies(copies: list[tuple[Cast, Cast]]) -> None:
+        for copy, first in copies:
+            if first.error is not None:
+                copy.error = first.error
+            else:
+                copy.error = Conflict("Vous avez déjà voté : un vote secret est définitif.", "participation")
+                REFUSED.labels("already_voted").inc()
 
     def _still_open(self, jobs: list[Cast], now) -> list[Cast]:
         """The round checks its consultations again, at the round's instant: one whose window or vote has ended

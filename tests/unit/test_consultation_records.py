@@ -66,12 +66,20 @@ def test_empty_slots_are_drawn_at_random_and_never_twice():
     assert urn.take_slots(store, "c", 0) == []
 
 
-def test_two_ballots_of_one_voter_in_one_round_the_second_is_refused():
+def test_two_ballots_of_one_voter_in_one_round_share_the_first_ones_fate():
+    """A resend meeting its original in one round: refused as a second ballot once the first is written, but
+    given the first's error when it is not (else a voter told "already voted" would never be counted)."""
+    from contracts.errors import ServiceUnavailable
+
     ballot = {"consultation_id": "c", "receipt": "R"}
-    first, second, other = Cast(dict(ballot), "v1", {}, "ballot"), Cast(dict(ballot), "v1", {}, "ballot"), \
-        Cast(dict(ballot), "v2", {}, "ballot")
-    assert Rounds._unique([first, second, other]) == [first, other]
-    assert second.error is not None and second.error.code == "CONFLICT"
+    first, second, other = (Cast(dict(ballot), v, {}, "ballot") for v in ("v1", "v1", "v2"))
+    firsts, copies = Rounds._unique([first, second, other])
+    assert firsts == [first, other] and copies == [(second, first)]
+    Rounds._answer_copies(copies)
+    assert second.error.code == "CONFLICT"
+    first.error = ServiceUnavailable("Votre bulletin précédent est en cours d'enregistrement.")
+    Rounds._answer_copies(copies)
+    assert second.error is first.error, "the copy is retried as the first would be"
 
 
 def test_a_draft_budget_has_no_phase_yet():
