@@ -98,6 +98,12 @@ class UrnState:
             eventlet.spawn_n(self._refill, store, consultation_id)
         return taken
 
+    def reserve(self, store, consultation_id: str, n: int) -> None:
+        """At least `n` empty slots held for the consultation (a chunk added now if not)."""
+        free = self.slots.setdefault(consultation_id, [])
+        if len(free) < n:
+            self._add(store, consultation_id, max(CHUNK, n - len(free)))
+
     def _add(self, store, consultation_id: str, n: int) -> None:
         chunk = [secrets.token_hex(16) for _ in range(n)]
         store.add_slots(consultation_id, chunk)  # ids random: their order says nothing either
@@ -151,6 +157,10 @@ class Rounds:
         sent()
         firsts, copies = self._unique(jobs)
         winners = self._still_open(firsts, now)
+        # Empty slots first (a chunk takes a while): between the participations and the round's document, nothing
+        # slow, since the recovery undoes participations whose round document is still missing after a while.
+        for cid, n in Counter(j.consultation_id for j in winners).items():
+            self.state.reserve(self.store, cid, n)
         docs = [{"_id": j.key, "consultation_id": j.consultation_id, "voter": j.voter, "origin": "WEB", "at": now,
                  "at_ts": now.timestamp(), "pending": round_id} for j in winners]
         failed = self.store.claim_participations(docs, finished)
@@ -239,11 +249,13 @@ class Rounds:
 
     @staticmethod
     def _refuse(job: Cast, existing: dict | None) -> None:
-        if existing is not None and existing.get("pending"):
+        """The ballot of a voter whose key was taken. Still being written (or undone between our insert and our
+        read: the recovery deleted a crashed round's participation meanwhile): he tries again. Otherwise he voted."""
+        if existing is None or existing.get("pending"):
             job.error = ServiceUnavailable(STILL_WRITING)
             return
         try:
-            domain.check_participation((existing or {}).get("origin", "WEB"), "WEB", final=True)
+            domain.check_participation(existing.get("origin", "WEB"), "WEB", final=True)
         except Conflict as exc:
             job.error = exc
         REFUSED.labels("already_voted").inc()

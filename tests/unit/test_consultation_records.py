@@ -85,3 +85,15 @@ def test_two_ballots_of_one_voter_in_one_round_share_the_first_ones_fate():
 def test_a_draft_budget_has_no_phase_yet():
     assert records.phase_now(budget(state="DRAFT"), NOW) is None
     assert records.phase_now(budget(), NOW) == "ACCEPTING"
+
+
+def test_a_voter_whose_participation_was_undone_meanwhile_is_asked_to_try_again():
+    """Our insert met his key, then the recovery undid that crashed round's participation before we read it: he has
+    not voted; he is told to try again, never that he already voted."""
+    job = Cast({"consultation_id": "c", "receipt": "R"}, "v", {}, "ballot")
+    Rounds._refuse(job, None)
+    assert job.error.code == "SERVICE_UNAVAILABLE"
+    Rounds._refuse(job, {"origin": "WEB"})
+    assert job.error.code == "CONFLICT"
+    Rounds._refuse(job, {"origin": "BOOTH"})
+    assert job.error.code == "CONFLICT" and "bureau de vote" in job.error.message
