@@ -71,11 +71,15 @@ REFERENCE_WORDS = {  # (what, field, hint) of each kind, for messages a person c
 def resolve(values, known: dict[str, str], kind: str) -> list[str]:
     """The slugs of values a person typed (a slug, or a name with or without accents and capitals); an unknown
     one is refused by name, never answered with an empty result."""
-    by_form = {normalise(slug): slug for slug in known}
-    by_form.update({normalise(name): slug for slug, name in known.items()})
     out: list[str] = []
+    by_form: dict[str, str] | None = None  # only when a value is not a slug (the agenda page sends slugs)
     for value in values:
-        slug = value if value in known else by_form.get(normalise(value))
+        slug = value if value in known else None
+        if slug is None:
+            if by_form is None:
+                by_form = {normalise(slug): slug for slug in known}
+                by_form.update({normalise(name): slug for slug, name in known.items()})
+            slug = by_form.get(normalise(value))
         if slug is None:
             what, field, hint = REFERENCE_WORDS[kind]
             raise BadInput(f"{what} : « {value} » ({hint}).", field)
@@ -120,8 +124,13 @@ def compile_filter(f: EventFilter, now: datetime):
         if after or before:
             if (after and doc["ends_at"] <= after) or (before and doc["starts_at"] >= before):
                 return False  # outside the event's whole span: no occurrence can match
-            if not any((after is None or o["ends_at"] > after) and (before is None or o["starts_at"] < before)
-                       for o in doc.get("occurrences") or ()):
+            occurrences = doc.get("occurrences") or ()
+            if len(occurrences) == 1:  # most events: one occurrence, no generator
+                o = occurrences[0]
+                if (after and o["ends_at"] <= after) or (before and o["starts_at"] >= before):
+                    return False
+            elif not any((after is None or o["ends_at"] > after) and (before is None or o["starts_at"] < before)
+                         for o in occurrences):
                 return False
         if terms:
             search = doc.get("search") or ""

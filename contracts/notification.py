@@ -1,5 +1,5 @@
-"""Notification service contracts: token revocation, the organisations' contact directory, sign-in codes,
-subscriptions, templated notifications and their delivery receipts."""
+"""Notification service contracts: token revocation, the organisations' contact directory, sign-in codes, people's
+accounts and roles and their sessions, subscriptions, templated notifications and their delivery receipts."""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -53,11 +53,64 @@ class VerifyLoginCode(Model):
     email: str = Field(max_length=254)
     code: str = Field(max_length=12)
     client_ip: str | None = Field(default=None, max_length=64)
+    token_id: str | None = Field(default=None, min_length=8, max_length=64, description=(
+        "id of the token the gateway will issue for this session: recorded, so that revoking the person's role "
+        "(or an operator) ends it"))
+
+
+# How long a session opened by signing in lasts, by the role the address has (the gateway's tokens of those roles).
+SESSION_TTL = {"citizen": 30 * 86400, "organizer": 30 * 86400, "agent": 12 * 3600, "operator": 12 * 3600}
+PersonRole = Literal["citizen", "organizer", "agent", "operator"]
+AccountRole = Literal["organizer", "agent", "operator"]
 
 
 class VerifiedCitizen(Model):
-    citizen_id: str = Field(description="subject of the citizen token the gateway issues")
+    citizen_id: str = Field(description="subject of the token the gateway issues")
     email: str
+    role: PersonRole = Field(default="citizen", description="the role the address was granted (citizen without one)")
+    org: str | None = Field(default=None, description="role organizer: its organisation's id")
+    expires_at: datetime | None = Field(default=None, description="end of the session (SESSION_TTL of the role)")
+
+
+# -- accounts: roles granted to addresses, and the sessions they open --------------------------------
+class GrantRole(Model):
+    email: str = Field(max_length=254)
+    role: AccountRole
+    org: str | None = Field(default=None, max_length=120, description="role organizer: the organisation's id")
+
+
+class AccountRef(Model):
+    email: str = Field(max_length=254)
+
+
+class Account(Model):
+    email: str
+    role: AccountRole
+    org: str | None = None
+    org_name: str | None = None
+    granted_by: str | None = None
+    granted_at: datetime
+    ended_sessions: list[str] = Field(default_factory=list, description=(
+        "token ids of the sessions this change ended (revoked: refused by every gateway within 5 s)"))
+
+
+class ListAccounts(Model):
+    role: AccountRole | None = None
+    org: str | None = Field(default=None, max_length=120)
+
+
+class ListSessions(Model):
+    email: str | None = Field(default=None, max_length=254)
+    limit: int = Field(default=200, ge=1, le=1000)
+
+
+class PersonSession(Model):
+    token_id: str
+    email: str
+    role: PersonRole
+    org: str | None = None
+    created_at: datetime
+    expires_at: datetime
 
 
 # -- subscriptions -------------------------------------------------------------------------------
@@ -239,6 +292,15 @@ REQUEST_LOGIN_CODE = RpcContract(SERVICE, "request_login_code", RequestLoginCode
                                  "Email a 6-digit sign-in code (10 minutes, 5 attempts); rate-limited per address and IP")
 VERIFY_LOGIN_CODE = RpcContract(SERVICE, "verify_login_code", VerifyLoginCode, VerifiedCitizen,
                                 "Check a sign-in code; the gateway then issues a citizen token for citizen_id")
+GRANT_ROLE = RpcContract(SERVICE, "grant_role", GrantRole, Account, (
+    "Give an address a role: agent or operator (operators), organiser of an organisation (agents, operators); a "
+    "change of role ends the address's sessions"))
+REVOKE_ROLE = RpcContract(SERVICE, "revoke_role", AccountRef, Account,
+                          "Take an address's role away and end its sessions (same rights as granting it)")
+LIST_ACCOUNTS = RpcContract(SERVICE, "list_accounts", ListAccounts, list[Account],
+                            "Addresses with a role (operators: all; agents: organisers)")
+LIST_SESSIONS = RpcContract(SERVICE, "list_sessions", ListSessions, list[PersonSession],
+                            "Sessions opened by signing in, not expired nor revoked, newest first (operators)")
 SUBSCRIBE = RpcContract(SERVICE, "subscribe", Subscribe, Subscription, "Subscribe the caller to a topic on a channel")
 UNSUBSCRIBE = RpcContract(SERVICE, "unsubscribe", Unsubscribe, Unsubscribed,
                           "Remove a subscription: the caller's own by id, or anyone's by its signed link token")

@@ -1,6 +1,7 @@
 """The Parvis gateway: Starlette + Strawberry over the asyncio nameko RPC client.
 
-Routes: /graphql (GraphiQL in dev only), /healthz, /readyz, /metrics, and / (an index of links).
+Routes: /graphql (GraphiQL in dev only), /healthz, /readyz, /metrics, the web's pages (gateway/web/: / is its home
+page) and the plain routes of gateway/routes/.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, disable_created_metrics, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from cross_web import HTTPException
@@ -30,6 +31,7 @@ from gateway.errors import english_request, map_errors
 from gateway.limits import RateLimiter, client_address
 from gateway.compiled import CompiledPaths
 from gateway.readmodel import PublicAgenda
+from gateway import web
 from gateway.routes import all_routes
 from gateway.rpc import RemoteError, RpcClient, read_reply
 from gateway.schema import MAX_DOCUMENT_BYTES, build_schema
@@ -353,12 +355,6 @@ class Gateway:
             return JSONResponse({"error": "Réservé à la supervision.", "code": "FORBIDDEN"}, status_code=403)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    async def index(self, request: Request) -> Response:
-        links = ["/graphql", "/healthz", "/readyz", "/metrics"]
-        items = "".join(f'<li><a href="{u}">{u}</a></li>' for u in links)
-        return HTMLResponse(f"<!doctype html><html lang=fr><meta charset=utf-8><title>Parvis</title>"
-                            f"<h1>Parvis</h1><p>Plateforme de dialogue citoyen.</p><ul>{items}</ul></html>")
-
 
 class AuthMiddleware:
     """Resolves the bearer token once per request; a bad token is refused before GraphQL runs."""
@@ -391,12 +387,12 @@ def create_app(settings: GatewaySettings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/", gateway.index),
             Route("/healthz", gateway.healthz),
             Route("/readyz", gateway.readyz),
             Route("/metrics", gateway.metrics),
             Route("/graphql", AuthMiddleware(gateway.compiled.middleware(graphql), gateway), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
+            *web.routes(gateway),  # the site's pages first: `/` is its home page
             *all_routes(gateway),
         ],
         lifespan=lifespan,

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import jwt
 
 from contracts.errors import BadInput, Unauthenticated
+from contracts.notification import SESSION_TTL
 from contracts.platform import Caller
 
 ROLES = ("public", "citizen", "organizer", "agent", "kiosk", "operator")
 ISSUER = "parvis"
-DEFAULT_TTL = {"citizen": 30 * 86400, "organizer": 30 * 86400, "agent": 12 * 3600, "kiosk": 365 * 86400,
-               "operator": 12 * 3600, "public": 3600}
+DEFAULT_TTL = {**SESSION_TTL, "kiosk": 365 * 86400, "public": 3600}  # people's as their sessions by sign-in
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Token:
 
 
 def issue(secret: str, role: str, subject: str | None = None, org: str | None = None,
-          kiosk: str | None = None, ttl: int | None = None) -> Token:
+          kiosk: str | None = None, ttl: int | None = None, token_id: str | None = None) -> Token:
     if role not in ROLES:
         raise BadInput(f"role must be one of {', '.join(ROLES)}", "role")
     if role == "organizer" and not org:
@@ -32,7 +32,7 @@ def issue(secret: str, role: str, subject: str | None = None, org: str | None = 
     if role == "kiosk" and not kiosk:
         raise BadInput("un jeton de borne demande sa borne (--kiosk)", "kiosk")
     now = int(time.time())
-    token_id = uuid.uuid4().hex
+    token_id = token_id or uuid.uuid4().hex
     exp = now + int(ttl if ttl is not None else DEFAULT_TTL[role])
     claims = {"iss": ISSUER, "iat": now, "exp": exp, "jti": token_id, "role": role,
               "sub": subject or f"{role}:{token_id[:8]}"}

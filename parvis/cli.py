@@ -145,7 +145,7 @@ def cmd_revoke(args) -> int:
 
 def cmd_dlq(args) -> int:
     from core.settings import BaseSettings
-    from parvis import dlq
+    from core import deadletters as dlq
 
     url = BaseSettings.from_env().amqp_url
     if args.action == "list":

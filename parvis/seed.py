@@ -182,3 +182,38 @@ async def seed_demo_consultations(rpc) -> dict:
         await call("advance_budget_phase", budget_id=bid, to="BALLOTING")
         report["budget"] = bid
     return report
+
+
+# One address per role for the demo (signing in with it gives that role; its code is read at /dev/mail).
+DEMO_ACCOUNTS = [
+    {"email": "agent@sicoval.example", "role": "agent", "label": "agent (modération, bornes, satisfaction)"},
+    {"email": "operateur@sicoval.example", "role": "operator", "label": "opérateur (santé, lettres mortes, rôles)"},
+    {"email": "mairie@labege.example", "role": "organizer", "org": "org-commune-labege",
+     "label": "organisateur, Mairie de Labège"},
+    {"email": "contact@comite-des-fetes-de-labege.example", "role": "organizer",
+     "org": "org-comite-des-fetes-de-labege", "label": "organisateur, Comité des fêtes de Labège"},
+]
+DEMO_CITIZEN = "habitant@example.org"
+
+
+async def seed_demo_accounts(rpc, wait: float = 20.0) -> dict:
+    """The demo accounts, through the operators' RPC (idempotent: granting the same role again changes nothing).
+    The notification service learns the organisations from the agenda's events: an organiser's role waits for them."""
+    import asyncio
+    import time
+
+    from contracts.errors import BadInput
+
+    operator = {"caller": {"role": "operator", "subject": "parvis-seed"}, "correlation_id": "seed-demo-accounts"}
+    deadline = time.monotonic() + wait
+    for account in DEMO_ACCOUNTS:
+        while True:
+            try:
+                await rpc.call("notification", "grant_role", context=operator, email=account["email"],
+                               role=account["role"], org=account.get("org"))
+                break
+            except BadInput:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)  # the organisation's announcement is still on its way
+    return {"accounts": len(DEMO_ACCOUNTS)}

@@ -218,7 +218,8 @@ class Supervisor:
     def run_seed(self) -> None:
         from gateway import auth
         from gateway.rpc import RpcClient
-        from parvis.seed import demo_sites, seed, seed_demo_consultations, seed_demo_events, seed_demo_sites
+        from parvis.seed import (demo_sites, seed, seed_demo_accounts, seed_demo_consultations, seed_demo_events,
+                                 seed_demo_sites)
 
         # Demo kiosks get fresh tokens at every start (the previous ones stop working).
         self.kiosk_tokens = {k["id"]: auth.issue(self.settings.secret, "kiosk", subject=f"kiosk:{k['id']}", kiosk=k["id"])
@@ -230,6 +231,8 @@ class Supervisor:
                 report = {"agenda": await seed(rpc)} if "agenda" in self.names else {}
                 if "agenda" in self.names and self.demo_events:
                     report["agenda"].update(await seed_demo_events(rpc))
+                if "agenda" in self.names and "notification" in self.names:
+                    report["notification"] = await seed_demo_accounts(rpc)
                 if "agenda" in self.names and "consultation" in self.names and self.demo_events:
                     report["consultation"] = await seed_demo_consultations(rpc)
                 if self.kiosk_tokens:
@@ -257,9 +260,13 @@ class Supervisor:
                                                         org="org-commune-labege", ttl=BANNER_TTL).value,
             "citizen": auth.issue(secret, "citizen", subject="citizen:demo@example.org", ttl=BANNER_TTL).value,
         }
+        from parvis.seed import DEMO_ACCOUNTS, DEMO_CITIZEN
+
         lines = [
             "",
             "Parvis is up.",
+            f"  Web        {self.gateway_url('/')}   agenda {self.gateway_url('/agenda')}   console "
+            f"{self.gateway_url('/console')}",
             f"  GraphiQL   {self.gateway_url('/graphql')}",
             f"  Health     {self.gateway_url('/healthz')}   Ready {self.gateway_url('/readyz')}",
             f"  Agenda     {self.gateway_url('/agenda.ics')}  {self.gateway_url('/agenda.csv')}  "
@@ -272,6 +279,9 @@ class Supervisor:
               if not self.settings.smtp_url and "SMTP_URL" in self.env else []),
             *([f"  Kiosk      {self.gateway_url('/kiosk')}#token={self.kiosk_tokens['kiosk-accueil-labege'].value}"]
               if "kiosk-accueil-labege" in getattr(self, "kiosk_tokens", {}) else []),
+            *(["Demo accounts (sign in at " + self.gateway_url('/connexion') + "; the code arrives at /dev/mail):",
+                *[f"  {a['email']:<44} {a['label']}" for a in DEMO_ACCOUNTS],
+                f"  {DEMO_CITIZEN:<44} habitant (any other address too)"] if self.seed else []),
             "Demo tokens (8 hours; send as 'Authorization: Bearer <token>'; more with `parvis token ROLE`):",
             *[f"  {role:<29} {value}" for role, value in tokens.items()],
             "Ctrl-C stops everything. `parvis urls` prints these lines again.",

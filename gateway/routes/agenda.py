@@ -474,12 +474,6 @@ ACCESSIBILITY_FR = {"hearing": "handicap auditif", "visual": "handicap visuel", 
                     "motor": "handicap moteur", "intellectual": "handicap mental"}
 STATUS_FR = {"cancelled": "Annulé", "postponed": "Reporté", "full": "Complet", "rescheduled": "Nouvelle date",
              "moved_online": "Se tient en ligne"}
-PAGE_STYLE = """body { font: 16px/1.5 system-ui, sans-serif; color: #1b1b1b; max-width: 44rem; margin: 2rem auto;
-padding: 0 1rem; } h1 { font-size: 1.8rem; margin: .2rem 0 1rem; } .status { display: inline-block; padding: .1rem .5rem;
-background: #b00020; color: #fff; font-weight: 700; border-radius: 3px; } .cancelled h1 { text-decoration: line-through; }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; } dt { font-weight: 700; }
-dd { margin: 0; } a { color: #0b57d0; } footer { margin-top: 2rem; font-size: .9rem; color: #555; }
-@media print { a { color: #000; } nav { display: none; } }"""
 
 
 def _when(ev: dict) -> list[str]:
@@ -522,25 +516,30 @@ def to_event_page(ev: dict, base: str) -> str:
     ld = json.dumps(to_jsonld([ev], base)["@graph"][0] | {"@context": "https://schema.org"}, ensure_ascii=False)
     ld = ld.replace("</", "<\\/")  # never closes the script element
     image = f'<img src="{e(ev["image_url"])}" alt="" style="max-width:100%">' if ev.get("image_url") else ""
-    return f"""<!doctype html><html lang="fr"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{e(ev["title"])} – Agenda du Sicoval</title>
-<meta name="description" content="{e(plain_text(ev["description_html"])[:160])}">
-<style>{PAGE_STYLE}</style>
-<script type="application/ld+json">{ld}</script></head>
-<body class="{"cancelled" if ev["status"] == "cancelled" else ""}"><main>
-<nav><a href="/agenda/print?commune={e(loc["commune"])}">Agenda de {e(ev["commune_name"])}</a></nav>
-{f'<p class="status">{e(status)}</p>' if status else ""}
-<h1>{e(ev["title"])}</h1>{image}
-<dl>{details}</dl>
-<div class="description">{ev["description_html"]}</div>
-<p><a href="{e(ev["url"])}.ics">Ajouter à mon agenda</a> (fichier iCalendar)</p>
-</main><footer>Agenda du Sicoval · mis à jour le {e(french_date(_paris(ev["updated_at"])))} ·
-données ouvertes sous Licence Ouverte : <a href="/agenda.csv">/agenda.csv</a></footer></body></html>"""
+    head = (f'<meta name="description" content="{e(plain_text(ev["description_html"])[:160])}">\n'
+            f'<script type="application/ld+json">{ld}</script>')
+    body = f"""<p><a class="back" href="/agenda?commune={e(loc["commune"])}">Agenda de {e(ev["commune_name"])}</a></p>
+{f'<p><strong class="tag bad">{e(status)}</strong></p>' if status else ""}
+<article class="{"cancelled" if ev["status"] == "cancelled" else ""}"><h1>{e(ev["title"])}</h1>{image}
+<dl class="summary">{details}</dl>
+<div class="description">{ev["description_html"]}</div></article>
+<ul class="actions" style="list-style:none;padding:0">
+<li><a class="button secondary" href="{e(ev["url"])}.ics">Ajouter à mon agenda</a> (fichier iCalendar)</li>
+<li><a href="/compte/abonnements?sujet=agenda:commune:{e(loc["commune"])}">Être prévenu des événements de {e(ev["commune_name"])}</a></li>
+</ul>
+<p class="hint">Mis à jour le {e(french_date(_paris(ev["updated_at"])))} · données ouvertes sous Licence Ouverte :
+<a href="/agenda.csv">/agenda.csv</a></p>"""
+    return public_page(f'{ev["title"]} – Agenda', body, head)
+
+
+def public_page(title: str, body: str, head: str = "") -> str:
+    """A public page of the agenda in the site's layout (gateway/web/templates/base.html)."""
+    from gateway.web.render import render
+
+    return render("plain.html", title=title, head_extra=head, body=body, ctx=None,
+                  nav={"public": [{"label": "Accueil", "path": "/"}, {"label": "Agenda", "path": "/agenda"}]})
 
 
 def not_found_page(title: str, message: str) -> str:
     e = html.escape
-    return f"""<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>{e(title)}</title>
-</head><body><main><h1>{e(title)}</h1><p>{e(message)}</p><p><a href="/agenda/print">Voir l'agenda</a></p></main>
-</body></html>"""
+    return public_page(title, f'<h1>{e(title)}</h1><p>{e(message)}</p><p><a href="/agenda">Voir l\'agenda</a></p>')

@@ -13,6 +13,7 @@ from strawberry.extensions import (
 )
 
 from gateway.errors import ErrorCodes, OperationMetrics
+from gateway.schema.accounts import AccountsMutation, AccountsQuery
 from gateway.limits import cost_rule
 from gateway.schema.agenda import AgendaMutation, AgendaQuery, AgendaSubscription
 from gateway.schema.consultation import ConsultationMutation, ConsultationQuery, ConsultationSubscription
@@ -30,13 +31,14 @@ MAX_QUERY_COST = 20_000  # objects an operation may return (gateway/limits.py): 
 
 # One module per service contributes its root fields; these classes only compose them.
 @strawberry.type
-class Query(PlatformQuery, AgendaQuery, ConsultationQuery, SatisfactionQuery, PaymentLinkQuery, NotificationQuery):
+class Query(PlatformQuery, AgendaQuery, ConsultationQuery, SatisfactionQuery, PaymentLinkQuery, NotificationQuery,
+            AccountsQuery):
     pass
 
 
 @strawberry.type
 class Mutation(PlatformMutation, AgendaMutation, ConsultationMutation, SatisfactionMutation, PaymentLinkMutation,
-               NotificationMutation):
+               NotificationMutation, AccountsMutation):
     pass
 
 

@@ -212,8 +212,16 @@ def to_event(v: dict) -> Event:
         possible_duplicates=[DuplicateHint(id=d["id"], title=d["title"], starts_at=d["starts_at"],
                                            commune=d["commune"]) for d in v.get("possible_duplicates") or []],
         version=v.get("version") or None,
-        pending_revision=to_event(v["pending_revision"]) if v.get("pending_revision") else None,
+        pending_revision=to_event(_view(v["pending_revision"])) if v.get("pending_revision") else None,
     )
+
+
+def _view(raw: dict) -> dict:
+    """A pending revision travels as a plain dict inside its event's view: read by the same contract, so that its
+    times are datetimes as the event's are (`pendingRevision { startsAt }` failed on a string)."""
+    from contracts.agenda import EventView
+
+    return raw if isinstance(raw.get("starts_at"), datetime) else EventView.model_validate(raw).model_dump()
 
 
 @strawberry.type

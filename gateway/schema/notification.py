@@ -3,6 +3,8 @@ and delivery receipts."""
 from __future__ import annotations
 
 import enum
+import time
+import uuid
 from datetime import datetime
 from typing import Optional
 
@@ -14,6 +16,7 @@ from contracts import agenda_public
 from contracts.errors import BadInput, ServiceUnavailable
 from gateway import auth
 from gateway.schema.permissions import IsAgent, IsAgentOrOperator, HasRole
+from gateway.schema.platform import Role
 
 
 class IsCitizenOrAgent(HasRole):
@@ -42,11 +45,14 @@ class LoginCodeRequest:
     expires_in_seconds: int
 
 
-@strawberry.type(description="A citizen session: send the token as 'Authorization: Bearer <token>'")
+@strawberry.type(description="A session opened by signing in: send the token as 'Authorization: Bearer <token>'; "
+                             "its role is the one the address was granted (citizen without one)")
 class CitizenSession:
     token: str
     expires_at: datetime
     citizen_id: strawberry.ID
+    role: Role = strawberry.field(description="CITIZEN, ORGANIZER, AGENT or OPERATOR")
+    organization_id: Optional[strawberry.ID] = strawberry.field(description="role organizer: its organisation")
 
 
 @strawberry.type(description="A subscription of the caller to a topic, on one channel")
@@ -234,13 +240,17 @@ class NotificationMutation:
         r = await info.context["call"]("notification", "request_login_code", email=email, client_ip=_client_ip(info))
         return LoginCodeRequest(sent=r["sent"], expires_in_seconds=r["expires_in_seconds"])
 
-    @strawberry.mutation(description="Exchange a sign-in code for a citizen token")
+    @strawberry.mutation(description="Exchange a sign-in code for a token of the address's role (citizen without "
+                                     "one; see grantRole); the session is recorded, so that revoking the role ends it")
     async def verify_login_code(self, info: Info, email: str, code: str) -> CitizenSession:
+        token_id = uuid.uuid4().hex
         r = await info.context["call"]("notification", "verify_login_code", email=email, code=code,
-                                       client_ip=_client_ip(info))
-        token = auth.issue(info.context["settings"].secret, "citizen", subject=r["citizen_id"])
+                                       client_ip=_client_ip(info), token_id=token_id)
+        ttl = max(1, int(r["expires_at"].timestamp() - time.time()))
+        token = auth.issue(info.context["settings"].secret, r["role"], subject=r["citizen_id"], org=r.get("org"),
+                           ttl=ttl, token_id=token_id)
         return CitizenSession(token=token.value, expires_at=datetime.fromtimestamp(token.expires_at).astimezone(),
-                              citizen_id=r["citizen_id"])
+                              citizen_id=r["citizen_id"], role=Role(r["role"]), organization_id=r.get("org"))
 
     @strawberry.mutation(description="Subscribe to a topic: agenda:commune:<commune>, agenda:category:<category> "
                                      "(slug or name; an unknown one is refused with BAD_USER_INPUT), "

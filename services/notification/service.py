@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import timedelta
 
 from contracts import agenda as agenda_c
 from contracts import consultation as consultation_c
@@ -16,7 +15,7 @@ from services.common.mongo import Mongo, utcnow
 from services.common.rpc import contract, rpc
 from services.common.service import ServiceBase
 from services.common.settings import Settings, timer
-from services.notification import domain, views
+from services.notification import accounts, domain, signin, views
 from services.notification.compose import Composer
 from services.notification.consultations import ConsultationNews
 from services.notification.dispatch import BACKLOG, Dispatcher, new_notification
@@ -67,53 +66,39 @@ class NotificationService(ServiceBase):
     def on_organization_upserted(self, data: agenda_c.OrganizationUpserted, envelope) -> None:
         self.store.save_organization_contact(data.model_dump(), envelope.event_id, envelope.occurred_at)
 
-    # -- sign-in codes -----------------------------------------------------------------------------
+    # -- sign-in codes, accounts and sessions (signin.py, accounts.py) -------------------------------
     @rpc
     @contract(c.REQUEST_LOGIN_CODE)
     def request_login_code(self, req: c.RequestLoginCode) -> dict:
-        email = domain.normalise_email(req.email)
-        now = utcnow()
-        hour = timedelta(hours=1)
-        # The same answer whether the address is known or not: only the limits can refuse. The limit per address
-        # counts per connection, so that somebody else asking codes for your address does not lock you out; a
-        # higher one for the address overall stops mail bombing from many connections.
-        limits = self.settings
-        if req.client_ip and self.store.hit_rate_limit(f"ip:{req.client_ip}", hour, now) > limits.login_codes_per_ip:
-            raise BadInput("Trop de demandes de code depuis cette connexion : réessayez dans une heure.", "email")
-        if (self.store.hit_rate_limit(f"email:{email}|{req.client_ip}", hour, now) > limits.login_codes_per_address
-                or self.store.hit_rate_limit(f"email:{email}", hour, now) > 4 * limits.login_codes_per_address):
-            raise BadInput("Trop de demandes de code pour cette adresse : réessayez dans une heure.", "email")
-        code = domain.new_login_code()
-        self.store.save_login_code(email, domain.code_digest(self.settings.secret, email, code),
-                                   now + domain.LOGIN_CODE_TTL)
-        tpl = domain.template("login_code")
-        minutes = int(domain.LOGIN_CODE_TTL.total_seconds() // 60)
-        parts = domain.render(tpl, "email", {"code": code, "minutes": minutes})
-        self.store.insert_notifications([new_notification(
-            event_id=f"login-{uuid.uuid4().hex}", event_type=None, template=tpl, channel="email",
-            recipient=email, address=email, parts=parts, now=now)])
-        return {"sent": True, "expires_in_seconds": int(domain.LOGIN_CODE_TTL.total_seconds())}
+        return signin.request_code(self.store, self.settings, req, utcnow())
 
     @rpc
     @contract(c.VERIFY_LOGIN_CODE)
     def verify_login_code(self, req: c.VerifyLoginCode) -> dict:
-        email = domain.normalise_email(req.email)
-        refused = BadInput("Code invalide ou expiré : demandez un nouveau code.", "code")
-        now, hour = utcnow(), timedelta(hours=1)
-        # Attempts over time, whatever the codes asked for (each new code resets its own count of attempts).
-        if ((req.client_ip and self.store.hit_rate_limit(f"verify-ip:{req.client_ip}", hour, now)
-             > self.settings.login_attempts_per_ip)
-                or self.store.hit_rate_limit(f"verify-email:{email}", hour, now) > self.settings.login_attempts_per_address):
-            raise BadInput("Trop d'essais de code : réessayez dans une heure.", "code")
-        doc = self.store.take_login_attempt(email, now, domain.LOGIN_CODE_ATTEMPTS)
-        if doc is None:
-            raise refused
-        if not domain.hmac_equal(doc["digest"], domain.code_digest(self.settings.secret, email, req.code.strip())):
-            raise refused
-        self.store.delete_login_code(email)
-        citizen_id = domain.citizen_id(self.settings.secret, email)
-        self.store.ensure_citizen(citizen_id, email)
-        return {"citizen_id": citizen_id, "email": email}
+        return signin.verify_code(self.store, self.settings, req, utcnow())
+
+    @rpc
+    @contract(c.GRANT_ROLE)
+    def grant_role(self, req: c.GrantRole) -> dict:
+        caller = self.caller.require({"agent", "operator"})
+        return accounts.grant(self.store, caller, self.settings.secret, req, utcnow())
+
+    @rpc
+    @contract(c.REVOKE_ROLE)
+    def revoke_role(self, req: c.AccountRef) -> dict:
+        caller = self.caller.require({"agent", "operator"})
+        return accounts.revoke(self.store, caller, self.settings.secret, req, utcnow())
+
+    @rpc
+    @contract(c.LIST_ACCOUNTS)
+    def list_accounts(self, req: c.ListAccounts) -> list[dict]:
+        return accounts.list_accounts(self.store, self.caller.require({"agent", "operator"}), req)
+
+    @rpc
+    @contract(c.LIST_SESSIONS)
+    def list_sessions(self, req: c.ListSessions) -> list[dict]:
+        self.caller.require({"operator"})
+        return accounts.sessions(self.store, req, utcnow())
 
     # -- subscriptions -----------------------------------------------------------------------------
     @rpc

@@ -17,6 +17,8 @@ class NotificationStore(Repository):
     indexes = {
         "revoked_tokens": [IndexModel([("expires_at", ASCENDING)])],
         "citizens": [IndexModel([("email", ASCENDING)], unique=True)],
+        "accounts": [IndexModel([("role", ASCENDING)])],
+        "sessions": [IndexModel([("email", ASCENDING)]), IndexModel([("expires_ts", ASCENDING)])],
         "subscriptions": [IndexModel([("topic", ASCENDING)]),  # nx-27017: no _id in a compound index
                           IndexModel([("recipient", ASCENDING)])],
         # `due` exists only while a notification waits to be sent (created, retry, claimed): the
@@ -40,11 +42,38 @@ class NotificationStore(Repository):
         doc = {"_id": token_id, "expires_at": expires_at, "reason": reason, "revoked_at": utcnow()}
         # replace_one, not $set: nx-27017 reads back a datetime written by $set as a string.
         self.db.revoked_tokens.replace_one({"_id": token_id}, doc, upsert=True)
+        self.db.sessions.delete_one({"_id": token_id})  # a signed-in person's session ends with its token
         return {"token_id": token_id, "expires_at": expires_at}
 
     def revoked(self) -> list[dict]:
         docs = self.db.revoked_tokens.find({"expires_at": {"$gt": utcnow()}})
         return [{"token_id": d["_id"], "expires_at": d["expires_at"]} for d in docs]
+
+    # -- accounts (roles granted to addresses) and the sessions they open -------------------------
+    def account(self, email: str) -> dict | None:
+        return self.db.accounts.find_one({"_id": email})
+
+    def save_account(self, doc: dict) -> dict:
+        # replace_one, not $set: nx-27017 reads back a datetime written by $set as a string.
+        self.db.accounts.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        return doc
+
+    def delete_account(self, email: str) -> dict | None:
+        return self.db.accounts.find_one_and_delete({"_id": email})
+
+    def accounts(self, role: str | None, org: str | None) -> list[dict]:
+        query = {k: v for k, v in (("role", role), ("org", org)) if v}
+        return list(self.db.accounts.find(query).sort("_id", ASCENDING))
+
+    def open_session(self, doc: dict) -> None:
+        """Times as datetimes for reading, `expires_ts` as epoch seconds for the queries (see claim_due)."""
+        self.db.sessions.insert_one({**doc, "expires_ts": doc["expires_at"].timestamp()})
+
+    def live_sessions(self, now: datetime, email: str | None = None, limit: int = 1000) -> list[dict]:
+        query: dict = {"expires_ts": {"$gt": now.timestamp()}}
+        if email:
+            query["email"] = email
+        return list(self.db.sessions.find(query).sort("created_at", DESCENDING).limit(limit))
 
     # -- organisations' contacts (from agenda.organization_upserted) ---------------------------
     def save_organization_contact(self, org: dict, event_id: str, occurred_at) -> bool:

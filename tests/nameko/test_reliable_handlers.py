@@ -15,7 +15,7 @@ from nameko.standalone.events import get_event_exchange
 
 from contracts import build_envelope
 from contracts.errors import BadInput
-from parvis import dlq
+from core import deadletters as dlq
 from services.common import events as events_module
 from services.common.events import handle_event
 from services.common.metrics import EVENTS_HANDLED

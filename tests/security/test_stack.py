@@ -27,7 +27,7 @@ def platform(mongo, broker):
 def production(platform):
     """A second gateway on the same services, as run in production behind a reverse proxy on 127.0.0.1."""
     port = free_port()
-    env = {**platform.env, "PARVIS_HTTP_PORT": str(port), "PARVIS_ENV": "production", "PARVIS_RATE_LIMIT": "1",
+    env = {**platform.env, "PARVIS_HTTP_PORT": str(port), "PARVIS_ENV": "production", "PARVIS_RATE_LIMIT": "0.02",
            "PARVIS_RATE_BURST": "5", "PARVIS_TRUSTED_PROXIES": "127.0.0.1/32", "PARVIS_PUBLIC_URL": PUBLIC_URL}
     proc = Proc("gateway-production", [PYTHON, "-m", "parvis.cli", "gateway"], env, None)
     platform.procs.append(proc)

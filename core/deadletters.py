@@ -1,4 +1,6 @@
-"""`parvis dlq list|replay`: read the dead-letter queue and send messages back to their handler."""
+"""The dead-letter queue as operators read it: list its messages and send them back to their handler (`parvis dlq`,
+and the operators' `deadLetters` / `replayDeadLetters` in GraphQL). Blocking (kombu): the gateway runs it in a
+thread."""
 from __future__ import annotations
 
 import json
