@@ -72,13 +72,16 @@ def test_agents_search_events_in_states_from_the_database_and_the_public_from_th
     make_worker(store).import_reference_data(**demo_data())
     start = datetime.now() + timedelta(days=3)
 
-    def event(title, commune):
+    def event(title, commune, later=0):
+        # Different starts: events starting together are ordered by their (random) ids.
+        begin = start + timedelta(minutes=later)
         return {"title": title, "category": "concert", "location": {"commune": commune},
-                "slots": [{"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat()}]}
+                "slots": [{"starts_at": begin.isoformat(), "ends_at": (begin + timedelta(hours=2)).isoformat()}]}
 
     agent = make_worker(store, role="agent")
     draft = agent.create_event(event=event("Fête du village", "labege"), organizer="org-commune-labege")
-    other = agent.create_event(event=event("Fête de l'école", "escalquens"), organizer="org-commune-escalquens")
+    other = agent.create_event(event=event("Fête de l'école", "escalquens", later=30),
+                               organizer="org-commune-escalquens")
     agent.submit_event(id=other["id"])
     published = agent.create_event(event=event("Concert des fêtes", "labege"), organizer="org-commune-labege")
     agent.moderate_event(id=published["id"], version=published["version"], decision="approve")
