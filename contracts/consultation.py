@@ -272,7 +272,8 @@ class BudgetView(Model):
 class ConsultationInput(Model):
     title: str = Field(max_length=500)
     summary: str = Field(default="", max_length=2000)
-    description: str = Field(default="", max_length=50_000, description="HTML, sanitised by the service")
+    description: str = Field(default="", max_length=50_000,
+                             description="Markdown (HTML is shown as text); the service renders it, sanitised")
     kind: Kind
     scope: Scope = Field(default_factory=Scope)
     audience: Audience = "PUBLIC"
@@ -761,6 +762,7 @@ class ConsultationFacts(EventContract):
     closes_at: datetime | None = None
     url: str = Field(description="public URL path, e.g. /consultations/<id>")
     actor: str | None = Field(default=None, description="subject of the agent who acted; none for the clock")
+    meetings: list[Meeting] = Field(default_factory=list, description="its public meetings (the agenda shows them)")
 
 
 class ConsultationScheduled(ConsultationFacts):

@@ -159,7 +159,8 @@ def remote_error(error: dict) -> Exception:
     cls = ERRORS.get(exc_type)
     if cls is not None:
         message = args[0] if args else error.get("value", "")
-        field = args[1] if len(args) > 1 else None
+        # nameko serialises an exception's arguments as text: a field of None arrives as "None".
+        field = args[1] if len(args) > 1 and args[1] not in (None, "None") else None
         return cls(str(message), field)
     if exc_type in ("MethodNotFound", "UnknownService"):
         return ServiceUnavailable(f"Méthode inconnue : {error.get('value')}")

@@ -113,6 +113,77 @@ async def seed_demo_events(rpc) -> dict:
     return {"events_created": created, "events_existing": existing}
 
 
+# -- consultations: an open survey and a participatory budget in its vote ------------------------------------
+def demo_consultations() -> dict:
+    return _raw()["consultations"]
+
+
+PHASES = ("INFORMING", "ACCEPTING", "REVIEWING", "SELECTING", "VALUATING", "PUBLISHING_PRICES", "BALLOTING",
+          "REVIEWING_BALLOTS", "FINISHED")
+
+
+async def seed_demo_consultations(rpc) -> dict:
+    """The demo survey (open for a month) and the demo budget, brought through its phases to the vote as agents
+    and citizens would (projects proposed, approved, supported, priced, put on the ballot). Idempotent by title."""
+    from datetime import datetime, timedelta, timezone
+
+    agent = {"caller": {"role": "agent", "subject": "parvis-seed"}, "correlation_id": "seed-demo-consultations"}
+
+    def citizen(n: int) -> dict:
+        return {"caller": {"role": "citizen", "subject": f"cit-demo{n:016d}"}, "correlation_id": "seed-demo-consultations"}
+
+    async def call(method: str, context: dict = agent, **kwargs):
+        return await rpc.call("consultation", method, context=context, timeout=30.0, **kwargs)
+
+    demo = demo_consultations()
+    existing = {c["title"] for c in (await call("list_consultations", first=100))["items"]}
+    report = {"survey": "existing", "budget": "existing"}
+    now = datetime.now(timezone.utc)
+    survey = demo["survey"]
+    if survey["title"] not in existing:
+        created = await call("create_consultation", questions=survey["questions"], consultation={
+            "title": survey["title"], "summary": survey["summary"], "description": survey["description"],
+            "kind": "SURVEY", "opens_at": (now + timedelta(minutes=1)).isoformat(),
+            "closes_at": (now + timedelta(days=survey["days_open"])).isoformat()})
+        await call("schedule_consultation", id=created["id"])
+        await call("open_consultation", id=created["id"])
+        report["survey"] = created["id"]
+    budget = demo["budget"]
+    if budget["title"] not in existing:
+        start = now + timedelta(days=1)  # phases of two weeks; moved on now, one after the other, to the vote
+        phases = [{"kind": k, "starts_at": (start + timedelta(days=14 * i)).isoformat(),
+                   "ends_at": None if k == "FINISHED" else (start + timedelta(days=14 * (i + 1))).isoformat()}
+                  for i, k in enumerate(PHASES)]
+        created = await call("create_consultation", consultation={
+            "title": budget["title"], "summary": budget["summary"], "description": budget["description"],
+            "kind": "BUDGET", "budget": {"phases": phases, "headings": budget["headings"], "instance": budget["instance"],
+                                         "tie_break": "LOWER_PRICE"}})
+        bid = created["id"]
+        await call("schedule_consultation", id=bid)
+        for to in ("INFORMING", "ACCEPTING"):
+            await call("advance_budget_phase", budget_id=bid, to=to)
+        ids = []
+        for n, p in enumerate(budget["projects"]):
+            project = await call("propose_project", citizen(n), budget_id=bid, project={
+                "title": p["title"], "description": p["description"], "heading_id": p["heading"],
+                "estimated_cost_cents": p["cost"], "location": {"lat": p["lat"], "lon": p["lon"]}})
+            await call("moderate_project", project_id=project["id"], decision="APPROVE")
+            ids.append(project["id"])
+        for to in ("REVIEWING", "SELECTING"):
+            await call("advance_budget_phase", budget_id=bid, to=to)
+        for n, pid in enumerate(ids):
+            for supporter in range(n % 4 + 1):
+                await call("support_project", citizen(1000 + 10 * n + supporter), project_id=pid)
+        await call("advance_budget_phase", budget_id=bid, to="VALUATING")
+        for pid, p in zip(ids, budget["projects"]):
+            await call("assess_project", project_id=pid, feasibility="FEASIBLE", price_cents=p["cost"])
+        await call("advance_budget_phase", budget_id=bid, to="PUBLISHING_PRICES")
+        await call("select_projects", budget_id=bid, project_ids=ids)
+        await call("advance_budget_phase", budget_id=bid, to="BALLOTING")
+        report["budget"] = bid
+    return report
+
+
 # One address per role for the demo (signing in with it gives that role; its code is read at /dev/mail).
 DEMO_ACCOUNTS = [
     {"email": "agent@sicoval.example", "role": "agent", "label": "agent (modération, bornes, satisfaction)"},

@@ -7,6 +7,7 @@ import re
 
 from core.settings import BaseSettings, ServiceSettings, SupervisorSettings
 from gateway.settings import GatewaySettings
+from services.consultation.settings import ConsultationSettings
 from services.notification.settings import NotificationSettings
 from services.satisfaction.settings import SatisfactionSettings
 
@@ -16,6 +17,7 @@ SECTIONS = [
     ("every process", BaseSettings),
     ("every service", ServiceSettings),
     ("gateway", GatewaySettings),
+    ("consultation", ConsultationSettings),
     ("satisfaction", SatisfactionSettings),
     ("notification", NotificationSettings),
     ("`parvis up`", SupervisorSettings),

@@ -254,7 +254,8 @@ class Supervisor:
     def run_seed(self) -> None:
         from gateway import auth
         from gateway.rpc import RpcClient
-        from parvis.seed import demo_sites, seed, seed_demo_accounts, seed_demo_events, seed_demo_sites
+        from parvis.seed import (demo_sites, seed, seed_demo_accounts, seed_demo_consultations, seed_demo_events,
+                                 seed_demo_sites)
 
         # Demo kiosks get fresh tokens at every start (the previous ones stop working).
         self.kiosk_tokens = {k["id"]: auth.issue(self.settings.secret, "kiosk", subject=f"kiosk:{k['id']}", kiosk=k["id"])
@@ -268,6 +269,8 @@ class Supervisor:
                     report["agenda"].update(await seed_demo_events(rpc))
                 if "agenda" in self.names and "notification" in self.names:
                     report["notification"] = await seed_demo_accounts(rpc)
+                if "agenda" in self.names and "consultation" in self.names and self.demo_events:
+                    report["consultation"] = await seed_demo_consultations(rpc)
                 if self.kiosk_tokens:
                     report["satisfaction"] = await seed_demo_sites(
                         rpc, {k: t.token_id for k, t in self.kiosk_tokens.items()})

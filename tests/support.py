@@ -289,6 +289,8 @@ class Platform:
             text = resp.read().decode()
         want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
         for line in text.splitlines():
+            if not labels and line.startswith(name + " "):  # a metric without labels
+                return float(line.rsplit(" ", 1)[1])
             if line.startswith(name + "{"):
                 got = ",".join(sorted(line[line.index("{") + 1:line.index("}")].split(",")))
                 if got == want:

@@ -5,11 +5,13 @@ import uuid
 from datetime import datetime, timezone
 
 from contracts import agenda as c
+from contracts import consultation as consultation_c
 from contracts import agenda_public
 from contracts.errors import BadInput, Conflict, Forbidden, NotFound
 from services.agenda import domain, metrics
+from services.agenda.meetings import publish_meetings
 from services.agenda.store import AgendaStore
-from services.common.events import Events
+from services.common.events import Events, handle_event
 from services.common.mongo import Mongo
 from services.common.rpc import contract, rpc
 from services.common.service import ServiceBase
@@ -340,3 +342,8 @@ class AgendaService(ServiceBase):
         if doc.get("pending"):
             view["pending_revision"] = domain.event_view({**doc, **doc["pending"], "pending": None})
         return view
+
+    # -- a consultation's public meetings (meetings.py) ----------------------------------------------
+    @handle_event("consultation", consultation_c.ConsultationScheduled.event_type)
+    def on_consultation_scheduled(self, data: consultation_c.ConsultationScheduled, envelope) -> None:
+        publish_meetings(self.store, self.events.build, data, self.settings.public_url, _now())

@@ -11,6 +11,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from contracts.agenda import EventFilter
 from contracts.agenda_public import Reference, text_terms, to_utc
 from contracts.errors import Conflict
+from services.agenda.domain import aware
 from services.common.mongo import OUTBOX, OUTBOX_COUNT, Repository, utcnow
 
 REFERENCE_TTL = 30.0
@@ -212,9 +213,12 @@ class AgendaStore(Repository):
         return self._page({"queue": {"$in": ["event", "revision"]}}, SORT_OLDEST_SUBMISSION, skip, limit)
 
     def due_announcements(self, now: datetime, limit: int = 100) -> list[dict]:
-        """Published events whose scheduled publication has come and is not announced yet."""
-        return list(self.db.events.find({"announce_pending": True, "moderation_state": "published",
-                                         "visible_from": {"$lte": now}}, {OUTBOX: 0, OUTBOX_COUNT: 0}).limit(limit))
+        """Published events whose scheduled publication has come and is not announced yet. nx-27017 compares
+        datetimes to the second: an event due at 10:00:00.8 matched at 10:00:00.3 and was announced before it
+        was public; the instant is checked again here."""
+        docs = self.db.events.find({"announce_pending": True, "moderation_state": "published",
+                                    "visible_from": {"$lte": now}}, {OUTBOX: 0, OUTBOX_COUNT: 0}).limit(limit)
+        return [d for d in docs if aware(d["visible_from"]) <= now]
 
     def overlapping(self, commune: str, starts_at: datetime, ends_at: datetime, limit: int = 200) -> list[dict]:
         """Submitted or published events of a commune whose span overlaps [starts_at, ends_at)."""

@@ -1,8 +1,446 @@
-"""MongoDB access of the consultation service (database parvis_consultation)."""
+"""MongoDB access of the consultation service (database parvis_consultation).
+
+Collections, and what each may say:
+- `consultations`: one document per consultation (its form, its budget's settings, its state); written whole
+  (replace_one under a version, the outbox carried over, as the agenda's events), so that its datetimes stay
+  datetimes on nx-27017 (which reads back a top-level datetime written by `$set` as a string). `due_ts` (epoch
+  seconds) exists only while the clock owes it something: the timer reads a small sparse index.
+- `counters`: one document per consultation, the results and the participation as flat counters (`p:web`, `n:<q>`,
+  `o:<q>:<option>`, `v:<project>` online votes, `pv:<project>` paper votes, `s:<project>` supports…; see
+  results.py), only ever changed with `$inc`. Results and participation counts read one document, never scan.
+  Each `$inc` is guarded by a marker `r.<token>` (set in the same update): applying it again is a no-op, so that a
+  write interrupted between its own document and the counters is finished later without counting twice. Markers
+  are pruned once the write they guard is finished (never before).
+- `participations`: that a voter took part (`_id` = consultation:voter, a unique key: 20 ballots of one citizen sent
+  at once from two devices meet it, whatever the process), how (web, booth, letter) and when; never what.
+- `responses`: the citizens' answers to a survey that is not secret (drafts and submitted, the last one counting),
+  and drafts of secret ones (deleted once the ballot is cast).
+- `ballots`: secret ballots (budget ballots, responses to secret consultations), in slots: see casting.py. A ballot
+  holds its consultation, its receipt code and its content; no voter, no hash of one, no time, and it is stored
+  neither in arrival order nor under an id that follows it (random slot ids, filled in a random order).
+- `rounds`: while a round of secret ballots is written (milliseconds; until the recovery after a crash), what it
+  writes, so that a crash is finished or undone (casting.py).
+- `projects`, `supports` (one per citizen and project, unique key), `panels` (members as citizen ids: keyed hashes
+  of their addresses, see services/common/identity.py), `paper_entries` (double entry of ballot sheets and booth
+  totals).
+
+nx-27017 quirks met here: `count_documents` scans (so counts are counters); `{field: None}` matches nothing (fields
+queried on are absent rather than null: `due_ts`, `pending`, `count_token`, `free`, `mismatch`); a compound index may
+not include `_id`; datetimes written by `$set` at the top level read back as strings (hence whole-document writes,
+and epoch seconds where an update writes a time); `$setOnInsert` beside `$inc` in an upsert is ignored (the counters
+document is inserted with its consultation, never upserted).
+"""
 from __future__ import annotations
 
-from services.common.mongo import Repository
+import threading
+import time
+import uuid
+from typing import Iterable
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReturnDocument, UpdateMany, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from contracts.errors import Conflict
+from services.common.mongo import OUTBOX, OUTBOX_COUNT, Repository, utcnow
+
+DUPLICATE = 11000
+RECENT_SECONDS = 2.0
+PENDING_FIELDS = ("count_token", "count_cid", "count_inc", "count_ts")
 
 
 class ConsultationStore(Repository):
-    pass
+    indexes = {
+        "consultations": [IndexModel([("due_ts", ASCENDING)], sparse=True),
+                          IndexModel([("state", ASCENDING)]),
+                          IndexModel([("created_ts", DESCENDING)])],
+        "counters": [],
+        "participations": [IndexModel([("voter", ASCENDING), ("at_ts", DESCENDING)]),
+                           IndexModel([("pending", ASCENDING)], sparse=True),
+                           IndexModel([("count_token", ASCENDING)], sparse=True)],
+        "responses": [IndexModel([("count_token", ASCENDING)], sparse=True)],
+        "ballots": [IndexModel([("receipt", ASCENDING)], unique=True, sparse=True),
+                    IndexModel([("consultation_id", ASCENDING), ("receipt", ASCENDING)], sparse=True),
+                    IndexModel([("free", ASCENDING)], sparse=True)],
+        "rounds": [IndexModel([("created_ts", ASCENDING)])],
+        "projects": [IndexModel([("budget_id", ASCENDING), ("heading_id", ASCENDING)])],
+        "supports": [IndexModel([("budget_id", ASCENDING), ("citizen", ASCENDING)]),
+                     IndexModel([("count_token", ASCENDING)], sparse=True)],
+        "panels": [IndexModel([("consultation_id", ASCENDING)])],
+        "paper_entries": [IndexModel([("consultation_id", ASCENDING), ("status", ASCENDING)]),
+                          IndexModel([("mismatch", ASCENDING)], sparse=True),
+                          IndexModel([("count_token", ASCENDING)], sparse=True)],
+    }
+    outbox_collections = ("consultations", "projects")
+
+    def __init__(self, db):
+        super().__init__(db)
+        self._prune: dict[str, set[str]] = {}  # consultation -> counter markers whose write is finished
+        self._prune_lock = threading.Lock()
+        self._recent: dict[tuple[str, str], tuple[float, object]] = {}
+
+    # -- what a ballot or a count read needs, read at most every RECENT_SECONDS ----------------------------
+    def recent(self, kind: str, key: str, load):
+        """A copy at most RECENT_SECONDS old, dropped at once when this process writes the consultation (another
+        process's write shows within RECENT_SECONDS). For the hot paths only: a ballot (whose round reads its
+        consultation again before writing) and the participation count."""
+        entry = self._recent.get((kind, key))
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        value = load()
+        self._recent[(kind, key)] = (time.monotonic() + RECENT_SECONDS, value)
+        return value
+
+    def recent_consultation(self, consultation_id: str) -> dict | None:
+        return self.recent("consultation", consultation_id, lambda: self.get_consultation(consultation_id))
+
+    def _forget(self, key: str) -> None:
+        for k in [k for k in self._recent if k[1] == key]:
+            self._recent.pop(k, None)
+
+    # -- consultations ----------------------------------------------------------------------------
+    def insert_consultation(self, doc: dict, events: list[dict]) -> None:
+        """The consultation and its counters document (inserted now, so that no `$inc` ever upserts it)."""
+        self.db.counters.insert_one({"_id": doc["_id"]})
+        self.db.consultations.insert_one(self.doc_with_events(doc, events))
+
+    def get_consultation(self, consultation_id: str) -> dict | None:
+        return self.public(self.db.consultations.find_one({"_id": consultation_id}))
+
+    def replace_consultation(self, doc: dict, events: list[dict]) -> dict:
+        """Optimistic write of the whole document: applies only if nobody changed it since it was read (same
+        `version`); the envelopes still in its outbox are carried over. Conflict otherwise."""
+        return self._replace("consultations", doc, events,
+                             "La consultation a changé entre-temps : rechargez-la et recommencez.")
+
+    def _replace(self, collection: str, doc: dict, events: list[dict], message: str) -> dict:
+        self._forget(doc.get("budget_id") or doc["_id"])
+        version = doc["version"]
+        current = self.db[collection].find_one({"_id": doc["_id"], "version": version}, {OUTBOX: 1})
+        if current is None:
+            raise Conflict(message, "version")
+        new = {k: v for k, v in doc.items() if k not in (OUTBOX, OUTBOX_COUNT) and v is not None}
+        new["version"] = version + 1
+        outbox = dict(current.get(OUTBOX) or {})
+        outbox.update({env["event_id"]: env for env in events})
+        if outbox:
+            new[OUTBOX], new[OUTBOX_COUNT] = outbox, len(outbox)
+        if self.db[collection].replace_one({"_id": doc["_id"], "version": version}, new).matched_count == 0:
+            raise Conflict(message, "version")
+        self._forget(doc.get("budget_id") or doc["_id"])
+        return self.public(new)
+
+    def list_consultations(self, query: dict, limit: int) -> list[dict]:
+        """Newest first (created_ts, then id), keyset-paged by the caller's query."""
+        return list(self.db.consultations.find(query, {OUTBOX: 0, OUTBOX_COUNT: 0})
+                    .sort([("created_ts", DESCENDING), ("_id", DESCENDING)]).limit(limit))
+
+    def count_consultations(self, query: dict) -> int:
+        # A few hundred consultations in a lifetime: counting them is cheap even where it scans (nx-27017).
+        return self.db.consultations.count_documents(query)
+
+    def consultations_by_id(self, ids: Iterable[str]) -> dict[str, dict]:
+        return {d["_id"]: d for d in self.db.consultations.find({"_id": {"$in": list(ids)}},
+                                                               {OUTBOX: 0, OUTBOX_COUNT: 0})}
+
+    def due_consultations(self, now_ts: float, limit: int = 200) -> list[dict]:
+        return [self.public(d) for d in self.db.consultations.find({"due_ts": {"$lte": now_ts}}).limit(limit)]
+
+    def open_kinds(self) -> list[str]:
+        return [d["kind"] for d in self.db.consultations.find({"state": "OPEN"}, {"kind": 1})]
+
+    # -- counters ---------------------------------------------------------------------------------
+    def counters(self, consultation_id: str) -> dict:
+        doc = self.db.counters.find_one({"_id": consultation_id}) or {}
+        return {k: v for k, v in doc.items() if k not in ("_id", "r")}
+
+    def counters_of(self, ids: Iterable[str]) -> dict[str, dict]:
+        return {d["_id"]: {k: v for k, v in d.items() if k not in ("_id", "r")}
+                for d in self.db.counters.find({"_id": {"$in": list(ids)}})}
+
+    def apply_counts(self, consultation_id: str, token: str, inc: dict[str, int]) -> bool:
+        """`$inc` once per token (the marker `r.<token>` is set in the same update); False when it was applied
+        already. Markers of finished writes are pruned in the same update, after the fact."""
+        update: dict = {"$set": {f"r.{token}": 1}}
+        if inc:
+            update["$inc"] = dict(inc)
+        with self._prune_lock:
+            stale = self._prune.pop(consultation_id, set())
+        stale.discard(token)
+        if stale:
+            update["$unset"] = {f"r.{t}": "" for t in stale}
+        done = self.db.counters.update_one({"_id": consultation_id, f"r.{token}": {"$exists": False}}, update)
+        if not done.modified_count and stale:
+            self._finished(consultation_id, stale)  # that update did not run: its pruning is still to do
+        return bool(done.modified_count)
+
+    def _finished(self, consultation_id: str, tokens: Iterable[str]) -> None:
+        with self._prune_lock:
+            self._prune.setdefault(consultation_id, set()).update(tokens)
+
+    def flush_prunes(self) -> int:
+        """Remove the markers of finished writes from counters no write touched since."""
+        with self._prune_lock:
+            pending, self._prune = self._prune, {}
+        ops = [UpdateOne({"_id": cid}, {"$unset": {f"r.{t}": "" for t in tokens}})
+               for cid, tokens in pending.items() if tokens]
+        if ops:
+            self.db.counters.bulk_write(ops, ordered=False)
+        return len(ops)
+
+    # -- writes whose counts follow them (participations, responses, supports, paper entries) ------------
+    @staticmethod
+    def pending_count(consultation_id: str, inc: dict[str, int]) -> dict:
+        """Fields a document carries while the counts it adds are not applied yet: written with the document,
+        applied by `finish_count`, or by the recovery (`pending_counts`) after a crash in between."""
+        return {"count_token": uuid.uuid4().hex, "count_cid": consultation_id, "count_inc": dict(inc),
+                "count_ts": time.time()}
+
+    def finish_count(self, collection: str, doc: dict) -> None:
+        """Apply a document's pending counts (once, by their marker), then clear them; the marker goes later."""
+        token = doc.get("count_token")
+        if not token:
+            return
+        self.apply_counts(doc["count_cid"], token, doc.get("count_inc") or {})
+        self.db[collection].update_one({"_id": doc["_id"], "count_token": token},
+                                       {"$unset": {f: "" for f in PENDING_FIELDS}})
+        self._finished(doc["count_cid"], [token])
+
+    def pending_counts(self, collection: str, older_than_ts: float, limit: int = 200) -> list[dict]:
+        return list(self.db[collection].find({"count_token": {"$exists": True}, "count_ts": {"$lt": older_than_ts}},
+                                             {"count_token": 1, "count_cid": 1, "count_inc": 1}).limit(limit))
+
+    # -- participations ---------------------------------------------------------------------------------
+    def insert_participation(self, doc: dict) -> dict | None:
+        """Insert; None when it is new, else the participation already recorded under this key."""
+        try:
+            self.db.participations.insert_one(doc)
+            return None
+        except DuplicateKeyError:
+            return self.db.participations.find_one({"_id": doc["_id"]}) or {"_id": doc["_id"], "origin": "WEB"}
+
+    def get_participation(self, key: str) -> dict | None:
+        return self.db.participations.find_one({"_id": key})
+
+    def delete_participation(self, key: str) -> None:
+        self.db.participations.delete_one({"_id": key})
+
+    def participations_of(self, voter: str, after: tuple | None, limit: int) -> list[dict]:
+        """A voter's participations, newest first, keyset-paged by (at_ts, key)."""
+        query: dict = {"voter": voter}
+        if after is not None:
+            query["$or"] = [{"at_ts": {"$lt": after[0]}}, {"at_ts": after[0], "_id": {"$lt": after[1]}}]
+        return list(self.db.participations.find(query).sort([("at_ts", DESCENDING), ("_id", DESCENDING)])
+                    .limit(limit))
+
+    # -- responses ----------------------------------------------------------------------------------------
+    def get_response(self, key: str) -> dict | None:
+        return self.db.responses.find_one({"_id": key})
+
+    def save_draft(self, doc: dict) -> dict:
+        """A draft replaces the previous draft; a submitted response keeps its counted answers meanwhile. (Not a
+        find_one_and_update upsert with $setOnInsert: nx-27017 ignores $setOnInsert there.)"""
+        sets = {"draft": doc["draft"], "saved_ts": doc["saved_ts"]}
+        for _ in range(2):
+            found = self.db.responses.find_one_and_update({"_id": doc["_id"]}, {"$set": sets},
+                                                          return_document=ReturnDocument.AFTER)
+            if found is not None:
+                return found
+            try:
+                new = {"_id": doc["_id"], "consultation_id": doc["consultation_id"], "voter": doc["voter"], "v": 0,
+                       **sets}
+                self.db.responses.insert_one(new)
+                return new
+            except DuplicateKeyError:
+                continue
+        raise Conflict("Votre brouillon change en ce moment depuis un autre appareil : réessayez.", "answers")
+
+    def submit_response(self, key: str, version: int | None, fields: dict) -> dict | None:
+        """Write a submitted response with its pending counts, if nobody changed it since it was read (version `v`,
+        None: no document yet) and no earlier count is still pending; None otherwise (read again, finish, retry)."""
+        if version is None:
+            try:
+                doc = {"_id": key, "v": 1, **fields}
+                self.db.responses.insert_one(doc)
+                return doc
+            except DuplicateKeyError:
+                return None
+        return self.db.responses.find_one_and_update(
+            {"_id": key, "v": version, "count_token": {"$exists": False}},
+            {"$set": fields, "$unset": {"draft": ""}, "$inc": {"v": 1}}, return_document=ReturnDocument.AFTER)
+
+    def delete_responses(self, keys: list[str]) -> None:
+        if keys:
+            self.db.responses.delete_many({"_id": {"$in": keys}})
+
+    def has_answers(self, consultation_id: str) -> bool:
+        """Whether anyone took part or a paper sheet was entered: the form is then locked (typo fixes only).
+        Participations are found by their key's prefix (`<consultation>:`), on the primary index."""
+        prefix = {"$gte": f"{consultation_id}:", "$lt": f"{consultation_id};"}
+        return (self.db.participations.find_one({"_id": prefix}, {"_id": 1}) is not None
+                or self.db.paper_entries.find_one({"_id": prefix}, {"_id": 1}) is not None)
+
+    # -- secret ballots: slots and rounds (casting.py) -------------------------------------------------------
+    def add_slots(self, consultation_id: str, slot_ids: list[str]) -> None:
+        self.db.ballots.insert_many([{"_id": s, "free": consultation_id} for s in slot_ids], ordered=False)
+
+    def fill_slots(self, fills: list[tuple[str, dict]]) -> int:
+        """Write ballots into their free slots; returns how many were written (a slot no longer free is skipped)."""
+        if not fills:
+            return 0
+        ops = [UpdateOne({"_id": slot, "free": ballot["consultation_id"]}, {"$set": ballot, "$unset": {"free": ""}})
+               for slot, ballot in fills]
+        return self.db.ballots.bulk_write(ops, ordered=False).modified_count
+
+    def receipts_stored(self, receipts: list[str]) -> set[str]:
+        return {d["receipt"] for d in self.db.ballots.find({"receipt": {"$in": receipts}}, {"receipt": 1})}
+
+    def drop_free_slots(self, consultation_id: str) -> int:
+        return self.db.ballots.delete_many({"free": consultation_id}).deleted_count
+
+    def ballots(self, consultation_id: str, after: str | None = None, limit: int = 0) -> list[dict]:
+        """Ballots by receipt code, never in the order they are stored in."""
+        query: dict = {"consultation_id": consultation_id}
+        if after:
+            query["receipt"] = {"$gt": after}
+        cursor = self.db.ballots.find(query, {"_id": 0, "consultation_id": 0}).sort("receipt", ASCENDING)
+        return list(cursor.limit(limit) if limit else cursor)
+
+    def ballot_by_receipt(self, consultation_id: str, receipt: str) -> dict | None:
+        return self.db.ballots.find_one({"receipt": receipt, "consultation_id": consultation_id})
+
+    def claim_participations(self, docs: list[dict], finished_rounds: list[str]) -> set[int]:
+        """Insert a round's participations (each `pending` its round); positions that met an existing key. The
+        participations of finished rounds lose their `pending` in the same round trip (before their round
+        documents go: see start_round)."""
+        ops: list = [InsertOne(d) for d in docs]
+        if finished_rounds:
+            ops.append(UpdateMany({"pending": {"$in": finished_rounds}}, {"$unset": {"pending": ""}}))
+        if not ops:
+            return set()
+        try:
+            self.db.participations.bulk_write(ops, ordered=False)
+            return set()
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE for e in errors):
+                raise
+            return {e["index"] for e in errors}
+
+    def participations_by_key(self, keys: list[str]) -> dict[str, dict]:
+        return {d["_id"]: d for d in self.db.participations.find({"_id": {"$in": keys}})}
+
+    def start_round(self, doc: dict, finished_rounds: list[str]) -> None:
+        ops: list = [InsertOne(doc)]
+        if finished_rounds:
+            from pymongo import DeleteMany
+
+            ops.append(DeleteMany({"_id": {"$in": finished_rounds}}))
+        self.db.rounds.bulk_write(ops, ordered=True)
+
+    def finish_rounds(self, round_ids: list[str], drafts: list[str]) -> None:
+        """Close rounds whose ballots and counts are written: their participations first, then the drafts of their
+        voters, then the round documents (a crash in between leaves a round that the recovery finishes again)."""
+        if not round_ids:
+            return
+        self.db.participations.update_many({"pending": {"$in": round_ids}}, {"$unset": {"pending": ""}})
+        self.delete_responses(drafts)
+        self.db.rounds.delete_many({"_id": {"$in": round_ids}})
+
+    def stale_rounds(self, older_than_ts: float) -> list[dict]:
+        return list(self.db.rounds.find({"created_ts": {"$lt": older_than_ts}}).limit(50))
+
+    def get_round(self, round_id: str) -> dict | None:
+        return self.db.rounds.find_one({"_id": round_id}, {"_id": 1})
+
+    def pending_participations(self, older_than_ts: float) -> list[dict]:
+        return list(self.db.participations.find({"pending": {"$exists": True}, "at_ts": {"$lt": older_than_ts}},
+                                                {"pending": 1, "voter": 1, "consultation_id": 1}).limit(500))
+
+    def participations_of_round(self, round_id: str) -> list[dict]:
+        return list(self.db.participations.find({"pending": round_id}, {"voter": 1, "consultation_id": 1}))
+
+    def delete_pending_participations(self, keys: list[str], round_id: str) -> int:
+        return self.db.participations.delete_many({"_id": {"$in": keys}, "pending": round_id}).deleted_count
+
+    # -- budget projects and supports ----------------------------------------------------------------------
+    def insert_project(self, doc: dict, events: list[dict]) -> None:
+        self.db.projects.insert_one(self.doc_with_events(doc, events))
+
+    def get_project(self, project_id: str) -> dict | None:
+        return self.public(self.db.projects.find_one({"_id": project_id}))
+
+    def replace_project(self, doc: dict, events: list[dict]) -> dict:
+        return self._replace("projects", doc, events, "Le projet a changé entre-temps : rechargez-le et recommencez.")
+
+    def projects_of(self, budget_id: str, heading_id: str | None = None) -> list[dict]:
+        query = {"budget_id": budget_id}
+        if heading_id:
+            query["heading_id"] = heading_id
+        return list(self.db.projects.find(query, {OUTBOX: 0, OUTBOX_COUNT: 0}))
+
+    def insert_support(self, doc: dict) -> bool:
+        try:
+            self.db.supports.insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    def supported_headings(self, budget_id: str, citizen: str) -> set[str]:
+        return {d["heading_id"] for d in self.db.supports.find({"budget_id": budget_id, "citizen": citizen},
+                                                               {"heading_id": 1})}
+
+    def supported_by(self, budget_id: str, citizen: str) -> set[str]:
+        return {d["project_id"] for d in self.db.supports.find({"budget_id": budget_id, "citizen": citizen},
+                                                               {"project_id": 1})}
+
+    # -- panels ------------------------------------------------------------------------------------------
+    def panel_members(self, consultation_id: str) -> set[str]:
+        return {d["citizen"] for d in self.db.panels.find({"consultation_id": consultation_id}, {"citizen": 1})}
+
+    def set_panel(self, consultation_id: str, add: list[str], remove: list[str]) -> None:
+        if remove:
+            self.db.panels.delete_many({"_id": {"$in": [f"{consultation_id}:{c}" for c in remove]}})
+        if add:
+            try:
+                self.db.panels.insert_many([{"_id": f"{consultation_id}:{c}", "consultation_id": consultation_id,
+                                             "citizen": c} for c in add], ordered=False)
+            except BulkWriteError as exc:  # added meanwhile by another import: a member once
+                if any(e.get("code") != DUPLICATE for e in exc.details.get("writeErrors", [])):
+                    raise
+
+    def is_panel_member(self, consultation_id: str, citizen: str) -> bool:
+        return self.db.panels.find_one({"_id": f"{consultation_id}:{citizen}"}, {"_id": 1}) is not None
+
+    # -- paper entries ---------------------------------------------------------------------------------
+    def get_paper_entry(self, entry_id: str) -> dict | None:
+        return self.db.paper_entries.find_one({"_id": entry_id})
+
+    def write_paper_entry(self, doc: dict, version: int | None) -> bool:
+        """Insert (version None) or replace the entry read at `version` whose earlier counts are applied."""
+        if version is None:
+            try:
+                self.db.paper_entries.insert_one(doc)
+                return True
+            except DuplicateKeyError:
+                return False
+        return self.db.paper_entries.replace_one({"_id": doc["_id"], "version": version,
+                                                  "count_token": {"$exists": False}}, doc).matched_count == 1
+
+    def paper_entries(self, consultation_id: str, statuses: list[str]) -> list[dict]:
+        query: dict = {"consultation_id": consultation_id}
+        if statuses:
+            query["status"] = {"$in": statuses}
+        return list(self.db.paper_entries.find(query))
+
+    def matched_paper_ballots(self, consultation_id: str) -> list[dict]:
+        """The agreed ballots of matched sheets (for the Pabulib export)."""
+        return list(self.db.paper_entries.find({"consultation_id": consultation_id, "status": "MATCHED",
+                                                "kind": "BALLOTS"}, {"agreed": 1}))
+
+    def open_mismatches(self) -> int:
+        return len(list(self.db.paper_entries.find({"mismatch": {"$exists": True}}, {"_id": 1})))
+
+    def excluded_paper_entries(self, consultation_id: str) -> int:
+        return len(list(self.db.paper_entries.find({"consultation_id": consultation_id,
+                                                    "status": {"$in": ["MISMATCH", "AWAITING_SECOND_ENTRY"]}},
+                                                   {"_id": 1})))

@@ -18,6 +18,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from contracts.errors import BadInput
+from services.common import identity
 from services.notification.templates import BY_KEY, LATEST, Template
 
 CHANNELS = ("email", "sms", "in_app")
@@ -33,9 +34,10 @@ LOGIN_CODE_TTL = timedelta(minutes=10)
 LOGIN_CODE_ATTEMPTS = 5
 
 SLUG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+_BUDGET = r"consultation:budget:[A-Za-z0-9_-]{1,80}"  # a participatory budget's phases and results
 _TOPICS = {
-    "citizen": re.compile(rf"^(agenda:commune:{SLUG}|agenda:category:{SLUG}|consultation:new)$"),
-    "agent": re.compile(rf"^(agenda:commune:{SLUG}|agenda:category:{SLUG}|consultation:new|satisfaction:site:[A-Za-z0-9_.-]{{1,80}})$"),
+    "citizen": re.compile(rf"^(agenda:commune:{SLUG}|agenda:category:{SLUG}|consultation:new|{_BUDGET})$"),
+    "agent": re.compile(rf"^(agenda:commune:{SLUG}|agenda:category:{SLUG}|consultation:new|{_BUDGET}|satisfaction:site:[A-Za-z0-9_.-]{{1,80}})$"),
 }
 
 _text_env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
@@ -147,7 +149,8 @@ def check_topic(topic: str, role: str) -> str:
     pattern = _TOPICS.get("agent" if role in ("agent", "operator") else "citizen")
     if not pattern.match(topic):
         raise BadInput(f"Sujet inconnu : {topic!r} (agenda:commune:<commune>, agenda:category:<catégorie>, "
-                       "consultation:new" + (", satisfaction:site:<id>" if role == "agent" else "") + ")", "topic")
+                       "consultation:new, consultation:budget:<budget>"
+                       + (", satisfaction:site:<id>" if role == "agent" else "") + ")", "topic")
     return topic
 
 
@@ -210,8 +213,9 @@ def code_digest(secret: str, email: str, code: str) -> str:
 
 
 def citizen_id(secret: str, email: str) -> str:
-    """A stable, opaque id for a verified address (the token's subject; the address is not in it)."""
-    return "cit-" + hmac.new(secret.encode(), f"citizen:{email}".encode(), hashlib.sha256).hexdigest()[:20]
+    """A stable, opaque id for a verified address (the token's subject; the address is not in it). Derived in
+    services/common/identity.py, where the consultation service derives it too (panels, booth check-ins)."""
+    return identity.citizen_id(secret, email)
 
 
 def webhook_signature(secret: str, body: bytes, timestamp: int) -> str:

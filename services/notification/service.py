@@ -6,6 +6,7 @@ import time
 import uuid
 
 from contracts import agenda as agenda_c
+from contracts import consultation as consultation_c
 from contracts import notification as c
 from contracts import satisfaction as satisfaction_c
 from contracts.errors import BadInput, Forbidden, NotFound
@@ -17,6 +18,7 @@ from services.common.settings import Settings
 from services.common.timers import timer
 from services.notification import accounts, domain, signin, views
 from services.notification.compose import Composer
+from services.notification.consultations import ConsultationNews
 from services.notification.dispatch import BACKLOG, Dispatcher, new_notification
 from services.notification.settings import NotificationSettings
 from services.notification.store import NotificationStore
@@ -349,3 +351,25 @@ class NotificationService(ServiceBase):
     @handle_event("satisfaction", satisfaction_c.KioskOnline.event_type)
     def on_kiosk_online(self, data: satisfaction_c.KioskOnline, envelope) -> None:
         self._site_alert(envelope, data, "Borne de nouveau en ligne", f"La borne {data.kiosk_name} répond de nouveau.")
+
+    # Consultations: openings, results and budget phases to their topics, decisions on a project to its author
+    # (consultations.py). Scheduled, closed and archived consultations and proposed projects tell nobody.
+    @handle_event("consultation", consultation_c.ConsultationOpened.event_type)
+    def on_consultation_opened(self, data: consultation_c.ConsultationOpened, envelope) -> None:
+        ConsultationNews(self.store, self.compose).opened(envelope, data)
+
+    @handle_event("consultation", consultation_c.ResultsPublished.event_type)
+    def on_consultation_results(self, data: consultation_c.ResultsPublished, envelope) -> None:
+        ConsultationNews(self.store, self.compose).results(envelope, data)
+
+    @handle_event("consultation", consultation_c.BudgetPhaseChanged.event_type)
+    def on_budget_phase_changed(self, data: consultation_c.BudgetPhaseChanged, envelope) -> None:
+        ConsultationNews(self.store, self.compose).phase(envelope, data)
+
+    @handle_event("consultation", consultation_c.ProjectModerated.event_type)
+    def on_project_moderated(self, data: consultation_c.ProjectModerated, envelope) -> None:
+        ConsultationNews(self.store, self.compose).moderated(envelope, data)
+
+    @handle_event("consultation", consultation_c.ProjectAssessed.event_type)
+    def on_project_assessed(self, data: consultation_c.ProjectAssessed, envelope) -> None:
+        ConsultationNews(self.store, self.compose).assessed(envelope, data)

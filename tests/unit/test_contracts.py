@@ -61,11 +61,10 @@ EXTERNAL_ONLY: set[str] = {"notification.delivered", "notification.failed"}
 EXTERNAL_ONLY |= {"payment_link.created", "payment_link.started", "payment_link.submitted", "payment_link.succeeded",
                   "payment_link.failed", "payment_link.cancelled", "payment_link.errored",
                   "payment_link.refund_submitted", "payment_link.refund_succeeded", "payment_link.refund_failed"}
-# The consultation service's events: consumed once the notification service subscribes to them (consultation:new,
-# budget phase topics, project authors) and the agenda shows consultations' meetings; no handler exists yet.
-EXTERNAL_ONLY |= {"consultation.scheduled", "consultation.opened", "consultation.closed",
-                  "consultation.results_published", "consultation.archived", "consultation.budget_phase_changed",
-                  "consultation.project_submitted", "consultation.project_moderated", "consultation.project_assessed"}
+# The consultation service's events that nothing in the platform reacts to (the notification service announces
+# openings, results, budget phases and decisions on projects; the agenda shows a scheduled consultation's meetings):
+# published for partners' systems.
+EXTERNAL_ONLY |= {"consultation.closed", "consultation.archived", "consultation.project_submitted"}
 
 
 def _handled_event_types() -> set[str]:

@@ -61,6 +61,16 @@ def test_remote_errors_come_back_typed():
     assert isinstance(remote_error({"exc_type": "KeyError", "exc_args": ["x"], "value": "'x'"}), RemoteError)
 
 
+def test_a_refusal_without_a_field_comes_back_without_one():
+    """nameko serialises exception arguments as text: a field of None crossed the bus as the string 'None'."""
+    from nameko.exceptions import serialize
+
+    from contracts.errors import Forbidden
+
+    exc = remote_error(serialize(Forbidden("Vous n'avez pas le droit de faire cette action.")))
+    assert isinstance(exc, Forbidden) and exc.field is None
+
+
 @strawberry.type
 class Node:
     name: str = "n"

@@ -399,7 +399,7 @@ def test_rules_read_only_metrics_and_labels_the_code_exports(rules, exported_lab
     alerts = {r["alert"] for r in all_rules if "alert" in r}
     assert {"ServiceDown", "HighErrorRatio", "OutboxBacklog", "EventsDeadLettered", "GatewaySlow",
             "KioskOffline", "SatisfactionAlertOpen", "NotificationBacklogHigh", "NotificationFailuresHigh",
-            "GatewayPublicCopyStale"} <= alerts
+            "GatewayPublicCopyStale", "ConsultationPaperMismatchOpen", "ConsultationVotesSlow"} <= alerts
 
 
 def test_the_alerts_fire_when_they_should(tmp_path):
@@ -500,6 +500,46 @@ def test_the_domain_alerts_fire_when_they_should(tmp_path):
             exp_annotations:
               summary: "Passerelle gw1:8000 : copie publique de l'agenda synchronisée il y a 8m 0s"
               description: "Les requêtes publiques lisent une copie figée : vérifier l'agenda et la connexion RabbitMQ de la passerelle."
+""")
+
+
+def test_the_consultation_alerts_fire_when_they_should(tmp_path):
+    """Paper sheets whose entries disagree: an alert after two hours open (two instances report the same count:
+    one alert), none while a mismatch is settled within the hour; votes slow above 1 s at p95 for 10 minutes."""
+    promtool_test_rules(tmp_path, f"""\
+      - series: 'parvis_consultation_paper_mismatches{{job="consultation", instance="a:9100"}}'
+        values: '0 0 1x150 0x30'
+      - series: 'parvis_consultation_paper_mismatches{{job="consultation", instance="b:9100"}}'
+        values: '0 0 1x150 0x30'
+      - series: 'parvis_consultation_time_to_vote_seconds_bucket{{job="consultation", instance="a:9100", kind="ballot", le="1.0"}}'
+        values: '0+100x20 2000+10x20'
+      - series: 'parvis_consultation_time_to_vote_seconds_bucket{{job="consultation", instance="a:9100", kind="ballot", le="2.5"}}'
+        values: '0+100x20 2000+100x20'
+      - series: 'parvis_consultation_time_to_vote_seconds_bucket{{job="consultation", instance="a:9100", kind="ballot", le="+Inf"}}'
+        values: '0+100x20 2000+100x20'
+    alert_rule_test:
+      - eval_time: 1h
+        alertname: ConsultationPaperMismatchOpen
+        exp_alerts: []
+      - eval_time: 2h30m
+        alertname: ConsultationPaperMismatchOpen
+        exp_alerts:
+          - exp_labels: {{severity: warning}}
+            exp_annotations:
+              summary: "1 feuille(s) de bulletins papier en désaccord depuis plus de 2 heures"
+              description: "Deux saisies d'une même feuille diffèrent : une nouvelle saisie de la feuille les départage (paperEntries, statut MISMATCH). D'ici là, ses bulletins ne sont pas comptés."
+      - eval_time: 3h
+        alertname: ConsultationPaperMismatchOpen
+        exp_alerts: []
+      - eval_time: 15m
+        alertname: ConsultationVotesSlow
+        exp_alerts: []
+      - eval_time: 40m
+        alertname: ConsultationVotesSlow
+        exp_alerts:
+          - exp_labels: {{severity: warning, kind: ballot}}
+            exp_annotations:
+              summary: "Votes (ballot) : p95 à 2.417s pour enregistrer une réponse ou un bulletin"
 """)
 
 
@@ -637,6 +677,10 @@ DASHBOARD_METRICS = {
         "parvis_satisfaction_alerts_open", "parvis_notifications_total",
         "parvis_notification_delivery_seconds_bucket", "parvis_notification_backlog",
         "parvis_notification_retries_total"),
+    "Parvis — consultations et budgets participatifs": (
+        "parvis_consultation_participations_total", "parvis_consultation_time_to_vote_seconds_bucket",
+        "parvis_consultation_open", "parvis_consultation_paper_mismatches", "parvis_consultation_refused_total",
+        "parvis_consultation_cast_round_ballots_bucket"),
 }
 
 

@@ -111,6 +111,53 @@ TEMPLATES: list[Template] = [
     }),
 ]
 
+# Consultations and participatory budgets (services/notification/consultations.py fills the variables).
+TEMPLATES += [
+    Template("consultation_opened", 1, "Une consultation, une enquête ou un budget participatif s'ouvre", {
+        "email": {
+            "subject": "{{ headline }} : {{ title }}",
+            "text": "Bonjour,\n\n{{ headline }} : « {{ title }} ».\n{{ summary }}\n{{ until }}\nParticiper : {{ url }}\n"
+                    + _FOOTER_TEXT,
+            "html": _html("<p>Bonjour,</p><p>{{ headline }} : <strong>« {{ title }} »</strong>.</p><p>{{ summary }}</p>"
+                          "<p>{{ until }}</p><p><a href=\"{{ url }}\">Participer</a></p>"),
+        },
+        "sms": {"text": "Parvis : {{ headline }}, « {{ title }} ». {{ until }} {{ url }}"},
+        "in_app": {"text": "{{ headline }} : {{ title }} ({{ until }})"},
+    }),
+    Template("consultation_results", 1, "Les résultats d'une consultation ou d'un budget participatif sont publiés", {
+        "email": {
+            "subject": "Résultats publiés : {{ title }}",
+            "text": "Bonjour,\n\nLes résultats de « {{ title }} » sont publiés ({{ participants }}).\n"
+                    "Les consulter : {{ url }}\n" + _FOOTER_TEXT,
+            "html": _html("<p>Bonjour,</p><p>Les résultats de <strong>« {{ title }} »</strong> sont publiés "
+                          "({{ participants }}).</p><p><a href=\"{{ url }}\">Les consulter</a></p>"),
+        },
+        "sms": {"text": "Parvis : résultats publiés, « {{ title }} » ({{ participants }}). {{ url }}"},
+        "in_app": {"text": "Résultats publiés : {{ title }} ({{ participants }})"},
+    }),
+    Template("budget_phase", 1, "Un budget participatif suivi change de phase", {
+        "email": {
+            "subject": "Budget participatif « {{ title }} » : {{ phase }}",
+            "text": "Bonjour,\n\nBudget participatif « {{ title }} » : {{ detail }}\n{{ url }}\n" + _FOOTER_TEXT,
+            "html": _html("<p>Bonjour,</p><p>Budget participatif <strong>« {{ title }} »</strong> : {{ detail }}</p>"
+                          "<p><a href=\"{{ url }}\">Voir le budget participatif</a></p>"),
+        },
+        "sms": {"text": "Parvis : budget participatif « {{ title }} », {{ detail }} {{ url }}"},
+        "in_app": {"text": "{{ title }} : {{ detail }}"},
+    }),
+    Template("project_decision", 1, "Décision sur un projet proposé, envoyée à son auteur", {
+        "email": {
+            "subject": "Votre projet « {{ title }} » : {{ headline }}",
+            "text": "Bonjour,\n\nVotre projet « {{ title }} » pour le budget participatif : {{ headline }}.\n"
+                    "{{ detail }}\n{{ url }}\n" + _FOOTER_TEXT,
+            "html": _html("<p>Bonjour,</p><p>Votre projet <strong>« {{ title }} »</strong> pour le budget "
+                          "participatif : {{ headline }}.</p><p>{{ detail }}</p><p><a href=\"{{ url }}\">Voir le "
+                          "projet</a></p>"),
+        },
+        "in_app": {"text": "Votre projet « {{ title }} » : {{ headline }}. {{ detail }}"},
+    }),
+]
+
 BY_KEY: dict[tuple[str, int], Template] = {(t.name, t.version): t for t in TEMPLATES}
 LATEST: dict[str, Template] = {}
 for _t in TEMPLATES:

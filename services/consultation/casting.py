@@ -1,0 +1,316 @@
+"""Secret ballots (budget ballots, responses to secret consultations): one per citizen, stored apart from the record
+that he took part, with nothing that joins them, written in rounds shared by the ballots that arrive together.
+
+What a round writes, in this order (each a few round trips, whatever the number of ballots in it):
+1. the participations of its voters, each `pending` the round (`_id` = consultation:voter: a second ballot of the same
+   citizen, from any device or process, meets the key and is refused: "one ballot per citizen" is the key's);
+2. the round document: the round's ballots, shuffled, each with the slot it goes into, and the counts they add;
+3. the ballots, into their slots;
+4. the counters (`$inc`, guarded by the round's marker);
+5. then, in the next round's first writes (or at once when none follows), the participations lose their `pending`,
+   the drafts of secret responses go, and the round document is deleted.
+The round document and the participations' `pending` are the only things that ever tie ballots to voters: a whole
+round's voters to a whole round's shuffled ballots, for milliseconds (until the recovery after a crash). A crash
+before the round document is written leaves participations `pending` a round that does not exist: the recovery
+deletes them (those voters were never answered, and may vote again; a voter asking meanwhile is told to retry). A
+crash after it is finished from the round document: ballots whose receipt is not stored yet go into their slots,
+counts are applied unless their marker is there. No acknowledged ballot is lost, none is counted twice.
+
+Slots: MongoDB (and nx-27017) keep a collection in insertion order, and ObjectIds follow time; a ballot inserted when
+it arrives would sit beside the ballots cast just before and after it, in the same order as the participations.
+So ballots are written into slots: a process inserts empty slots in chunks (random ids, one insert), then fills
+them in a random order. A ballot's place in the collection and its id say nothing of when it arrived (beyond its
+chunk, a thousand slots), nor of who cast it. Empty slots left when the consultation closes are deleted.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import time
+import uuid
+from collections import Counter
+
+import eventlet
+from eventlet.event import Event as GreenEvent
+from nameko.extensions import DependencyProvider
+from pymongo.errors import PyMongoError
+
+from contracts.errors import Conflict, ServiceUnavailable
+from services.common.groupcommit import IngestQueue
+from services.common.mongo import utcnow
+from services.common.settings import service_settings
+from services.consultation import domain, records
+from services.consultation.metrics import CAST_ROUND, CAST_ROUND_SECONDS, PARTICIPATIONS, REFUSED, TIME_TO_VOTE
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1000  # empty slots a process adds at once
+LOW = 300  # below this many empty slots left, the next chunk is added in the background
+STARTED_AT = time.time()  # rounds written before this process started are no round of this process
+STILL_WRITING = "Votre bulletin précédent est en cours d'enregistrement : réessayez dans quelques secondes."
+_rng = random.SystemRandom()
+
+
+class Cast:
+    """One secret ballot waiting for its round: `docs` (the ballot, for the queue's sizing), who casts it (his key
+    goes to his participation only), the counts it adds, and, once written, its receipt or its error."""
+
+    __slots__ = ("docs", "consultation_id", "voter", "inc", "kind", "draft", "received", "error", "done")
+
+    def __init__(self, ballot: dict, voter: str, inc: dict[str, int], kind: str, draft: bool = False):
+        self.docs = [ballot]
+        self.consultation_id = ballot["consultation_id"]
+        self.voter, self.inc, self.kind, self.draft = voter, inc, kind, draft
+        self.received = time.monotonic()
+        self.error: BaseException | None = None
+        self.done = GreenEvent()
+
+    @property
+    def key(self) -> str:
+        return f"{self.consultation_id}:{self.voter}"
+
+    @property
+    def receipt(self) -> str:
+        return self.docs[0]["receipt"]
+
+
+class UrnState:
+    """What a process keeps between rounds: its empty slots (per consultation, in a random order) and its queue of
+    ballots."""
+
+    def __init__(self, rounds: int = 1):
+        self.slots: dict[str, list[str]] = {}
+        self.refilling: set[str] = set()
+        self.queue = IngestQueue(rounds=rounds, max_votes=500)
+
+    def take_slots(self, store, consultation_id: str, n: int) -> list[str]:
+        """`n` empty slots of this process, drawn at random among those it holds. A chunk is added when they run
+        low: in the background (`refill`) before they run out, so that a round seldom waits for one."""
+        if n <= 0:
+            return []
+        free = self.slots.setdefault(consultation_id, [])
+        if len(free) < n:
+            self._add(store, consultation_id, max(CHUNK, n - len(free)))
+        taken, self.slots[consultation_id] = free[-n:], free[:-n]
+        if len(self.slots[consultation_id]) < LOW and consultation_id not in self.refilling:
+            self.refilling.add(consultation_id)
+            eventlet.spawn_n(self._refill, store, consultation_id)
+        return taken
+
+    def reserve(self, store, consultation_id: str, n: int) -> None:
+        """At least `n` empty slots held for the consultation (a chunk added now if not)."""
+        free = self.slots.setdefault(consultation_id, [])
+        if len(free) < n:
+            self._add(store, consultation_id, max(CHUNK, n - len(free)))
+
+    def _add(self, store, consultation_id: str, n: int) -> None:
+        chunk = [secrets.token_hex(16) for _ in range(n)]
+        store.add_slots(consultation_id, chunk)  # ids random: their order says nothing either
+        free = self.slots.setdefault(consultation_id, [])
+        free.extend(chunk)
+        _rng.shuffle(free)
+
+    def _refill(self, store, consultation_id: str) -> None:
+        try:
+            self._add(store, consultation_id, CHUNK)
+        except Exception:  # noqa: BLE001 - the next round adds a chunk itself
+            log.warning("empty slots not added ahead of time", exc_info=True)
+        finally:
+            self.refilling.discard(consultation_id)
+
+
+class Urn(DependencyProvider):
+    """Injects the container's UrnState (made at the first worker)."""
+
+    state: UrnState | None = None
+
+    def get_dependency(self, worker_ctx):
+        if self.state is None:
+            self.state = UrnState(rounds=service_settings(self.container).cast_rounds)
+        return self.state
+
+
+def cast(store, state: UrnState, job: Cast) -> Cast:
+    """Write a secret ballot in the next round; raises its refusal (already voted, closed), or ServiceUnavailable
+    when the round failed (the voter retries: see STILL_WRITING)."""
+    try:
+        return state.queue.submit(Rounds(store, state), job)
+    except PyMongoError:
+        log.exception("a round of ballots failed")
+        raise ServiceUnavailable("Le vote n'a pas pu être enregistré : réessayez dans quelques secondes.") from None
+
+
+class Rounds:
+    """The writes of a round of secret ballots (see the module's docstring), and the recovery after a crash."""
+
+    def __init__(self, store, state: UrnState | None):
+        self.store, self.state = store, state
+
+    def write(self, jobs: list[Cast], close: list, sent=lambda: None):
+        round_id = uuid.uuid4().hex
+        now = utcnow()
+        started = time.perf_counter()
+        finished = [r for r, _ in close]
+        # The previous round's voters get their answers while this round's first read is in the database (green
+        # threads run while this one waits for it), not between this round's writes (see IngestQueue).
+        sent()
+        firsts, copies = self._unique(jobs)
+        winners = self._still_open(firsts, now)
+        # Empty slots first (a chunk takes a while): between the participations and the round's document, nothing
+        # slow, since the recovery undoes participations whose round document is still missing after a while.
+        for cid, n in Counter(j.consultation_id for j in winners).items():
+            self.state.reserve(self.store, cid, n)
+        docs = [{"_id": j.key, "consultation_id": j.consultation_id, "voter": j.voter, "origin": "WEB", "at": now,
+                 "at_ts": now.timestamp(), "pending": round_id} for j in winners]
+        failed = self.store.claim_participations(docs, finished)
+        if failed:
+            existing = self.store.participations_by_key([winners[i].key for i in failed])
+            for i in sorted(failed):
+                self._refuse(winners[i], existing.get(winners[i].key))
+            winners = [j for i, j in enumerate(winners) if i not in failed]
+        drafts = [d for r, info in close for d in info["drafts"]]
+        self.store.delete_responses(drafts)
+        _rng.shuffle(winners)
+        fills, counts = [], {}
+        for cid in dict.fromkeys(j.consultation_id for j in winners):
+            mine = [j for j in winners if j.consultation_id == cid]
+            fills += [(slot, j.docs[0]) for slot, j in zip(self.state.take_slots(self.store, cid, len(mine)), mine)]
+            total: Counter = Counter({"p:web": len(mine)})
+            for j in mine:
+                total.update(j.inc)
+            counts[cid] = dict(total)
+        self.store.start_round({"_id": round_id, "created_ts": now.timestamp(), "counts": counts,
+                                "ballots": [{"slot": s, "ballot": b} for s, b in fills]}, finished)
+        for r, info in close:
+            for cid in info["cids"]:
+                self.store._finished(cid, [r])
+        self._fill(fills)
+        for cid, inc in counts.items():
+            self.store.apply_counts(cid, round_id, inc)
+        self._answer_copies(copies)
+        CAST_ROUND_SECONDS.observe(time.perf_counter() - started)
+        return winners, time.monotonic(), round_id, {"cids": list(counts), "drafts": [j.key for j in winners if j.draft]}
+
+    def finish(self, close: list) -> None:
+        self.store.finish_rounds([r for r, _ in close], [d for _, info in close for d in info["drafts"]])
+        for r, info in close:
+            for cid in info["cids"]:
+                self.store._finished(cid, [r])
+
+    @staticmethod
+    def observe(stored: list[Cast], counted: float) -> None:
+        if stored:
+            CAST_ROUND.observe(len(stored))
+        for job in stored:
+            PARTICIPATIONS.labels(job.kind, "online").inc()
+            TIME_TO_VOTE.labels(job.kind).observe(max(0.0, counted - job.received))
+
+    # -- steps --------------------------------------------------------------------------------------
+    @staticmethod
+    def _unique(jobs: list[Cast]) -> tuple[list[Cast], list[tuple[Cast, Cast]]]:
+        """Two ballots of one voter in one round (a resend meeting its original): the first goes on; each copy
+        shares its fate once the round knows it (`_answer_copies`): refused as a second ballot when the first is
+        written, the first's error when it is not (a copy told "already voted" while the first fails would never
+        be sent again, and its voter would not be counted)."""
+        first: dict[str, Cast] = {}
+        copies: list[tuple[Cast, Cast]] = []
+        for job in jobs:
+            if job.key in first:
+                copies.append((job, first[job.key]))
+            else:
+                first[job.key] = job
+        return list(first.values()), copies
+
+    @staticmethod
+    def _answer_copies(copies: list[tuple[Cast, Cast]]) -> None:
+        for copy, first in copies:
+            if first.error is not None:
+                copy.error = first.error
+            else:
+                copy.error = Conflict("Vous avez déjà voté : un vote secret est définitif.", "participation")
+                REFUSED.labels("already_voted").inc()
+
+    def _still_open(self, jobs: list[Cast], now) -> list[Cast]:
+        """The round checks its consultations again, at the round's instant: one whose window or vote has ended
+        since the ballot was checked takes no ballot. From the store's recent copy (store.recent): a closing by
+        this process's clock or agent shows at once, one by another replica within RECENT_SECONDS."""
+        docs = {cid: self.store.recent_consultation(cid) for cid in {j.consultation_id for j in jobs}}
+        out = []
+        for job in jobs:
+            doc = docs.get(job.consultation_id)
+            reason = records.cast_refusal(doc, now, job.kind) if doc else "La consultation n'existe plus."
+            if reason:
+                job.error = Conflict(reason, "state")
+                REFUSED.labels("closed").inc()
+            else:
+                out.append(job)
+        return out
+
+    @staticmethod
+    def _refuse(job: Cast, existing: dict | None) -> None:
+        """The ballot of a voter whose key was taken. Still being written (or undone between our insert and our
+        read: the recovery deleted a crashed round's participation meanwhile): he tries again. Otherwise he voted."""
+        if existing is None or existing.get("pending"):
+            job.error = ServiceUnavailable(STILL_WRITING)
+            return
+        try:
+            domain.check_participation(existing.get("origin", "WEB"), "WEB", final=True)
+        except Conflict as exc:
+            job.error = exc
+        REFUSED.labels("already_voted").inc()
+
+    def _fill(self, fills: list[tuple[str, dict]]) -> None:
+        """Ballots into their slots; a slot found taken (never, short of a bug or a slot shared by two processes)
+        is replaced by a new one, so that no ballot of the round is left out."""
+        for _ in range(5):
+            if not fills or self.store.fill_slots(fills) == len(fills):
+                return
+            stored = self.store.receipts_stored([b["receipt"] for _, b in fills])
+            fills = [(secrets.token_hex(16), b) for _, b in fills if b["receipt"] not in stored]
+            for slot, ballot in fills:
+                self.store.add_slots(ballot["consultation_id"], [slot])
+        if fills:
+            raise ServiceUnavailable("Les bulletins n'ont pas pu être rangés : réessayez.")
+
+    # -- recovery -----------------------------------------------------------------------------------
+    def recover(self, now_ts: float, after: float) -> int:
+        """Finish the rounds a crash left half-written, undo the participations of rounds never written.
+
+        Finishing is idempotent (receipts already stored are skipped, counts are guarded by the round's marker), so
+        a round written before this process started is finished at once, even if another process still writes it.
+        Undoing is not: a participation is undone only once `after` seconds old, when no live process can be about
+        to write its round."""
+        done = 0
+        for doc in self.store.stale_rounds(max(STARTED_AT, now_ts - after)):
+            fills = [(b["slot"], b["ballot"]) for b in doc.get("ballots") or []]
+            stored = self.store.receipts_stored([b["receipt"] for _, b in fills]) if fills else set()
+            self._fill([(s, b) for s, b in fills if b["receipt"] not in stored])
+            for cid, inc in (doc.get("counts") or {}).items():
+                self.store.apply_counts(cid, doc["_id"], inc)
+            drafts = [p["_id"] for p in self.store.participations_of_round(doc["_id"])]
+            self.store.finish_rounds([doc["_id"]], drafts)
+            for cid in doc.get("counts") or {}:
+                self.store._finished(cid, [doc["_id"]])
+            log.info("round %s finished after a crash: %s ballot(s)", doc["_id"], len(fills))
+            done += 1
+        orphans: dict[str, list[str]] = {}
+        for p in self.store.pending_participations(now_ts - after):
+            orphans.setdefault(p["pending"], []).append(p["_id"])
+        for round_id, keys in orphans.items():
+            if self.store.get_round(round_id) is None:
+                undone = self.store.delete_pending_participations(keys, round_id)
+                log.info("round %s was never written: %s participation(s) undone", round_id, undone)
+                done += 1
+        return done
+
+
+def recover(store, now_ts: float, after: float) -> int:
+    """For the timer: rounds left by a crash, then counts left pending by one (participations checked in, survey
+    responses, supports, paper entries), `after` seconds old."""
+    done = Rounds(store, None).recover(now_ts, after)
+    for collection in ("participations", "responses", "supports", "paper_entries"):
+        for doc in store.pending_counts(collection, now_ts - after):
+            store.finish_count(collection, doc)
+            done += 1
+    return done
