@@ -13,9 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from tests.support import Platform, launch_chromium, token, wait_until
+
+expect.set_options(timeout=15_000)  # a page after a POST and its redirect, on a loaded machine
 
 ASSOCIATION = "contact@comite-des-fetes-de-labege.example"
 AGENT = "agent@sicoval.example"
@@ -71,7 +73,7 @@ def sign_in(platform, browser, address: str, javascript: bool = True):
     page.get_by_role("button", name="Recevoir un code").click()
     page.get_by_label("Code à 6 chiffres").fill(code_for(platform, address, since))
     page.get_by_role("button", name="Se connecter").click()
-    assert page.get_by_text("Vous êtes connecté.").is_visible()
+    expect(page.get_by_text("Vous êtes connecté.")).to_be_visible()
     return context, page
 
 
@@ -106,7 +108,7 @@ def propose(page, title: str, day: str | None = None):
     page.get_by_label("Commune", exact=True).select_option("labege")
     page.locator("#lieu").fill("Place de la mairie")
     page.get_by_role("button", name="Enregistrer").click()
-    assert page.get_by_text("Brouillon enregistré").is_visible()
+    expect(page.get_by_text("Brouillon enregistré")).to_be_visible()
     return page.url.rsplit("/", 1)[1]
 
 
@@ -116,26 +118,27 @@ def test_an_association_proposes_an_agent_approves_a_subscribed_citizen_is_told(
     cpage.goto("/compte/abonnements?sujet=agenda:commune:labege")
     cpage.get_by_label("Dans mon espace (Mes notifications)").check()
     cpage.get_by_role("button", name="M'abonner").click()
-    assert cpage.get_by_text("Votre abonnement est enregistré.").is_visible()
-    assert cpage.get_by_role("cell", name="Les événements à Labège").is_visible()
+    expect(cpage.get_by_text("Votre abonnement est enregistré.")).to_be_visible()
+    expect(cpage.get_by_role("cell", name="Les événements à Labège")).to_be_visible()
 
     org, opage = sign_in(platform, browser, ASSOCIATION)
     # A mistake first: the error summary links to the field, which says what is wrong.
     opage.goto("/organisation/evenements/nouveau")
     opage.get_by_role("button", name="Enregistrer").click()
     summary = opage.locator(".error-summary")
-    assert summary.is_visible() and opage.title().startswith("Erreur")
+    expect(summary).to_be_visible()
+    assert opage.title().startswith("Erreur")
     assert opage.locator("#titre").get_attribute("aria-describedby") == "titre-error"
     event_id = propose(opage, "Bal du comité")
     opage.get_by_role("button", name="Soumettre à la modération").click()
-    assert opage.get_by_text("Événement soumis").is_visible()
-    assert opage.get_by_text("En attente de modération").is_visible()
+    expect(opage.get_by_text("Événement soumis")).to_be_visible()
+    expect(opage.get_by_text("En attente de modération")).to_be_visible()
 
     agent, apage = sign_in(platform, browser, AGENT)
     apage.goto("/console/moderation")
     apage.get_by_role("link", name="Bal du comité").click()
     apage.get_by_role("button", name="Publier").click()
-    assert apage.get_by_text("Événement publié.").is_visible()
+    expect(apage.get_by_text("Événement publié.")).to_be_visible()
 
     def told():
         cpage.goto("/compte/notifications")
@@ -143,29 +146,29 @@ def test_an_association_proposes_an_agent_approves_a_subscribed_citizen_is_told(
     wait_until(told, 30, 0.5, "the citizen's in-app notification")
     assert cpage.get_by_text("Nouveau").count() >= 1
     cpage.get_by_role("button", name=re.compile("Tout marquer comme lu")).click()
-    assert cpage.get_by_text("Notifications marquées comme lues.").is_visible()
+    expect(cpage.get_by_text("Notifications marquées comme lues.")).to_be_visible()
 
     # The association edits its published event: the agent sees both versions side by side.
     opage.goto(f"/organisation/evenements/{event_id}/modifier")
     opage.get_by_label("Titre de l'événement").fill("Grand bal du comité")
     opage.get_by_role("button", name="Enregistrer").click()
-    assert opage.get_by_text("Elle attend la modération").is_visible()
+    expect(opage.get_by_text("Elle attend la modération")).to_be_visible()
     apage.goto(f"/console/moderation/{event_id}")
     table = apage.locator("table.comparison")
-    assert table.get_by_role("rowheader", name=re.compile("Titre.*modifié")).is_visible()
+    expect(table.get_by_role("rowheader", name=re.compile("Titre.*modifié"))).to_be_visible()
     assert table.locator("del").first.inner_text() == "Bal du comité"
     assert table.locator("ins").first.inner_text() == "Grand bal du comité"
     apage.get_by_role("button", name="Publier la modification").click()
     cpage.goto(f"/agenda/events/{event_id}")
-    assert cpage.get_by_role("heading", name="Grand bal du comité").is_visible()
+    expect(cpage.get_by_role("heading", name="Grand bal du comité")).to_be_visible()
 
     # The public agenda finds it by commune and text, without JavaScript; a cancellation is said in words.
     cpage.goto("/agenda?commune=labege&texte=grand+bal")
-    assert cpage.get_by_role("link", name="Grand bal du comité").is_visible()
+    expect(cpage.get_by_role("link", name="Grand bal du comité")).to_be_visible()
     opage.goto(f"/organisation/evenements/{event_id}/annuler")
     opage.get_by_label("Raison").fill("Météo")
     opage.get_by_role("button", name="Annuler l'événement").click()
-    assert opage.get_by_text("annoncé comme annulé").is_visible()
+    expect(opage.get_by_text("annoncé comme annulé")).to_be_visible()
     for context in (citizen, org, agent):
         context.close()
 
@@ -177,11 +180,12 @@ def test_a_rejected_event_shows_its_reason_to_the_association(platform, browser)
     agent, apage = sign_in(platform, browser, AGENT)
     apage.goto(f"/console/moderation/{event_id}")
     apage.get_by_role("button", name="Refuser").click()
-    assert apage.locator("#raison-error").is_visible()  # a refusal needs its reason
+    expect(apage.locator("#raison-error")).to_be_visible()  # a refusal needs its reason
     apage.get_by_label("Raison du refus").fill("Merci d'indiquer le tarif.")
     apage.get_by_role("button", name="Refuser").click()
     opage.goto(f"/organisation/evenements/{event_id}")
-    assert opage.get_by_text("Merci d'indiquer le tarif.").is_visible() and opage.get_by_text("Refusé").is_visible()
+    expect(opage.get_by_text("Merci d'indiquer le tarif.")).to_be_visible()
+    expect(opage.get_by_text("Refusé")).to_be_visible()
     org.close()
     agent.close()
 
@@ -236,7 +240,7 @@ def test_an_agent_registers_a_kiosk_by_its_qr_code_and_sees_its_votes(platform, 
     assert apage.locator("figure svg[role=img]").count() == 3, "three charts, each beside its table"
     assert apage.locator("#table-heures tbody tr").count() >= 1
     apage.goto("/console/bornes")
-    assert apage.get_by_role("row", name=re.compile("Borne du hall.*En ligne")).is_visible()
+    expect(apage.get_by_role("row", name=re.compile("Borne du hall.*En ligne"))).to_be_visible()
     kiosk.close()
     agent.close()
 
