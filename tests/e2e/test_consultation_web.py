@@ -1,0 +1,144 @@
+"""The web's consultation pages in Debian's Chromium against the real stack (`parvis up`: demo accounts, the demo
+survey and budget): a citizen votes in a participatory budget, with JavaScript (the running total updates live) and
+without (« Vérifier mon vote » computes it on the server; over budget, the refusal is shown beside its heading), gets
+his receipt code, cannot vote twice and finds the vote in « Mes participations »; the consultations' list and the
+home page link to the ballot; axe-core on each page; a form posted without its CSRF token is refused."""
+import re
+
+import httpx
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect, sync_playwright
+
+from tests.consultation_flows import budget_to_ballot
+from tests.e2e.test_web_pages import LIMITS, http_session, sign_in
+from tests.support import Platform, launch_chromium
+
+PROJECTS = [{"title": "Jardins partagés", "headingId": "labege", "cost": 45_000_00},
+            {"title": "Aire de jeux inclusive", "headingId": "labege", "cost": 30_000_50},
+            {"title": "Piste cyclable du canal", "headingId": "labege", "cost": 40_000_00},
+            {"title": "Fontaine au stade", "headingId": "escalquens", "cost": 15_000_00}]
+RECEIPT = re.compile(r"^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$")
+
+
+@pytest.fixture(scope="module")
+def platform(mongo, broker):
+    mongo.drop_all()
+    p = Platform(mongo, broker, **LIMITS)
+    up = p.up("agenda", "consultation", "notification", "gateway")
+    yield p
+    faults = [line for line in up.lines if "unexpected error" in line]
+    p.stop_reporting_crashes()
+    for line in faults:
+        print(line.replace("\\n", "\n"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as pw:
+        b = launch_chromium(pw)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def budget(platform):
+    bid, _ = budget_to_ballot(platform.url, PROJECTS)
+    return bid
+
+
+def no_serious_violation(page, what: str) -> None:
+    violations = Axe().run(page).response["violations"]
+    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in violations
+           if v["impact"] in ("serious", "critical")]
+    assert bad == [], f"{what}: {bad}"
+
+
+def small(page, what: str) -> None:
+    assert len(page.content().encode()) < 100_000, f"{what}: more than 100 KB of HTML"
+
+
+def test_a_citizen_votes_in_a_budget_with_javascript(platform, browser, budget):
+    context, page = sign_in(platform, browser, "votante@example.org")
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Consultations ouvertes")).to_be_visible()
+    page.get_by_role("link", name="Toutes les consultations").click()
+    expect(page.get_by_role("heading", name="Consultations", exact=True)).to_be_visible()
+    no_serious_violation(page, "the consultations' list")
+    small(page, "the consultations' list")
+    page.locator(f'a[href="/consultations/{budget}/vote"]').first.click()
+
+    # Two headings, one vote: the voter chooses his.
+    expect(page.get_by_role("group", name="Dans quelle section votez-vous ?")).to_be_visible()
+    no_serious_violation(page, "the choice of a heading")
+    page.get_by_label(re.compile("^Labège")).check()
+    page.get_by_role("button", name="Choisir cette section").click()
+    total = page.locator("#section-labege-total")
+    expect(total).to_have_text("Total choisi : 0,00\u00a0€ sur 100\u202f000,00\u00a0€ · reste 100\u202f000,00\u00a0€")
+    expect(page.get_by_label(re.compile("Fontaine au stade"))).to_have_count(0)  # another heading's project
+    page.get_by_label(re.compile("^Jardins partagés")).check()
+    page.get_by_label(re.compile("^Aire de jeux inclusive")).check()
+    expect(total).to_have_text("Total choisi : 75\u202f000,50\u00a0€ sur 100\u202f000,00\u00a0€ · reste 24\u202f999,50\u00a0€")
+    page.get_by_label(re.compile("^Piste cyclable")).check()
+    expect(total).to_contain_text("dépassement de 15\u202f000,50\u00a0€")
+    no_serious_violation(page, "the ballot")
+    small(page, "the ballot")
+
+    # Cast over budget: the service refuses, the message is beside the heading and in the summary.
+    page.get_by_role("button", name="Voter").click()
+    error = page.locator("#section-labege-error")
+    expect(error).to_contain_text(re.compile(r"coûte 115.000,50.€ : plus que les 100.000.€ de la section"))
+    expect(page.get_by_role("alert")).to_contain_text("Il y a un problème")
+    expect(page.get_by_role("group", name=re.compile("^Labège"))).to_have_attribute("aria-invalid", "true")
+    no_serious_violation(page, "the ballot with an error")
+    page.get_by_label(re.compile("^Piste cyclable")).uncheck()
+    page.get_by_role("button", name="Voter").click()
+
+    expect(page.get_by_role("heading", name="Merci, votre vote est enregistré")).to_be_visible()
+    code = page.locator("#recu").inner_text().strip()
+    assert RECEIPT.match(code), code
+    expect(page.get_by_role("listitem").filter(has_text="Jardins partagés")).to_be_visible()
+    no_serious_violation(page, "the receipt")
+
+    page.goto(f"/consultations/{budget}/vote?section=labege")
+    expect(page.get_by_text("Vous avez déjà voté dans ce budget participatif.")).to_be_visible()
+    page.goto("/compte/participations")
+    row = page.get_by_role("row").filter(has_text="Budget participatif 2027")
+    expect(row).to_contain_text("A voté en ligne")
+    no_serious_violation(page, "my participations")
+    context.close()
+
+
+def test_a_citizen_votes_without_javascript(platform, browser, budget):
+    context, page = sign_in(platform, browser, "sans-script@example.org", javascript=False)
+    page.goto(f"/consultations/{budget}/vote")
+    page.get_by_label(re.compile("^Labège")).check()
+    page.get_by_role("button", name="Choisir cette section").click()
+    for title in ("Jardins partagés", "Aire de jeux inclusive", "Piste cyclable"):
+        page.get_by_label(re.compile(f"^{title}")).check()
+    page.get_by_role("button", name="Vérifier mon vote").click()
+    expect(page.locator("#section-labege-total")).to_contain_text("dépassement de 15\u202f000,50\u00a0€")
+    expect(page.locator("#section-labege-error")).to_contain_text("15\u202f000,50\u00a0€ de trop")
+    expect(page.get_by_label(re.compile("^Piste cyclable"))).to_be_checked()  # the choice is kept
+    page.get_by_label(re.compile("^Jardins partagés")).uncheck()
+    page.get_by_role("button", name="Vérifier mon vote").click()
+    expect(page.locator("#section-labege-total")).to_have_text(
+        "Total choisi : 70\u202f000,50\u00a0€ sur 100\u202f000,00\u00a0€ · reste 29\u202f999,50\u00a0€")
+    expect(page.get_by_role("status")).to_contain_text("Vous pouvez voter.")
+    page.get_by_role("button", name="Voter").click()
+    expect(page.get_by_role("heading", name="Merci, votre vote est enregistré")).to_be_visible()
+    assert RECEIPT.match(page.locator("#recu").inner_text().strip())
+    context.close()
+
+
+def test_the_ballot_refuses_a_form_without_its_token_and_asks_to_sign_in(platform, budget):
+    client = http_session(platform, "jeton@example.org")
+    try:
+        r = client.post(f"/consultations/{budget}/vote", data={"section": "labege", "action": "voter",
+                                                                 "p-labege": "x"})
+    finally:
+        client.close()
+    assert r.status_code == 403 and "Formulaire expiré" in r.text
+    with httpx.Client(base_url=platform.url, timeout=20) as anonymous:
+        r = anonymous.get(f"/consultations/{budget}/vote")
+        assert r.status_code == 303 and r.headers["location"].startswith("/connexion?suite=")
