@@ -2,17 +2,20 @@
 survey and budget): a citizen votes in a participatory budget, with JavaScript (the running total updates live) and
 without (« Vérifier mon vote » computes it on the server; over budget, the refusal is shown beside its heading), gets
 his receipt code, cannot vote twice and finds the vote in « Mes participations »; the consultations' list and the
-home page link to the ballot; axe-core on each page; a form posted without its CSRF token is refused."""
+home page link to the ballot; an agent builds a survey in the console (questions added, moved, removed), opens it,
+two agents enter a paper sheet twice (their mismatch shown, then corrected), and the results are published; axe-core
+on each page; a form posted without its CSRF token is refused."""
 import re
+from datetime import date, timedelta
 
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect, sync_playwright
 
-from tests.consultation_flows import budget_to_ballot
+from tests.consultation_flows import budget_to_ballot, citizen, data
 from tests.e2e.test_web_pages import LIMITS, http_session, sign_in
-from tests.support import Platform, launch_chromium
+from tests.support import Platform, launch_chromium, token
 
 PROJECTS = [{"title": "Jardins partagés", "headingId": "labege", "cost": 45_000_00},
             {"title": "Aire de jeux inclusive", "headingId": "labege", "cost": 30_000_50},
@@ -142,3 +145,94 @@ def test_the_ballot_refuses_a_form_without_its_token_and_asks_to_sign_in(platfor
     with httpx.Client(base_url=platform.url, timeout=20) as anonymous:
         r = anonymous.get(f"/consultations/{budget}/vote")
         assert r.status_code == 303 and r.headers["location"].startswith("/connexion?suite=")
+
+
+def test_an_agent_builds_a_survey_enters_paper_twice_and_publishes_results(platform, browser):
+    context, page = sign_in(platform, browser, "agent@sicoval.example")
+    page.goto("/console/consultations")
+    no_serious_violation(page, "the console's consultations")
+    page.get_by_role("link", name="Nouvelle enquête ou consultation").click()
+    page.get_by_label("Titre", exact=True).fill("Fête du vélo 2027")
+    page.get_by_label("Jour d'ouverture").fill((date.today() + timedelta(days=1)).isoformat())
+    page.get_by_label("Heure d'ouverture").fill("09:00")
+    page.get_by_label("Jour de clôture").fill((date.today() + timedelta(days=20)).isoformat())
+    page.get_by_label("Heure de clôture").fill("18:00")
+    no_serious_violation(page, "the consultation's form")
+    page.get_by_role("button", name="Enregistrer").click()
+    expect(page.get_by_text("Brouillon enregistré : ajoutez ses questions.")).to_be_visible()
+    cid = page.url.rstrip("/").rsplit("/", 1)[1]
+
+    def add(kind: str, label: str, options: str = "", mandatory: bool = False):
+        page.get_by_label("Type de question").select_option(kind)
+        page.get_by_label("Libellé de la question").fill(label)
+        page.get_by_label("Options").fill(options)
+        if mandatory:
+            page.get_by_label("Réponse obligatoire").check()
+        page.get_by_role("button", name="Ajouter la question").click()
+        expect(page.get_by_text("Question ajoutée.")).to_be_visible()
+
+    page.get_by_role("button", name="Ajouter la question").click()  # nothing filled: refused beside the fields
+    expect(page.locator("#q_libelle-error")).to_have_text("Erreur : Libellé : obligatoire.")
+    expect(page.locator("#q_options-error")).to_contain_text("deux au moins")
+    no_serious_violation(page, "the form builder with errors")
+    add("SINGLE_CHOICE", "Quel jour préférez-vous ?", "Samedi\nDimanche", mandatory=True)
+    add("SHORT_TEXT", "Une remarque ?")
+    add("YES_NO", "Venez-vous à vélo ?")
+    questions = page.locator("ol.questions > li strong")
+    expect(questions).to_have_text(["Quel jour préférez-vous ?", "Une remarque ?", "Venez-vous à vélo ?"])
+    page.get_by_role("button", name="Monter la question 3").click()
+    expect(questions).to_have_text(["Quel jour préférez-vous ?", "Venez-vous à vélo ?", "Une remarque ?"])
+    page.get_by_role("button", name="Retirer la question 3").click()
+    expect(questions).to_have_text(["Quel jour préférez-vous ?", "Venez-vous à vélo ?"])
+    no_serious_violation(page, "the consultation's page in the console")
+
+    page.get_by_role("button", name="Programmer").click()
+    expect(page.get_by_text("Consultation programmée.")).to_be_visible()
+    page.get_by_role("button", name="Ouvrir maintenant").click()
+    expect(page.get_by_role("heading", name="État : ouverte")).to_be_visible()
+
+    # A citizen answers online (through the API, as the survey's page does).
+    survey = data(platform.url, "query($id: ID!) { consultation(id: $id) { questions { id type options { id } } } }",
+                  {"id": cid}, citizen("velo"))["consultation"]
+    day, bike = survey["questions"]
+    data(platform.url, "mutation($c: ID!, $a: [AnswerInput!]!) { submitResponse(consultationId: $c, answers: $a) "
+                       "{ status } }", {"c": cid, "a": [{"questionId": day["id"], "choices": [day["options"][0]["id"]]},
+                                                       {"questionId": bike["id"], "choices": ["yes"]}]}, citizen("velo"))
+
+    # Paper: one agent enters a sheet, a second agent enters it differently, then corrects his entry.
+    def enter(p, samedi: str):
+        p.goto(f"/console/consultations/{cid}/papier")
+        p.get_by_label("Bureau de vote").fill("labege-mairie")
+        p.get_by_label("Numéro de feuille").fill("1")
+        p.get_by_label("Bulletins dans l'urne").fill("3")
+        p.get_by_label("Blancs").fill("0")
+        p.get_by_label("Nuls").fill("0")
+        p.get_by_label("Samedi").fill(samedi)
+        p.get_by_label("Dimanche").fill("1")
+        p.get_by_label("Oui").fill("1")
+        p.get_by_label("Non").fill("2")
+        p.get_by_role("button", name="Enregistrer ma saisie").click()
+
+    enter(page, "2")
+    expect(page.get_by_role("status")).to_contain_text("en attente de la seconde saisie")
+    no_serious_violation(page, "the paper entries")
+    operator = token("operator", subject="operator:test")
+    data(platform.url, 'mutation { grantRole(email: "agent2@sicoval.example", role: AGENT) { email } }', tok=operator)
+    context2, page2 = sign_in(platform, browser, "agent2@sicoval.example", javascript=False)
+    enter(page2, "1")
+    expect(page2.get_by_role("status")).to_contain_text("discordante")
+    row = page2.get_by_role("row").filter(has_text="Discordante")
+    expect(row).to_contain_text("Samedi : 2 puis 1")
+    enter(page2, "2")
+    expect(page2.get_by_role("status")).to_contain_text("concordante")
+    context2.close()
+
+    page.goto(f"/console/consultations/{cid}")
+    page.get_by_role("button", name="Clore maintenant").click()
+    expect(page.get_by_text("Consultation close.")).to_be_visible()
+    page.get_by_role("button", name="Publier les résultats").click()
+    expect(page.get_by_role("heading", name="État : résultats publiés")).to_be_visible()
+    page.goto("/consultations")
+    page.get_by_role("link", name="Voir les résultats : Fête du vélo 2027").click()
+    expect(page.get_by_text("4 participants")).to_be_visible()
+    context.close()

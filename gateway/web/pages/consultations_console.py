@@ -1,0 +1,330 @@
+"""The agents' console for consultations: the list by state; create and edit a survey or a consultation (title,
+texts, kind, communes, audience, window); its form (add a question of a type with its options, move it, remove it,
+while no one has answered); schedule, open, close, publish the results, archive; a budget's phases; paper sheets'
+totals entered twice by two agents, their mismatches shown. Every change is a GraphQL mutation of
+`operations.graphql`."""
+from __future__ import annotations
+
+import re
+import secrets
+
+from gateway.web.core import AGENTS, Ctx, FormErrors, PageError, nav, page
+from gateway.web.pages.consultations import KIND_LABELS, PHASE_LABELS, STATE_LABELS
+from gateway.web.pages.public import parse_day
+from gateway.web.render import instant
+
+nav("Consultations", "/console/consultations", AGENTS, area="console", order=40)
+
+STATES = ["DRAFT", "SCHEDULED", "OPEN", "CLOSED", "RESULTS_PUBLISHED", "ARCHIVED"]
+FORM_KINDS = [("SURVEY", "Enquête"), ("CONSULTATION", "Consultation")]
+AUDIENCES = [("PUBLIC", "Tous les habitants connectés"), ("PANEL", "Un panel d'habitants (liste importée)")]
+QUESTION_TYPES = [("SINGLE_CHOICE", "Choix unique"), ("MULTIPLE_CHOICE", "Choix multiples"), ("YES_NO", "Oui ou non"),
+                  ("SHORT_TEXT", "Texte court"), ("LONG_TEXT", "Texte long"), ("RATING", "Note de 1 à 5"),
+                  ("RANKING", "Classement"), ("MATRIX_SINGLE", "Grille (un choix par ligne)"),
+                  ("MATRIX_MULTIPLE", "Grille (plusieurs choix par ligne)"), ("SECTION", "Titre de partie")]
+WITH_OPTIONS = {"SINGLE_CHOICE", "MULTIPLE_CHOICE", "RANKING", "MATRIX_SINGLE", "MATRIX_MULTIPLE"}
+WITH_ROWS = {"MATRIX_SINGLE", "MATRIX_MULTIPLE"}
+# What an agent may do in each state: (form value, button, operation).
+ACTIONS = {
+    "DRAFT": [("schedule", "Programmer", "ScheduleConsultation")],
+    "SCHEDULED": [("open", "Ouvrir maintenant", "OpenConsultation"),
+                  ("unschedule", "Remettre en brouillon", "UnscheduleConsultation")],
+    "OPEN": [("close", "Clore maintenant", "CloseConsultation")],
+    "CLOSED": [("publish", "Publier les résultats", "PublishConsultationResults"),
+               ("archive", "Archiver", "ArchiveConsultation")],
+    "RESULTS_PUBLISHED": [("archive", "Archiver", "ArchiveConsultation")],
+}
+DONE = {"schedule": "Consultation programmée.", "open": "Consultation ouverte.", "unschedule": "Remise en brouillon.",
+        "close": "Consultation close.", "publish": "Résultats publiés.", "archive": "Consultation archivée."}
+CONSULTATION_FIELDS = {"title": "titre", "summary": "resume", "description": "description", "opens_at": "ouverture",
+                       "closes_at": "cloture", "scope": "communes", "audience": "public", "kind": "type"}
+IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,40}")  # a booth's code and a sheet's number, as the API takes them
+ENTRY_STATUS = {"AWAITING_SECOND_ENTRY": ("En attente de la seconde saisie", ""), "MATCHED": ("Concordante", "ok"),
+                "MISMATCH": ("Discordante : à ressaisir", "bad")}
+
+
+def lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def wall_time(day: str, hour: str, name: str, label: str, errors: FormErrors) -> str | None:
+    """A date and a time typed in Paris time, as the naive date-time the API reads as Paris wall time."""
+    if not day:
+        return None
+    d = parse_day(day)
+    m = re.fullmatch(r"([01]?\d|2[0-3])(?::|h| h ?)?([0-5]\d)?", (hour or "0").strip().lower())
+    if d is None or m is None:
+        errors.add(name, f"{label} : indiquez une date comme 06/03/2027 et une heure comme 18:00.")
+        return None
+    return f"{d.isoformat()}T{int(m.group(1)):02d}:{m.group(2) or '00'}:00"
+
+
+def form_values(c: dict | None) -> dict:
+    """The consultation form's values, from a consultation (or empty)."""
+    if c is None:
+        return {"titre": "", "type": "SURVEY", "resume": "", "description": "", "communes": [], "public": "PUBLIC",
+                "secret": "", "ouverture": "", "ouverture_heure": "", "cloture": "", "cloture_heure": ""}
+    opens, closes = instant(c.get("opensAt")), instant(c.get("closesAt"))
+    return {"titre": c["title"], "type": c["kind"], "resume": c["summary"], "description": c["description"],
+            "communes": c["scope"]["communes"], "public": c["audience"], "secret": "oui" if c["secret"] else "",
+            "ouverture": f"{opens:%Y-%m-%d}" if opens else "", "ouverture_heure": f"{opens:%H:%M}" if opens else "",
+            "cloture": f"{closes:%Y-%m-%d}" if closes else "", "cloture_heure": f"{closes:%H:%M}" if closes else ""}
+
+
+def read_consultation(ctx: Ctx, errors: FormErrors) -> tuple[dict, dict]:
+    """The posted form: its values (shown back) and the ConsultationInput."""
+    v = {k: ctx.form.text(k) for k in form_values(None) if k != "communes"}
+    v["communes"] = ctx.form.all("communes")
+    if not v["titre"]:
+        errors.add("titre", "Titre : obligatoire.")
+    if v["type"] not in dict(FORM_KINDS):
+        errors.add("type", "Choisissez le type de consultation.")
+    opens = wall_time(v["ouverture"], v["ouverture_heure"], "ouverture", "Ouverture", errors)
+    closes = wall_time(v["cloture"], v["cloture_heure"], "cloture", "Clôture", errors)
+    data = {"title": v["titre"], "kind": v["type"], "summary": v["resume"], "description": v["description"],
+            "scope": {"kind": "COMMUNES", "communes": v["communes"]} if v["communes"] else {"kind": "TERRITORY"},
+            "audience": v["public"] if v["public"] in dict(AUDIENCES) else "PUBLIC", "secret": v["secret"] == "oui",
+            "opensAt": opens, "closesAt": closes}
+    return v, data
+
+
+async def communes(ctx: Ctx) -> list[dict]:
+    return (await ctx.data("ConsultationFormChoices"))["communes"]
+
+
+@page("/console/consultations", roles=AGENTS)
+async def consultations(ctx: Ctx):
+    result = await ctx.data("Consultations", first=100)
+    by_state = {s: [] for s in STATES}
+    for e in result["consultations"]["edges"]:
+        by_state.setdefault(e["node"]["state"], []).append(e["node"])
+    return ctx.render("console_consultations.html", title="Consultations", by_state=by_state, states=STATE_LABELS,
+                      kinds=KIND_LABELS, total=result["consultations"]["totalCount"])
+
+
+@page("/console/consultations/nouvelle", roles=AGENTS, methods=("GET", "POST"))
+async def create(ctx: Ctx):
+    errors, values = FormErrors(), form_values(None)
+    if ctx.request.method == "POST":
+        values, data = read_consultation(ctx, errors)
+        if not errors:
+            result = await ctx.run("CreateConsultation", consultation=data)
+            if result.ok:
+                cid = result.data["createConsultation"]["id"]
+                return ctx.redirect(f"/console/consultations/{cid}", "Brouillon enregistré : ajoutez ses questions.")
+            errors = FormErrors.of(result.problems, CONSULTATION_FIELDS)
+    return ctx.render("consultation_form.html", title="Nouvelle consultation", values=values, errors=errors,
+                      communes=await communes(ctx), kinds=FORM_KINDS, audiences=AUDIENCES,
+                      action="/console/consultations/nouvelle", back="/console/consultations")
+
+
+@page("/console/consultations/{id}/modifier", roles=AGENTS, methods=("GET", "POST"))
+async def edit(ctx: Ctx):
+    cid = ctx.request.path_params["id"]
+    c = await consultation(ctx, cid)
+    if c["kind"] == "BUDGET":
+        raise PageError(409, "Action impossible", "Un budget participatif se modifie par l'API (ses phases et "
+                        "sections) ; cette page modifie les enquêtes et les consultations.")
+    errors, values = FormErrors(), form_values(c)
+    if ctx.request.method == "POST":
+        values, data = read_consultation(ctx, errors)
+        if not errors:
+            result = await ctx.run("UpdateConsultation", id=cid, consultation=data)
+            if result.ok:
+                return ctx.redirect(f"/console/consultations/{cid}", "Modifications enregistrées.")
+            errors = FormErrors.of(result.problems, CONSULTATION_FIELDS)
+    return ctx.render("consultation_form.html", title=f"Modifier « {c['title']} »", values=values, errors=errors,
+                      communes=c["communes"], kinds=FORM_KINDS, audiences=AUDIENCES,
+                      action=f"/console/consultations/{cid}/modifier", back=f"/console/consultations/{cid}")
+
+
+async def consultation(ctx: Ctx, cid: str) -> dict:
+    data = await ctx.data("ConsultationForAgent", id=cid)
+    if data["consultation"] is None:
+        raise PageError(404, "Consultation introuvable", "Cette consultation n'existe pas.")
+    return dict(data["consultation"], communes=data["communes"])
+
+
+def read_question(ctx: Ctx, position: int, errors: FormErrors) -> tuple[dict, dict]:
+    v = {k: ctx.form.text(k) for k in ("q_type", "q_libelle", "q_aide", "q_options", "q_lignes", "q_max")}
+    v["q_obligatoire"] = ctx.form.text("q_obligatoire")
+    kind = v["q_type"]
+    if kind not in dict(QUESTION_TYPES):
+        errors.add("q_type", "Choisissez le type de la question.")
+    if not v["q_libelle"]:
+        errors.add("q_libelle", "Libellé : obligatoire.")
+    q = {"id": f"q{secrets.token_hex(3)}", "type": kind, "label": v["q_libelle"], "description": v["q_aide"],
+         "mandatory": v["q_obligatoire"] == "oui" and kind != "SECTION", "position": position}
+    if kind in WITH_OPTIONS:
+        options = lines(v["q_options"])
+        if len(options) < 2:
+            errors.add("q_options", "Options : deux au moins, une par ligne.")
+        q["options"] = [{"id": f"o{i}", "label": label} for i, label in enumerate(options, 1)]
+    if kind in WITH_ROWS:
+        rows = lines(v["q_lignes"])
+        if not rows:
+            errors.add("q_lignes", "Lignes de la grille : une au moins, une par ligne.")
+        q["rows"] = [{"id": f"l{i}", "label": label} for i, label in enumerate(rows, 1)]
+    if kind == "MULTIPLE_CHOICE":
+        if v["q_max"] and not v["q_max"].isdigit():
+            errors.add("q_max", "Nombre de choix au plus : un nombre entier.")
+        q["maxChoices"] = int(v["q_max"]) if v["q_max"].isdigit() else len(q.get("options", [])) or None
+    if kind == "RATING":
+        q["scale"] = {"min": 1, "max": 5}
+    return v, q
+
+
+async def change_form(ctx: Ctx, c: dict, errors: FormErrors, shown: dict) -> str | None:
+    """A change of the questions (add, move, remove); the message to show when it is done. `shown`: the new
+    question's form, updated with what was posted."""
+    op, cid, ids = ctx.form.get("op"), c["id"], [q["id"] for q in c["questions"]]
+    if op == "ajouter":
+        values, question = read_question(ctx, len(ids) + 1, errors)
+        shown.update(values)
+        if errors:
+            return None
+        result = await ctx.run("AddQuestion", consultationId=cid, question=question)
+        fields = {question["id"]: "q_libelle", "question.label": "q_libelle", "question.options": "q_options",
+                  "question.rows": "q_lignes", "question.max_choices": "q_max", "question.type": "q_type"}
+        done = "Question ajoutée."
+    elif op in ("monter", "descendre", "retirer"):
+        qid = ctx.form.get("question")
+        if qid not in ids:
+            errors.add(None, "Cette question n'est plus dans le formulaire : rechargez la page.")
+            return None
+        if op == "retirer":
+            result, done = await ctx.run("RemoveQuestion", consultationId=cid, questionId=qid), "Question retirée."
+        else:
+            i = ids.index(qid)
+            j = i - 1 if op == "monter" else i + 1
+            if not 0 <= j < len(ids):
+                return "La question est déjà à cette place."
+            ids[i], ids[j] = ids[j], ids[i]
+            result, done = await ctx.run("ReorderQuestions", consultationId=cid, questionIds=ids), "Question déplacée."
+        fields = {}
+    else:
+        return None
+    if result.ok:
+        return done
+    for name, message in FormErrors.of(result.problems, fields).summary():
+        errors.add(name, message)
+    return None
+
+
+def next_phase(budget: dict) -> str | None:
+    kinds = [p["kind"] for p in budget["phases"] if p["enabled"]]
+    current = budget["currentPhase"]
+    if current is None:
+        return kinds[0] if kinds else None
+    i = kinds.index(current) if current in kinds else -1
+    return kinds[i + 1] if i + 1 < len(kinds) else None
+
+
+@page("/console/consultations/{id}", roles=AGENTS, methods=("GET", "POST"))
+async def manage(ctx: Ctx):
+    cid = ctx.request.path_params["id"]
+    c = await consultation(ctx, cid)
+    errors = FormErrors()
+    shown = {"q_type": "SINGLE_CHOICE", "q_libelle": "", "q_aide": "", "q_options": "", "q_lignes": "",
+                           "q_max": "", "q_obligatoire": ""}
+    if ctx.request.method == "POST":
+        action = ctx.form.get("action")
+        done = None
+        if action in DONE:
+            op = next((o for a, _, o in ACTIONS.get(c["state"], []) if a == action), None)
+            if op is None:
+                errors.add(None, f"Impossible dans l'état « {STATE_LABELS[c['state']].lower()} » : rechargez la page.")
+            else:
+                result = await ctx.run(op, id=cid)
+                done = DONE[action] if result.ok else None
+                for p in result.problems:
+                    errors.add(None, p.message)
+        elif action == "phase" and c["budget"]:
+            to = ctx.form.get("vers")
+            result = await ctx.run("AdvanceBudgetPhase", budgetId=cid, to=to)
+            done = f"Phase « {PHASE_LABELS.get(to, to)} » commencée." if result.ok else None
+            for p in result.problems:
+                errors.add(None, p.message)
+        else:
+            done = await change_form(ctx, c, errors, shown)
+        if done and not errors:
+            return ctx.redirect(f"/console/consultations/{cid}", done)
+    editable = c["kind"] != "BUDGET" and c["state"] == "DRAFT" and not c["questionsLocked"]
+    names = {x["slug"]: x["name"] for x in c["communes"]}
+    upcoming = next_phase(c["budget"]) if c["budget"] and c["state"] not in ("DRAFT", "ARCHIVED") else None
+    return ctx.render("consultation_manage.html", title=c["title"], c=c, errors=errors, editable=editable,
+                      actions=ACTIONS.get(c["state"], []), states=STATE_LABELS, kinds=KIND_LABELS,
+                      phases=PHASE_LABELS, upcoming=upcoming, communes=names, types=QUESTION_TYPES,
+                      type_labels=dict(QUESTION_TYPES), q=shown, back="/console/consultations")
+
+
+# -- paper sheets, entered twice ------------------------------------------------------------------------------
+def totals_fields(c: dict, projects: list[dict]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The numbers a sheet of totals carries, by group: (legend, [(field name, label)])."""
+    if c["kind"] == "BUDGET":
+        return [(h["name"], [(f"v-{p['id']}", p["title"]) for p in projects if p["headingId"] == h["id"]])
+                for h in c["budget"]["headings"]]
+    groups = []
+    for q in c["questions"]:
+        if q["type"] in ("SINGLE_CHOICE", "MULTIPLE_CHOICE"):
+            groups.append((q["label"], [(f"o-{q['id']}-{o['id']}", o["label"]) for o in q["options"]]))
+        elif q["type"] == "YES_NO":
+            groups.append((q["label"], [(f"o-{q['id']}-yes", "Oui"), (f"o-{q['id']}-no", "Non")]))
+    return groups
+
+
+def count(ctx: Ctx, name: str, label: str, errors: FormErrors) -> int:
+    text = ctx.form.text(name) or "0"
+    if not text.isdigit():
+        errors.add(name, f"{label} : un nombre entier, 0 s'il n'y en a pas.")
+        return 0
+    return int(text)
+
+
+@page("/console/consultations/{id}/papier", roles=AGENTS, methods=("GET", "POST"))
+async def paper(ctx: Ctx):
+    cid = ctx.request.path_params["id"]
+    data = await ctx.data("PaperEntries", id=cid)
+    c = data["consultation"]
+    if c is None:
+        raise PageError(404, "Consultation introuvable", "Cette consultation n'existe pas.")
+    projects = []
+    if c["kind"] == "BUDGET":
+        projects = [e["node"] for e in (await ctx.data("BudgetBallot", id=cid))["projects"]["edges"]]
+    groups = totals_fields(c, projects)
+    errors, values = FormErrors(), {}
+    if ctx.request.method == "POST":
+        values = {k: v for k, v in ctx.form.items() if k != "csrf"}
+        booth, sheet = ctx.form.text("bureau"), ctx.form.text("feuille")
+        if not IDENTIFIER.fullmatch(booth):
+            errors.add("bureau", "Bureau de vote : son code, en lettres sans accents, chiffres et tirets "
+                                 "(par exemple labege-mairie).")
+        if not IDENTIFIER.fullmatch(sheet):
+            errors.add("feuille", "Numéro de feuille : le numéro écrit sur la feuille (chiffres, lettres, tirets).")
+        figures = {k: count(ctx, k, label, errors) for k, label in
+                   (("bulletins", "Bulletins dans l'urne"), ("blancs", "Blancs"), ("nuls", "Nuls"))}
+        votes = {name: count(ctx, name, label, errors) for _, fields in groups for name, label in fields}
+        if not errors:
+            if c["kind"] == "BUDGET":
+                extra = {"projects": [{"projectId": n[2:], "votes": v} for n, v in votes.items()]}
+            else:
+                extra = {"options": [{"questionId": n.split("-")[1], "optionId": n.split("-", 2)[2], "votes": v}
+                                     for n, v in votes.items()]}
+            result = await ctx.run("EnterPaperTotals", consultationId=cid, boothId=booth, sheetRef=sheet,
+                                   ballots=figures["bulletins"], blank=figures["blancs"], null=figures["nuls"],
+                                   **extra)
+            if result.ok:
+                status = result.data["enterPaperTotals"]["status"]
+                return ctx.redirect(f"/console/consultations/{cid}/papier",
+                                    f"Feuille {sheet} du bureau {booth} saisie : {ENTRY_STATUS[status][0].lower()}.")
+            fields = {"booth_id": "bureau", "sheet_ref": "feuille", "ballots": "bulletins", "blank": "bulletins",
+                      "null": "bulletins"}
+            fields.update({f"projects.{p['id']}": f"v-{p['id']}" for p in projects})
+            errors = FormErrors.of(result.problems, fields)
+    labels = {"ballots": "Bulletins dans l'urne", "blank": "Blancs", "null": "Nuls"}
+    labels.update({f"projects.{p['id']}": p["title"] for p in projects})
+    labels.update({f"options.{q['id']}:{o['id']}": f"{q['label']} – {o['label']}" for q in c["questions"]
+                   for o in q["options"] + [{"id": "yes", "label": "Oui"}, {"id": "no", "label": "Non"}]})
+    return ctx.render("paper_entries.html", title=f"Bulletins papier : {c['title']}", c=c, groups=groups,
+                      entries=data["paperEntries"]["nodes"], status=ENTRY_STATUS, errors=errors, values=values,
+                      labels=labels, back=f"/console/consultations/{cid}")
