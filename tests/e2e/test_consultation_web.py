@@ -236,3 +236,64 @@ def test_an_agent_builds_a_survey_enters_paper_twice_and_publishes_results(platf
     page.get_by_role("link", name="Voir les résultats : Fête du vélo 2027").click()
     expect(page.get_by_text("4 participants")).to_be_visible()
     context.close()
+
+
+def test_an_agent_creates_a_budget_and_brings_a_project_to_the_vote(platform, browser):
+    context, page = sign_in(platform, browser, "agent@sicoval.example")
+    page.goto("/console/consultations/nouvelle")
+    page.get_by_label("Titre", exact=True).fill("Budget des écoles")
+    page.get_by_label("Budget participatif", exact=True).check()
+    page.locator("#sections").fill("Labège ; 80 000 ; Labège\nEscalquens ; 60 000,50 ; escalquens")
+    page.get_by_role("button", name="Enregistrer").click()  # no phases: refused beside the vote's day
+    expect(page.locator("#phase-BALLOTING-error")).to_contain_text("date de début obligatoire")
+    for i, kind in enumerate(["INFORMING", "ACCEPTING", "REVIEWING", "SELECTING", "VALUATING", "PUBLISHING_PRICES",
+                              "BALLOTING", "REVIEWING_BALLOTS", "FINISHED"]):
+        page.locator(f"#phase-{kind}").fill((date.today() + timedelta(days=1 + 7 * i)).isoformat())
+    page.get_by_role("button", name="Enregistrer").click()
+    expect(page.get_by_text("Brouillon enregistré")).to_be_visible()
+    cid = page.url.rstrip("/").rsplit("/", 1)[1]
+    expect(page.get_by_role("row").filter(has_text="Escalquens")).to_contain_text("60\u202f000,50\u00a0€")
+
+    def advance(label: str):
+        page.get_by_role("button", name=f"Passer à la phase « {label} »").click()
+        expect(page.get_by_text(f"Phase « {label} » commencée.")).to_be_visible()
+
+    page.get_by_role("button", name="Programmer").click()
+    expect(page.get_by_text("Consultation programmée.")).to_be_visible()
+    advance("information")
+    advance("dépôt des projets")
+    pid = data(platform.url, "mutation($b: ID!, $p: ProjectInput!) { proposeProject(budgetId: $b, project: $p) "
+                             "{ id } }", {"b": cid, "p": {"title": "Cour d'école végétalisée", "headingId": "s1",
+                                                          "description": "Des arbres et de l'ombre pour les enfants.",
+                                                          "estimatedCostCents": 30_000_00}},
+               citizen("auteur-ecole"))["proposeProject"]["id"]
+    page.get_by_role("link", name="Projets du budget").click()
+    project = page.locator(f"#projet-{pid}")
+    project.get_by_role("button", name="Refuser").click()  # without a reason: refused beside it
+    expect(page.locator(f"#raison-{pid}-error")).to_contain_text("Raison du refus")
+    no_serious_violation(page, "a budget's projects")
+    page.locator(f"#projet-{pid}").get_by_role("button", name="Accepter").click()
+    expect(page.get_by_text("Projet accepté.")).to_be_visible()
+    page.goto(f"/console/consultations/{cid}")
+    for label in ("examen des projets", "soutiens", "étude de faisabilité"):
+        advance(label)
+    page.goto(f"/console/consultations/{cid}/projets")
+    page.locator(f"#projet-{pid}").get_by_label("Prix en euros").fill("28 500")
+    page.locator(f"#projet-{pid}").get_by_role("button", name="Enregistrer l'étude").click()
+    expect(page.get_by_text("Projet étudié : faisable.")).to_be_visible()
+    page.goto(f"/console/consultations/{cid}")
+    advance("publication des coûts")
+    page.goto(f"/console/consultations/{cid}/projets")
+    page.locator(f"#projet-{pid}").get_by_role("button", name="Mettre au vote").click()
+    expect(page.get_by_text("Projet mis au vote.")).to_be_visible()
+    page.goto(f"/console/consultations/{cid}")
+    advance("vote")
+    expect(page.get_by_role("heading", name="État : ouverte")).to_be_visible()
+    context.close()
+
+    voter, vpage = sign_in(platform, browser, "parent@example.org", javascript=False)
+    vpage.goto(f"/consultations/{cid}/vote?section=s1")
+    vpage.get_by_label(re.compile("^Cour d'école végétalisée")).check()
+    vpage.get_by_role("button", name="Voter").click()
+    expect(vpage.get_by_role("heading", name="Merci, votre vote est enregistré")).to_be_visible()
+    voter.close()

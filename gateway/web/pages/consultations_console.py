@@ -16,7 +16,11 @@ from gateway.web.render import instant
 nav("Consultations", "/console/consultations", AGENTS, area="console", order=40)
 
 STATES = ["DRAFT", "SCHEDULED", "OPEN", "CLOSED", "RESULTS_PUBLISHED", "ARCHIVED"]
-FORM_KINDS = [("SURVEY", "Enquête"), ("CONSULTATION", "Consultation")]
+FORM_KINDS = [("SURVEY", "Enquête"), ("CONSULTATION", "Consultation"), ("BUDGET", "Budget participatif")]
+PHASES = ["INFORMING", "ACCEPTING", "REVIEWING", "SELECTING", "VALUATING", "PUBLISHING_PRICES", "BALLOTING",
+          "REVIEWING_BALLOTS", "FINISHED"]
+RULES = [("KNAPSACK", "Par enveloppe : les projets choisis tiennent dans le montant de la section"),
+         ("APPROVAL", "Par approbation : un nombre de projets au plus")]
 AUDIENCES = [("PUBLIC", "Tous les habitants connectés"), ("PANEL", "Un panel d'habitants (liste importée)")]
 QUESTION_TYPES = [("SINGLE_CHOICE", "Choix unique"), ("MULTIPLE_CHOICE", "Choix multiples"), ("YES_NO", "Oui ou non"),
                   ("SHORT_TEXT", "Texte court"), ("LONG_TEXT", "Texte long"), ("RATING", "Note de 1 à 5"),
@@ -36,7 +40,8 @@ ACTIONS = {
 }
 DONE = {"schedule": "Consultation programmée.", "open": "Consultation ouverte.", "unschedule": "Remise en brouillon.",
         "close": "Consultation close.", "publish": "Résultats publiés.", "archive": "Consultation archivée."}
-CONSULTATION_FIELDS = {"title": "titre", "summary": "resume", "description": "description", "opens_at": "ouverture",
+CONSULTATION_FIELDS = {"budget.headings": "sections", "budget.rule": "regle", "budget.phases": "phases",
+                       "budget.max_headings_per_voter": "sections_par_votant", "budget": "type", "title": "titre", "summary": "resume", "description": "description", "opens_at": "ouverture",
                        "closes_at": "cloture", "scope": "communes", "audience": "public", "kind": "type"}
 IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,40}")  # a booth's code and a sheet's number, as the API takes them
 ENTRY_STATUS = {"AWAITING_SECOND_ENTRY": ("En attente de la seconde saisie", ""), "MATCHED": ("Concordante", "ok"),
@@ -59,33 +64,117 @@ def wall_time(day: str, hour: str, name: str, label: str, errors: FormErrors) ->
     return f"{d.isoformat()}T{int(m.group(1)):02d}:{m.group(2) or '00'}:00"
 
 
+def cents(text: str) -> int | None:
+    """« 80 000 », « 80000,50 », « 1 200.5 € » in cents; None when it is not an amount."""
+    text = re.sub(r"[\s\u202f\u00a0€]", "", text).replace(",", ".")
+    if not re.fullmatch(r"\d+(\.\d{1,2})?", text):
+        return None
+    whole, _, part = text.partition(".")
+    return int(whole) * 100 + int((part + "00")[:2])
+
+
+def read_sections(text: str, communes: list[dict], kept: list[dict], errors: FormErrors) -> list[dict]:
+    """A budget's headings, one a line: « Nom ; montant en euros ; communes séparées par des virgules » (names or
+    codes; none: the whole territory). The n-th line keeps the id of the n-th heading already there."""
+    known = {x["slug"]: x["slug"] for x in communes} | {x["name"].lower(): x["slug"] for x in communes}
+    out = []
+    for n, line in enumerate(lines(text), 1):
+        name, _, rest = (part.strip() for part in line.partition(";"))
+        money, _, places = (part.strip() for part in rest.partition(";"))
+        amount_cents = cents(money)
+        if not name or amount_cents is None:
+            errors.add("sections", f"Ligne {n} : écrivez « Nom ; montant en euros ; communes », par exemple "
+                                   "« Labège ; 80 000 ; Labège ».")
+            return out
+        slugs = []
+        for place in (p.strip() for p in places.split(",") if p.strip()):
+            if place.lower() not in known:
+                errors.add("sections", f"Ligne {n} : « {place} » n'est pas une commune du Sicoval.")
+                return out
+            slugs.append(known[place.lower()])
+        out.append({"id": kept[n - 1]["id"] if n <= len(kept) else f"s{n}", "name": name, "amountCents": amount_cents,
+                    "communes": slugs})
+    if not out:
+        errors.add("sections", "Sections : une au moins, une par ligne.")
+    return out
+
+
+def read_phases(ctx: Ctx, errors: FormErrors) -> list[dict]:
+    """The phases given a first day (Paris midnight), each ending when the next given one begins."""
+    starts = []
+    for kind in PHASES:
+        text = ctx.form.text(f"phase-{kind}")
+        if text:
+            day = parse_day(text)
+            if day is None:
+                errors.add(f"phase-{kind}", f"{PHASE_LABELS[kind].capitalize()} : une date comme 06/03/2027.")
+                continue
+            starts.append((kind, f"{day.isoformat()}T00:00:00"))
+    for kind in ("BALLOTING", "FINISHED"):
+        if not ctx.form.text(f"phase-{kind}"):
+            errors.add(f"phase-{kind}", f"{PHASE_LABELS[kind].capitalize()} : date de début obligatoire.")
+    return [{"kind": kind, "startsAt": start, "endsAt": starts[i + 1][1] if i + 1 < len(starts) else None}
+            for i, (kind, start) in enumerate(starts)]
+
+
+def budget_values(b: dict | None) -> dict:
+    """The budget's part of the form: its headings as lines, its rule, its phases' first days."""
+    if b is None:
+        return {"sections": "", "regle": "KNAPSACK", "projets_par_votant": "", "sections_par_votant": "1",
+                **{f"phase-{k}": "" for k in PHASES}}
+    return {"sections": "\n".join(f"{h['name']} ; {h['amountCents'] / 100:g} ; {', '.join(h['communes'])}"
+                                  for h in b["headings"]),
+            "regle": b["rule"]["kind"], "projets_par_votant": str(b["rule"].get("maxProjects") or ""),
+            "sections_par_votant": str(b["maxHeadingsPerVoter"]),
+            **{f"phase-{p['kind']}": f"{instant(p['startsAt']):%Y-%m-%d}" if p["enabled"] and p["startsAt"] else ""
+               for p in b["phases"]}}
+
+
 def form_values(c: dict | None) -> dict:
     """The consultation form's values, from a consultation (or empty)."""
     if c is None:
         return {"titre": "", "type": "SURVEY", "resume": "", "description": "", "communes": [], "public": "PUBLIC",
-                "secret": "", "ouverture": "", "ouverture_heure": "", "cloture": "", "cloture_heure": ""}
+                "secret": "", "ouverture": "", "ouverture_heure": "", "cloture": "", "cloture_heure": "",
+                **budget_values(None)}
     opens, closes = instant(c.get("opensAt")), instant(c.get("closesAt"))
     return {"titre": c["title"], "type": c["kind"], "resume": c["summary"], "description": c["description"],
             "communes": c["scope"]["communes"], "public": c["audience"], "secret": "oui" if c["secret"] else "",
             "ouverture": f"{opens:%Y-%m-%d}" if opens else "", "ouverture_heure": f"{opens:%H:%M}" if opens else "",
-            "cloture": f"{closes:%Y-%m-%d}" if closes else "", "cloture_heure": f"{closes:%H:%M}" if closes else ""}
+            "cloture": f"{closes:%Y-%m-%d}" if closes else "", "cloture_heure": f"{closes:%H:%M}" if closes else "",
+            **budget_values(c.get("budget"))}
 
 
-def read_consultation(ctx: Ctx, errors: FormErrors) -> tuple[dict, dict]:
-    """The posted form: its values (shown back) and the ConsultationInput."""
+def read_consultation(ctx: Ctx, errors: FormErrors, communes: list[dict], kept: dict | None = None) -> tuple[dict, dict]:
+    """The posted form: its values (shown back) and the ConsultationInput. `kept`: the budget edited, if any."""
     v = {k: ctx.form.text(k) for k in form_values(None) if k != "communes"}
     v["communes"] = ctx.form.all("communes")
     if not v["titre"]:
         errors.add("titre", "Titre : obligatoire.")
     if v["type"] not in dict(FORM_KINDS):
         errors.add("type", "Choisissez le type de consultation.")
-    opens = wall_time(v["ouverture"], v["ouverture_heure"], "ouverture", "Ouverture", errors)
-    closes = wall_time(v["cloture"], v["cloture_heure"], "cloture", "Clôture", errors)
     data = {"title": v["titre"], "kind": v["type"], "summary": v["resume"], "description": v["description"],
             "scope": {"kind": "COMMUNES", "communes": v["communes"]} if v["communes"] else {"kind": "TERRITORY"},
-            "audience": v["public"] if v["public"] in dict(AUDIENCES) else "PUBLIC", "secret": v["secret"] == "oui",
-            "opensAt": opens, "closesAt": closes}
+            "audience": v["public"] if v["public"] in dict(AUDIENCES) else "PUBLIC", "secret": v["secret"] == "oui"}
+    if v["type"] == "BUDGET":  # its window is its phases'
+        data["budget"] = read_budget(ctx, v, communes, (kept or {}).get("headings", []), errors)
+    else:
+        data["opensAt"] = wall_time(v["ouverture"], v["ouverture_heure"], "ouverture", "Ouverture", errors)
+        data["closesAt"] = wall_time(v["cloture"], v["cloture_heure"], "cloture", "Clôture", errors)
     return v, data
+
+
+def read_budget(ctx: Ctx, v: dict, communes: list[dict], kept: list[dict], errors: FormErrors) -> dict:
+    rule = {"kind": v["regle"] if v["regle"] in dict(RULES) else "KNAPSACK"}
+    if rule["kind"] == "APPROVAL":
+        if not v["projets_par_votant"].isdigit():
+            errors.add("projets_par_votant", "Projets par votant : un nombre entier (vote par approbation).")
+        else:
+            rule["maxProjects"] = int(v["projets_par_votant"])
+    if not v["sections_par_votant"].isdigit():
+        errors.add("sections_par_votant", "Sections par votant : un nombre entier, 1 le plus souvent.")
+    return {"headings": read_sections(v["sections"], communes, kept, errors), "phases": read_phases(ctx, errors),
+            "rule": rule, "maxHeadingsPerVoter": int(v["sections_par_votant"] or 1) if v["sections_par_votant"].isdigit()
+            else 1}
 
 
 async def communes(ctx: Ctx) -> list[dict]:
@@ -104,9 +193,9 @@ async def consultations(ctx: Ctx):
 
 @page("/console/consultations/nouvelle", roles=AGENTS, methods=("GET", "POST"))
 async def create(ctx: Ctx):
-    errors, values = FormErrors(), form_values(None)
+    errors, values, places = FormErrors(), form_values(None), await communes(ctx)
     if ctx.request.method == "POST":
-        values, data = read_consultation(ctx, errors)
+        values, data = read_consultation(ctx, errors, places)
         if not errors:
             result = await ctx.run("CreateConsultation", consultation=data)
             if result.ok:
@@ -114,7 +203,7 @@ async def create(ctx: Ctx):
                 return ctx.redirect(f"/console/consultations/{cid}", "Brouillon enregistré : ajoutez ses questions.")
             errors = FormErrors.of(result.problems, CONSULTATION_FIELDS)
     return ctx.render("consultation_form.html", title="Nouvelle consultation", values=values, errors=errors,
-                      communes=await communes(ctx), kinds=FORM_KINDS, audiences=AUDIENCES,
+                      communes=places, kinds=FORM_KINDS, rules=RULES, phases=[(k, PHASE_LABELS[k]) for k in PHASES], audiences=AUDIENCES,
                       action="/console/consultations/nouvelle", back="/console/consultations")
 
 
@@ -122,19 +211,18 @@ async def create(ctx: Ctx):
 async def edit(ctx: Ctx):
     cid = ctx.request.path_params["id"]
     c = await consultation(ctx, cid)
-    if c["kind"] == "BUDGET":
-        raise PageError(409, "Action impossible", "Un budget participatif se modifie par l'API (ses phases et "
-                        "sections) ; cette page modifie les enquêtes et les consultations.")
     errors, values = FormErrors(), form_values(c)
     if ctx.request.method == "POST":
-        values, data = read_consultation(ctx, errors)
+        values, data = read_consultation(ctx, errors, c["communes"], c["budget"])
+        values["type"] = data["kind"] = c["kind"]  # a kind does not change
         if not errors:
             result = await ctx.run("UpdateConsultation", id=cid, consultation=data)
             if result.ok:
                 return ctx.redirect(f"/console/consultations/{cid}", "Modifications enregistrées.")
             errors = FormErrors.of(result.problems, CONSULTATION_FIELDS)
     return ctx.render("consultation_form.html", title=f"Modifier « {c['title']} »", values=values, errors=errors,
-                      communes=c["communes"], kinds=FORM_KINDS, audiences=AUDIENCES,
+                      communes=c["communes"], kinds=[k for k in FORM_KINDS if k[0] == c["kind"]], rules=RULES,
+                      phases=[(k, PHASE_LABELS[k]) for k in PHASES], audiences=AUDIENCES,
                       action=f"/console/consultations/{cid}/modifier", back=f"/console/consultations/{cid}")
 
 
@@ -328,3 +416,60 @@ async def paper(ctx: Ctx):
     return ctx.render("paper_entries.html", title=f"Bulletins papier : {c['title']}", c=c, groups=groups,
                       entries=data["paperEntries"]["nodes"], status=ENTRY_STATUS, errors=errors, values=values,
                       labels=labels, back=f"/console/consultations/{cid}")
+
+
+# -- a budget's projects: moderation, feasibility and price, the ballot ------------------------------------------
+MODERATION_LABELS = {"SUBMITTED": ("À modérer", ""), "APPROVED": ("Accepté", "ok"), "REJECTED": ("Refusé", "bad")}
+FEASIBILITY_LABELS = {"UNDECIDED": "Faisabilité à étudier", "FEASIBLE": "Faisable", "UNFEASIBLE": "Infaisable"}
+
+
+async def project_change(ctx: Ctx, cid: str, errors: FormErrors) -> str | None:
+    """One project's moderation, assessment or place on the ballot; the message to show when done."""
+    op, pid = ctx.form.get("op"), ctx.form.text("projet")
+    if op == "moderer":
+        decision, reason = ctx.form.get("decision"), ctx.form.text("raison") or None
+        if decision == "REJECT" and not reason:
+            errors.add(f"raison-{pid}", "Raison du refus : indiquez-la, l'auteur du projet la recevra.")
+            return None
+        result = await ctx.run("ModerateProject", id=pid, decision=decision, reason=reason)
+        done, fields = ("Projet accepté." if decision == "APPROVE" else "Projet refusé."), {"reason": f"raison-{pid}"}
+    elif op == "etudier":
+        feasibility, explanation = ctx.form.get("faisabilite"), ctx.form.text("explication") or None
+        price = cents(ctx.form.text("prix")) if ctx.form.text("prix") else None
+        if feasibility == "FEASIBLE" and price is None:
+            errors.add(f"prix-{pid}", "Prix : un montant en euros, par exemple 12 500.")
+            return None
+        result = await ctx.run("AssessProject", id=pid, feasibility=feasibility, explanation=explanation,
+                               priceCents=price if feasibility == "FEASIBLE" else None)
+        done = f"Projet étudié : {FEASIBILITY_LABELS.get(feasibility, '').lower()}."
+        fields = {"explanation": f"explication-{pid}", "price_cents": f"prix-{pid}"}
+    elif op in ("retenir", "retirer"):
+        result = await ctx.run("SelectProjects", budgetId=cid, projectIds=[pid], selected=op == "retenir")
+        done, fields = ("Projet mis au vote." if op == "retenir" else "Projet retiré du vote."), {}
+    else:
+        return None
+    if result.ok:
+        return done
+    for p in result.problems:
+        errors.add(fields.get(p.field or ""), p.message)
+    return None
+
+
+@page("/console/consultations/{id}/projets", roles=AGENTS, methods=("GET", "POST"))
+async def budget_projects(ctx: Ctx):
+    cid = ctx.request.path_params["id"]
+    errors = FormErrors()
+    if ctx.request.method == "POST":
+        done = await project_change(ctx, cid, errors)
+        if done and not errors:
+            return ctx.redirect(f"/console/consultations/{cid}/projets#projet-{ctx.form.text('projet')}", done)
+    data = await ctx.data("ProjectsForAgent", id=cid)
+    c = data["consultation"]
+    if c is None or c["budget"] is None:
+        raise PageError(404, "Budget introuvable", "Ce budget participatif n'existe pas.")
+    headings = {h["id"]: h["name"] for h in c["budget"]["headings"]}
+    projects = [e["node"] for e in data["projects"]["edges"]]
+    return ctx.render("budget_projects.html", title=f"Projets : {c['title']}", c=c, projects=projects,
+                      headings=headings, errors=errors, moderation=MODERATION_LABELS, feasibility=FEASIBILITY_LABELS,
+                      phase=PHASE_LABELS.get(c["budget"]["currentPhase"] or "", "avant l'ouverture"),
+                      back=f"/console/consultations/{cid}")
