@@ -3,19 +3,20 @@ survey and budget): a citizen votes in a participatory budget, with JavaScript (
 without (« Vérifier mon vote » computes it on the server; over budget, the refusal is shown beside its heading), gets
 his receipt code, cannot vote twice and finds the vote in « Mes participations »; the consultations' list and the
 home page link to the ballot; an agent builds a survey in the console (questions added, moved, removed), opens it,
-two agents enter a paper sheet twice (their mismatch shown, then corrected), and the results are published; axe-core
-on each page; a form posted without its CSRF token is refused."""
+two agents enter a paper sheet twice (their mismatch shown, then corrected), and the results are published; an agent
+creates a budget (sections, phases) and brings a project through moderation, pricing and selection to the vote;
+axe-core on each page; a form posted without its CSRF token is refused."""
 import re
 from datetime import date, timedelta
 
 import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.consultation_flows import budget_to_ballot, citizen, data
+from tests.e2e.test_consultation_pages import browser, no_serious_violation  # noqa: F401 - a fixture
 from tests.e2e.test_web_pages import LIMITS, http_session, sign_in
-from tests.support import Platform, launch_chromium, token
+from tests.support import Platform, token
 
 PROJECTS = [{"title": "Jardins partagés", "headingId": "labege", "cost": 45_000_00},
             {"title": "Aire de jeux inclusive", "headingId": "labege", "cost": 30_000_50},
@@ -28,33 +29,15 @@ RECEIPT = re.compile(r"^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$")
 def platform(mongo, broker):
     mongo.drop_all()
     p = Platform(mongo, broker, **LIMITS)
-    up = p.up("agenda", "consultation", "notification", "gateway")
+    p.up("agenda", "consultation", "notification", "gateway")
     yield p
-    faults = [line for line in up.lines if "unexpected error" in line]
     p.stop_reporting_crashes()
-    for line in faults:
-        print(line.replace("\\n", "\n"))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as pw:
-        b = launch_chromium(pw)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
 def budget(platform):
     bid, _ = budget_to_ballot(platform.url, PROJECTS)
     return bid
-
-
-def no_serious_violation(page, what: str) -> None:
-    violations = Axe().run(page).response["violations"]
-    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in violations
-           if v["impact"] in ("serious", "critical")]
-    assert bad == [], f"{what}: {bad}"
 
 
 def small(page, what: str) -> None:

@@ -1,6 +1,8 @@
 """A budget ballot's running total and the headings a voter sees (gateway/web/ballot.py): figures only, the rules are
-the service's."""
+the service's; the console's budget form read (amounts in euros, a section a line)."""
 from gateway.web.ballot import running_totals, shown_headings
+from gateway.web.core import FormErrors
+from gateway.web.pages.consultations_console import cents, read_sections
 
 HEADINGS = [{"id": "labege", "name": "Labège", "amountCents": 100_000_00, "maxProjects": None},
             {"id": "escalquens", "name": "Escalquens", "amountCents": 80_000_00, "maxProjects": 2}]
@@ -40,3 +42,34 @@ def test_a_voter_of_one_heading_among_several_chooses_it_first():
     assert shown_headings(budget(), "nowhere") == ([], True)
     assert shown_headings(budget(), "escalquens") == ([HEADINGS[1]], False)
     assert shown_headings(budget(per_voter=2), None) == (HEADINGS, False)
+
+
+# -- the console's budget form ------------------------------------------------------------------------------------
+COMMUNES = [{"slug": "labege", "name": "Labège"}, {"slug": "escalquens", "name": "Escalquens"}]
+
+
+def test_amounts_typed_in_euros():
+    assert cents("80 000") == 80_000_00 and cents("60\u202f000,50\u00a0€") == 60_000_50 and cents("12.5") == 12_50
+    assert cents("12,345") is None and cents("douze") is None and cents("") is None
+
+
+def test_sections_one_a_line_by_commune_name_or_code_keeping_their_ids():
+    errors = FormErrors()
+    kept = [{"id": "labege"}]
+    out = read_sections("Labège ; 80 000 ; Labège\n\nEst ; 60 000,50 ; escalquens, labege\nTerritoire ; 1000",
+                        COMMUNES, kept, errors)
+    assert not errors
+    assert out == [{"id": "labege", "name": "Labège", "amountCents": 80_000_00, "communes": ["labege"]},
+                   {"id": "s2", "name": "Est", "amountCents": 60_000_50, "communes": ["escalquens", "labege"]},
+                   {"id": "s3", "name": "Territoire", "amountCents": 1000_00, "communes": []}]
+
+
+def test_a_wrong_section_line_is_told_by_its_number():
+    errors = FormErrors()
+    read_sections("Labège ; 80 000 ; Labège\nBaziège ; 10 ; Baziège", COMMUNES, [], errors)
+    assert errors.fields["sections"] == "Ligne 2 : « Baziège » n'est pas une commune du Sicoval."
+    errors = FormErrors()
+    read_sections("Labège ; quatre-vingts", COMMUNES, [], errors)
+    assert errors.fields["sections"].startswith("Ligne 1 : écrivez « Nom ; montant en euros ; communes »")
+    errors = FormErrors()
+    assert read_sections("  \n", COMMUNES, [], errors) == [] and "une au moins" in errors.fields["sections"]
