@@ -64,7 +64,8 @@ def test_a_citizen_votes_in_a_budget_with_javascript(platform, browser, budget):
     expect(page.get_by_label(re.compile("Fontaine au stade"))).to_have_count(0)  # another heading's project
     page.get_by_label(re.compile("^Jardins partagés")).check()
     page.get_by_label(re.compile("^Aire de jeux inclusive")).check()
-    expect(total).to_have_text("Total choisi : 75\u202f000,50\u00a0€ sur 100\u202f000,00\u00a0€ · reste 24\u202f999,50\u00a0€")
+    expect(total).to_have_text(
+        "Total choisi : 75\u202f000,50\u00a0€ sur 100\u202f000,00\u00a0€ · reste 24\u202f999,50\u00a0€")
     page.get_by_label(re.compile("^Piste cyclable")).check()
     expect(total).to_contain_text("dépassement de 15\u202f000,50\u00a0€")
     no_serious_violation(page, "the ballot")
@@ -178,9 +179,10 @@ def test_an_agent_builds_a_survey_enters_paper_twice_and_publishes_results(platf
     survey = data(platform.url, "query($id: ID!) { consultation(id: $id) { questions { id type options { id } } } }",
                   {"id": cid}, citizen("velo"))["consultation"]
     day, bike = survey["questions"]
+    answers = [{"questionId": day["id"], "choices": [day["options"][0]["id"]]},
+               {"questionId": bike["id"], "choices": ["yes"]}]
     data(platform.url, "mutation($c: ID!, $a: [AnswerInput!]!) { submitResponse(consultationId: $c, answers: $a) "
-                       "{ status } }", {"c": cid, "a": [{"questionId": day["id"], "choices": [day["options"][0]["id"]]},
-                                                       {"questionId": bike["id"], "choices": ["yes"]}]}, citizen("velo"))
+                       "{ status } }", {"c": cid, "a": answers}, citizen("velo"))
 
     # Paper: one agent enters a sheet, a second agent enters it differently, then corrects his entry.
     def enter(p, samedi: str):

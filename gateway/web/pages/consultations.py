@@ -13,8 +13,9 @@ KIND_LABELS = {"SURVEY": "Enquête", "CONSULTATION": "Consultation", "BUDGET": "
 STATE_LABELS = {"DRAFT": "Brouillon", "SCHEDULED": "À venir", "OPEN": "Ouverte", "CLOSED": "Close",
                 "RESULTS_PUBLISHED": "Résultats publiés", "ARCHIVED": "Archivée"}
 PHASE_LABELS = {"INFORMING": "information", "ACCEPTING": "dépôt des projets", "REVIEWING": "examen des projets",
-                "SELECTING": "soutiens", "VALUATING": "étude de faisabilité", "PUBLISHING_PRICES": "publication des coûts",
-                "BALLOTING": "vote", "REVIEWING_BALLOTS": "dépouillement", "FINISHED": "terminé"}
+                "SELECTING": "soutiens", "VALUATING": "étude de faisabilité",
+                "PUBLISHING_PRICES": "publication des coûts", "BALLOTING": "vote", "REVIEWING_BALLOTS": "dépouillement",
+                "FINISHED": "terminé"}
 STATUS_LABELS = {"DRAFT": "Brouillon enregistré", "SUBMITTED": "Réponses envoyées", "VOTED": "A voté"}
 ORIGIN_LABELS = {"WEB": "en ligne", "BOOTH": "au bureau de vote", "LETTER": "par courrier"}
 # Where a refusal of castBudgetBallot is shown: the service names `headings`, `headings.<id>` or a project in one.
@@ -124,13 +125,13 @@ async def vote(ctx: Ctx):
             for h in headings:
                 t = totals[h["id"]]
                 if t.over and t.knapsack:
-                    errors.add(f"section-{h['id']}", f"Votre sélection dans « {h['name']} » coûte {amount(t.spent_cents)}"
-                               f" : {amount(-t.left_cents)} de trop. Retirez un projet.")
+                    errors.add(f"section-{h['id']}", f"Votre sélection dans « {h['name']} » coûte "
+                               f"{amount(t.spent_cents)} : {amount(-t.left_cents)} de trop. Retirez un projet.")
                 elif t.over:
                     errors.add(f"section-{h['id']}", f"Vous avez choisi {t.chosen} projets dans « {h['name']} » : "
                                f"{t.max_projects} au plus. Retirez-en {t.chosen - t.max_projects}.")
     communes = {}
-    if must_choose or len(headings) > 1 or any(h["communes"] for h in headings):
+    if must_choose:
         choices = (await ctx.run("AgendaChoices")).data or {}
         communes = {x["slug"]: x["name"] for x in choices.get("communes", [])}
     by_heading = {h["id"]: [p for p in projects if p["headingId"] == h["id"]] for h in budget["headings"]}

@@ -40,9 +40,10 @@ ACTIONS = {
 }
 DONE = {"schedule": "Consultation programmée.", "open": "Consultation ouverte.", "unschedule": "Remise en brouillon.",
         "close": "Consultation close.", "publish": "Résultats publiés.", "archive": "Consultation archivée."}
-CONSULTATION_FIELDS = {"budget.headings": "sections", "budget.rule": "regle", "budget.phases": "phases",
-                       "budget.max_headings_per_voter": "sections_par_votant", "budget": "type", "title": "titre", "summary": "resume", "description": "description", "opens_at": "ouverture",
-                       "closes_at": "cloture", "scope": "communes", "audience": "public", "kind": "type"}
+CONSULTATION_FIELDS = {"title": "titre", "summary": "resume", "description": "description", "opens_at": "ouverture",
+                       "closes_at": "cloture", "scope": "communes", "audience": "public", "kind": "type",
+                       "budget": "type", "budget.headings": "sections", "budget.rule": "regle",
+                       "budget.phases": "phases", "budget.max_headings_per_voter": "sections_par_votant"}
 IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,40}")  # a booth's code and a sheet's number, as the API takes them
 ENTRY_STATUS = {"AWAITING_SECOND_ENTRY": ("En attente de la seconde saisie", ""), "MATCHED": ("Concordante", "ok"),
                 "MISMATCH": ("Discordante : à ressaisir", "bad")}
@@ -144,7 +145,8 @@ def form_values(c: dict | None) -> dict:
             **budget_values(c.get("budget"))}
 
 
-def read_consultation(ctx: Ctx, errors: FormErrors, communes: list[dict], kept: dict | None = None) -> tuple[dict, dict]:
+def read_consultation(ctx: Ctx, errors: FormErrors, communes: list[dict],
+                      kept: dict | None = None) -> tuple[dict, dict]:
     """The posted form: its values (shown back) and the ConsultationInput. `kept`: the budget edited, if any."""
     v = {k: ctx.form.text(k) for k in form_values(None) if k != "communes"}
     v["communes"] = ctx.form.all("communes")
@@ -170,11 +172,11 @@ def read_budget(ctx: Ctx, v: dict, communes: list[dict], kept: list[dict], error
             errors.add("projets_par_votant", "Projets par votant : un nombre entier (vote par approbation).")
         else:
             rule["maxProjects"] = int(v["projets_par_votant"])
-    if not v["sections_par_votant"].isdigit():
+    per_voter = v["sections_par_votant"] or "1"
+    if not per_voter.isdigit():
         errors.add("sections_par_votant", "Sections par votant : un nombre entier, 1 le plus souvent.")
     return {"headings": read_sections(v["sections"], communes, kept, errors), "phases": read_phases(ctx, errors),
-            "rule": rule, "maxHeadingsPerVoter": int(v["sections_par_votant"] or 1) if v["sections_par_votant"].isdigit()
-            else 1}
+            "rule": rule, "maxHeadingsPerVoter": int(per_voter) if per_voter.isdigit() else 1}
 
 
 async def communes(ctx: Ctx) -> list[dict]:
@@ -203,7 +205,8 @@ async def create(ctx: Ctx):
                 return ctx.redirect(f"/console/consultations/{cid}", "Brouillon enregistré : ajoutez ses questions.")
             errors = FormErrors.of(result.problems, CONSULTATION_FIELDS)
     return ctx.render("consultation_form.html", title="Nouvelle consultation", values=values, errors=errors,
-                      communes=places, kinds=FORM_KINDS, rules=RULES, phases=[(k, PHASE_LABELS[k]) for k in PHASES], audiences=AUDIENCES,
+                      communes=places, kinds=FORM_KINDS, rules=RULES, phases=[(k, PHASE_LABELS[k]) for k in PHASES],
+                      audiences=AUDIENCES,
                       action="/console/consultations/nouvelle", back="/console/consultations")
 
 
