@@ -2,10 +2,11 @@
 survey and budget): a citizen votes in a participatory budget, with JavaScript (the running total updates live) and
 without (« Vérifier mon vote » computes it on the server; over budget, the refusal is shown beside its heading), gets
 his receipt code, cannot vote twice and finds the vote in « Mes participations »; the consultations' list and the
-home page link to the ballot; an agent builds a survey in the console (questions added, moved, removed), opens it,
-two agents enter a paper sheet twice (their mismatch shown, then corrected), and the results are published; an agent
-creates a budget (sections, phases) and brings a project through moderation, pricing and selection to the vote;
-axe-core on each page; a form posted without its CSRF token is refused."""
+home page link to the ballot; a citizen answers a survey without JavaScript (refusals beside their question); an
+agent builds a survey in the console (questions added, moved, removed), opens it, two agents enter a paper sheet twice
+(their mismatch shown, then corrected), and the results are published; an agent creates a budget (sections, phases)
+and brings a project through moderation, pricing and selection to the vote; axe-core on each page; a form posted
+without its CSRF token is refused."""
 import re
 from datetime import date, timedelta
 
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.consultation_flows import budget_to_ballot, citizen, data
+from tests.consultation_flows import budget_to_ballot, citizen, data, open_survey
 from tests.e2e.test_consultation_pages import browser, no_serious_violation  # noqa: F401 - a fixture
 from tests.e2e.test_web_pages import LIMITS, http_session, sign_in
 from tests.support import Platform, token
@@ -282,3 +283,46 @@ def test_an_agent_creates_a_budget_and_brings_a_project_to_the_vote(platform, br
     vpage.get_by_role("button", name="Voter").click()
     expect(vpage.get_by_role("heading", name="Merci, votre vote est enregistré")).to_be_visible()
     voter.close()
+
+
+def test_a_citizen_answers_a_survey_without_javascript(platform, browser):
+    survey = open_survey(platform.url, title="Enquête sans script")
+    form = f"/consultations/{survey['id']}/repondre"
+    context, page = sign_in(platform, browser, "sans-script-enquete@example.org", javascript=False)
+    page.goto("/consultations")
+    page.get_by_role("link", name="Répondre : Enquête sans script").click()
+    expect(page).to_have_url(re.compile(form + "$"))
+    page.get_by_role("group", name="2. Utilisez-vous les déchèteries du Sicoval ? (obligatoire)").get_by_label(
+        "Oui").check()
+    page.get_by_role("button", name="Envoyer mes réponses").click()
+    # « Lesquelles ? » is asked after « Oui »: its refusal is beside it, and the answer given is kept.
+    expect(page.locator("#q-which-error")).to_contain_text("réponse obligatoire")
+    expect(page.get_by_role("group", name=re.compile("^3. Lesquelles"))).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("group", name=re.compile("^2. Utilisez-vous")).get_by_label("Oui")).to_be_checked()
+    page.get_by_role("group", name=re.compile("^3. Lesquelles")).get_by_label("Labège").check()
+    page.get_by_role("group", name=re.compile("^4. Quel service")).get_by_label("Piscines").check()
+    page.get_by_role("group", name=re.compile("^5. Votre satisfaction")).get_by_label("4", exact=True).check()
+    page.get_by_label("Propreté").select_option("1")
+    page.get_by_label("Horaires").select_option("1")  # twice the same rank: told beside the ranking
+    page.get_by_label("Tarifs").select_option("3")
+    page.get_by_label("l'accueil : Bien").check()
+    page.get_by_label("l'attente : Moyen").check()
+    page.get_by_label("Une idée pour améliorer le service ?").fill("Ouvrir le dimanche matin")
+    page.get_by_role("button", name="Envoyer mes réponses").click()
+    expect(page.locator("#q-priorites-error")).to_contain_text("Chaque rang une seule fois")
+    page.get_by_label("Horaires").select_option("2")
+    page.get_by_role("button", name="Envoyer mes réponses").click()
+    expect(page.get_by_text("Merci, vos réponses sont enregistrées.")).to_be_visible()
+    expect(page.get_by_label("Une idée pour améliorer le service ?")).to_have_value("Ouvrir le dimanche matin")
+    page.goto("/compte/participations")
+    expect(page.get_by_role("row").filter(has_text="Enquête sans script")).to_contain_text("Réponses envoyées en ligne")
+    context.close()
+
+    # The same form with an error, for axe-core (which needs JavaScript to run).
+    context, page = sign_in(platform, browser, "axe-enquete@example.org")
+    page.goto(form)
+    page.get_by_role("button", name="Envoyer mes réponses").click()
+    expect(page.locator("#q-uses-error")).to_contain_text("réponse obligatoire")
+    no_serious_violation(page, "a survey's form with an error")
+    small(page, "a survey's form")
+    context.close()

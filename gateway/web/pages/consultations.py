@@ -1,10 +1,12 @@
 """The citizens' consultation pages: the list (open ones first, then published results), a participatory budget's
-ballot (projects by heading, the running total, "Vérifier mon vote" without JavaScript, the receipt code), "mes
-participations", and the home page's block of open consultations. A survey's form, the printable ballots and the
-results pages are `gateway/routes/consultation.py`'s."""
+ballot (projects by heading, the running total, "Vérifier mon vote" without JavaScript, the receipt code), a survey's
+or a consultation's form without JavaScript (every question type, drafts, refusals beside their question), "mes
+participations", and the home page's block of open consultations. The public page of a consultation (its form with
+JavaScript), the printable ballots and the results pages are `gateway/routes/consultation.py`'s."""
 from __future__ import annotations
 
 from gateway.web.ballot import running_totals, shown_headings
+from gateway.web.survey import answer_values, condition_notes, posted, read_answers
 from gateway.web.core import CITIZEN, Ctx, FormErrors, PageError, home_section, nav, page
 from gateway.web.render import ENV, amount
 
@@ -35,7 +37,7 @@ def action_of(c: dict) -> tuple[str, str] | None:
             return f"/consultations/{c['id']}/vote", "Voter"
         return f"/consultations/{c['id']}", "Voir les projets"
     if c["state"] == "OPEN":
-        return f"/consultations/{c['id']}", "Répondre"
+        return f"/consultations/{c['id']}/repondre", "Répondre"
     return f"/consultations/{c['id']}", "En savoir plus"
 
 
@@ -112,9 +114,8 @@ async def vote(ctx: Ctx):
             result = await ctx.run("CastBudgetBallot", budgetId=cid, headings=lines)
             if result.ok:
                 receipt = result.data["castBudgetBallot"]
-                value = {"c": cid, "r": receipt["receiptCode"],
-                         "p": [pid for h in receipt["headings"] for pid in h["projectIds"]]}
-                ctx.cookies.append(lambda r: ctx.web.sessions.set_signed(r, RECEIPT, value, 3600))
+                keep_receipt(ctx, cid, receipt["receiptCode"],
+                             [pid for h in receipt["headings"] for pid in h["projectIds"]])
                 return ctx.redirect(f"/consultations/{cid}/recu", "Votre vote est enregistré.")
             fields = dict(BALLOT_FIELDS, **{f"headings.{h['id']}": f"section-{h['id']}" for h in headings})
             errors = FormErrors.of(result.problems, fields)
@@ -143,14 +144,59 @@ async def vote(ctx: Ctx):
                       phase=PHASE_LABELS.get(budget["currentPhase"] or "", ""), back="/consultations")
 
 
+def keep_receipt(ctx: Ctx, cid: str, code: str, project_ids: list[str]) -> None:
+    """The receipt code, shown once on the next page (and for an hour on this device only)."""
+    value = {"c": cid, "r": code, "p": project_ids}
+    ctx.cookies.append(lambda r: ctx.web.sessions.set_signed(r, RECEIPT, value, 3600))
+
+
 @page("/consultations/{id}/recu", roles=CITIZEN)
 async def receipt(ctx: Ctx):
     cid = ctx.request.path_params["id"]
     kept = ctx.web.sessions.unsign(ctx.request.cookies.get(RECEIPT), 3600)
-    c, projects = await ballot_data(ctx, cid)
-    if not kept or kept.get("c") != cid:
+    c = (await ctx.data("ConsultationTitle", id=cid))["consultation"]
+    if c is None or not kept or kept.get("c") != cid:
         raise PageError(404, "Reçu introuvable", "Ce reçu n'est plus affiché : il ne l'est qu'une heure après le "
                         "vote, sur l'appareil qui a voté. Le vote, lui, est bien enregistré.")
-    titles = {p["id"]: p for p in projects}
-    chosen = [titles[pid] for pid in kept.get("p", []) if pid in titles]
+    chosen = []
+    if c["kind"] == "BUDGET":
+        titles = {p["id"]: p for p in (await ballot_data(ctx, cid))[1]}
+        chosen = [titles[pid] for pid in kept.get("p", []) if pid in titles]
     return ctx.render("receipt.html", title="Votre reçu de vote", c=c, code=kept["r"], chosen=chosen)
+
+
+# -- a survey or a consultation's form, without JavaScript ---------------------------------------------------
+@page("/consultations/{id}/repondre", roles=CITIZEN, methods=("GET", "POST"))
+async def answer(ctx: Ctx):
+    cid = ctx.request.path_params["id"]
+    data = await ctx.data("SurveyForm", id=cid)
+    c, mine = data["consultation"], data["myResponse"]
+    if c is None:
+        raise PageError(404, "Consultation introuvable", "Cette consultation n'existe pas ou n'est pas encore publiée.")
+    if c["kind"] == "BUDGET":
+        return ctx.redirect(f"/consultations/{cid}/vote")
+    questions, errors = c["questions"], FormErrors()
+    values = answer_values(questions, mine["answers"])
+    is_open = c["state"] == "OPEN"
+    if ctx.request.method == "POST" and is_open and not mine["final"]:
+        values = posted(ctx.form.pairs)
+        answers, problems = read_answers(questions, values)
+        for qid, message in problems.items():
+            errors.add(f"q-{qid}", message)
+        if not errors:
+            submit = ctx.form.get("action") == "envoyer"
+            result = await ctx.run("SubmitResponse" if submit else "SaveResponse", consultationId=cid,
+                                   answers=answers)
+            if result.ok and not submit:
+                return ctx.redirect(f"/consultations/{cid}/repondre",
+                                    "Brouillon enregistré : vous pourrez le reprendre jusqu'à la clôture.")
+            if result.ok:
+                code = result.data["submitResponse"].get("receiptCode")
+                if code:
+                    keep_receipt(ctx, cid, code, [])
+                    return ctx.redirect(f"/consultations/{cid}/recu", "Vos réponses sont enregistrées.")
+                return ctx.redirect(f"/consultations/{cid}/repondre", "Merci, vos réponses sont enregistrées. "
+                                    "Vous pourrez les modifier jusqu'à la clôture.")
+            errors = FormErrors.of(result.problems, {q["id"]: f"q-{q['id']}" for q in questions})
+    return ctx.render("survey.html", title=c["title"], c=c, questions=questions, values=values, errors=errors,
+                      notes=condition_notes(questions), mine=mine, is_open=is_open, back="/consultations")
