@@ -15,7 +15,8 @@ QUESTIONS = [
      "rows": [{"id": "accueil"}, {"id": "attente"}]},
     {"id": "idee", "type": "LONG_TEXT", "position": 7, "options": [], "rows": []},
 ]
-PAIRS = [("csrf", "x"), ("q-uses", "yes"), ("q-which", "labege"), ("q-which", "autre"), ("q-which-autre", " Ayguesvives "),
+PAIRS = [("csrf", "x"), ("q-uses", "yes"), ("q-which", "labege"), ("q-which", "autre"),
+         ("q-which-autre", " Ayguesvives "),
          ("q-note", "4"), ("q-rang-a", "2"), ("q-rang-b", "1"), ("q-rang-c", "3"), ("q-grille-accueil", "bien"),
          ("q-idee", "  Ouvrir le dimanche "), ("action", "envoyer")]
 ANSWERS = [{"questionId": "uses", "choices": ["yes"]},
