@@ -71,19 +71,22 @@ def answer_values(questions: list[dict], answers: list[dict]) -> dict[str, list[
     return out
 
 
+def written_conditions(q: dict, by_id: dict[str, dict], source_key: str = "questionId") -> str | None:
+    """A question's display conditions in words, as on paper: « À remplir seulement si vous avez répondu « Oui » à la
+    question 2. » `source_key` names the earlier question in a condition (`question_id` in the service's own
+    dicts, which the printable form reads)."""
+    parts = []
+    for c in q.get("conditions") or []:
+        source = by_id.get(c[source_key])
+        if source is None:
+            continue
+        labels = {o["id"]: o["label"] for o in source.get("options") or []} | {"yes": "Oui", "no": "Non"}
+        verb = "avez répondu" if c["operator"] == "EQUALS" else "n'avez pas répondu"
+        parts.append(f"si vous {verb} « {labels.get(c['value'], c['value'])} » à la question {source['position']}")
+    return f"À remplir seulement {' et '.join(parts)}." if parts else None
+
+
 def condition_notes(questions: list[dict]) -> dict[str, str]:
-    """Display conditions written out, as on paper: without JavaScript every question is shown, with its note."""
+    """Each question's conditions written out: without JavaScript every question is shown, with its note."""
     by_id = {q["id"]: q for q in questions}
-    notes = {}
-    for q in questions:
-        parts = []
-        for c in q.get("conditions") or []:
-            source = by_id.get(c["questionId"])
-            if source is None:
-                continue
-            labels = {o["id"]: o["label"] for o in source.get("options") or []} | {"yes": "Oui", "no": "Non"}
-            verb = "avez répondu" if c["operator"] == "EQUALS" else "n'avez pas répondu"
-            parts.append(f"si vous {verb} « {labels.get(c['value'], c['value'])} » à la question {source['position']}")
-        if parts:
-            notes[q["id"]] = f"À remplir seulement {' et '.join(parts)}."
-    return notes
+    return {q["id"]: note for q in questions if (note := written_conditions(q, by_id))}
