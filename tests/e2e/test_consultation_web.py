@@ -49,6 +49,7 @@ def test_a_citizen_votes_in_a_budget_with_javascript(platform, browser, budget):
     context, page = sign_in(platform, browser, "votante@example.org")
     page.goto("/")
     expect(page.get_by_role("heading", name="Consultations ouvertes")).to_be_visible()
+    no_serious_violation(page, "the home page with its open consultations")
     page.get_by_role("link", name="Toutes les consultations").click()
     expect(page.get_by_role("heading", name="Consultations", exact=True)).to_be_visible()
     no_serious_violation(page, "the consultations' list")
