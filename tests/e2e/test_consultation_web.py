@@ -240,6 +240,14 @@ def test_an_agent_creates_a_budget_and_brings_a_project_to_the_vote(platform, br
     expect(page.get_by_text("Brouillon enregistré")).to_be_visible()
     cid = page.url.rstrip("/").rsplit("/", 1)[1]
     expect(page.get_by_role("row").filter(has_text="Escalquens")).to_contain_text("60\u202f000,50\u00a0€")
+    page.get_by_role("link", name="Modifier la consultation").click()  # the form shows the budget back
+    expect(page.locator("#sections")).to_have_value(
+        "Labège ; 80\u202f000,00\u00a0€ ; Labège\nEscalquens ; 60\u202f000,50\u00a0€ ; Escalquens")
+    page.locator("#sections").fill("Labège ; 90 000 ; Labège\nEscalquens ; 60 000,50 ; escalquens")
+    no_serious_violation(page, "a budget's form")
+    page.get_by_role("button", name="Enregistrer").click()
+    expect(page.get_by_text("Modifications enregistrées.")).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="Labège")).to_contain_text("90\u202f000,00\u00a0€")
 
     def advance(label: str):
         page.get_by_role("button", name=f"Passer à la phase « {label} »").click()

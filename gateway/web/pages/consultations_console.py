@@ -11,7 +11,7 @@ import secrets
 from gateway.web.core import AGENTS, Ctx, FormErrors, PageError, nav, page
 from gateway.web.pages.consultations import KIND_LABELS, PHASE_LABELS, STATE_LABELS
 from gateway.web.pages.public import parse_day
-from gateway.web.render import instant
+from gateway.web.render import amount, instant
 
 nav("Consultations", "/console/consultations", AGENTS, area="console", order=40)
 
@@ -118,13 +118,15 @@ def read_phases(ctx: Ctx, errors: FormErrors) -> list[dict]:
             for i, (kind, start) in enumerate(starts)]
 
 
-def budget_values(b: dict | None) -> dict:
-    """The budget's part of the form: its headings as lines, its rule, its phases' first days."""
+def budget_values(b: dict | None, communes: list[dict]) -> dict:
+    """The budget's part of the form: its headings as lines (as an agent types them), its rule, its phases' first
+    days."""
     if b is None:
         return {"sections": "", "regle": "KNAPSACK", "projets_par_votant": "", "sections_par_votant": "1",
                 **{f"phase-{k}": "" for k in PHASES}}
-    return {"sections": "\n".join(f"{h['name']} ; {h['amountCents'] / 100:g} ; {', '.join(h['communes'])}"
-                                  for h in b["headings"]),
+    names = {x["slug"]: x["name"] for x in communes}
+    return {"sections": "\n".join(f"{h['name']} ; {amount(h['amountCents'])} ; "
+                                  f"{', '.join(names.get(s, s) for s in h['communes'])}" for h in b["headings"]),
             "regle": b["rule"]["kind"], "projets_par_votant": str(b["rule"].get("maxProjects") or ""),
             "sections_par_votant": str(b["maxHeadingsPerVoter"]),
             **{f"phase-{p['kind']}": f"{instant(p['startsAt']):%Y-%m-%d}" if p["enabled"] and p["startsAt"] else ""
@@ -136,13 +138,13 @@ def form_values(c: dict | None) -> dict:
     if c is None:
         return {"titre": "", "type": "SURVEY", "resume": "", "description": "", "communes": [], "public": "PUBLIC",
                 "secret": "", "ouverture": "", "ouverture_heure": "", "cloture": "", "cloture_heure": "",
-                **budget_values(None)}
+                **budget_values(None, [])}
     opens, closes = instant(c.get("opensAt")), instant(c.get("closesAt"))
     return {"titre": c["title"], "type": c["kind"], "resume": c["summary"], "description": c["description"],
             "communes": c["scope"]["communes"], "public": c["audience"], "secret": "oui" if c["secret"] else "",
             "ouverture": f"{opens:%Y-%m-%d}" if opens else "", "ouverture_heure": f"{opens:%H:%M}" if opens else "",
             "cloture": f"{closes:%Y-%m-%d}" if closes else "", "cloture_heure": f"{closes:%H:%M}" if closes else "",
-            **budget_values(c.get("budget"))}
+            **budget_values(c.get("budget"), c["communes"])}
 
 
 def read_consultation(ctx: Ctx, errors: FormErrors, communes: list[dict],
