@@ -14,6 +14,8 @@ class HeadingTotal:
     chosen: int
     max_projects: int | None  # approval voting: how many projects one may choose
     knapsack: bool
+    min_projects: int | None = None  # approval voting: how few
+    least_cents: int | None = None  # knapsack voting: the least a heading's choice must spend, when the rule says
 
     @property
     def left_cents(self) -> int:
@@ -27,8 +29,23 @@ class HeadingTotal:
         return self.max_projects is not None and self.chosen > self.max_projects
 
     @property
+    def under(self) -> bool:
+        """Less than the rule asks of a heading voted in (its share of the amount, its number of projects); a heading
+        left empty is not voted in."""
+        if not self.chosen:
+            return False
+        if self.knapsack:
+            return self.least_cents is not None and self.spent_cents < self.least_cents
+        return self.min_projects is not None and self.chosen < self.min_projects
+
+    @property
     def projects_left(self) -> int | None:
         return None if self.max_projects is None else self.max_projects - self.chosen
+
+
+def least_share(amount_cents: int, percent: int | None) -> int | None:
+    """The least a knapsack choice must spend in a heading, as the service rounds it (up, to the cent)."""
+    return -(-amount_cents * percent // 100) if percent else None
 
 
 def shown_headings(budget: dict, choice: str | None) -> tuple[list[dict], bool]:
@@ -51,5 +68,7 @@ def running_totals(budget: dict, projects: list[dict], chosen: dict[str, list[st
     for h in budget["headings"]:
         ids = [pid for pid in dict.fromkeys(chosen.get(h["id"], [])) if (h["id"], pid) in price]
         out[h["id"]] = HeadingTotal(h["id"], h["amountCents"], sum(price[(h["id"], pid)] for pid in ids), len(ids),
-                                    None if knapsack else (h.get("maxProjects") or rule.get("maxProjects")), knapsack)
+                                    None if knapsack else (h.get("maxProjects") or rule.get("maxProjects")), knapsack,
+                                    None if knapsack else rule.get("minProjects"),
+                                    least_share(h["amountCents"], rule.get("minSharePercent")) if knapsack else None)
     return out

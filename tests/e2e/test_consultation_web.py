@@ -103,6 +103,8 @@ def test_a_citizen_votes_without_javascript(platform, browser, budget):
     page.goto(f"/consultations/{budget}/vote")
     page.get_by_label(re.compile("^Labège")).check()
     page.get_by_role("button", name="Choisir cette section").click()
+    page.get_by_role("button", name="Vérifier mon vote").click()
+    expect(page.locator("#bulletin-error")).to_have_text("Erreur : Choisissez au moins un projet.")
     for title in ("Jardins partagés", "Aire de jeux inclusive", "Piste cyclable"):
         page.get_by_label(re.compile(f"^{title}")).check()
     page.get_by_role("button", name="Vérifier mon vote").click()

@@ -26,6 +26,18 @@ def test_the_running_total_of_a_knapsack_ballot():
     assert over.over and over.left_cents == -15_000_50
 
 
+def test_a_share_of_the_amount_and_a_least_number_of_projects_are_told_short():
+    share = budget() | {"rule": {"kind": "KNAPSACK", "minSharePercent": 70, "maxProjects": None, "minProjects": None}}
+    totals = running_totals(share, PROJECTS, {"labege": ["b"]})
+    assert totals["labege"].least_cents == 70_000_00 and totals["labege"].under
+    assert not totals["escalquens"].under  # left empty: not voted in
+    assert not running_totals(share, PROJECTS, {"labege": ["a", "b"]})["labege"].under
+    approval = budget("APPROVAL", max_projects=3) | {"rule": {"kind": "APPROVAL", "maxProjects": 3, "minProjects": 2,
+                                                              "minSharePercent": None}}
+    assert running_totals(approval, PROJECTS, {"labege": ["a"]})["labege"].under
+    assert not running_totals(approval, PROJECTS, {"labege": ["a", "c"]})["labege"].under
+
+
 def test_unknown_repeated_or_misplaced_projects_count_for_nothing():
     t = running_totals(budget(), PROJECTS, {"labege": ["a", "a", "d", "zzz"]})["labege"]
     assert (t.spent_cents, t.chosen) == (45_000_00, 1)

@@ -5,7 +5,7 @@ participations", and the home page's block of open consultations. The public pag
 JavaScript), the printable ballots and the results pages are `gateway/routes/consultation.py`'s."""
 from __future__ import annotations
 
-from gateway.web.ballot import running_totals, shown_headings
+from gateway.web.ballot import least_share, running_totals, shown_headings
 from gateway.web.survey import answer_values, condition_notes, posted, read_answers
 from gateway.web.core import CITIZEN, Ctx, FormErrors, PageError, home_section, nav, page
 from gateway.web.render import ENV, amount
@@ -87,7 +87,7 @@ def rule_text(budget: dict, h: dict) -> str:
     if rule["kind"] == "KNAPSACK":
         text = f"Choisissez des projets dont le total ne dépasse pas {amount(h['amountCents'])}"
         if rule.get("minSharePercent"):
-            least = -(-h["amountCents"] * rule["minSharePercent"] // 100)
+            least = least_share(h["amountCents"], rule["minSharePercent"])
             text += f" et atteint au moins {amount(least)} ({rule['minSharePercent']} % du montant)"
         return text + "."
     high = h.get("maxProjects") or rule.get("maxProjects")
@@ -131,6 +131,16 @@ async def vote(ctx: Ctx):
                 elif t.over:
                     errors.add(f"section-{h['id']}", f"Vous avez choisi {t.chosen} projets dans « {h['name']} » : "
                                f"{t.max_projects} au plus. Retirez-en {t.chosen - t.max_projects}.")
+                elif t.under and t.knapsack:
+                    errors.add(f"section-{h['id']}", f"Votre sélection dans « {h['name']} » coûte "
+                               f"{amount(t.spent_cents)} : il faut atteindre au moins {amount(t.least_cents)}. "
+                               "Ajoutez un projet.")
+                elif t.under:
+                    errors.add(f"section-{h['id']}", f"Vous avez choisi {t.chosen} projet{'s' if t.chosen > 1 else ''}"
+                               f" dans « {h['name']} » : {t.min_projects} au moins. Ajoutez-en "
+                               f"{t.min_projects - t.chosen}.")
+            if not any(totals[h["id"]].chosen for h in headings):
+                errors.add("bulletin", "Choisissez au moins un projet.")
     communes = {}
     if must_choose:
         choices = (await ctx.run("AgendaChoices")).data or {}
