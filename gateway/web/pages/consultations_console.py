@@ -1,7 +1,8 @@
-"""The agents' console for consultations: the list by state; create and edit a survey or a consultation (title,
-texts, kind, communes, audience, window); its form (add a question of a type with its options, move it, remove it,
-while no one has answered); schedule, open, close, publish the results, archive; a budget's phases; paper sheets'
-totals entered twice by two agents, their mismatches shown. Every change is a GraphQL mutation of
+"""The agents' console for consultations: the list by state; create and edit a survey, a consultation (title,
+texts, kind, communes, audience, window) or a participatory budget (sections, voting rule, phases); a form's
+questions (add one of a type with its options, move it, remove it, while a draft); schedule, open, close, publish the
+results, archive, start a budget's next phase; a budget's projects (moderate, assess and price, put on the ballot);
+paper sheets' totals entered twice by two agents, their mismatches shown. Every change is a GraphQL mutation of
 `operations.graphql`."""
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import secrets
 
 from gateway.web.core import AGENTS, Ctx, FormErrors, PageError, nav, page
 from gateway.web.pages.consultations import KIND_LABELS, PHASE_LABELS, STATE_LABELS
+from gateway.web.pages.citizen import clock
 from gateway.web.pages.public import parse_day
 from gateway.web.render import amount, instant
 
@@ -53,16 +55,16 @@ def lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def wall_time(day: str, hour: str, name: str, label: str, errors: FormErrors) -> str | None:
-    """A date and a time typed in Paris time, as the naive date-time the API reads as Paris wall time."""
+def wall_time(day: str, hour: str, name: str, label: str, errors: FormErrors, default: str = "00:00") -> str | None:
+    """A date and a time typed in Paris time, as the naive date-time the API reads as Paris wall time; without a
+    time, `default` (a closing day without one closes at its end)."""
     if not day:
         return None
-    d = parse_day(day)
-    m = re.fullmatch(r"([01]?\d|2[0-3])(?::|h| h ?)?([0-5]\d)?", (hour or "0").strip().lower())
-    if d is None or m is None:
+    d, hh_mm = parse_day(day), clock(hour or default)
+    if d is None or hh_mm is None:
         errors.add(name, f"{label} : indiquez une date comme 06/03/2027 et une heure comme 18:00.")
         return None
-    return f"{d.isoformat()}T{int(m.group(1)):02d}:{m.group(2) or '00'}:00"
+    return f"{d.isoformat()}T{hh_mm}:00"
 
 
 def cents(text: str) -> int | None:
@@ -163,7 +165,7 @@ def read_consultation(ctx: Ctx, errors: FormErrors, communes: list[dict],
         data["budget"] = read_budget(ctx, v, communes, (kept or {}).get("headings", []), errors)
     else:
         data["opensAt"] = wall_time(v["ouverture"], v["ouverture_heure"], "ouverture", "Ouverture", errors)
-        data["closesAt"] = wall_time(v["cloture"], v["cloture_heure"], "cloture", "Clôture", errors)
+        data["closesAt"] = wall_time(v["cloture"], v["cloture_heure"], "cloture", "Clôture", errors, "23:59")
     return v, data
 
 
