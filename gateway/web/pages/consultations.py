@@ -5,15 +5,15 @@ participations", and the home page's block of open consultations. The public pag
 JavaScript), the printable ballots and the results pages are `gateway/routes/consultation.py`'s."""
 from __future__ import annotations
 
+from gateway.routes.consultation import KIND_LABELS
+from gateway.routes.consultation import STATE_LABELS as STATES_LOWER
 from gateway.web.ballot import least_share, running_totals, shown_headings
-from gateway.web.survey import answer_values, condition_notes, posted, read_answers
 from gateway.web.core import CITIZEN, Ctx, FormErrors, PageError, home_section, nav, page
 from gateway.web.render import ENV, amount
+from gateway.web.survey import answer_values, condition_notes, posted, read_answers
 
 RECEIPT = "parvis_receipt"
-KIND_LABELS = {"SURVEY": "Enquête", "CONSULTATION": "Consultation", "BUDGET": "Budget participatif"}
-STATE_LABELS = {"DRAFT": "Brouillon", "SCHEDULED": "À venir", "OPEN": "Ouverte", "CLOSED": "Close",
-                "RESULTS_PUBLISHED": "Résultats publiés", "ARCHIVED": "Archivée"}
+STATE_LABELS = {state: label.capitalize() for state, label in STATES_LOWER.items()}
 PHASE_LABELS = {"INFORMING": "information", "ACCEPTING": "dépôt des projets", "REVIEWING": "examen des projets",
                 "SELECTING": "soutiens", "VALUATING": "étude de faisabilité",
                 "PUBLISHING_PRICES": "publication des coûts", "BALLOTING": "vote", "REVIEWING_BALLOTS": "dépouillement",
