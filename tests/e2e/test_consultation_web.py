@@ -122,7 +122,7 @@ def test_a_citizen_votes_without_javascript(platform, browser, budget):
     context.close()
 
 
-def test_the_ballot_refuses_a_form_without_its_token_and_asks_to_sign_in(platform, budget):
+def test_the_ballot_and_the_console_refuse_a_form_without_its_token(platform, budget):
     client = http_session(platform, "jeton@example.org")
     try:
         r = client.post(f"/consultations/{budget}/vote", data={"section": "labege", "action": "voter",
@@ -130,6 +130,13 @@ def test_the_ballot_refuses_a_form_without_its_token_and_asks_to_sign_in(platfor
     finally:
         client.close()
     assert r.status_code == 403 and "Formulaire expiré" in r.text
+    agent = http_session(platform, "agent@sicoval.example")
+    try:
+        r = agent.post("/console/consultations/nouvelle", data={"titre": "Sans jeton", "type": "SURVEY"})
+        listed = agent.get("/console/consultations").text
+    finally:
+        agent.close()
+    assert r.status_code == 403 and "Formulaire expiré" in r.text and "Sans jeton" not in listed
     with httpx.Client(base_url=platform.url, timeout=20) as anonymous:
         r = anonymous.get(f"/consultations/{budget}/vote")
         assert r.status_code == 303 and r.headers["location"].startswith("/connexion?suite=")
