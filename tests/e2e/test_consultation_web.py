@@ -3,8 +3,9 @@ survey and budget): a citizen votes in a participatory budget, with JavaScript (
 without (« Vérifier mon vote » computes it on the server; over budget, the refusal is shown beside its heading), gets
 his receipt code, cannot vote twice and finds the vote in « Mes participations »; the consultations' list and the
 home page link to the ballot; a citizen answers a survey without JavaScript (refusals beside their question); an
-agent builds a survey in the console (questions added, moved, removed), opens it, two agents enter a paper sheet twice
-(their mismatch shown, then corrected), and the results are published; an agent creates a budget (sections, phases)
+agent builds a survey in the console (questions added, moved, removed), opens it, checks a voter in at a booth (once),
+two agents enter a paper sheet twice (their mismatch shown, then corrected), and the results are published; a panel is
+imported; an agent creates a budget (sections, phases)
 and brings a project through moderation, pricing and selection to the vote; axe-core on each page; a form posted
 without its CSRF token is refused."""
 import re
@@ -198,7 +199,7 @@ def test_an_agent_builds_a_survey_enters_paper_twice_and_publishes_results(platf
     # Paper: one agent enters a sheet, a second agent enters it differently, then corrects his entry.
     def enter(p, samedi: str):
         p.goto(f"/console/consultations/{cid}/papier")
-        p.get_by_label("Bureau de vote").fill("labege-mairie")
+        p.get_by_label("Bureau de vote", exact=True).fill("labege-mairie")
         p.get_by_label("Numéro de feuille").fill("1")
         p.get_by_label("Bulletins dans l'urne").fill("3")
         p.get_by_label("Blancs").fill("0")
@@ -208,6 +209,16 @@ def test_an_agent_builds_a_survey_enters_paper_twice_and_publishes_results(platf
         p.get_by_label("Oui").fill("1")
         p.get_by_label("Non").fill("2")
         p.get_by_role("button", name="Enregistrer ma saisie").click()
+
+    # A voter at the booth is checked in, once.
+    page.goto(f"/console/consultations/{cid}")
+    page.get_by_role("link", name="Bulletins papier et émargement").click()
+    for _ in range(2):
+        page.get_by_label("Code du bureau de vote").fill("labege-mairie")
+        page.get_by_label("Adresse électronique du votant").fill("au-bureau@example.org")
+        page.get_by_role("button", name="Émarger").click()
+    expect(page.get_by_role("alert")).to_contain_text("Cette personne a déjà voté")
+    expect(page.get_by_label("Adresse électronique du votant")).to_have_value("au-bureau@example.org")
 
     enter(page, "2")
     expect(page.get_by_role("status")).to_contain_text("en attente de la seconde saisie")
@@ -230,7 +241,7 @@ def test_an_agent_builds_a_survey_enters_paper_twice_and_publishes_results(platf
     expect(page.get_by_role("heading", name="État : résultats publiés")).to_be_visible()
     page.goto("/consultations")
     page.get_by_role("link", name="Voir les résultats : Fête du vélo 2027").click()
-    expect(page.get_by_text("4 participants")).to_be_visible()
+    expect(page.get_by_text("4 participants")).to_be_visible()  # online 1, at the booth 1, paper sheets 3
     context.close()
 
 
@@ -343,4 +354,19 @@ def test_a_citizen_answers_a_survey_without_javascript(platform, browser):
     expect(page.locator("#q-uses-error")).to_contain_text("réponse obligatoire")
     no_serious_violation(page, "a survey's form with an error")
     small(page, "a survey's form")
+    context.close()
+
+
+def test_an_agent_imports_a_panel(platform, browser):
+    context, page = sign_in(platform, browser, "agent@sicoval.example")
+    page.goto("/console/consultations/nouvelle")
+    page.get_by_label("Titre", exact=True).fill("Panel citoyen des mobilités")
+    page.get_by_label("Un panel d'habitants (liste importée)").check()
+    page.get_by_role("button", name="Enregistrer").click()
+    expect(page.get_by_text("Brouillon enregistré")).to_be_visible()
+    page.get_by_label("Adresses électroniques").fill("une@example.org, deux@example.org\npas-une-adresse")
+    no_serious_violation(page, "a panel's consultation in the console")
+    page.get_by_role("button", name="Importer les adresses").click()
+    expect(page.get_by_role("status")).to_contain_text("Panel : 2 membres (2 ajoutés, 0 déjà membre, 0 retiré). "
+                                                       "À corriger : pas-une-adresse.")
     context.close()

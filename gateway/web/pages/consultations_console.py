@@ -1,8 +1,9 @@
 """The agents' console for consultations: the list by state; create and edit a survey, a consultation (title,
 texts, kind, communes, audience, window) or a participatory budget (sections, voting rule, phases); a form's
 questions (add one of a type with its options, move it, remove it, while a draft); schedule, open, close, publish the
-results, archive, start a budget's next phase; a budget's projects (moderate, assess and price, put on the ballot);
-paper sheets' totals entered twice by two agents, their mismatches shown. Every change is a GraphQL mutation of
+results, archive, start a budget's next phase; a panel's members; a budget's projects (moderate, assess and price,
+put on the ballot); voters checked in at a booth or by letter; paper sheets' totals entered twice by two agents, their
+mismatches shown. Every change is a GraphQL mutation of
 `operations.graphql`."""
 from __future__ import annotations
 
@@ -49,6 +50,11 @@ CONSULTATION_FIELDS = {"title": "titre", "summary": "resume", "description": "de
 IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,40}")  # a booth's code and a sheet's number, as the API takes them
 ENTRY_STATUS = {"AWAITING_SECOND_ENTRY": ("En attente de la seconde saisie", ""), "MATCHED": ("Concordante", "ok"),
                 "MISMATCH": ("Discordante : à ressaisir", "bad")}
+
+
+def counted(n: int, word: str) -> str:
+    """« 1 membre », « 3 membres », « 2 déjà membres »."""
+    return f"{n} {word}{'s' if n > 1 else ''}"
 
 
 def lines(text: str) -> list[str]:
@@ -334,6 +340,17 @@ async def manage(ctx: Ctx):
                 done = DONE[action] if result.ok else None
                 for p in result.problems:
                     errors.add(None, p.message)
+        elif action == "panel" and c["audience"] == "PANEL":
+            emails = [e for e in re.split(r"[\s,;]+", ctx.form.get("adresses", "")) if e]
+            result = await ctx.run("ImportPanelMembers", consultationId=cid, emails=emails,
+                                   replace=ctx.form.get("remplacer") == "oui")
+            if result.ok:
+                r = result.data["importPanelMembers"]
+                done = (f"Panel : {counted(r['members'], 'membre')} ({counted(r['added'], 'ajouté')}, "
+                        f"{counted(r['alreadyMembers'], 'déjà membre')}, {counted(r['removed'], 'retiré')})."
+                        + (f" À corriger : {', '.join(r['invalid'])}." if r["invalid"] else ""))
+            for p in result.problems:
+                errors.add("adresses", p.message)
         elif action == "phase" and c["budget"]:
             to = ctx.form.get("vers")
             result = await ctx.run("AdvanceBudgetPhase", budgetId=cid, to=to)
@@ -376,6 +393,24 @@ def count(ctx: Ctx, name: str, label: str, errors: FormErrors) -> int:
     return int(text)
 
 
+async def check_in(ctx: Ctx, cid: str, errors: FormErrors) -> str | None:
+    """A voter who voted at a booth or by letter: recorded, so that he cannot vote online too."""
+    origin = "LETTER" if ctx.form.get("origine") == "LETTER" else "BOOTH"
+    booth = ctx.form.text("emargement_bureau")
+    if origin == "BOOTH" and not IDENTIFIER.fullmatch(booth):
+        errors.add("emargement_bureau", "Bureau de vote : son code, en lettres sans accents, chiffres et tirets.")
+        return None
+    result = await ctx.run("CheckInVoter", consultationId=cid, boothId=booth or None, origin=origin,
+                           email=ctx.form.text("votant_courriel") or None,
+                           phone=ctx.form.text("votant_telephone") or None)
+    if result.ok:
+        return "Émargement enregistré : cette personne ne peut plus voter en ligne."
+    for name, message in FormErrors.of(result.problems, {"email": "votant_courriel", "phone": "votant_telephone",
+                                                         "booth_id": "emargement_bureau"}).summary():
+        errors.add(name, message)
+    return None
+
+
 @page("/console/consultations/{id}/papier", roles=AGENTS, methods=("GET", "POST"))
 async def paper(ctx: Ctx):
     cid = ctx.request.path_params["id"]
@@ -388,7 +423,12 @@ async def paper(ctx: Ctx):
         projects = [e["node"] for e in (await ctx.data("BudgetBallot", id=cid))["projects"]["edges"]]
     groups = totals_fields(c, projects)
     errors, values = FormErrors(), {}
-    if ctx.request.method == "POST":
+    if ctx.request.method == "POST" and ctx.form.get("op") == "emargement":
+        values = {k: v for k, v in ctx.form.items() if k != "csrf"}
+        done = await check_in(ctx, cid, errors)
+        if done:
+            return ctx.redirect(f"/console/consultations/{cid}/papier", done)
+    elif ctx.request.method == "POST":
         values = {k: v for k, v in ctx.form.items() if k != "csrf"}
         booth, sheet = ctx.form.text("bureau"), ctx.form.text("feuille")
         if not IDENTIFIER.fullmatch(booth):
