@@ -5,9 +5,8 @@ his receipt code, cannot vote twice and finds the vote in « Mes participations 
 home page link to the ballot; a citizen answers a survey without JavaScript (refusals beside their question); an
 agent builds a survey in the console (questions added, moved, removed), opens it, checks a voter in at a booth (once),
 two agents enter a paper sheet twice (their mismatch shown, then corrected), and the results are published; a panel is
-imported; an agent creates a budget (sections, phases)
-and brings a project through moderation, pricing and selection to the vote; axe-core on each page; a form posted
-without its CSRF token is refused."""
+imported; an agent creates a budget (sections, phases) and brings a project through moderation, pricing and selection
+to the vote; axe-core on each page; a form posted without its CSRF token is refused."""
 import re
 from datetime import date, timedelta
 
