@@ -96,6 +96,26 @@ def rule_text(budget: dict, h: dict) -> str:
             + (f" et au moins {low}" if low else "") + ".")
 
 
+def check_totals(headings: list[dict], totals: dict, errors: FormErrors) -> None:
+    """« Vérifier mon vote »: each heading's choice against its amount or number of projects, told beside it."""
+    for h in headings:
+        t, name, where = totals[h["id"]], f"section-{h['id']}", f"« {h['name']} »"
+        if t.over and t.knapsack:
+            errors.add(name, f"Votre sélection dans {where} coûte {amount(t.spent_cents)} : "
+                             f"{amount(-t.left_cents)} de trop. Retirez un projet.")
+        elif t.over:
+            errors.add(name, f"Vous avez choisi {t.chosen} projets dans {where} : {t.max_projects} au plus. "
+                             f"Retirez-en {t.chosen - t.max_projects}.")
+        elif t.under and t.knapsack:
+            errors.add(name, f"Votre sélection dans {where} coûte {amount(t.spent_cents)} : il faut atteindre au "
+                             f"moins {amount(t.least_cents)}. Ajoutez un projet.")
+        elif t.under:
+            errors.add(name, f"Vous avez choisi {t.chosen} projet{'s' if t.chosen > 1 else ''} dans {where} : "
+                             f"{t.min_projects} au moins. Ajoutez-en {t.min_projects - t.chosen}.")
+    if not any(totals[h["id"]].chosen for h in headings):
+        errors.add("bulletin", "Choisissez au moins un projet.")
+
+
 @page("/consultations/{id}/vote", roles=CITIZEN, methods=("GET", "POST"))
 async def vote(ctx: Ctx):
     cid = ctx.request.path_params["id"]
@@ -123,24 +143,7 @@ async def vote(ctx: Ctx):
                 voted = True
         else:
             checked = True
-            for h in headings:
-                t = totals[h["id"]]
-                if t.over and t.knapsack:
-                    errors.add(f"section-{h['id']}", f"Votre sélection dans « {h['name']} » coûte "
-                               f"{amount(t.spent_cents)} : {amount(-t.left_cents)} de trop. Retirez un projet.")
-                elif t.over:
-                    errors.add(f"section-{h['id']}", f"Vous avez choisi {t.chosen} projets dans « {h['name']} » : "
-                               f"{t.max_projects} au plus. Retirez-en {t.chosen - t.max_projects}.")
-                elif t.under and t.knapsack:
-                    errors.add(f"section-{h['id']}", f"Votre sélection dans « {h['name']} » coûte "
-                               f"{amount(t.spent_cents)} : il faut atteindre au moins {amount(t.least_cents)}. "
-                               "Ajoutez un projet.")
-                elif t.under:
-                    errors.add(f"section-{h['id']}", f"Vous avez choisi {t.chosen} projet{'s' if t.chosen > 1 else ''}"
-                               f" dans « {h['name']} » : {t.min_projects} au moins. Ajoutez-en "
-                               f"{t.min_projects - t.chosen}.")
-            if not any(totals[h["id"]].chosen for h in headings):
-                errors.add("bulletin", "Choisissez au moins un projet.")
+            check_totals(headings, totals, errors)
     communes = {}
     if must_choose:
         choices = (await ctx.run("AgendaChoices")).data or {}
