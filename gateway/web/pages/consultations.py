@@ -99,19 +99,22 @@ def rule_text(budget: dict, h: dict) -> str:
 def check_totals(headings: list[dict], totals: dict, errors: FormErrors) -> None:
     """« Vérifier mon vote »: each heading's choice against its amount or number of projects, told beside it."""
     for h in headings:
-        t, name, where = totals[h["id"]], f"section-{h['id']}", f"« {h['name']} »"
+        t, where = totals[h["id"]], f"« {h['name']} »"
         if t.over and t.knapsack:
-            errors.add(name, f"Votre sélection dans {where} coûte {amount(t.spent_cents)} : "
-                             f"{amount(-t.left_cents)} de trop. Retirez un projet.")
+            message = (f"Votre sélection dans {where} coûte {amount(t.spent_cents)} : {amount(-t.left_cents)} de trop. "
+                       "Retirez un projet.")
         elif t.over:
-            errors.add(name, f"Vous avez choisi {t.chosen} projets dans {where} : {t.max_projects} au plus. "
-                             f"Retirez-en {t.chosen - t.max_projects}.")
+            message = (f"Vous avez choisi {t.chosen} projets dans {where} : {t.max_projects} au plus. "
+                       f"Retirez-en {t.chosen - t.max_projects}.")
         elif t.under and t.knapsack:
-            errors.add(name, f"Votre sélection dans {where} coûte {amount(t.spent_cents)} : il faut atteindre au "
-                             f"moins {amount(t.least_cents)}. Ajoutez un projet.")
+            message = (f"Votre sélection dans {where} coûte {amount(t.spent_cents)} : il faut atteindre au moins "
+                       f"{amount(t.least_cents)}. Ajoutez un projet.")
         elif t.under:
-            errors.add(name, f"Vous avez choisi {t.chosen} projet{'s' if t.chosen > 1 else ''} dans {where} : "
-                             f"{t.min_projects} au moins. Ajoutez-en {t.min_projects - t.chosen}.")
+            message = (f"Vous avez choisi {t.chosen} projet{'s' if t.chosen > 1 else ''} dans {where} : "
+                       f"{t.min_projects} au moins. Ajoutez-en {t.min_projects - t.chosen}.")
+        else:
+            continue
+        errors.add(f"section-{h['id']}", message)
     if not any(totals[h["id"]].chosen for h in headings):
         errors.add("bulletin", "Choisissez au moins un projet.")
 
