@@ -186,7 +186,7 @@ async def seed_demo_consultations(rpc) -> dict:
 
 # One address per role for the demo (signing in with it gives that role; its code is read at /dev/mail).
 DEMO_ACCOUNTS = [
-    {"email": "agent@sicoval.example", "role": "agent", "label": "agent (modération, bornes, satisfaction)"},
+    {"email": "agent@sicoval.example", "role": "agent", "label": "agent (modération, bornes, satisfaction, consultations)"},
     {"email": "operateur@sicoval.example", "role": "operator", "label": "opérateur (santé, lettres mortes, rôles)"},
     {"email": "mairie@labege.example", "role": "organizer", "org": "org-commune-labege",
      "label": "organisateur, Mairie de Labège"},

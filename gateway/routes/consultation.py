@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from contracts.errors import NotFound, ParvisError
 from contracts.platform import Caller
+from gateway.web.survey import written_conditions
 
 PARIS = ZoneInfo("Europe/Paris")
 STATIC = Path(__file__).resolve().parent.parent / "static" / "consultation"
@@ -146,15 +147,8 @@ def question_html(q: dict, printed: bool) -> str:
 
 def conditions_note(q: dict, by_id: dict) -> str:
     """On paper, a condition is written out: 'Si vous avez répondu « Oui » à la question 2'."""
-    parts = []
-    for c in q.get("conditions") or []:
-        source = by_id.get(c["question_id"])
-        if source is None:
-            continue
-        options = {o["id"]: o["label"] for o in source.get("options") or []} | {"yes": "Oui", "no": "Non"}
-        verb = "avez répondu" if c["operator"] == "EQUALS" else "n'avez pas répondu"
-        parts.append(f"si vous {verb} « {options.get(c['value'], c['value'])} » à la question {source['position']}")
-    return f'<p class="help"><em>À remplir seulement {" et ".join(parts)}.</em></p>' if parts else ""
+    note = written_conditions(q, by_id, "question_id")
+    return f'<p class="help"><em>{e(note)}</em></p>' if note else ""
 
 
 def form_html(view: dict, printed: bool) -> str:

@@ -77,9 +77,14 @@ def nav(label: str, path: str, roles: frozenset | None = PUBLIC, area: str = "pu
     NAV.append(NavItem(label, path, roles, area, order))
 
 
-def home_section(fn):
-    HOME_SECTIONS.append(fn)
-    return fn
+def home_section(fn=None, *, order: int = 50):
+    """A block of the home page; blocks are shown by `order`, then in the order their modules were loaded."""
+    def register(f):
+        f.home_order = order
+        HOME_SECTIONS.append(f)
+        HOME_SECTIONS.sort(key=lambda s: s.home_order)
+        return f
+    return register(fn) if fn is not None else register
 
 
 class PageError(Exception):

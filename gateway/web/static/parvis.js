@@ -30,4 +30,27 @@
       }).catch(function () {});
     }, every);
   });
+  // A budget ballot's running total, live as boxes are ticked (the server computes it on "Vérifier mon vote").
+  var euros = new Intl.NumberFormat("fr-FR", { style: "currency", currency: "EUR" });
+  document.querySelectorAll("form[data-ballot] fieldset").forEach(function (fieldset) {
+    var total = fieldset.querySelector("[data-total]");
+    if (!total) { return; }
+    fieldset.addEventListener("change", function () {
+      var spent = 0, count = 0;
+      fieldset.querySelectorAll("input[type=checkbox]:checked").forEach(function (box) {
+        spent += parseInt(box.getAttribute("data-price"), 10) || 0;
+        count += 1;
+      });
+      var amount = parseInt(total.getAttribute("data-amount"), 10), max = parseInt(total.getAttribute("data-max"), 10);
+      if (total.getAttribute("data-knapsack")) {
+        var left = amount - spent;
+        total.textContent = "Total choisi : " + euros.format(spent / 100) + " sur " + euros.format(amount / 100) +
+          " · " + (left >= 0 ? "reste " + euros.format(left / 100) : "dépassement de " + euros.format(-left / 100));
+      } else {
+        var s = count > 1 ? "s" : "";
+        total.textContent = count + " projet" + s + " choisi" + s + (max ? " sur " + max + " au plus · " +
+          (max - count >= 0 ? "reste " + (max - count) : (count - max) + " de trop") : "");
+      }
+    });
+  });
 }());
