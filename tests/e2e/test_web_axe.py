@@ -31,6 +31,7 @@ PARAMS = {
     "/console/consultations/{id}": [{"id": "{survey}"}, {"id": "{budget}"}],
     "/console/consultations/{id}/papier": [{"id": "{survey}"}, {"id": "{budget}"}],
     "/console/consultations/{id}/projets": [{"id": "{budget}"}],
+    "/console/consultations/{id}/questions/{qid}": [{"id": "{survey}", "qid": "{question}"}],
     "/organisation/evenements/{id}/modifier": [{"id": "{own}"}],
     "/organisation/evenements/{id}": [{"id": "{own}"}],
     "/organisation/evenements/{id}/{action:str}": [{"id": "{own}", "action": a}
@@ -86,6 +87,8 @@ def test_every_page_of_every_role_passes_axe_and_is_small(platform, browser):
     for c in platform.graphql_data("{ consultations(first: 20) { edges { node { id kind title } } } }")[
             "consultations"]["edges"]:
         known[{"SURVEY": "survey", "BUDGET": "budget"}.get(c["node"]["kind"], "other")] = c["node"]["id"]
+    known["question"] = platform.graphql_data("query($id: ID!) { consultation(id: $id) { questions { id } } }",
+                                              {"id": known["survey"]})["consultation"]["questions"][-1]["id"]
     problems, sizes, seen = [], {}, set()
     for who, role in ROLES.items():
         context, page = sign_in(platform, browser, who) if who else (browser.new_context(base_url=platform.url), None)

@@ -15,6 +15,7 @@ from gateway.web.pages.consultations import KIND_LABELS, PHASE_LABELS, STATE_LAB
 from gateway.web.pages.citizen import clock
 from gateway.web.pages.public import parse_day
 from gateway.web.render import amount, instant
+from gateway.web.survey import condition_notes
 
 nav("Consultations", "/console/consultations", AGENTS, area="console", order=40)
 
@@ -367,7 +368,8 @@ async def manage(ctx: Ctx):
     return ctx.render("consultation_manage.html", title=c["title"], c=c, errors=errors, editable=editable,
                       actions=ACTIONS.get(c["state"], []), states=STATE_LABELS, kinds=KIND_LABELS,
                       phases=PHASE_LABELS, upcoming=upcoming, communes=names, types=QUESTION_TYPES,
-                      type_labels=dict(QUESTION_TYPES), q=shown, back="/console/consultations")
+                      type_labels=dict(QUESTION_TYPES), q=shown, notes=condition_notes(c["questions"]),
+                      back="/console/consultations")
 
 
 # -- paper sheets, entered twice ------------------------------------------------------------------------------
@@ -519,4 +521,73 @@ async def budget_projects(ctx: Ctx):
     return ctx.render("budget_projects.html", title=f"Projets : {c['title']}", c=c, projects=projects,
                       headings=headings, errors=errors, moderation=MODERATION_LABELS, feasibility=FEASIBILITY_LABELS,
                       phase=PHASE_LABELS.get(c["budget"]["currentPhase"] or "", "avant l'ouverture"),
+                      back=f"/console/consultations/{cid}")
+
+
+# -- one question's texts and display condition -------------------------------------------------------------
+def condition_choices(questions: list[dict], before: int) -> list[tuple[str, str]]:
+    """The answers a question may depend on: each option of an earlier choice question, as `question=option`."""
+    found = []
+    for q in questions:
+        if q["position"] >= before or q["type"] not in ("SINGLE_CHOICE", "MULTIPLE_CHOICE", "YES_NO"):
+            continue
+        options = [{"id": "yes", "label": "Oui"}, {"id": "no", "label": "Non"}] if q["type"] == "YES_NO" else q["options"]
+        found += [(f"{q['id']}={o['id']}", f"{q['position']}. {q['label']} : « {o['label']} »") for o in options]
+    return found
+
+
+def question_input(q: dict) -> dict:
+    """A question as the API reads it back (QuestionInput), every field kept."""
+    kept = {k: q.get(k) for k in ("id", "type", "label", "description", "mandatory", "position", "maxCharacters",
+                                  "minChoices", "maxChoices", "scale")}
+    kept["options"] = [dict(o) for o in q.get("options") or []]
+    kept["rows"] = [dict(r) for r in q.get("rows") or []]
+    kept["conditions"] = [dict(x) for x in q.get("conditions") or []]
+    return kept
+
+
+@page("/console/consultations/{id}/questions/{qid}", roles=AGENTS, methods=("GET", "POST"))
+async def edit_question(ctx: Ctx):
+    """Once responses exist, only texts change (a typo's correction, kept as a revision); before, the display
+    condition too."""
+    cid, qid = ctx.request.path_params["id"], ctx.request.path_params["qid"]
+    c = await consultation(ctx, cid)
+    q = next((x for x in c["questions"] if x["id"] == qid), None)
+    if q is None or c["kind"] == "BUDGET":
+        raise PageError(404, "Question introuvable", "Cette question n'est pas dans le formulaire.")
+    locked = c["questionsLocked"]
+    conditions = condition_choices(c["questions"], q["position"])
+    first = (q.get("conditions") or [{}])[0]
+    values = {"libelle": q["label"], "aide": q.get("description") or "",
+              "condition": f"{first['questionId']}={first['value']}" if first else "",
+              **{f"o-{o['id']}": o["label"] for o in q.get("options") or []},
+              **{f"l-{r['id']}": r["label"] for r in q.get("rows") or []}}
+    errors = FormErrors()
+    if ctx.request.method == "POST":
+        values = {k: ctx.form.text(k) for k in values}
+        question = question_input(q)
+        question.update(label=values["libelle"], description=values["aide"])
+        for kind, prefix in (("options", "o-"), ("rows", "l-")):
+            for item in question[kind]:
+                item["label"] = values[prefix + item["id"]]
+                if not item["label"]:
+                    errors.add(prefix + item["id"], "Libellé : obligatoire.")
+        if not values["libelle"]:
+            errors.add("libelle", "Libellé : obligatoire.")
+        if not locked:
+            if values["condition"] and values["condition"] not in dict(conditions):
+                errors.add("condition", "Choisissez une réponse d'une question qui vient avant celle-ci.")
+            source, _, value = values["condition"].partition("=")
+            question["conditions"] = [{"questionId": source, "value": value, "operator": "EQUALS"}] if source else []
+        if not errors:
+            result = await ctx.run("UpdateQuestion", consultationId=cid, question=question)
+            if result.ok:
+                return ctx.redirect(f"/console/consultations/{cid}#question-{qid}", "Question corrigée : la "
+                                    "correction est gardée dans l'historique du formulaire." if locked
+                                    else "Question modifiée.")
+            fields = {"question.label": "libelle", "question.description": "aide", "question.conditions": "condition",
+                      qid: "libelle"}  # a change refused once responses exist names the question
+            errors = FormErrors.of(result.problems, fields)
+    return ctx.render("question_form.html", title=f"Question {q['position']} : {c['title']}", c=c, q=q,
+                      values=values, errors=errors, locked=locked, conditions=conditions,
                       back=f"/console/consultations/{cid}")
