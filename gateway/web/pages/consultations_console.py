@@ -413,6 +413,44 @@ async def check_in(ctx: Ctx, cid: str, errors: FormErrors) -> str | None:
     return None
 
 
+def sheet_of(ctx: Ctx, booth_name: str, sheet_name: str, errors: FormErrors) -> tuple[str, str]:
+    """A paper sheet's booth code and number, as written on it."""
+    booth, sheet = ctx.form.text(booth_name), ctx.form.text(sheet_name)
+    if not IDENTIFIER.fullmatch(booth):
+        errors.add(booth_name, "Bureau de vote : son code, en lettres sans accents, chiffres et tirets "
+                               "(par exemple labege-mairie).")
+    if not IDENTIFIER.fullmatch(sheet):
+        errors.add(sheet_name, "Numéro de feuille : le numéro écrit sur la feuille (chiffres, lettres, tirets).")
+    return booth, sheet
+
+
+def read_ballots(text: str, projects: list[dict], errors: FormErrors) -> list[dict]:
+    """A budget's paper ballots, one a line as an agent reads them: the numbers of the projects ticked (as the
+    page numbers the projects on the ballot), or « blanc », or « nul »."""
+    ballots, problems = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        words = [w for w in re.split(r"[\s,;]+", line.strip().lower()) if w]
+        if not words:
+            continue
+        if words in (["blanc"], ["nul"]):
+            ballots.append({"blank": True} if words == ["blanc"] else {"null": True})
+            continue
+        wrong = [w for w in words if not w.isdigit() or not 1 <= int(w) <= len(projects)]
+        if wrong:
+            problems.append(f"ligne {n} : « {wrong[0]} » n'est pas un numéro de projet (de 1 à {len(projects)})")
+            continue
+        by_heading: dict[str, list[str]] = {}
+        for w in dict.fromkeys(words):
+            p = projects[int(w) - 1]
+            by_heading.setdefault(p["headingId"], []).append(p["id"])
+        ballots.append({"headings": [{"headingId": h, "projectIds": ids} for h, ids in by_heading.items()]})
+    if problems:
+        errors.add("b_bulletins", "Bulletins : " + " ; ".join(problems) + ".")
+    elif not ballots:
+        errors.add("b_bulletins", "Bulletins : un par ligne, au moins un.")
+    return ballots
+
+
 @page("/console/consultations/{id}/papier", roles=AGENTS, methods=("GET", "POST"))
 async def paper(ctx: Ctx):
     cid = ctx.request.path_params["id"]
@@ -430,14 +468,23 @@ async def paper(ctx: Ctx):
         done = await check_in(ctx, cid, errors)
         if done:
             return ctx.redirect(f"/console/consultations/{cid}/papier", done)
+    elif ctx.request.method == "POST" and ctx.form.get("op") == "bulletins" and c["kind"] == "BUDGET":
+        values = {k: v for k, v in ctx.form.items() if k != "csrf"}
+        booth, sheet = sheet_of(ctx, "b_bureau", "b_feuille", errors)
+        ballots = read_ballots(ctx.form.get("b_bulletins", ""), projects, errors)
+        if not errors:
+            result = await ctx.run("EnterPaperBallots", consultationId=cid, boothId=booth, sheetRef=sheet,
+                                   ballots=ballots)
+            if result.ok:
+                status = result.data["enterPaperBallots"]["status"]
+                return ctx.redirect(f"/console/consultations/{cid}/papier",
+                                    f"Feuille {sheet} du bureau {booth} : {counted(len(ballots), 'bulletin')} saisis, "
+                                    f"{ENTRY_STATUS[status][0].lower()}.")
+            errors = FormErrors.of(result.problems, {"booth_id": "b_bureau", "sheet_ref": "b_feuille",
+                                                     "ballots": "b_bulletins"})
     elif ctx.request.method == "POST":
         values = {k: v for k, v in ctx.form.items() if k != "csrf"}
-        booth, sheet = ctx.form.text("bureau"), ctx.form.text("feuille")
-        if not IDENTIFIER.fullmatch(booth):
-            errors.add("bureau", "Bureau de vote : son code, en lettres sans accents, chiffres et tirets "
-                                 "(par exemple labege-mairie).")
-        if not IDENTIFIER.fullmatch(sheet):
-            errors.add("feuille", "Numéro de feuille : le numéro écrit sur la feuille (chiffres, lettres, tirets).")
+        booth, sheet = sheet_of(ctx, "bureau", "feuille", errors)
         figures = {k: count(ctx, k, label, errors) for k, label in
                    (("bulletins", "Bulletins dans l'urne"), ("blancs", "Blancs"), ("nuls", "Nuls"))}
         votes = {name: count(ctx, name, label, errors) for _, fields in groups for name, label in fields}
@@ -464,7 +511,7 @@ async def paper(ctx: Ctx):
                    for o in q["options"] + [{"id": "yes", "label": "Oui"}, {"id": "no", "label": "Non"}]})
     return ctx.render("paper_entries.html", title=f"Bulletins papier : {c['title']}", c=c, groups=groups,
                       entries=data["paperEntries"]["nodes"], status=ENTRY_STATUS, errors=errors, values=values,
-                      labels=labels, back=f"/console/consultations/{cid}")
+                      labels=labels, projects=projects, back=f"/console/consultations/{cid}")
 
 
 # -- a budget's projects: moderation, feasibility and price, the ballot ------------------------------------------

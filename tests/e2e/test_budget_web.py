@@ -1,16 +1,17 @@
-"""A participatory budget's citizen pages in Debian's Chromium, without JavaScript, against the real stack: a citizen
-proposes a project while proposals are open (his mistakes told beside their fields; his project shown to him while
-it waits for moderation), another supports it once supports are open (once only); once the results are published, a
-voter checks his receipt code from the results page (a wrong code refused beside the field), with axe-core (the
-proposal and support pages are in test_web_axe.py: axe cannot run where JavaScript is off)."""
+"""A participatory budget's pages in Debian's Chromium against the real stack. Without JavaScript: a citizen proposes
+a project while proposals are open (his mistakes told beside their fields; his project shown to him while it waits
+for moderation), another supports it once supports are open (once only). With axe-core: once the results are
+published, a voter checks his receipt code from the results page (a wrong code refused beside the field); two agents
+enter a paper sheet ballot by ballot (a wrong project number told with its line), which counts when they agree. (The
+proposal and support pages are checked by axe in test_web_axe.py: axe cannot run where JavaScript is off.)"""
 import re
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.consultation_flows import ADVANCE, CAST, CREATE, act, budget_input, budget_to_ballot, citizen, data
+from tests.consultation_flows import ADVANCE, AGENT2, CAST, CREATE, act, budget_input, budget_to_ballot, citizen, data
 from tests.e2e.test_consultation_pages import browser, no_serious_violation  # noqa: F401 - a fixture
-from tests.e2e.test_web_pages import LIMITS, sign_in
+from tests.e2e.test_web_pages import AGENT, LIMITS, sign_in
 from tests.support import Platform
 
 HEADINGS = [{"id": "labege", "name": "Labège", "communes": ["labege"], "amountCents": 100_000_00},
@@ -113,3 +114,36 @@ def test_a_voter_checks_his_receipt_from_the_results(platform, browser):
     expect(page.get_by_role("status").get_by_role("listitem")).to_have_text(["Jardins partagés"])
     no_serious_violation(page, "the receipt checked")
     public.close()
+
+
+def test_two_agents_enter_a_sheet_ballot_by_ballot(platform, browser):
+    url = platform.url
+    bid, ids = budget_to_ballot(url, [{"title": "Jardins partagés", "headingId": "labege", "cost": 45_000_00},
+                                      {"title": "Aire de jeux", "headingId": "labege", "cost": 30_000_00},
+                                      {"title": "Rucher communal", "headingId": "escalquens", "cost": 9_000_00}])
+    context, page = sign_in(platform, browser, AGENT)
+    page.goto(f"/console/consultations/{bid}/papier")
+    numbers = page.get_by_role("table", name="Numéros des projets")
+    expect(numbers.get_by_role("row", name="2 Aire de jeux")).to_be_visible()
+    no_serious_violation(page, "the paper entry of a budget")
+    page.get_by_label("Bureau de vote", exact=True).first.fill("labege-mairie")
+    page.get_by_label("Numéro de feuille", exact=True).first.fill("B1")
+    page.get_by_label("Bulletins, un par ligne").fill("1, 2\nblanc\n1, 9")
+    page.get_by_role("button", name="Enregistrer les bulletins").click()
+    expect(page.locator("#b_bulletins-error")).to_contain_text("ligne 3 : « 9 » n'est pas un numéro de projet")
+    expect(page.get_by_label("Bulletins, un par ligne")).to_have_value("1, 2\nblanc\n1, 9")  # kept to correct
+    no_serious_violation(page, "the paper entry with its error")
+    page.get_by_label("Bulletins, un par ligne").fill("1, 2\nblanc\n3\nnul")
+    page.get_by_role("button", name="Enregistrer les bulletins").click()
+    expect(page.get_by_text("Feuille B1 du bureau labege-mairie : 4 bulletins saisis, en attente de la seconde "
+                            "saisie.")).to_be_visible()
+    # The second agent reads the same sheet: the entries agree, the sheet counts.
+    ballots = [{"headings": [{"headingId": "labege", "projectIds": ids[:2]}]}, {"blank": True},
+               {"headings": [{"headingId": "escalquens", "projectIds": [ids[2]]}]}, {"null": True}]
+    status = data(url, "mutation($c: ID!, $b: [PaperBallotInput!]!) { enterPaperBallots(consultationId: $c, "
+                       "boothId: \"labege-mairie\", sheetRef: \"B1\", ballots: $b) { status } }",
+                  {"c": bid, "b": ballots}, AGENT2)["enterPaperBallots"]["status"]
+    assert status == "MATCHED"
+    page.reload()
+    expect(page.get_by_role("row", name=re.compile("labege-mairie B1 Concordante"))).to_be_visible()
+    context.close()
