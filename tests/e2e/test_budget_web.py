@@ -6,25 +6,15 @@ enter a paper sheet ballot by ballot (a wrong project number told with its line)
 proposal and support pages are checked by axe in test_web_axe.py: axe cannot run where JavaScript is off.)"""
 import re
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.consultation_flows import ADVANCE, AGENT2, CAST, CREATE, act, budget_input, budget_to_ballot, citizen, data
 from tests.e2e.test_consultation_pages import browser, no_serious_violation  # noqa: F401 - a fixture
-from tests.e2e.test_web_pages import AGENT, LIMITS, sign_in
-from tests.support import Platform
+from tests.e2e.test_consultation_web import platform  # noqa: F401 - a fixture
+from tests.e2e.test_web_pages import AGENT, sign_in
 
 HEADINGS = [{"id": "labege", "name": "Labège", "communes": ["labege"], "amountCents": 100_000_00},
             {"id": "escalquens", "name": "Escalquens", "communes": ["escalquens"], "amountCents": 80_000_00}]
-
-
-@pytest.fixture(scope="module")
-def platform(mongo, broker):
-    mongo.drop_all()
-    p = Platform(mongo, broker, **LIMITS)
-    p.up("agenda", "consultation", "notification", "gateway")
-    yield p
-    p.stop_reporting_crashes()
 
 
 def test_a_citizen_proposes_a_project_and_another_supports_it(platform, browser):

@@ -4,22 +4,12 @@ taken (kept in the form's history), a change of meaning is refused beside the la
 import re
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.consultation_flows import CREATE, SUBMIT, act, citizen, data, full_answers, survey_questions
 from tests.e2e.test_consultation_pages import browser, no_serious_violation  # noqa: F401 - a fixture
-from tests.e2e.test_web_pages import AGENT, LIMITS, sign_in
-from tests.support import Platform
-
-
-@pytest.fixture(scope="module")
-def platform(mongo, broker):
-    mongo.drop_all()
-    p = Platform(mongo, broker, **LIMITS)
-    p.up("agenda", "consultation", "notification", "gateway")
-    yield p
-    p.stop_reporting_crashes()
+from tests.e2e.test_consultation_web import platform  # noqa: F401 - a fixture
+from tests.e2e.test_web_pages import AGENT, sign_in
 
 
 def test_an_agent_edits_a_question_then_only_fixes_a_typo_once_answered(platform, browser):
@@ -30,7 +20,8 @@ def test_an_agent_edits_a_question_then_only_fixes_a_typo_once_answered(platform
     now = datetime.now(timezone.utc)
     c = data(url, CREATE, {"c": {"title": "Enquête à corriger", "kind": "SURVEY",
                                  "opensAt": (now + timedelta(hours=1)).isoformat(),
-                                 "closesAt": (now + timedelta(days=10)).isoformat()}, "q": questions})["createConsultation"]
+                                 "closesAt": (now + timedelta(days=10)).isoformat()},
+                           "q": questions})["createConsultation"]
     context, page = sign_in(platform, browser, AGENT)
     page.goto(f"/console/consultations/{c['id']}")
     which = page.locator("#question-which")

@@ -77,7 +77,8 @@ def test_every_page_is_listed():
 
 
 def serious(page) -> list:
-    return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in Axe().run(page).response["violations"]
+    violations = Axe().run(page).response["violations"]
+    return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in violations
             if v["impact"] in ("serious", "critical")]
 
 

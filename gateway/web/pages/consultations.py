@@ -72,7 +72,11 @@ async def participations(ctx: Ctx):
 
 # -- a participatory budget's ballot ------------------------------------------------------------------------
 async def ballot_data(ctx: Ctx, cid: str) -> tuple[dict, list[dict]]:
-    data = await ctx.data("BudgetBallot", id=cid)
+    return budget_and_projects(await ctx.data("BudgetBallot", id=cid))
+
+
+def budget_and_projects(data: dict) -> tuple[dict, list[dict]]:
+    """A budget's page data (its consultation and its projects); a missing budget is the page's 404."""
     c = data["consultation"]
     if c is None or c["kind"] != "BUDGET":
         raise PageError(404, "Budget introuvable", "Ce budget participatif n'existe pas ou n'est pas encore publié.")

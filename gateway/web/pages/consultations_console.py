@@ -32,6 +32,7 @@ QUESTION_TYPES = [("SINGLE_CHOICE", "Choix unique"), ("MULTIPLE_CHOICE", "Choix 
                   ("MATRIX_MULTIPLE", "Grille (plusieurs choix par ligne)"), ("SECTION", "Titre de partie")]
 WITH_OPTIONS = {"SINGLE_CHOICE", "MULTIPLE_CHOICE", "RANKING", "MATRIX_SINGLE", "MATRIX_MULTIPLE"}
 WITH_ROWS = {"MATRIX_SINGLE", "MATRIX_MULTIPLE"}
+YES_NO = [{"id": "yes", "label": "Oui"}, {"id": "no", "label": "Non"}]  # a yes-or-no question's answers, as options
 # What an agent may do in each state: (form value, button, operation).
 ACTIONS = {
     "DRAFT": [("schedule", "Programmer", "ScheduleConsultation")],
@@ -508,7 +509,7 @@ async def paper(ctx: Ctx):
     labels = {"ballots": "Bulletins dans l'urne", "blank": "Blancs", "null": "Nuls"}
     labels.update({f"projects.{p['id']}": p["title"] for p in projects})
     labels.update({f"options.{q['id']}:{o['id']}": f"{q['label']} – {o['label']}" for q in c["questions"]
-                   for o in q["options"] + [{"id": "yes", "label": "Oui"}, {"id": "no", "label": "Non"}]})
+                   for o in q["options"] + YES_NO})
     return ctx.render("paper_entries.html", title=f"Bulletins papier : {c['title']}", c=c, groups=groups,
                       entries=data["paperEntries"]["nodes"], status=ENTRY_STATUS, errors=errors, values=values,
                       labels=labels, projects=projects, back=f"/console/consultations/{cid}")
@@ -578,7 +579,7 @@ def condition_choices(questions: list[dict], before: int) -> list[tuple[str, str
     for q in questions:
         if q["position"] >= before or q["type"] not in ("SINGLE_CHOICE", "MULTIPLE_CHOICE", "YES_NO"):
             continue
-        options = [{"id": "yes", "label": "Oui"}, {"id": "no", "label": "Non"}] if q["type"] == "YES_NO" else q["options"]
+        options = YES_NO if q["type"] == "YES_NO" else q["options"]
         found += [(f"{q['id']}={o['id']}", f"{q['position']}. {q['label']} : « {o['label']} »") for o in options]
     return found
 

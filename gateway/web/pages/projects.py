@@ -3,8 +3,8 @@ proposals are open (ACCEPTING, then moderated by an agent) and projects supporte
 (SELECTING), without JavaScript. The ballot itself is `consultations.py`'s."""
 from __future__ import annotations
 
-from gateway.web.core import CITIZEN, Ctx, FormErrors, PageError, page
-from gateway.web.pages.consultations import PHASE_LABELS
+from gateway.web.core import CITIZEN, Ctx, FormErrors, page
+from gateway.web.pages.consultations import PHASE_LABELS, budget_and_projects
 from gateway.web.pages.consultations_console import cents
 
 # Where a refusal of proposeProject is shown: the service names the project's fields.
@@ -14,11 +14,7 @@ MODERATION_LABELS = {"SUBMITTED": "en attente de modération", "APPROVED": "publ
 
 
 async def budget_projects(ctx: Ctx, cid: str) -> tuple[dict, list[dict]]:
-    data = await ctx.data("BudgetProjects", id=cid)
-    c = data["consultation"]
-    if c is None or c["kind"] != "BUDGET":
-        raise PageError(404, "Budget introuvable", "Ce budget participatif n'existe pas ou n'est pas encore publié.")
-    return c, [e["node"] for e in data["projects"]["edges"]]
+    return budget_and_projects(await ctx.data("BudgetProjects", id=cid))
 
 
 def phase_end(budget: dict) -> str | None:
