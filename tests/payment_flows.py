@@ -61,3 +61,55 @@ def card_pay(next_url: str, number: str = "4444333322221111") -> httpx.Response:
     assert page.status_code == 200, page.text
     return httpx.post(next_url, data={"card_number": number, "cvc": "123", "expiry": "12/30", "name": "Jean Dupont"},
                       follow_redirects=False)
+
+
+class BusTap:
+    """Every `payment_link.*` event published on the bus, as a test's own queue receives them (at least once: the
+    same envelope delivered twice has the same event_id)."""
+
+    def __init__(self, amqp_url: str):
+        import threading
+
+        from kombu import Connection, Exchange, Queue
+
+        self.envelopes: list[dict] = []
+        self.conn = Connection(amqp_url)
+        exchange = Exchange("payment_link.events", type="topic", durable=True)
+        self.queue = Queue(f"test-tap-{os.getpid()}-{id(self)}", exchange=exchange, routing_key="payment_link.#",
+                           auto_delete=True, exclusive=True)
+        self.running = True
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10), "the bus tap did not start"
+
+    def _run(self) -> None:
+        import socket
+
+        with self.conn.Consumer([self.queue], callbacks=[self._on], accept=["json"]):
+            self.ready.set()
+            while self.running:
+                try:
+                    self.conn.drain_events(timeout=0.2)
+                except socket.timeout:
+                    pass
+
+    def _on(self, body, message) -> None:
+        self.envelopes.append(body)
+        message.ack()
+
+    def of(self, payment_id: str, event_type: str | None = None) -> list[dict]:
+        """Distinct events (by event_id) about one payment, in arrival order."""
+        seen, out = set(), []
+        for env in list(self.envelopes):
+            data = env.get("data") or {}
+            if data.get("payment_id") == payment_id and (event_type is None or env["type"] == event_type) \
+                    and env["event_id"] not in seen:
+                seen.add(env["event_id"])
+                out.append(env)
+        return out
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(5)
+        self.conn.release()
