@@ -70,3 +70,7 @@ def initialise() -> None:
         for operation in ("start_session", "fetch_result", "refund"):
             PROVIDER_ERRORS.labels(provider, operation, "unavailable")
             PROVIDER_CALLS.labels(provider, operation)
+    for kind in ("paid_after_finish", "result_without_session", "bill_paid_twice"):
+        ANOMALIES.labels(kind)
+    for outcome in ("changed", "pending", "error"):
+        RECONCILED.labels(outcome)
