@@ -1,0 +1,55 @@
+"""kill -9 of the payment_link service while a payment's result is on its way: the payer has paid at the provider
+(PayFiP's notification lost), the reconciliation timer is waiting for recupererDetailPaiementSecurise's answer
+(the simulator answers late) when the process dies; then again after the success is written but before its event
+left the outbox (PARVIS_OUTBOX_HOLD). After the restarts the payment is `success` once, and its
+`payment_link.succeeded` event is published once (one event id: what a webhook and a receipt are keyed on)."""
+import time
+
+import pytest
+
+from tests.payment_flows import BusTap, bill, payfip_choose, regies, rpc, sim_control, start_simulator
+from tests.support import Platform, wait_until
+
+
+@pytest.fixture
+def stack(mongo, broker):
+    mongo.drop_all()
+    sim_proc, sim = start_simulator()
+    platform = Platform(mongo, broker, PARVIS_PAYFIP_URL=sim, PARVIS_PAYMENT_RECONCILE_INTERVAL="0.5",
+                        PARVIS_PAYMENT_CHECK_DELAY_SCALE="0.02")
+    tap = BusTap(broker.url)
+    yield platform, sim, tap
+    tap.close()
+    platform.stop_reporting_crashes((None, 0, -15, -9))
+    sim_proc.stop()
+
+
+def test_kill9_between_the_providers_answer_and_our_write_ends_in_one_success(stack, mongo):
+    platform, sim, tap = stack
+    payments = mongo.client()["parvis_payment_link"]["payments"]
+    first = platform.service("payment_link")
+    regies(platform)
+    payment = rpc(platform, "create_payment_link", payment=bill(reference="CRASH2026001"))["payment"]
+    sim_control(sim, notify="never")
+    session = rpc(platform, "start_session", caller=None, id=payment["id"])
+    sim_control(sim, delay_seconds=5)  # every SOAP answer from now on comes 5 s late
+    assert payfip_choose(session["next_url"], "P").status_code == 303  # paid at the provider
+    # The timer asks within about a second (a round every 0.5 s, the first question 0.6 s after the start) and
+    # waits 5 s for the answer: the process dies meanwhile.
+    time.sleep(2.5)
+    first.kill9()
+    assert payments.find_one({"_id": payment["id"]})["state"] == "started"
+
+    # Restarted with its outbox held: the result is read back and written, its event not published yet.
+    sim_control(sim, delay_seconds=0)
+    second = platform.service("payment_link", PARVIS_OUTBOX_HOLD="1")
+    wait_until(lambda: payments.find_one({"_id": payment["id"]})["state"] == "success", 30, message="success written")
+    assert not tap.of(payment["id"], "payment_link.succeeded")
+    second.kill9()
+
+    platform.service("payment_link")
+    wait_until(lambda: tap.of(payment["id"], "payment_link.succeeded"), 30, message="the success event published")
+    time.sleep(2)  # a second publication, if any, would arrive meanwhile
+    assert len(tap.of(payment["id"], "payment_link.succeeded")) == 1
+    final = rpc(platform, "get_payment", id=payment["id"])
+    assert final["state"] == "success" and [h["state"] for h in final["history"]].count("success") == 1
