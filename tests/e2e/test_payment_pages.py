@@ -1,0 +1,86 @@
+"""The payer's pages in headless Chromium, from the link to the receipt: /pay/<id> (the bill, « Payer »), PayFiP's
+simulated page, the return page showing the result read back from the provider and the receipt; a card declined on
+the sandbox card page, the return page saying so. axe-core finds no serious or critical violation on our pages."""
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect, sync_playwright
+
+from tests.payment_flows import bill, regies, start_simulator
+from tests.support import Platform, launch_chromium, token
+
+CREATE = """mutation($i: PaymentLinkInput!) { createPaymentLink(input: $i) { payment { id } } }"""
+
+
+def create(stack, regie_id: str, reference: str) -> dict:
+    """Through GraphQL: Playwright's loop runs in this thread, so no asyncio RPC client here."""
+    b = bill(regie_id, reference=reference)
+    body = {"regieId": b["regie_id"], **{k: v for k, v in b.items() if k != "regie_id"}}
+    return stack.graphql_data(CREATE, {"i": body}, token("agent", subject="agent:web"))["createPaymentLink"]["payment"]
+
+
+@pytest.fixture(scope="module")
+def stack(mongo, broker):
+    mongo.drop_all()
+    sim_proc, sim = start_simulator()
+    p = Platform(mongo, broker, PARVIS_PAYFIP_URL=sim, PARVIS_PAYMENT_SANDBOX_URL=f"{sim}/card",
+                 PARVIS_PAYMENT_RECONCILE_INTERVAL="0.5", PARVIS_PAYMENT_CHECK_DELAY_SCALE="0.02")
+    p.service("payment_link")
+    p.service("notification")  # the revocation list: without it, the gateway refuses every token
+    p.gateway()
+    regies(p)
+    yield p
+    p.stop()
+    sim_proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as pw:
+        b = launch_chromium(pw)
+        yield b
+        b.close()
+
+
+def no_serious_violation(page, what: str) -> None:
+    violations = Axe().run(page).response["violations"]
+    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in violations
+           if v["impact"] in ("serious", "critical")]
+    assert bad == [], f"{what}: {bad}"
+
+
+def test_a_resident_pays_a_bill_on_payfip_from_the_link_to_the_receipt(stack, browser):
+    payment = create(stack, "regie-cantine", "WEB2026001")
+    page = browser.new_context().new_page()
+    page.goto(f"{stack.url}/pay/{payment['id']}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Payer votre facture")
+    expect(page.locator("dl.facts")).to_contain_text("WEB2026001")
+    expect(page.locator("dl.facts")).to_contain_text("42,50")
+    no_serious_violation(page, "the payment page")
+
+    page.get_by_role("button", name="Payer 42,50").click()
+    page.wait_for_url("**/tpa/paiementws.web**", timeout=15_000)  # PayFiP's (simulated) page
+    page.get_by_role("button", name="Payer par carte").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Paiement effectué", timeout=15_000)
+    assert page.url == f"{stack.url}/pay/{payment['id']}/retour"
+    receipt = page.locator("dl.receipt")
+    expect(receipt).to_contain_text("WEB2026001")
+    expect(receipt).to_contain_text(payment["id"])
+    no_serious_violation(page, "the receipt")
+
+    page.goto(f"{stack.url}/pay/{payment['id']}")  # the link again: already paid, no « Payer »
+    expect(page.get_by_text("Cette facture est déjà payée")).to_be_visible()
+    assert page.get_by_role("button", name="Payer 42,50").count() == 0
+
+
+def test_a_declined_card_shows_the_refusal(stack, browser):
+    payment = create(stack, "regie-eau", "WEB2026002")
+    page = browser.new_context().new_page()
+    page.goto(f"{stack.url}/pay/{payment['id']}")
+    page.get_by_role("button", name="Payer 42,50").click()
+    page.wait_for_url("**/card/pay/**", timeout=15_000)
+    page.get_by_label("Numéro de carte").fill("4000 0000 0000 0002")
+    page.get_by_role("button", name="Payer 42,50").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Paiement non effectué", timeout=15_000)
+    expect(page.get_by_role("status")).to_contain_text("refusé")
+    no_serious_violation(page, "the refusal")
