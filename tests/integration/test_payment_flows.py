@@ -44,8 +44,8 @@ def fresh_simulator(stack):
 
 
 def new_bill(platform, regie_id="regie-cantine", **changes) -> dict:
-    reference = f"FACT{int(time.time())}{next(_counter):04d}"
-    return rpc(platform, "create_payment_link", payment=bill(regie_id, reference=reference, **changes))["payment"]
+    changes.setdefault("reference", f"FACT{int(time.time())}{next(_counter):04d}")
+    return rpc(platform, "create_payment_link", payment=bill(regie_id, **changes))["payment"]
 
 
 def gql(platform, query: str, variables: dict | None = None, tok: str | None = None) -> dict:
@@ -266,3 +266,66 @@ def test_reconciliation_of_the_day_per_regie(stack):
     assert reco["csv"].startswith("\ufeffdate;regie;reference;montant")
     for total in reco["totals"]:
         assert total["netAmount"] == total["succeededAmount"] - total["refundedAmount"]
+
+
+def test_a_citizen_sees_the_payments_made_out_to_his_verified_address(stack):
+    platform, sim, tap = stack
+    from services.common.identity import citizen_id
+    from tests.support import TEST_SECRET
+
+    mine = new_bill(platform, email="Lea.Martin@Example.FR")
+    new_bill(platform, email="someone.else@example.fr")
+    lea = token("citizen", subject=citizen_id(TEST_SECRET, "lea.martin@example.fr"))
+    answer = gql(platform, "{ myPayments { totalCount edges { node { id email state } } } }", tok=lea)
+    assert answer["data"]["myPayments"]["totalCount"] == 1, answer
+    assert answer["data"]["myPayments"]["edges"][0]["node"]["id"] == mine["id"]
+    assert gql(platform, f'{{ payment(id: "{mine["id"]}") {{ id }} }}', tok=lea)["data"]["payment"]["id"] == mine["id"]
+    other = token("citizen", subject=citizen_id(TEST_SECRET, "someone.else@example.fr"))
+    assert gql(platform, f'{{ payment(id: "{mine["id"]}") {{ id }} }}', tok=other)["data"]["payment"] is None
+
+
+def test_cancel_a_link_and_refund_a_payfip_payment_through_the_accountant(stack):
+    platform, sim, tap = stack
+    agent = token("agent", subject="agent:cancel")
+    link = new_bill(platform)
+    cancelled = gql(platform, 'mutation($id: ID!) { cancelPayment(id: $id, reason: "Facture annulée") { state '
+                              'failure { code } } }', {"id": link["id"]}, agent)["data"]["cancelPayment"]
+    assert cancelled == {"state": "CANCELLED", "failure": {"code": "P0040"}}
+    assert not rpc(platform, "payment_page", caller=None, id=link["id"])["payable"]
+    again = gql(platform, 'mutation($id: ID!) { cancelPayment(id: $id) { state } }', {"id": link["id"]}, agent)
+    assert again["errors"][0]["extensions"]["code"] == "CONFLICT"  # a finished payment never changes
+
+    running = new_bill(platform)
+    rpc(platform, "start_session", caller=None, id=running["id"])
+    refused = gql(platform, 'mutation($id: ID!) { cancelPayment(id: $id) { state } }', {"id": running["id"]}, agent)
+    assert refused["errors"][0]["extensions"]["code"] == "CONFLICT"  # PayFiP cannot stop a running idOp
+
+    paid = new_bill(platform)
+    payfip_choose(rpc(platform, "start_session", caller=None, id=paid["id"])["next_url"], "P")
+    wait_until(lambda: state(platform, paid["id"]) == "success", 20, message="paid")
+    refund = gql(platform, REFUND.replace("refundSummary {", "refunds { id kind status } refundSummary {"),
+                 {"id": paid["id"], "amount": 4250, "seen": 4250}, agent)["data"]["refundPayment"]
+    [r] = refund["refunds"]
+    assert r["kind"] == "accountant" and r["status"] == "submitted" and refund["refundSummary"]["status"] == "full"
+    settled = gql(platform, 'mutation($p: ID!, $r: ID!) { settleRefund(paymentId: $p, refundId: $r) { refunds { status } '
+                            '} }', {"p": paid["id"], "r": r["id"]}, agent)["data"]["settleRefund"]
+    assert settled["refunds"] == [{"status": "success"}]
+    wait_until(lambda: tap.of(paid["id"], "payment_link.refund_succeeded"), 10, message="refund event")
+
+
+def test_payments_are_paged_newest_first_with_cursors(stack):
+    platform, sim, tap = stack
+    agent = token("agent", subject="agent:pages")
+    reference = f"PAGE{int(time.time())}"
+    ids = [new_bill(platform, reference=f"{reference}{n}")["id"] for n in range(5)]
+    seen, after = [], None
+    query = """query($a: String) { payments(first: 2, after: $a, filter: {regieIds: ["regie-cantine"]}) {
+        totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } }"""
+    while True:
+        page = gql(platform, query, {"a": after}, agent)["data"]["payments"]
+        seen += [e["node"]["id"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert len(seen) == len(set(seen)) == page["totalCount"]
+    assert [i for i in seen if i in ids] == ids[::-1]
