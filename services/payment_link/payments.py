@@ -78,33 +78,37 @@ class Payments:
         if key is not None:
             slot = f"{domain.idempotency_scope(self.caller.role, self.caller.subject, self.caller.org)}|{key}"
             fingerprint = domain.request_fingerprint(new.request_body())
-            replay = self._replay(slot, fingerprint)
-            if replay is not None:
-                return replay
         doc = self._new_doc(new, regie, slot, fingerprint)
         event = self.build(c.PaymentLinkCreated.event_type, {
             **self.facts(doc), "description": doc["description"], "due_date": doc["due_date"],
             "expires_at": doc["expires_at"], "created_by": doc["created_by"], "retry_of": None})
-        try:
-            self.store.insert(doc, [event])
-        except DuplicateKeyError:  # the same key, sent twice at once: the first one written answers both
-            replay = self._replay(slot, fingerprint) if slot else None
-            if replay is None:
-                raise Conflict("Une demande avec cette clé d'idempotence est en cours : réessayez.", "idempotency_key")
-            return replay
+        # The insert first, the key's unique index deciding: a new key costs one write; a key seen before (a resend,
+        # or two at once) fails it, and the payment holding the key says whether to replay, refuse or reuse the key.
+        for _ in range(3):
+            try:
+                self.store.insert(doc, [event])
+                break
+            except DuplicateKeyError:
+                replay = self._replay(slot, fingerprint) if slot else None
+                if replay is not None:
+                    return replay
+        else:
+            raise Conflict("Une demande avec cette clé d'idempotence est en cours : réessayez.", "idempotency_key")
         metrics.entered(doc["regie_id"], domain.CREATED, doc["amount"])
         return {"payment": self.view(doc), "replayed": False}
 
     def _replay(self, slot: str, fingerprint: str) -> dict | None:
+        """The answer to a key seen before: its payment (same body, within 24 h), a Conflict (another body), or
+        None once the key is freed (older than 24 h: it may serve a new payment)."""
         existing = self.store.by_idempotency(slot)
         if existing is None:
             return None
-        record = domain.IdempotencyRecord(slot.rsplit("|", 1)[0], slot.rsplit("|", 1)[1], existing["idem_fingerprint"],
-                                          existing["id"], existing["idem_at"])
+        scope, _, key = slot.rpartition("|")
+        record = domain.IdempotencyRecord(scope, key, existing["idem_fingerprint"], existing["id"], existing["idem_at"])
         decision, _ = domain.idempotency_decision(record, fingerprint, self.now)  # Conflict: another body
         if decision == "replay":
             return {"payment": self.view(existing), "replayed": True}
-        self.store.forget_idempotency(existing["id"], slot)  # older than 24 h: the key may serve again
+        self.store.forget_idempotency(existing["id"], slot)
         return None
 
     def _new_doc(self, new: domain.NewPayment, regie: dict, slot: str | None, fingerprint: str | None) -> dict:

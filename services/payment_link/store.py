@@ -15,6 +15,7 @@ epoch seconds (`check_due_ts`, `open_until_ts`, `created_ts`). A compound index 
 """
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -47,13 +48,23 @@ class PaymentLinkStore(Repository):
     outbox_collections = ("payments",)
 
     # -- régies -------------------------------------------------------------------------------------
+    REGIE_TTL = 5.0  # seconds a régie read is kept by this process: every link created reads its régie
+
     def get_regie(self, regie_id: str) -> dict | None:
-        doc = self.db.regies.find_one({"_id": regie_id})
-        return _with_id(doc)
+        cache = self.__dict__.setdefault("_regies", {})
+        hit = cache.get(regie_id)
+        if hit is not None and time.monotonic() - hit[0] < self.REGIE_TTL:
+            return dict(hit[1]) if hit[1] is not None else None
+        doc = _with_id(self.db.regies.find_one({"_id": regie_id}))
+        cache[regie_id] = (time.monotonic(), doc)
+        return dict(doc) if doc is not None else None
 
     def save_regie(self, regie_id: str, fields: dict, now: datetime) -> dict:
-        self.db.regies.update_one({"_id": regie_id}, {"$set": {**fields, "updated_at": now},
-                                                      "$setOnInsert": {"created_at": now}}, upsert=True)
+        # Written whole (nx-27017 keeps a datetime written by $set as text); agents save a régie now and then.
+        current = self.db.regies.find_one({"_id": regie_id}) or {"created_at": now}
+        self.db.regies.replace_one({"_id": regie_id}, {**current, **fields, "_id": regie_id, "updated_at": now},
+                                   upsert=True)
+        self.__dict__.get("_regies", {}).pop(regie_id, None)  # other replicas see it within REGIE_TTL
         return self.get_regie(regie_id)
 
     def list_regies(self, include_inactive: bool, only: list[str] | None = None) -> list[dict]:

@@ -1,0 +1,194 @@
+"""Payment-link creation benchmark: billing software creates links through the gateway with idempotency keys, half
+of them sent twice (a retry after a lost answer), against a bare insert of the same documents in the same run.
+
+Run from the repository root (`flock /tmp/parvis-bench.lock .venv/bin/python bench/payments.py`; options
+`--links 4000 --clients 40 --runs 2`). It starts its own nx-27017, a throw-away RabbitMQ vhost, the payment_link
+service, the notification service (the gateway's revocation list) and the gateway, saves a régie, then in alternating
+runs (end to end, bare, end to end, bare: the machine's drift falls on both alike):
+
+1. end to end: `--clients` keep-alive connections (bench/httpload.py) send `createPaymentLink(input, idempotencyKey)`
+   with a `service` token (billing software, limited to its régie), each link once, and every other link a second
+   time right after its answer (same key, same body: it must come back `replayed` with the same id);
+2. bare: the same request bodies over as many connections to a bare Starlette endpoint (uvicorn, one process) that
+   parses them and inserts the payment document under its idempotency key into the same database (a duplicate key
+   answers the stored one), without GraphQL, token, rules, events or outbox: the floor of "a link received over
+   HTTP, stored once" on this machine.
+Rates are links created a second (new links / time of the run) and requests a second (resends included). Afterwards
+the database is checked: one payment per idempotency key, none lost. Figures and targets are printed, never asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.httpload import Connection, ceiling  # noqa: E402
+
+TARGETS = {"links_per_s": 300, "ratio_bare": 0.40}
+CREATE = ("mutation($i: PaymentLinkInput!, $k: String) { createPaymentLink(input: $i, idempotencyKey: $k) "
+          "{ replayed payment { id } } }")
+REGIE = {"id": "regie-bench", "numcli": "123456", "name": "Régie du banc d'essai", "services": ["eau"],
+         "provider": {"provider": "payfip", "payfip_mode": "T"}}
+
+BARE_APP = r'''
+# A payment link received over HTTP and stored once under its idempotency key, and nothing else: the body parsed,
+# the document inserted with pymongo (a duplicate key answers the stored one); no GraphQL, token, rule, event.
+import secrets, sys, time
+import orjson
+from pymongo import MongoClient
+from pymongo.errors import DuplicateKeyError
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+import uvicorn
+payments = MongoClient(sys.argv[1], tz_aware=True)["parvis_bench_bare"]["payments"]
+payments.create_index("idem_slot", unique=True, sparse=True)
+def create(request_body: bytes) -> bytes:
+    v = orjson.loads(request_body)["variables"]
+    i = v["i"]
+    doc = {"_id": "pay-" + secrets.token_hex(10), "idem_slot": v["k"], "regie_id": i["regieId"], "amount": i["amount"],
+           "reference": i["reference"], "description": i["description"], "email": i["email"], "state": "created",
+           "created_ts": time.time()}
+    replayed = False
+    try:
+        payments.insert_one(doc)
+    except DuplicateKeyError:
+        doc, replayed = payments.find_one({"idem_slot": v["k"]}), True
+    return orjson.dumps({"data": {"createPaymentLink": {"replayed": replayed, "payment": {"id": doc["_id"]}}}})
+async def endpoint(request):
+    from starlette.concurrency import run_in_threadpool
+    return Response(await run_in_threadpool(create, await request.body()), media_type="application/json")
+uvicorn.run(Starlette(routes=[Route("/graphql", endpoint, methods=["POST"])]), host="127.0.0.1",
+            port=int(sys.argv[2]), log_level="warning", access_log=False)
+'''
+
+
+def log(msg: str) -> None:
+    print(f"bench | {msg}", flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000 if ordered else float("nan")
+
+
+def body(run: str, n: int) -> bytes:
+    return json.dumps({"query": CREATE, "variables": {"k": f"{run}-key-{n}", "i": {
+        "regieId": REGIE["id"], "amount": 1000 + n % 5000, "reference": f"{run.upper()}{n:08d}",
+        "description": f"Facture d'eau n°{n} — 2e semestre", "email": f"abonne{n % 997}@example.fr"}}}).encode()
+
+
+async def run_links(url: str, run: str, links: list[int], clients: int, token: str | None) -> dict:
+    parts = urlsplit(url)
+    queue = list(links)
+    created: dict[int, str] = {}
+    latencies: list[float] = []
+    errors: list[str] = []
+    resent = mismatched = 0
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+
+    async def worker():
+        nonlocal resent, mismatched
+        conn = Connection(parts.hostname, parts.port)
+        try:
+            while queue:
+                n = queue.pop()
+                for attempt in range(2 if n % 2 == 0 else 1):
+                    t = time.perf_counter()
+                    answer = (await conn.request("POST", "/graphql", body(run, n), headers)).json()
+                    latencies.append(time.perf_counter() - t)
+                    if "errors" in answer:
+                        errors.append(answer["errors"][0]["message"])
+                        break
+                    got = answer["data"]["createPaymentLink"]
+                    if attempt == 0:
+                        created[n] = got["payment"]["id"]
+                    else:
+                        resent += 1
+                        mismatched += (not got["replayed"]) or got["payment"]["id"] != created.get(n)
+        finally:
+            conn.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return {"created": created, "elapsed": time.perf_counter() - started, "latencies": latencies, "errors": errors,
+            "resent": resent, "mismatched": mismatched}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--links", type=int, default=4000)
+    parser.add_argument("--clients", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    from tests.support import Broker, Mongo, Platform, free_port, http_status, rpc_call, token, wait_until
+
+    mongo, broker = Mongo().start(), Broker().start()
+    platform = Platform(mongo, broker)
+    bare = None
+    try:
+        platform.service("payment_link")
+        platform.service("notification")  # the revocation list: without it, the gateway refuses every token
+        platform.gateway()
+        rpc_call(broker.url, "payment_link", "save_regie", caller={"role": "agent", "subject": "bench"}, **REGIE)
+        billing = token("service", subject="service:bench", regies=[REGIE["id"]])
+        port = free_port()
+        bare = subprocess.Popen([sys.executable, "-c", BARE_APP, mongo.url, str(port)], cwd=ROOT)
+        bare_url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: http_status(f"{bare_url}/graphql") in (405, 200), 30)
+        log(f"load generator ceiling (bench/httpload.py, trivial endpoint): {ceiling(args.clients):.0f} req/s")
+        per_run = args.links // args.runs
+        results: dict[str, list[dict]] = {"e2e": [], "bare": []}
+        for r in range(args.runs):
+            links = list(range(r * per_run, (r + 1) * per_run))
+            order = [("e2e", platform.url, billing), ("bare", bare_url, None)]
+            for name, url, tok in (order if r % 2 == 0 else order[::-1]):
+                res = asyncio.run(run_links(url, name, links, args.clients, tok))
+                results[name].append(res)
+                requests = len(res["latencies"])
+                log(f"run {r + 1} {name:4s}: {len(res['created'])} links ({requests} requests) in {res['elapsed']:.1f}s"
+                    f" = {len(res['created']) / res['elapsed']:.0f} links/s, {requests / res['elapsed']:.0f} req/s  "
+                    f"p50 {pct(res['latencies'], .5):.1f} ms  p95 {pct(res['latencies'], .95):.1f} ms  "
+                    f"errors {len(res['errors'])}  resends {res['resent']} (not replayed: {res['mismatched']})")
+                if res["errors"]:
+                    log(f"  first errors: {res['errors'][:3]}")
+        rate = {k: sum(len(x["created"]) for x in v) / sum(x["elapsed"] for x in v) for k, v in results.items()}
+        acked = sum(len(x["created"]) for x in results["e2e"])
+        mismatched = sum(x["mismatched"] for x in results["e2e"])
+        db = mongo.client()["parvis_payment_link"]["payments"]
+        stored = db.count_documents({"regie_id": REGIE["id"]})
+        slots = len(db.distinct("idem_slot", {"regie_id": REGIE["id"]}))
+        duplicates = stored - slots + mismatched
+        log(f"after the runs: {acked} links acknowledged, {stored} payments stored, {slots} distinct keys; "
+            f"resends not answered with the first payment: {mismatched}")
+        verdict = lambda ok: "OK" if ok else "MISS"  # noqa: E731
+        ratio = rate["e2e"] / rate["bare"]
+        log(f"end to end {rate['e2e']:.0f} links/s against bare {rate['bare']:.0f}/s over {args.runs} alternating runs "
+            f"each: {ratio:.0%} of bare")
+        log("targets: "
+            f">= {TARGETS['links_per_s']} links/s: {verdict(rate['e2e'] >= TARGETS['links_per_s'])} ({rate['e2e']:.0f}); "
+            f">= 40 % of bare: {verdict(ratio >= TARGETS['ratio_bare'])} ({ratio:.0%}); "
+            f"0 duplicates: {verdict(duplicates == 0 and stored == acked)} ({duplicates}, stored={stored})")
+    finally:
+        if bare is not None:
+            bare.kill()
+            bare.wait(10)
+        for stop in (platform.stop, broker.stop, mongo.stop):
+            try:
+                stop()
+            except Exception as exc:  # noqa: BLE001 - clean up the rest all the same
+                log(f"cleanup: {exc!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
