@@ -84,3 +84,51 @@ def test_a_declined_card_shows_the_refusal(stack, browser):
     expect(page.get_by_role("heading", level=1)).to_have_text("Paiement non effectué", timeout=15_000)
     expect(page.get_by_role("status")).to_contain_text("refusé")
     no_serious_violation(page, "the refusal")
+
+
+def signed_in(browser, stack, role: str, **claims):
+    """A browser context whose session cookie is a token of `role` (as signing in by code would set it)."""
+    context = browser.new_context()
+    context.add_cookies([{"name": "parvis_session", "value": token(role, **claims), "url": stack.url}])
+    return context.new_page()
+
+
+def test_an_agent_refunds_and_reconciles_in_the_console_and_a_citizen_sees_his_payments(stack, browser):
+    from services.common.identity import citizen_id
+    from tests.support import TEST_SECRET
+
+    payment = create(stack, "regie-eau", "WEB2026003")
+    page = browser.new_context().new_page()
+    page.goto(f"{stack.url}/pay/{payment['id']}")
+    page.get_by_role("button", name="Payer 42,50").click()
+    page.wait_for_url("**/card/pay/**", timeout=15_000)
+    page.get_by_label("Numéro de carte").fill("4444 3333 2222 1111")
+    page.get_by_role("button", name="Payer 42,50").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Paiement effectué", timeout=15_000)
+
+    agent = signed_in(browser, stack, "agent", subject="agent:console")
+    agent.goto(f"{stack.url}/console/paiements?regie=regie-eau")
+    expect(agent.get_by_role("heading", level=1)).to_have_text("Paiements")
+    no_serious_violation(agent, "the console's payments")
+    agent.get_by_role("link", name="WEB2026003").click()
+    expect(agent.get_by_role("heading", level=1)).to_have_text("Paiement WEB2026003")
+    no_serious_violation(agent, "a payment in the console")
+    agent.get_by_label("Montant à rembourser (euros)").fill("10,00")
+    agent.get_by_role("button", name="Rembourser").click()
+    expect(agent.get_by_role("status")).to_contain_text("Remboursement enregistré")
+    expect(agent.locator("dl.facts")).to_contain_text("32,50")
+
+    agent.goto(f"{stack.url}/console/paiements/rapprochement?regie=regie-eau")
+    expect(agent.locator("table").first).to_contain_text("42,50")
+    no_serious_violation(agent, "the day's reconciliation")
+    with agent.expect_download() as download:
+        agent.get_by_role("link", name="Télécharger le fichier CSV pour le comptable").click()
+    from pathlib import Path
+
+    assert "WEB2026003" in Path(download.value.path()).read_text(encoding="utf-8-sig")
+
+    citizen = signed_in(browser, stack, "citizen", subject=citizen_id(TEST_SECRET, "jean.dupont@example.fr"))
+    citizen.goto(f"{stack.url}/compte/paiements")
+    expect(citizen.get_by_role("heading", level=1)).to_have_text("Mes paiements")
+    expect(citizen.locator("table")).to_contain_text("WEB2026003")
+    no_serious_violation(citizen, "a citizen's payments")
