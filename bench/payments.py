@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.consultation import log, pct  # noqa: E402 - the benchmarks' output, alike
 from bench.httpload import Connection, ceiling  # noqa: E402
 
 TARGETS = {"links_per_s": 300, "ratio_bare": 0.40}
@@ -70,15 +71,6 @@ async def endpoint(request):
 uvicorn.run(Starlette(routes=[Route("/graphql", endpoint, methods=["POST"])]), host="127.0.0.1",
             port=int(sys.argv[2]), log_level="warning", access_log=False)
 '''
-
-
-def log(msg: str) -> None:
-    print(f"bench | {msg}", flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000 if ordered else float("nan")
 
 
 def body(run: str, n: int) -> bytes:

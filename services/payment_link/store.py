@@ -21,7 +21,7 @@ from datetime import datetime
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from services.common.mongo import OUTBOX, OUTBOX_COUNT, Repository, utcnow
+from services.common.mongo import OUTBOX, OUTBOX_COUNT, Repository
 
 LIST_PROJECTION = {"_outbox": 0, "_outbox_n": 0, "_outbox_claim": 0}
 
@@ -152,4 +152,4 @@ def _with_id(doc: dict | None) -> dict | None:
     return doc
 
 
-__all__ = ["PaymentLinkStore", "StaleWrite", "DuplicateKeyError", "utcnow"]
+__all__ = ["PaymentLinkStore", "StaleWrite", "DuplicateKeyError"]

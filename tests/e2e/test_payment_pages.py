@@ -5,8 +5,8 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect, sync_playwright
 
-from tests.payment_flows import bill, regies, start_simulator
-from tests.support import Platform, launch_chromium, token
+from tests.payment_flows import bill, platform_with_simulator, regies
+from tests.support import launch_chromium, token
 
 CREATE = """mutation($i: PaymentLinkInput!) { createPaymentLink(input: $i) { payment { id } } }"""
 
@@ -20,10 +20,7 @@ def create(stack, regie_id: str, reference: str) -> dict:
 
 @pytest.fixture(scope="module")
 def stack(mongo, broker):
-    mongo.drop_all()
-    sim_proc, sim = start_simulator()
-    p = Platform(mongo, broker, PARVIS_PAYFIP_URL=sim, PARVIS_PAYMENT_SANDBOX_URL=f"{sim}/card",
-                 PARVIS_PAYMENT_RECONCILE_INTERVAL="0.5", PARVIS_PAYMENT_CHECK_DELAY_SCALE="0.02")
+    p, sim_proc, _ = platform_with_simulator(mongo, broker)
     p.service("payment_link")
     p.service("notification")  # the revocation list: without it, the gateway refuses every token
     p.gateway()
@@ -39,6 +36,15 @@ def browser():
         b = launch_chromium(pw)
         yield b
         b.close()
+
+
+def pay_by_card(page, stack, payment: dict, number: str) -> None:
+    """From /pay/<id> to the sandbox card page, where `number` is typed and « Payer » pressed."""
+    page.goto(f"{stack.url}/pay/{payment['id']}")
+    page.get_by_role("button", name="Payer 42,50").click()
+    page.wait_for_url("**/card/pay/**", timeout=15_000)
+    page.get_by_label("Numéro de carte").fill(number)
+    page.get_by_role("button", name="Payer 42,50").click()
 
 
 def no_serious_violation(page, what: str) -> None:
@@ -76,11 +82,7 @@ def test_a_resident_pays_a_bill_on_payfip_from_the_link_to_the_receipt(stack, br
 def test_a_declined_card_shows_the_refusal(stack, browser):
     payment = create(stack, "regie-eau", "WEB2026002")
     page = browser.new_context().new_page()
-    page.goto(f"{stack.url}/pay/{payment['id']}")
-    page.get_by_role("button", name="Payer 42,50").click()
-    page.wait_for_url("**/card/pay/**", timeout=15_000)
-    page.get_by_label("Numéro de carte").fill("4000 0000 0000 0002")
-    page.get_by_role("button", name="Payer 42,50").click()
+    pay_by_card(page, stack, payment, "4000 0000 0000 0002")
     expect(page.get_by_role("heading", level=1)).to_have_text("Paiement non effectué", timeout=15_000)
     expect(page.get_by_role("status")).to_contain_text("refusé")
     no_serious_violation(page, "the refusal")
@@ -99,11 +101,7 @@ def test_an_agent_refunds_and_reconciles_in_the_console_and_a_citizen_sees_his_p
 
     payment = create(stack, "regie-eau", "WEB2026003")
     page = browser.new_context().new_page()
-    page.goto(f"{stack.url}/pay/{payment['id']}")
-    page.get_by_role("button", name="Payer 42,50").click()
-    page.wait_for_url("**/card/pay/**", timeout=15_000)
-    page.get_by_label("Numéro de carte").fill("4444 3333 2222 1111")
-    page.get_by_role("button", name="Payer 42,50").click()
+    pay_by_card(page, stack, payment, "4444 3333 2222 1111")
     expect(page.get_by_role("heading", level=1)).to_have_text("Paiement effectué", timeout=15_000)
 
     agent = signed_in(browser, stack, "agent", subject="agent:console")

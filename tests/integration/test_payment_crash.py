@@ -7,16 +7,13 @@ import time
 
 import pytest
 
-from tests.payment_flows import BusTap, bill, payfip_choose, regies, rpc, sim_control, start_simulator
-from tests.support import Platform, wait_until
+from tests.payment_flows import BusTap, bill, payfip_choose, platform_with_simulator, regies, rpc, sim_control
+from tests.support import wait_until
 
 
 @pytest.fixture
 def stack(mongo, broker):
-    mongo.drop_all()
-    sim_proc, sim = start_simulator()
-    platform = Platform(mongo, broker, PARVIS_PAYFIP_URL=sim, PARVIS_PAYMENT_RECONCILE_INTERVAL="0.5",
-                        PARVIS_PAYMENT_CHECK_DELAY_SCALE="0.02")
+    platform, sim_proc, sim = platform_with_simulator(mongo, broker)
     tap = BusTap(broker.url)
     yield platform, sim, tap
     tap.close()

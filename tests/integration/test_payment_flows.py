@@ -10,8 +10,9 @@ from datetime import date
 import httpx
 import pytest
 
-from tests.payment_flows import AGENT, BusTap, bill, card_pay, payfip_choose, regies, rpc, sim_control, start_simulator
-from tests.support import Platform, token, wait_until
+from tests.payment_flows import (BusTap, bill, card_pay, payfip_choose, platform_with_simulator, regies, rpc,
+                                 sim_control)
+from tests.support import token, wait_until
 
 CREATE = """mutation($input: PaymentLinkInput!, $key: String) {
   createPaymentLink(input: $input, idempotencyKey: $key) { replayed payment { id url state amount reference } } }"""
@@ -23,10 +24,7 @@ _counter = iter(range(1, 10_000))
 
 @pytest.fixture(scope="module")
 def stack(mongo, broker):
-    mongo.drop_all()
-    sim_proc, sim = start_simulator()
-    platform = Platform(mongo, broker, PARVIS_PAYFIP_URL=sim, PARVIS_PAYMENT_SANDBOX_URL=f"{sim}/card",
-                        PARVIS_PAYMENT_RECONCILE_INTERVAL="0.5", PARVIS_PAYMENT_CHECK_DELAY_SCALE="0.02")
+    platform, sim_proc, sim = platform_with_simulator(mongo, broker)
     platform.service("payment_link")
     platform.service("notification")
     platform.gateway()
