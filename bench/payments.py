@@ -14,7 +14,15 @@ runs (end to end, bare, end to end, bare: the machine's drift falls on both alik
    answers the stored one), without GraphQL, token, rules, events or outbox: the floor of "a link received over
    HTTP, stored once" on this machine.
 Rates are links created a second (new links / time of the run) and requests a second (resends included). Afterwards
-the database is checked: one payment per idempotency key, none lost. Figures and targets are printed, never asserted.
+the database is checked: one payment per idempotency key, none lost.
+
+With `--notifications N` (PayFiP's simulator started too): N payments are created and their sessions started through
+the service's RPC, paid on the simulator's page (its own notifications turned off), then N notifications are posted
+to the gateway's `/pay/notify/payfip` over `--clients` connections, each making the service read the result back
+with recupererDetailPaiementSecurise and write the success: rate = payments ended `success` / time from the first
+notification to the last success; each `payment_link.succeeded` event counted once on the bus (a queue of the
+bench's own: the webhooks of the notification service are fed from these events). Figures and targets are printed,
+never asserted.
 """
 from __future__ import annotations
 
@@ -34,7 +42,7 @@ if str(ROOT) not in sys.path:
 from bench.consultation import log, pct  # noqa: E402 - the benchmarks' output, alike
 from bench.httpload import Connection, ceiling  # noqa: E402
 
-TARGETS = {"links_per_s": 300, "ratio_bare": 0.40}
+TARGETS = {"links_per_s": 300, "ratio_bare": 0.40, "notifications_per_s": 200}
 CREATE = ("mutation($i: PaymentLinkInput!, $k: String) { createPaymentLink(input: $i, idempotencyKey: $k) "
           "{ replayed payment { id } } }")
 REGIE = {"id": "regie-bench", "numcli": "123456", "name": "Régie du banc d'essai", "services": ["eau"],
@@ -116,16 +124,125 @@ async def run_links(url: str, run: str, links: list[int], clients: int, token: s
             "resent": resent, "mismatched": mismatched}
 
 
+async def rpc_many(amqp_url: str, calls: list[tuple[str, dict, dict]], in_flight: int = 40) -> list:
+    """Many RPCs (method, caller, kwargs) to payment_link, `in_flight` at once; the answers in order."""
+    from gateway.rpc import RpcClient
+    from tests.support import TEST_SECRET
+
+    client = RpcClient(amqp_url, secret=TEST_SECRET)
+    await client.connect()
+    answers: list = [None] * len(calls)
+    queue = list(range(len(calls)))
+
+    async def worker():
+        while queue:
+            i = queue.pop()
+            method, caller, kwargs = calls[i]
+            answers[i] = await client.call("payment_link", method, timeout=120.0, context={"caller": caller}, **kwargs)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+    finally:
+        await client.close()
+    return answers
+
+
+async def choose_paid(next_urls: list[str], in_flight: int = 20) -> None:
+    """The payers on the simulator's page: each presses « Payer par carte » (P)."""
+    import httpx
+
+    queue = list(next_urls)
+    async with httpx.AsyncClient(timeout=60) as client:
+        async def worker():
+            while queue:
+                url = queue.pop()
+                action, _, query = url.partition("?")
+                await client.post(action, data={"idop": query.split("=", 1)[1], "resultrans": "P"})
+
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+
+
+async def post_notifications(url: str, idops: list[str], clients: int) -> list[float]:
+    parts = urlsplit(url)
+    queue = list(idops)
+    latencies: list[float] = []
+
+    async def worker():
+        conn = Connection(parts.hostname, parts.port)
+        try:
+            while queue:
+                idop = queue.pop()
+                t = time.perf_counter()
+                r = await conn.request("POST", "/pay/notify/payfip", f"idOp={idop}".encode(),
+                                       {"Content-Type": "application/x-www-form-urlencoded"})
+                latencies.append(time.perf_counter() - t)
+                assert r.status == 200, r.body
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return latencies
+
+
+def notifications(platform, mongo, sim: str, count: int, clients: int) -> None:
+    import httpx
+
+    from tests.payment_flows import BusTap
+    from tests.support import wait_until
+
+    agent = {"role": "agent", "subject": "bench"}
+    httpx.post(f"{sim}/_sim/control", json={"notify": "never"}).raise_for_status()
+    t = time.perf_counter()
+    created = asyncio.run(rpc_many(platform.broker.url, [("create_payment_link", agent, {"payment": {
+        "regie_id": REGIE["id"], "amount": 1000 + n, "reference": f"NOTIF{n:08d}", "description": "Facture d'eau",
+        "email": f"abonne{n % 997}@example.fr"}}) for n in range(count)]))
+    ids = [a["payment"]["id"] for a in created]
+    sessions = asyncio.run(rpc_many(platform.broker.url, [("start_session", {"role": "public"}, {"id": i})
+                                                          for i in ids]))
+    asyncio.run(choose_paid([s["next_url"] for s in sessions]))
+    log(f"{count} payments created, started and paid on the simulator's page in {time.perf_counter() - t:.0f}s")
+    tap = BusTap(platform.broker.url)
+    db = mongo.client()["parvis_payment_link"]["payments"]
+    try:
+        started = time.perf_counter()
+        latencies = asyncio.run(post_notifications(platform.url, [s["provider_id"] for s in sessions], clients))
+        posted = time.perf_counter() - started
+        wait_until(lambda: db.count_documents({"state": "success", "reference": {"$regex": "^NOTIF"}}) >= count, 600,
+                   1.0, "every payment paid")
+        done = time.perf_counter() - started
+        wait_until(lambda: len({e["data"]["payment_id"] for e in tap.envelopes
+                                if e["type"] == "payment_link.succeeded"}) >= count, 120, 1.0, "every event")
+        time.sleep(3)
+        by_payment: dict[str, set] = {}
+        for env in tap.envelopes:
+            if env["type"] == "payment_link.succeeded":
+                by_payment.setdefault(env["data"]["payment_id"], set()).add(env["event_id"])
+        twice = sum(1 for events in by_payment.values() if len(events) > 1)
+        deliveries = sum(1 for env in tap.envelopes if env["type"] == "payment_link.succeeded")
+    finally:
+        tap.close()
+    rate = count / done
+    log(f"{count} notifications posted in {posted:.1f}s (p50 {pct(latencies, .5):.1f} ms, p95 {pct(latencies, .95):.1f}"
+        f" ms); every payment success after {done:.1f}s = {rate:.0f} payments confirmed/s; succeeded events: "
+        f"{len(by_payment)} payments, {twice} with two event ids, {deliveries} deliveries on the bus")
+    log(f"target: >= {TARGETS['notifications_per_s']} notifications/s: "
+        f"{'OK' if rate >= TARGETS['notifications_per_s'] else 'MISS'} ({rate:.0f}); one event each: "
+        f"{'OK' if twice == 0 and len(by_payment) == count else 'MISS'}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--links", type=int, default=4000)
     parser.add_argument("--clients", type=int, default=40)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--notifications", type=int, default=0, help="then this many provider notifications")
     args = parser.parse_args()
+    from tests.payment_flows import start_simulator
     from tests.support import Broker, Mongo, Platform, free_port, http_status, rpc_call, token, wait_until
 
     mongo, broker = Mongo().start(), Broker().start()
-    platform = Platform(mongo, broker)
+    sim_proc, sim = start_simulator() if args.notifications else (None, None)
+    platform = Platform(mongo, broker, **({"PARVIS_PAYFIP_URL": sim} if sim else {}))
     bare = None
     try:
         platform.service("payment_link")
@@ -133,48 +250,51 @@ def main() -> int:
         platform.gateway()
         rpc_call(broker.url, "payment_link", "save_regie", caller={"role": "agent", "subject": "bench"}, **REGIE)
         billing = token("service", subject="service:bench", regies=[REGIE["id"]])
-        port = free_port()
-        bare = subprocess.Popen([sys.executable, "-c", BARE_APP, mongo.url, str(port)], cwd=ROOT)
-        bare_url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_status(f"{bare_url}/graphql") in (405, 200), 30)
-        log(f"load generator ceiling (bench/httpload.py, trivial endpoint): {ceiling(args.clients):.0f} req/s")
-        per_run = args.links // args.runs
-        results: dict[str, list[dict]] = {"e2e": [], "bare": []}
-        for r in range(args.runs):
-            links = list(range(r * per_run, (r + 1) * per_run))
-            order = [("e2e", platform.url, billing), ("bare", bare_url, None)]
-            for name, url, tok in (order if r % 2 == 0 else order[::-1]):
-                res = asyncio.run(run_links(url, name, links, args.clients, tok))
-                results[name].append(res)
-                requests = len(res["latencies"])
-                log(f"run {r + 1} {name:4s}: {len(res['created'])} links ({requests} requests) in {res['elapsed']:.1f}s"
-                    f" = {len(res['created']) / res['elapsed']:.0f} links/s, {requests / res['elapsed']:.0f} req/s  "
-                    f"p50 {pct(res['latencies'], .5):.1f} ms  p95 {pct(res['latencies'], .95):.1f} ms  "
-                    f"errors {len(res['errors'])}  resends {res['resent']} (not replayed: {res['mismatched']})")
-                if res["errors"]:
-                    log(f"  first errors: {res['errors'][:3]}")
-        rate = {k: sum(len(x["created"]) for x in v) / sum(x["elapsed"] for x in v) for k, v in results.items()}
-        acked = sum(len(x["created"]) for x in results["e2e"])
-        mismatched = sum(x["mismatched"] for x in results["e2e"])
-        db = mongo.client()["parvis_payment_link"]["payments"]
-        stored = db.count_documents({"regie_id": REGIE["id"]})
-        slots = len(db.distinct("idem_slot", {"regie_id": REGIE["id"]}))
-        duplicates = stored - slots + mismatched
-        log(f"after the runs: {acked} links acknowledged, {stored} payments stored, {slots} distinct keys; "
-            f"resends not answered with the first payment: {mismatched}")
-        verdict = lambda ok: "OK" if ok else "MISS"  # noqa: E731
-        ratio = rate["e2e"] / rate["bare"]
-        log(f"end to end {rate['e2e']:.0f} links/s against bare {rate['bare']:.0f}/s over {args.runs} alternating runs "
-            f"each: {ratio:.0%} of bare")
-        log("targets: "
-            f">= {TARGETS['links_per_s']} links/s: {verdict(rate['e2e'] >= TARGETS['links_per_s'])} ({rate['e2e']:.0f}); "
-            f">= 40 % of bare: {verdict(ratio >= TARGETS['ratio_bare'])} ({ratio:.0%}); "
-            f"0 duplicates: {verdict(duplicates == 0 and stored == acked)} ({duplicates}, stored={stored})")
+        if args.links:
+            port = free_port()
+            bare = subprocess.Popen([sys.executable, "-c", BARE_APP, mongo.url, str(port)], cwd=ROOT)
+            bare_url = f"http://127.0.0.1:{port}"
+            wait_until(lambda: http_status(f"{bare_url}/graphql") in (405, 200), 30)
+            log(f"load generator ceiling (bench/httpload.py, trivial endpoint): {ceiling(args.clients):.0f} req/s")
+            per_run = args.links // args.runs
+            results: dict[str, list[dict]] = {"e2e": [], "bare": []}
+            for r in range(args.runs):
+                links = list(range(r * per_run, (r + 1) * per_run))
+                order = [("e2e", platform.url, billing), ("bare", bare_url, None)]
+                for name, url, tok in (order if r % 2 == 0 else order[::-1]):
+                    res = asyncio.run(run_links(url, name, links, args.clients, tok))
+                    results[name].append(res)
+                    requests = len(res["latencies"])
+                    log(f"run {r + 1} {name:4s}: {len(res['created'])} links ({requests} requests) in {res['elapsed']:.1f}s"
+                        f" = {len(res['created']) / res['elapsed']:.0f} links/s, {requests / res['elapsed']:.0f} req/s  "
+                        f"p50 {pct(res['latencies'], .5):.1f} ms  p95 {pct(res['latencies'], .95):.1f} ms  "
+                        f"errors {len(res['errors'])}  resends {res['resent']} (not replayed: {res['mismatched']})")
+                    if res["errors"]:
+                        log(f"  first errors: {res['errors'][:3]}")
+            rate = {k: sum(len(x["created"]) for x in v) / sum(x["elapsed"] for x in v) for k, v in results.items()}
+            acked = sum(len(x["created"]) for x in results["e2e"])
+            mismatched = sum(x["mismatched"] for x in results["e2e"])
+            db = mongo.client()["parvis_payment_link"]["payments"]
+            stored = db.count_documents({"regie_id": REGIE["id"]})
+            slots = len(db.distinct("idem_slot", {"regie_id": REGIE["id"]}))
+            duplicates = stored - slots + mismatched
+            log(f"after the runs: {acked} links acknowledged, {stored} payments stored, {slots} distinct keys; "
+                f"resends not answered with the first payment: {mismatched}")
+            verdict = lambda ok: "OK" if ok else "MISS"  # noqa: E731
+            ratio = rate["e2e"] / rate["bare"]
+            log(f"end to end {rate['e2e']:.0f} links/s against bare {rate['bare']:.0f}/s over {args.runs} alternating runs "
+                f"each: {ratio:.0%} of bare")
+            log("targets: "
+                f">= {TARGETS['links_per_s']} links/s: {verdict(rate['e2e'] >= TARGETS['links_per_s'])} ({rate['e2e']:.0f}); "
+                f">= 40 % of bare: {verdict(ratio >= TARGETS['ratio_bare'])} ({ratio:.0%}); "
+                f"0 duplicates: {verdict(duplicates == 0 and stored == acked)} ({duplicates}, stored={stored})")
+        if args.notifications:
+            notifications(platform, mongo, sim, args.notifications, args.clients)
     finally:
         if bare is not None:
             bare.kill()
             bare.wait(10)
-        for stop in (platform.stop, broker.stop, mongo.stop):
+        for stop in (platform.stop, broker.stop, mongo.stop, *((sim_proc.stop,) if sim_proc else ())):
             try:
                 stop()
             except Exception as exc:  # noqa: BLE001 - clean up the rest all the same
