@@ -8,8 +8,6 @@ metrics.py.
 """
 from __future__ import annotations
 
-import logging
-
 from nameko.extensions import DependencyProvider
 
 from contracts import payment_link as c
@@ -27,9 +25,6 @@ from services.payment_link.refunds import Refunds
 from services.payment_link.sessions import Sessions
 from services.payment_link.settings import PaymentLinkSettings
 from services.payment_link.store import PaymentLinkStore
-
-log = logging.getLogger(__name__)
-
 
 class Providers(DependencyProvider):
     """The payment providers of this process (PayFiP, and the sandbox card provider when configured)."""
@@ -151,16 +146,14 @@ class PaymentLinkService(ServiceBase):
         return self.reconciliation.report(req)
 
     @timer("reconcile_interval", exclusive=True)
-    def reconcile_round(self) -> None:
+    def reconcile_round(self) -> dict | None:
         """Ask the providers about payments without a result (lost notifications, P5) until final or expired
         (sessions end after 90 minutes): once across replicas (a lease), every PARVIS_PAYMENT_RECONCILE_INTERVAL s."""
         report = self.reconciliation.round(c.Reconcile(limit=500), expire=False)
-        if report["examined"] or report["changed"]:
-            log.info("reconciliation: %s", report)
+        return report if report["examined"] else None  # logged at INFO when it did something, else at DEBUG
 
     @timer("reconcile_interval", exclusive=True)
-    def expire_links(self) -> None:
+    def expire_links(self) -> dict | None:
         """Links never started whose due date passed become failed (P0020): once across replicas."""
         expired = self.reconciliation.expire(500)
-        if expired:
-            log.info("%s payment link(s) expired", expired)
+        return {"expired": expired} if expired else None
