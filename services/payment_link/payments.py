@@ -269,6 +269,8 @@ class Payments:
         """What /pay/<id> shows (contracts.payment_link.PublicPayment): no email, no metadata."""
         provider = self.providers.get(doc["provider"])
         payable = doc["state"] == domain.CREATED and self.now < domain.as_utc(doc["expires_at"])
+        payable = payable or domain.can_retry(doc["state"], (doc.get("failure") or {}).get("code"), doc["expires_at"],
+                                              self.now)  # « Payer » again: a new payment replaces it (retry_of)
         if doc["state"] == domain.STARTED and provider is not None and doc.get("session_started_at") is not None:
             payable = self.now < domain.as_utc(doc["session_started_at"]) + provider.capabilities.reuse_window
         return {"id": doc["id"], "regie_name": doc["regie_name"], "amount": doc["amount"], "reference": doc["reference"],

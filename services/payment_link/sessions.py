@@ -18,6 +18,8 @@ from services.payment_link.store import DuplicateKeyError, StaleWrite
 
 log = logging.getLogger(__name__)
 
+MAX_RETRIES = 10  # tries of one bill through its link (`<id>-r-r…`, within the id's 80 characters)
+
 
 class Sessions(Payments):
     # -- the public page ----------------------------------------------------------------------------------
@@ -27,6 +29,11 @@ class Sessions(Payments):
             raise NotFound("Ce lien de paiement n'existe pas.", "id")
         if req.refresh and domain.needs_provider_check(doc["state"], doc.get("provider_id")):
             doc, _ = self.check(doc, notified=True, quiet=True)
+        for _ in range(MAX_RETRIES):  # the bill's latest try, when the payer tried again (retry_of)
+            retried = self.store.get(f"{doc['id']}-r") if doc["state"] == domain.FAILED else None
+            if retried is None:
+                break
+            doc = retried
         return self.public_view(doc)
 
     # -- « Payer » ----------------------------------------------------------------------------------------
@@ -35,6 +42,7 @@ class Sessions(Payments):
             doc = self.store.get(req.id)
             if doc is None:
                 raise NotFound("Ce lien de paiement n'existe pas.", "id")
+            doc = self.retry(doc)
             provider = self.provider(doc["provider"])
             action = domain.session_action(doc["state"], doc["expires_at"], doc.get("session_started_at"), self.now,
                                            provider.capabilities.reuse_window)
@@ -63,6 +71,40 @@ class Sessions(Payments):
                 continue  # pressed twice at once: the other press's session is the one (this idOp stays unused)
             return self._started(done, reused=False)
         raise Conflict("Ce paiement change en ce moment : réessayez.", "id")
+
+    def retry(self, doc: dict) -> dict:
+        """The payment « Payer » acts on: `doc`, or, when it failed in a way the payer may try again (refused,
+        abandoned, its session expired) while its link is valid, the payment that replaces it (`retry_of`). A
+        failed payment never changes: its retry has a derived id (`<id>-r`), so that two presses make one retry,
+        and a retry that failed is retried in turn. The paid bill's unique index keeps a bill from being paid twice."""
+        for _ in range(MAX_RETRIES):
+            code = (doc.get("failure") or {}).get("code")
+            if not domain.can_retry(doc["state"], code, doc["expires_at"], self.now):
+                return doc
+            retry_id = f"{doc['id']}-r"
+            existing = self.store.get(retry_id)
+            if existing is None:
+                existing = self._retry_doc(doc, retry_id)
+                event = self.build(c.PaymentLinkCreated.event_type, {
+                    **self.facts(existing), "description": existing["description"], "due_date": existing["due_date"],
+                    "expires_at": existing["expires_at"], "created_by": existing["created_by"], "retry_of": doc["id"]})
+                try:
+                    self.store.insert(existing, [event])
+                    metrics.entered(existing["regie_id"], domain.CREATED, existing["amount"])
+                    existing["id"] = existing.pop("_id")
+                except DuplicateKeyError:  # pressed twice at once: the other press made it
+                    existing = self.store.get(retry_id)
+            doc = existing
+        raise Conflict("Trop de tentatives de paiement pour cette facture : contactez le service qui vous l'a "
+                       "envoyée.", "id")
+
+    def _retry_doc(self, failed: dict, retry_id: str) -> dict:
+        keep = ("regie_id", "regie_name", "service", "amount", "reference", "description", "objet", "email",
+                "payer_id", "language", "metadata", "return_url", "due_date", "expires_at", "provider", "created_by")
+        return {**{k: failed.get(k) for k in keep}, "_id": retry_id, "open_until_ts": failed["expires_at"].timestamp(),
+                "state": domain.CREATED, "finished": False, "failure": None, "provider_status": None, "refunds": [],
+                "history": [{"state": domain.CREATED, "at": self.now, "actor": None}], "retry_of": failed["id"],
+                "created_at": self.now, "created_ts": self.now.timestamp(), "updated_at": self.now, "version": 1}
 
     def _started(self, doc: dict, reused: bool) -> dict:
         return {"payment_id": doc["id"], "provider": doc["provider"], "provider_id": doc["provider_id"],

@@ -327,3 +327,26 @@ def test_payments_are_paged_newest_first_with_cursors(stack):
         after = page["pageInfo"]["endCursor"]
     assert len(seen) == len(set(seen)) == page["totalCount"]
     assert [i for i in seen if i in ids] == ids[::-1]
+
+
+def test_a_refused_payer_tries_again_through_the_same_link_and_the_bill_is_paid_once(stack):
+    platform, sim, tap = stack
+    payment = new_bill(platform)
+    with httpx.Client(timeout=30) as client:
+        back = payfip_choose(press_pay(client, platform.url, payment["id"]), "R")
+        assert "Paiement non effectué" in client.get(back.headers["location"]).text
+        page = client.get(f"{platform.url}/pay/{payment['id']}")
+        assert "refusé" in page.text and "Vous pouvez essayer à nouveau" in page.text
+        next_url = press_pay(client, platform.url, payment["id"])  # the same link, « Payer » again
+        back = payfip_choose(next_url, "P")
+        assert back.headers["location"] == f"{platform.url}/pay/{payment['id']}-r/retour"
+        assert "Paiement effectué" in client.get(back.headers["location"]).text
+        page = client.get(f"{platform.url}/pay/{payment['id']}")  # the link now shows the bill paid
+        assert "Cette facture est déjà payée" in page.text
+    first, retry = (rpc(platform, "get_payment", id=i) for i in (payment["id"], f"{payment['id']}-r"))
+    assert first["state"] == "failed" and first["failure"]["code"] == "P0010"  # never changed again
+    assert retry["state"] == "success" and retry["retry_of"] == payment["id"]
+    [created] = tap.of(retry["id"], "payment_link.created")
+    assert created["data"]["retry_of"] == payment["id"]
+    again = rpc(platform, "payment_page", caller=None, id=payment["id"])
+    assert again["state"] == "success" and not again["payable"]
