@@ -177,6 +177,21 @@ def test_a_link_past_its_due_date_expires(stack, mongo):
     assert not answer["payable"]
 
 
+def test_a_session_without_a_result_ends_after_90_minutes_and_the_payer_may_try_again(stack, mongo):
+    platform, sim, tap = stack
+    payment = new_bill(platform)
+    rpc(platform, "start_session", caller=None, id=payment["id"])  # « Payer », then nothing on PayFiP's page
+    coll = mongo.client()["parvis_payment_link"]["payments"]
+    doc = coll.find_one({"_id": payment["id"]})
+    from datetime import datetime, timedelta, timezone
+
+    doc.update(session_started_at=datetime.now(timezone.utc) - timedelta(minutes=91), check_due_ts=0.0)
+    coll.replace_one({"_id": payment["id"]}, doc)  # 91 minutes ago (whole: nx-27017 keeps a $set datetime as text)
+    wait_until(lambda: state(platform, payment["id"]) == "failed", 20, message="the session's end")
+    assert rpc(platform, "get_payment", id=payment["id"])["failure"]["code"] == "P0020"
+    assert rpc(platform, "payment_page", caller=None, id=payment["id"])["payable"]  # the link is still valid
+
+
 def test_two_racing_refunds_cannot_exceed_the_payment(stack):
     platform, sim, tap = stack
     payment = new_bill(platform, "regie-eau")
