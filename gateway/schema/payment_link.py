@@ -125,6 +125,8 @@ class Payment:
     refund_summary: RefundSummary
     refunds: list[Refund]
     history: list[PaymentTransition]
+    retry_of: Optional[str] = strawberry.field(description="the failed payment of the same bill this one replaces "
+                                                           "(the payer pressed « Payer » again on its link)")
     created_by: Optional[str]
     created_at: datetime
     updated_at: datetime
