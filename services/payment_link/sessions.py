@@ -9,6 +9,8 @@ only one writes (store.py).
 from __future__ import annotations
 
 import logging
+import time
+
 from contracts import payment_link as c
 from contracts.errors import Conflict, NotFound
 from services.payment_link import domain, metrics
@@ -142,6 +144,8 @@ class Sessions(Payments):
                 if quiet:
                     return doc, False
                 raise exc.to_parvis_error() from None
+            if self.settings.fault_pause_after_result:  # the crash tests' window (PARVIS_PAYMENT_FAULT_PAUSE)
+                time.sleep(self.settings.fault_pause_after_result)  # green: nameko's eventlet patched time
             try:
                 return self.apply(doc, result, notified)
             except StaleWrite:

@@ -31,3 +31,6 @@ class PaymentLinkSettings(ServiceSettings):
     check_delay_scale: float = setting("PARVIS_PAYMENT_CHECK_DELAY_SCALE", 1.0, "multiplies the backoff between "
                                        "two questions about one payment (30 s, 1, 2, 5, 10, then 15 min); tests "
                                        "shorten it")
+    fault_pause_after_result: float = setting("PARVIS_PAYMENT_FAULT_PAUSE", 0.0, "seconds the service waits between "
+                                              "a provider's answer and writing it: a fault-injection switch for the "
+                                              "crash tests (a kill -9 in that window), never for production")

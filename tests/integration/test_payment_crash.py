@@ -1,7 +1,8 @@
 """kill -9 of the payment_link service while a payment's result is on its way: the payer has paid at the provider
-(PayFiP's notification lost), the reconciliation timer is waiting for recupererDetailPaiementSecurise's answer
-(the simulator answers late) when the process dies; then again after the success is written but before its event
-left the outbox (PARVIS_OUTBOX_HOLD). After the restarts the payment is `success` once, and its
+(PayFiP's notification lost); the process dies while the reconciliation timer waits for recupererDetailPaiementSecurise's
+answer (the simulator answers late), then, restarted, after that answer came and before it was written
+(PARVIS_PAYMENT_FAULT_PAUSE holds the window open), then after the success is written but before its event left
+the outbox (PARVIS_OUTBOX_HOLD). After the restarts the payment is `success` once, and its
 `payment_link.succeeded` event is published once (one event id: what a webhook and a receipt are keyed on)."""
 import time
 
@@ -37,8 +38,16 @@ def test_kill9_between_the_providers_answer_and_our_write_ends_in_one_success(st
     first.kill9()
     assert payments.find_one({"_id": payment["id"]})["state"] == "started"
 
-    # Restarted with its outbox held: the result is read back and written, its event not published yet.
+    # Restarted, it asks again and has the answer (P: paid), then dies before writing it.
     sim_control(sim, delay_seconds=0)
+    answered = platform.service("payment_link", PARVIS_PAYMENT_FAULT_PAUSE="30")
+    wait_until(lambda: (platform.metric("payment_link", "parvis_payment_link_provider_call_seconds_count",
+                                        provider="payfip", operation="fetch_result") or 0) >= 1, 20,
+               message="the provider's answer received")
+    answered.kill9()
+    assert payments.find_one({"_id": payment["id"]})["state"] == "started"
+
+    # Restarted with its outbox held: the result is read back and written, its event not published yet.
     second = platform.service("payment_link", PARVIS_OUTBOX_HOLD="1")
     wait_until(lambda: payments.find_one({"_id": payment["id"]})["state"] == "success", 30, message="success written")
     assert not tap.of(payment["id"], "payment_link.succeeded")
