@@ -15,6 +15,18 @@ SERVICE = "notification"
 Channel = Literal["email", "sms", "in_app"]
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 Status = Literal["created", "sending", "delivered", "temporary-failure", "permanent-failure"]
+PARTNER_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
+# What a partner's webhook may receive. Delivery receipts are only of the messages the partner itself asked for
+# (SendNotification.partner), never of sign-in codes nor of the platform's own messages; payment events only of the
+# régies named on the webhook (the partner's own).
+RECEIPT_TOPICS = ("notification.delivered", "notification.failed")
+PAYMENT_TOPICS = ("payment_link.created", "payment_link.started", "payment_link.submitted", "payment_link.succeeded",
+                  "payment_link.failed", "payment_link.cancelled", "payment_link.errored",
+                  "payment_link.refund_submitted", "payment_link.refund_succeeded", "payment_link.refund_failed")
+WebhookTopic = Literal["notification.delivered", "notification.failed", "payment_link.created", "payment_link.started",
+                       "payment_link.submitted", "payment_link.succeeded", "payment_link.failed",
+                       "payment_link.cancelled", "payment_link.errored", "payment_link.refund_submitted",
+                       "payment_link.refund_succeeded", "payment_link.refund_failed"]
 
 
 class RevokeToken(Model):
@@ -153,6 +165,9 @@ class SendNotification(Model):
     to: str = Field(max_length=254, description="an email address, a phone number, or (in_app) a citizen id")
     personalisation: dict[str, Any] = Field(default_factory=dict)
     reference: str = Field(min_length=1, max_length=100, description="idempotency key: one notification per (reference, to, channel)")
+    partner: str | None = Field(default=None, min_length=1, max_length=80, pattern=PARTNER_PATTERN, description=(
+        "the partner application the message is sent for: its delivery receipts go to that partner's webhooks, and "
+        "to no one else's (none without a partner)"))
 
 
 class Notification(Model):
@@ -171,6 +186,7 @@ class Notification(Model):
     next_attempt_at: datetime | None = None
     error: str | None = None
     topic: str | None = None
+    partner: str | None = None
     subject: str | None = None
     text: str | None = None
     read_at: datetime | None = None
@@ -223,14 +239,21 @@ class Preview(Model):
 
 
 class AddWebhook(Model):
-    partner: str = Field(min_length=1, max_length=80, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    partner: str = Field(min_length=1, max_length=80, pattern=PARTNER_PATTERN)
     url: str = Field(min_length=8, max_length=500, pattern=r"^https?://")
+    topics: list[WebhookTopic] = Field(default_factory=lambda: list(RECEIPT_TOPICS), min_length=1, max_length=12,
+                                       description="the events sent to this endpoint (default: delivery receipts)")
+    regie_ids: list[str] = Field(default_factory=list, max_length=50, description=(
+        "payment_link.* topics: the régies (the partner's own) whose payments are sent; required with them"))
 
 
 class Webhook(Model):
     id: str
     partner: str
     url: str
+    topics: list[WebhookTopic] = Field(default_factory=lambda: list(RECEIPT_TOPICS))
+    regie_ids: list[str] = []
+    created_at: datetime | None = None
     signing_secret: str = Field(description="HMAC-SHA256 key of the X-Parvis-Signature header; shown at creation")
 
 
@@ -242,6 +265,8 @@ class WebhookInfo(Model):
     id: str
     partner: str
     url: str
+    topics: list[WebhookTopic] = Field(default_factory=lambda: list(RECEIPT_TOPICS))
+    regie_ids: list[str] = []
     created_at: datetime | None = None
 
 
@@ -318,7 +343,8 @@ PREVIEW_TEMPLATE = RpcContract(SERVICE, "preview_template", PreviewTemplate, Pre
 SEND_DIGESTS = RpcContract(SERVICE, "send_digests", SendDigests, DigestRun,
                            "Create the day's agenda digests now (operators, agents): once per citizen, channel and day")
 ADD_WEBHOOK = RpcContract(SERVICE, "add_webhook", AddWebhook, Webhook,
-                          "Register a partner URL that receives delivery receipts, signed with HMAC-SHA256")
+                          "Register a partner URL that receives its own messages' delivery receipts and its régies' payment events, "
+                          "signed with HMAC-SHA256")
 LIST_WEBHOOKS = RpcContract(SERVICE, "list_webhooks", Empty, list[WebhookInfo],
                             "The partners' webhook endpoints, without their signing keys (agents, operators)")
 REMOVE_WEBHOOK = RpcContract(SERVICE, "remove_webhook", WebhookRef, WebhookInfo,

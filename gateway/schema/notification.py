@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from contracts import agenda_public
+from contracts import notification as notification_c
 from contracts.errors import BadInput, ServiceUnavailable
 from gateway import auth
 from gateway.schema.permissions import IsAgent, IsAgentOrOperator, HasRole
@@ -208,27 +209,42 @@ class NotificationQuery:
         return [_notification(r) for r in rows]
 
 
-@strawberry.type(description="A partner's endpoint receiving signed delivery receipts (notification.delivered / failed)")
+WebhookTopic = strawberry.enum(enum.Enum("WebhookTopic", {
+    t.replace(".", "_").upper(): t for t in (*notification_c.RECEIPT_TOPICS, *notification_c.PAYMENT_TOPICS)}),
+    description="What a partner's webhook receives: the delivery receipts of the messages it asked for "
+                "(NOTIFICATION_*), or the payment events of its régies (PAYMENT_LINK_*)")
+
+
+@strawberry.type(description="A partner's endpoint receiving, signed, the delivery receipts of its own messages and "
+                             "the payment events of its régies")
 class PartnerWebhook:
     id: strawberry.ID
     partner: str
     url: str
+    topics: list[WebhookTopic]
+    regie_ids: list[str]
     created_at: Optional[datetime] = None
     signing_secret: Optional[str] = strawberry.field(
-        default=None, description="HMAC-SHA256 key of the X-Parvis-Signature header: shown once, at registration")
+        default=None, description="HMAC-SHA256 key of the X-Parvis-Signature and Pay-Signature headers: shown once, "
+                                  "at registration")
 
 
 def _webhook(r: dict) -> PartnerWebhook:
     return PartnerWebhook(id=r["id"], partner=r["partner"], url=r["url"], signing_secret=r.get("signing_secret"),
-                          created_at=r.get("created_at"))
+                          created_at=r.get("created_at"), topics=[WebhookTopic(t) for t in r.get("topics") or ()],
+                          regie_ids=r.get("regie_ids") or [])
 
 
 @strawberry.type
 class NotificationMutation:
-    @strawberry.mutation(description="Register a partner URL for delivery receipts; several per partner (agents, "
-                                     "operators)", permission_classes=[IsAgentOrOperator])
-    async def register_webhook(self, info: Info, partner: str, url: str) -> PartnerWebhook:
-        return _webhook(await info.context["call"]("notification", "add_webhook", partner=partner, url=url))
+    @strawberry.mutation(description="Register a partner URL for the delivery receipts of its own messages (default) "
+                                     "or its régies' payment events (topics PAYMENT_LINK_* with regieIds); several per "
+                                     "partner (agents, operators)", permission_classes=[IsAgentOrOperator])
+    async def register_webhook(self, info: Info, partner: str, url: str, topics: Optional[list[WebhookTopic]] = None,
+                               regie_ids: Optional[list[str]] = None) -> PartnerWebhook:
+        extra = {"topics": [t.value for t in topics]} if topics else {}
+        return _webhook(await info.context["call"]("notification", "add_webhook", partner=partner, url=url,
+                                                   regie_ids=regie_ids or [], **extra))
 
     @strawberry.mutation(description="Stop sending receipts to one endpoint (agents, operators)",
                          permission_classes=[IsAgentOrOperator])

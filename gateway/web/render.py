@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from core import french
+
 PARIS = ZoneInfo("Europe/Paris")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
@@ -74,11 +76,7 @@ def short_date(value) -> str:
 
 def amount(cents: int | None) -> str:
     """« 1 234,50 € » (non-breaking spaces)."""
-    if cents is None:
-        return ""
-    euros, rest = divmod(abs(int(cents)), 100)
-    grouped = f"{euros:,}".replace(",", "\u202f")
-    return f"{'-' if cents < 0 else ''}{grouped},{rest:02d}\u00a0€"
+    return "" if cents is None else french.euros(cents)
 
 
 def number(value, decimals: int = 0) -> str:

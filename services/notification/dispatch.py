@@ -3,8 +3,8 @@
 Used by the service's dispatcher timer: a few pipelines at once each claim a batch in the store,
 send it (email over the pipeline's SMTP connection, kept from one batch to the next), and write
 every outcome back in one bulk write: each notification's status with its delivered/failed event
-in the same single-document update (outbox), and, when partners registered webhooks, the receipt
-that the callback timer POSTs to them.
+in the same single-document update (outbox), and, when the partner that asked for the message registered a
+webhook for it, the receipt that the callback timer POSTs to that partner.
 
 Crash window: the outcomes of a batch are written once the whole batch is sent. A process killed
 after the SMTP server accepted a message and before that write leaves the notification `sending`
@@ -69,14 +69,17 @@ class _Pace:
 
 def new_notification(*, event_id: str, event_type: str | None, template, channel: str, recipient: str,
                      address: str, parts: dict, now: datetime, topic: str | None = None,
-                     unsubscribe_url: str | None = None) -> dict:
-    return {
+                     unsubscribe_url: str | None = None, partner: str | None = None) -> dict:
+    doc = {
         "_id": domain.notification_id(event_id, recipient, channel),
         "event_id": event_id, "event_type": event_type, "template": template.name,
         "template_version": template.version, "channel": channel, "recipient": recipient, "address": address,
         "topic": topic, "content": parts, "unsubscribe_url": unsubscribe_url, "status": domain.CREATED,
         "attempts": 0, "created_at": now, "next_attempt_at": now, "due": now.timestamp(), "read_at": None,
     }
+    if partner:  # the partner application it was sent for: its receipts go to that partner only
+        doc["partner"] = partner
+    return doc
 
 
 class Dispatcher:
@@ -137,7 +140,7 @@ class Dispatcher:
         if own:
             smtp = SmtpSender(self.settings.smtp)
         # Read before anything is sent (a database error here must not follow a message accepted).
-        receipts = bool(Webhooks.get(self.store))
+        receipts = Webhooks.get(self.store)
         outcomes = []
         try:
             for doc in batch:
@@ -173,7 +176,7 @@ class Dispatcher:
             self.sms.send(doc["address"], doc["content"]["text"], doc["_id"])
         # in_app: stored with the notification itself; delivered as soon as it is dispatched
 
-    def _delivered(self, doc: dict, receipts: bool = False):
+    def _delivered(self, doc: dict, receipts: list | None = None):
         now = utcnow()
         created = doc["created_at"]
         # Held by quiet hours: the wait the recipient asked for is not a delay of the platform's.
@@ -186,9 +189,9 @@ class Dispatcher:
             "id": doc["_id"], "event_id": doc["event_id"], "template": doc["template"], "channel": doc["channel"],
             "recipient": doc["recipient"], "attempts": doc.get("attempts", 0) + 1, "delivered_at": now})
         return doc["_id"], self._with_receipt({"status": domain.DELIVERED, "delivered_at": now, "next_attempt_at": None,
-                                               "due": None, "error": None}, event, receipts), [event]
+                                               "due": None, "error": None}, event, doc, receipts), [event]
 
-    def _temporary(self, doc: dict, reason: str, receipts: bool = False):
+    def _temporary(self, doc: dict, reason: str, receipts: list | None = None):
         now = utcnow()
         due = self.settings.retry.next_attempt(doc["created_at"], doc.get("attempts", 0) + 1, now)
         if due is None:
@@ -199,7 +202,7 @@ class Dispatcher:
         return doc["_id"], {"status": domain.TEMPORARY, "next_attempt_at": due, "due": due.timestamp(),
                             "error": reason}, []
 
-    def _failed(self, doc: dict, reason: str, receipts: bool = False):
+    def _failed(self, doc: dict, reason: str, receipts: list | None = None):
         now = utcnow()
         NOTIFICATIONS.labels(doc["channel"], domain.PERMANENT).inc()
         if doc.get("template") == LOGIN_TEMPLATE:
@@ -210,11 +213,13 @@ class Dispatcher:
             "recipient": doc["recipient"], "attempts": doc.get("attempts", 0) + 1, "reason": reason[:500],
             "failed_at": now})
         return doc["_id"], self._with_receipt({"status": domain.PERMANENT, "failed_at": now, "next_attempt_at": None,
-                                               "due": None, "error": reason[:500]}, event, receipts), [event]
+                                               "due": None, "error": reason[:500]}, event, doc, receipts), [event]
 
     @staticmethod
-    def _with_receipt(fields: dict, event: dict, receipts: bool) -> dict:
-        """With webhooks registered, the outcome also keeps its event for the callback timer, due now."""
-        if receipts:
+    def _with_receipt(fields: dict, event: dict, doc: dict, hooks: list | None) -> dict:
+        """When the partner that asked for this message has a webhook for it, the outcome also keeps its event for
+        the callback timer, due now (a sign-in code's or the platform's own message never has a receipt)."""
+        if (hooks and doc.get("partner") and doc.get("template") not in domain.PRIVATE_TEMPLATES
+                and domain.webhook_targets(hooks, event, doc["partner"])):
             fields.update({"receipt": event, "callback_due": time.time(), "callback_attempts": 0})
         return fields

@@ -226,6 +226,53 @@ def hmac_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+def pay_signature(secret: str, body: bytes) -> str:
+    """GOV.UK Pay's `Pay-Signature`: the hex HMAC-SHA256 of the raw body (no timestamp), for partners whose code
+    already checks Pay's webhooks; X-Parvis-Signature adds a timestamp against replays."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+# -- what each partner's webhook receives -------------------------------------------------------------------
+RECEIPT_TOPICS = frozenset({"notification.delivered", "notification.failed"})
+PRIVATE_TEMPLATES = frozenset({"login_code"})  # never sent on request, never a partner's receipt
+
+
+def check_webhook_topics(topics: list[str], regie_ids: list[str]) -> tuple[list[str], list[str]]:
+    """Topics without duplicates; payment events need the partner's régies (each partner hears only of its own
+    régies' payments), and régies make sense only with payment events."""
+    topics = sorted(set(topics))
+    regies = sorted({r.strip() for r in regie_ids if r.strip()})
+    payments = [t for t in topics if t.startswith("payment_link.")]
+    if payments and not regies:
+        raise BadInput("Les événements de paiement ne sont envoyés que pour les régies du partenaire : indiquez-les.",
+                       field="regie_ids")
+    if regies and not payments:
+        raise BadInput("Des régies n'ont de sens qu'avec des événements de paiement (payment_link.*).",
+                       field="regie_ids")
+    if any(not re.fullmatch(r"[A-Za-z0-9_-]{1,60}", r) for r in regies):
+        raise BadInput("Identifiant de régie invalide.", field="regie_ids")
+    return topics, regies
+
+
+def webhook_targets(hooks: list[dict], receipt: dict, partner: str | None = None,
+                    regie_id: str | None = None) -> list[dict]:
+    """The endpoints one message goes to: a delivery receipt to the endpoints of the partner that asked for the
+    message (none for the platform's own messages), a payment event to the endpoints that named its régie; each
+    only if the endpoint subscribed to that type (endpoints registered before topics existed take receipts)."""
+    kind = receipt["type"]
+
+    def wants(hook: dict) -> bool:
+        return kind in (hook.get("topics") or RECEIPT_TOPICS)
+
+    if kind in RECEIPT_TOPICS:
+        if not partner:
+            return []
+        return [h for h in hooks if h.get("partner") == partner and wants(h)]
+    if regie_id is None:
+        return []
+    return [h for h in hooks if regie_id in (h.get("regie_ids") or ()) and wants(h)]
+
+
 def webhook_secret(secret: str, hook_id: str) -> str:
     """Each endpoint's signing key, derived (not stored): shown to the partner once at creation."""
     return hmac.new(secret.encode(), f"webhook:{hook_id}".encode(), hashlib.sha256).hexdigest()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 
 from contracts import agenda as agenda_c
 from contracts import consultation as consultation_c
@@ -20,10 +19,10 @@ from services.notification import accounts, domain, signin, views
 from services.notification.compose import Composer
 from services.notification.consultations import ConsultationNews
 from services.notification.dispatch import BACKLOG, Dispatcher, new_notification
+from services.notification.partners import PartnerEntrypoints
 from services.notification.settings import NotificationSettings
 from services.notification.store import NotificationStore
-from services.notification import egress
-from services.notification.webhooks import Receipts, Webhooks
+from services.notification.webhooks import Receipts
 from services.notification.templates import LATEST
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ log = logging.getLogger(__name__)
 DIGEST_CHECK_INTERVAL = 30.0  # seconds between two looks at whether the day's digest is due
 
 
-class NotificationService(ServiceBase):
+class NotificationService(PartnerEntrypoints, ServiceBase):
     name = "notification"
     store: NotificationStore = Mongo(NotificationStore)
     events = Events()
@@ -195,7 +194,11 @@ class NotificationService(ServiceBase):
     @rpc
     @contract(c.SEND_NOTIFICATION)
     def send_notification(self, req: c.SendNotification) -> dict:
-        self.caller.require({"agent", "operator"})
+        caller = self.caller.require({"agent", "operator", "service"})
+        # A partner application (role service) sends for itself: its receipts go to its own webhooks only.
+        partner = caller.subject if caller.role == "service" else req.partner
+        if req.template in domain.PRIVATE_TEMPLATES:
+            raise BadInput("Ce modèle n'est envoyé que par la plateforme elle-même.", "template")
         tpl = domain.template(req.template)
         if req.channel == "email":
             address = recipient = domain.normalise_email(req.to, "to")
@@ -205,7 +208,7 @@ class NotificationService(ServiceBase):
             address = recipient = req.to
         parts = domain.render(tpl, req.channel, req.personalisation)
         doc = new_notification(event_id=req.reference, event_type=None, template=tpl, channel=req.channel,
-                               recipient=recipient, address=address, parts=parts, now=utcnow())
+                               recipient=recipient, address=address, parts=parts, now=utcnow(), partner=partner)
         self.store.insert_notifications([doc])
         return views.notification(self.store.get_notification(doc["_id"]))
 
@@ -216,34 +219,6 @@ class NotificationService(ServiceBase):
         query = {k: v for k, v in {"status": req.status, "channel": req.channel, "event_id": req.event_id,
                                    "template": req.template}.items() if v is not None}
         return [views.notification(d) for d in self.store.deliveries(query, req.limit)]
-
-    @rpc
-    @contract(c.ADD_WEBHOOK)
-    def add_webhook(self, req: c.AddWebhook) -> dict:
-        self.caller.require({"agent", "operator"})
-        url = egress.check(req.url, production=self.settings.production, allow=self.settings.webhook_allow)
-        hook_id = f"wh-{uuid.uuid4().hex[:12]}"
-        self.store.add_webhook({"_id": hook_id, "partner": req.partner, "url": url, "created_at": utcnow()})
-        Webhooks.forget()  # other instances see it within 5 s
-        return {"id": hook_id, "partner": req.partner, "url": url,
-                "signing_secret": domain.webhook_secret(self.settings.secret, hook_id)}
-
-    @rpc
-    @contract(c.LIST_WEBHOOKS)
-    def list_webhooks(self, _req) -> list[dict]:
-        self.caller.require({"agent", "operator"})
-        return [{"id": h["_id"], "partner": h["partner"], "url": h["url"], "created_at": h.get("created_at")}
-                for h in sorted(self.store.webhooks(), key=lambda h: (h["partner"], h["_id"]))]
-
-    @rpc
-    @contract(c.REMOVE_WEBHOOK)
-    def remove_webhook(self, req: c.WebhookRef) -> dict:
-        self.caller.require({"agent", "operator"})
-        doc = self.store.remove_webhook(req.id)
-        if doc is None:
-            raise NotFound("Point d'appel introuvable.", "id")
-        Webhooks.forget()  # other instances stop within 5 s
-        return {"id": doc["_id"], "partner": doc["partner"], "url": doc["url"], "created_at": doc.get("created_at")}
 
     # -- the daily digest of the agenda ------------------------------------------------------------------
     @rpc

@@ -32,6 +32,8 @@ class NotificationStore(Repository):
                           IndexModel([("callback_due", ASCENDING)], sparse=True)],
         "rate_limits": [IndexModel([("expires_at", ASCENDING)])],
         "webhooks": [IndexModel([("partner", ASCENDING)])],
+        # Other services' events for partners' webhooks (payments of their régies), one per event, until sent.
+        "webhook_events": [IndexModel([("callback_due", ASCENDING)], sparse=True)],
         # The daily digest: one small document per published event (its topics), read by publication time.
         "digest_items": [IndexModel([("ts", ASCENDING)])],
     }
@@ -242,15 +244,7 @@ class NotificationStore(Repository):
     # -- notifications ---------------------------------------------------------------------------
     def insert_notifications(self, docs: list[dict]) -> int:
         """Insert new notifications; those already there (same event, recipient, channel) are left as they are."""
-        if not docs:
-            return 0
-        try:
-            return len(self.db.notifications.insert_many(docs, ordered=False).inserted_ids)
-        except BulkWriteError as exc:
-            others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
-            if others:
-                raise
-            return exc.details.get("nInserted", 0)
+        return _insert_new(self.db.notifications, docs)
 
     def get_notification(self, notification_id: str) -> dict | None:
         return _with_dates(self.public(self.db.notifications.find_one({"_id": notification_id})))
@@ -291,20 +285,23 @@ class NotificationStore(Repository):
             ops.append(UpdateOne({"_id": nid, "claim": claim}, self.with_events(update, events)))
         self.db.notifications.bulk_write(ops, ordered=False)
 
-    def claim_callbacks(self, now: float, limit: int, claim: str, lease: float) -> list[dict]:
-        """Receipts due for the webhooks, claimed for `lease` seconds (a process that dies mid-way leaves
-        them due again after it); times are epoch seconds."""
-        ids = [d["_id"] for d in self.db.notifications.find({"callback_due": {"$lte": now}}, {"_id": 1}).sort(
+    def claim_callbacks(self, now: float, limit: int, claim: str, lease: float,
+                        collection: str = "notifications") -> list[dict]:
+        """Receipts (`notifications`) or other services' events (`webhook_events`) due for the webhooks, claimed
+        for `lease` seconds (a process that dies mid-way leaves them due again after it); times are epoch
+        seconds."""
+        coll = self.db[collection]
+        ids = [d["_id"] for d in coll.find({"callback_due": {"$lte": now}}, {"_id": 1}).sort(
             "callback_due", ASCENDING).limit(limit)]
         if not ids:
             return []
-        self.db.notifications.update_many({"_id": {"$in": ids}, "callback_due": {"$lte": now}},
+        coll.update_many({"_id": {"$in": ids}, "callback_due": {"$lte": now}},
                                           {"$set": {"callback_due": now + lease, "callback_claim": claim}})
-        return list(self.db.notifications.find({"callback_claim": claim, "callback_due": {"$gt": now}},
-                                               {"receipt": 1, "callback_attempts": 1, "callback_claim": 1}))
+        return list(coll.find({"callback_claim": claim, "callback_due": {"$gt": now}},
+                              {"receipt": 1, "callback_attempts": 1, "callback_claim": 1, "partner": 1, "regie_id": 1}))
 
     def record_callbacks(self, claim: str, done: list[str], retries: list[tuple[str, float, str, bool]],
-                         abandoned: list[tuple[str, str]]) -> None:
+                         abandoned: list[tuple[str, str]], collection: str = "notifications") -> None:
         """Called back: the receipt is dropped; failed (or not tried, after another failed): due again at
         the given time; given up: kept with its error."""
         ops = [UpdateOne({"_id": nid, "callback_claim": claim},
@@ -318,7 +315,11 @@ class NotificationStore(Repository):
                           {"$set": {"callback_error": error[:500]}, "$unset": {"callback_due": "", "callback_claim": ""},
                            "$inc": {"callback_attempts": 1}}) for nid, error in abandoned]
         if ops:
-            self.db.notifications.bulk_write(ops, ordered=False)
+            self.db[collection].bulk_write(ops, ordered=False)
+
+    def add_webhook_events(self, docs: list[dict]) -> int:
+        """Events for the webhooks, one per event id: one already there (an event delivered twice) is left alone."""
+        return _insert_new(self.db.webhook_events, docs)
 
     def notifications_for(self, recipient: str, channel: str | None, limit: int, unread_only: bool) -> list[dict]:
         query: dict = {"recipient": recipient}
@@ -358,6 +359,18 @@ class NotificationStore(Repository):
 
     def webhooks(self) -> list[dict]:
         return list(self.db.webhooks.find({}))
+
+
+def _insert_new(collection, docs: list[dict]) -> int:
+    """Insert documents; those already there (same _id) are left as they are. Returns how many were new."""
+    if not docs:
+        return 0
+    try:
+        return len(collection.insert_many(docs, ordered=False).inserted_ids)
+    except BulkWriteError as exc:
+        if [e for e in exc.details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]:
+            raise
+        return exc.details.get("nInserted", 0)
 
 
 def _with_dates(doc: dict | None) -> dict | None:

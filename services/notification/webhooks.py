@@ -1,5 +1,8 @@
-"""Partners' webhooks: delivery receipts POSTed to each registered endpoint, signed, at least once, retried
-with backoff; the registered endpoints read at most every few seconds (a fan-out records thousands of outcomes)."""
+"""Partners' webhooks: what concerns each partner POSTed to its endpoints, signed, at least once, retried with
+backoff: the delivery receipts of the messages it asked for (kept on each notification by the dispatcher) and the
+events of other services it subscribed to for its own régies (payments, kept in `webhook_events`). Never a sign-in
+code's receipt, never the platform's own messages (domain.webhook_targets). The registered endpoints are read at most
+every few seconds (a fan-out records thousands of outcomes)."""
 from __future__ import annotations
 
 import json
@@ -52,8 +55,9 @@ class Receipts:
         how many were delivered.
 
         The dispatcher keeps each outcome's event as its receipt, in the same single-document update as
-        the status, while webhooks are registered; here they are claimed in batches, sent, and dropped
-        once every webhook answered. A failure is retried with exponential backoff (from the first of
+        the status, when the partner that asked for the message has a webhook for it; other services' events
+        wait in `webhook_events`; here both are claimed in batches, sent, and dropped once every webhook they
+        concern answered. A failure is retried with exponential backoff (from the first of
         PARVIS_RETRY_DELAYS, up to PARVIS_NOTIFY_RETRY_CAP between attempts) for PARVIS_NOTIFY_RETRY_PERIOD,
         then kept on the notification with its error (`callback_error`) and logged. At least once: a
         process that dies after a POST and before the record posts it again after the lease.
@@ -62,57 +66,71 @@ class Receipts:
         """
         deadline = time.monotonic() + 20.0
         delivered = 0
-        while time.monotonic() < deadline:
-            claim = uuid.uuid4().hex
-            docs = self.store.claim_callbacks(time.time(), CALLBACK_BATCH, claim, CALLBACK_LEASE)
-            if not docs:
-                break
-            hooks = self.store.webhooks()
-            failure: list = []  # the first refusal of this batch: the receipts not yet sent wait as long
-
-            def post(doc):
-                if failure:
-                    return doc, None, False
-                try:
-                    self.post(doc["receipt"], hooks)
-                    return doc, None, True
-                except ServiceUnavailable as exc:
-                    failure.append(exc)
-                    return doc, exc, True
-
-            done, retries, abandoned = [], [], []
-            try:
-                for doc, exc, tried in eventlet.GreenPool(CALLBACK_CONCURRENCY).imap(post, docs):
-                    if exc is None and tried:
-                        done.append(doc["_id"])
-                        continue
-                    attempts = int(doc.get("callback_attempts") or 0) + (1 if tried else 0)
-                    delay = min(self.settings.retry.cap, self.settings.callback_delay * 2 ** max(0, attempts - 1))
-                    occurred = datetime.fromisoformat(doc["receipt"]["occurred_at"].replace("Z", "+00:00"))
-                    error = str(exc or failure[0])
-                    if tried and time.time() + delay - occurred.timestamp() > self.settings.retry.period:
-                        log.error("receipt %s: webhooks given up after %s attempts: %s", doc["_id"], attempts, error)
-                        abandoned.append((doc["_id"], error))
-                    else:
-                        if tried:
-                            log.warning("receipt %s: webhook failed (attempt %s), retry in %.0fs: %s",
-                                        doc["_id"], attempts, delay, error)
-                        retries.append((doc["_id"], time.time() + delay, error, tried))
-            finally:
-                self.store.record_callbacks(claim, done, retries, abandoned)
-            delivered += len(done)
+        busy = ["notifications", "webhook_events"]  # in turns: a long run of receipts does not hold back payments
+        while busy and time.monotonic() < deadline:
+            for collection in list(busy):
+                sent = self._round(collection)
+                if sent is None:
+                    busy.remove(collection)
+                else:
+                    delivered += sent
         return delivered
 
+    def _round(self, collection: str) -> int | None:
+        """One batch of receipts or events claimed, sent and recorded; None when none was due."""
+        claim = uuid.uuid4().hex
+        docs = self.store.claim_callbacks(time.time(), CALLBACK_BATCH, claim, CALLBACK_LEASE, collection)
+        if not docs:
+            return None
+        hooks = self.store.webhooks()
+        failure: list = []  # the first refusal of this batch: the receipts not yet sent wait as long
+
+        def post(doc):
+            if failure:
+                return doc, None, False
+            try:
+                self.post(doc["receipt"], domain.webhook_targets(hooks, doc["receipt"], doc.get("partner"),
+                                                                 doc.get("regie_id")))
+                return doc, None, True
+            except ServiceUnavailable as exc:
+                failure.append(exc)
+                return doc, exc, True
+
+        done, retries, abandoned = [], [], []
+        try:
+            for doc, exc, tried in eventlet.GreenPool(CALLBACK_CONCURRENCY).imap(post, docs):
+                if exc is None and tried:
+                    done.append(doc["_id"])
+                    continue
+                attempts = int(doc.get("callback_attempts") or 0) + (1 if tried else 0)
+                delay = min(self.settings.retry.cap, self.settings.callback_delay * 2 ** max(0, attempts - 1))
+                occurred = datetime.fromisoformat(doc["receipt"]["occurred_at"].replace("Z", "+00:00"))
+                error = str(exc or failure[0])
+                if tried and time.time() + delay - occurred.timestamp() > self.settings.retry.period:
+                    log.error("receipt %s: webhooks given up after %s attempts: %s", doc["_id"], attempts, error)
+                    abandoned.append((doc["_id"], error))
+                else:
+                    if tried:
+                        log.warning("receipt %s: webhook failed (attempt %s), retry in %.0fs: %s",
+                                    doc["_id"], attempts, delay, error)
+                    retries.append((doc["_id"], time.time() + delay, error, tried))
+        finally:
+            self.store.record_callbacks(claim, done, retries, abandoned, collection)
+        return len(done)
+
     def post(self, receipt: dict, hooks: list[dict]) -> None:
-        """One receipt to every webhook, signed; ServiceUnavailable if one of them did not take it."""
+        """One receipt or event to the webhooks it concerns, signed; ServiceUnavailable if one did not take it.
+        Each carries its unique message id (the event's): a partner drops one it has seen (at least once)."""
         if not hooks:
             return
-        body = json.dumps(receipt, separators=(",", ":")).encode()
+        body = json.dumps(receipt, separators=(",", ":"), default=str).encode()
         stamp = int(time.time())
         for hook in hooks:
-            signature = domain.webhook_signature(domain.webhook_secret(self.settings.secret, hook["_id"]), body, stamp)
+            key = domain.webhook_secret(self.settings.secret, hook["_id"])
             headers = {"Content-Type": "application/json", "X-Parvis-Timestamp": str(stamp),
-                       "X-Parvis-Signature": signature, "X-Parvis-Event": receipt["type"]}
+                       "X-Parvis-Signature": domain.webhook_signature(key, body, stamp),
+                       "Pay-Signature": domain.pay_signature(key, body),
+                       "X-Parvis-Event": receipt["type"], "X-Parvis-Message-Id": str(receipt.get("event_id", ""))}
             try:  # checked again after DNS resolution, no redirects, a short timeout (egress.py)
                 egress.post(hook["url"], body, headers, production=self.settings.production,
                             allow=self.settings.webhook_allow)

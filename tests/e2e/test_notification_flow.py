@@ -246,6 +246,10 @@ def test_a_digest_subscription_through_graphql(platform):
     assert r["data"]["subscribe"]["digest"] is False, "without the argument: one message per event, as before"
 
 
+def hook_topics(answer: dict, hook_id: str) -> list[str]:
+    return next(w["topics"] for w in answer["data"]["webhooks"] if w["id"] == hook_id)
+
+
 def test_partners_webhooks_are_managed_through_graphql_by_staff_only(platform):
     operator = token("operator")
     reg = "mutation($p: String!, $u: String!) { registerWebhook(partner: $p, url: $u) { id partner url signingSecret } }"
@@ -267,6 +271,18 @@ def test_partners_webhooks_are_managed_through_graphql_by_staff_only(platform):
         assert refused["extensions"] == {"code": "BAD_USER_INPUT", "field": "url"}, (url, refused)
     refused = gql(platform, reg, {"p": "x", "u": "https://x.example/"}, token("citizen", subject="cit-1"))["errors"][0]
     assert refused["extensions"]["code"] == "FORBIDDEN"
+    # Payment events: only of the régies named (the partner's own); topics as an enum.
+    pay = ("mutation($t: [WebhookTopic!], $r: [String!]) { registerWebhook(partner: \"facturation\", url: "
+           "\"https://93.184.215.16/pay\", topics: $t, regieIds: $r) { id topics regieIds } }")
+    no_regie = gql(platform, pay, {"t": ["PAYMENT_LINK_SUCCEEDED"], "r": []}, operator)["errors"][0]
+    assert no_regie["extensions"]["code"] == "BAD_USER_INPUT" and "régies" in no_regie["message"], no_regie
+    paid = gql(platform, pay, {"t": ["PAYMENT_LINK_SUCCEEDED", "PAYMENT_LINK_REFUND_SUCCEEDED"],
+                               "r": ["regie-cantine"]}, operator)["data"]["registerWebhook"]
+    assert paid["topics"] == ["PAYMENT_LINK_REFUND_SUCCEEDED", "PAYMENT_LINK_SUCCEEDED"]
+    assert paid["regieIds"] == ["regie-cantine"]
+    assert hook_topics(gql(platform, "{ webhooks { id topics } }", tok=operator), hook["id"]) == [
+        "NOTIFICATION_DELIVERED", "NOTIFICATION_FAILED"], "by default: the receipts of the partner's own messages"
+    gql(platform, "mutation($id: ID!) { removeWebhook(id: $id) { id } }", {"id": paid["id"]}, operator)
     for w in (hook, second["data"]["registerWebhook"]):
         gql(platform, "mutation($id: ID!) { removeWebhook(id: $id) { id } }", {"id": w["id"]}, operator)
     left = gql(platform, "{ webhooks { partner } }", tok=operator)["data"]["webhooks"]

@@ -1,9 +1,12 @@
 """Email over real SMTP/TCP to a test server: both parts and the RFC 8058 headers; 451 then 250 is
-delivered once after a retry; 550 fails for good without a retry; receipts reach a signed webhook."""
+delivered once after a retry; 550 fails for good without a retry; receipts reach a signed webhook, each partner's
+only its own (never a sign-in code's); payment events reach the partners of their régie, signed, once, and the payer
+gets an emailed receipt."""
 import hashlib
 import hmac
 import json
 import threading
+import time
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -79,11 +82,12 @@ def platform(mongo, broker, smtp):
             print(f"--- {proc.name} ---\n{proc.output()[-3000:]}")
 
 
-def send(platform, to: str, reference: str, template="event_published", channel="email", **personalisation):
+def send(platform, to: str, reference: str, template="event_published", channel="email", partner=None,
+         **personalisation):
     personalisation = personalisation or {"title": "Fête <du> village", "commune": "Labège",
                                           "starts_at": "samedi 5 décembre", "url": "https://parvis.example/e/1"}
     return rpc_call(platform.broker.url, "notification", "send_notification", caller=AGENT, template=template,
-                    channel=channel, to=to, reference=reference, personalisation=personalisation)
+                    channel=channel, to=to, reference=reference, personalisation=personalisation, partner=partner)
 
 
 def status(mongo, nid: str) -> dict:
@@ -109,7 +113,7 @@ def test_451_then_250_is_delivered_once_after_a_retry_with_a_signed_receipt(plat
     handler, _ = smtp
     hook = rpc_call(platform.broker.url, "notification", "add_webhook", caller=AGENT, partner="partner-a", url=hooks)
     handler.script["bob@example.org"] = ["451 4.3.0 Try again later"]
-    n = send(platform, "bob@example.org", "ref-retry")
+    n = send(platform, "bob@example.org", "ref-retry", partner="partner-a")
     doc = wait_until(lambda: (d := status(mongo, n["id"]))["status"] == "delivered" and d, 20,
                      message=f"delivered ({status(mongo, n['id'])})")
     assert doc["attempts"] == 2 and handler.attempts["bob@example.org"] == 2
@@ -183,11 +187,14 @@ class FlakyHooks(BaseHTTPRequestHandler):
     """Refuses the first POST of each receipt (503), takes the next."""
 
     seen: dict = {}
+    taken: dict = {}
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         nid = json.loads(body)["data"]["id"]
         FlakyHooks.seen[nid] = FlakyHooks.seen.get(nid, 0) + 1
+        if FlakyHooks.seen[nid] > 1:
+            FlakyHooks.taken[nid] = json.loads(body)["type"]
         self.send_response(503 if FlakyHooks.seen[nid] == 1 else 204)
         self.end_headers()
 
@@ -202,13 +209,14 @@ def test_a_refused_receipt_is_posted_again_and_failures_have_receipts_too(platfo
     try:
         rpc_call(platform.broker.url, "notification", "add_webhook", caller=AGENT, partner="partner-b",
                  url=f"http://127.0.0.1:{server.server_port}/r")
-        ok = send(platform, "erin@example.org", "ref-flaky-hook")
+        ok = send(platform, "erin@example.org", "ref-flaky-hook", partner="partner-b")
         handler.script["nobody2@example.org"] = ["550 5.1.1 No such user"]
-        failed = send(platform, "nobody2@example.org", "ref-flaky-hook-550")
+        failed = send(platform, "nobody2@example.org", "ref-flaky-hook-550", partner="partner-b")
         wait_until(lambda: FlakyHooks.seen.get(ok["id"]) == 2 and FlakyHooks.seen.get(failed["id"]) == 2, 20,
                    message=f"each receipt refused once, then taken ({FlakyHooks.seen})")
-        types = {json.loads(b)["data"]["id"]: json.loads(b)["type"] for _, b in Hooks.received}
-        assert types[ok["id"]] == "notification.delivered" and types[failed["id"]] == "notification.failed"
+        assert FlakyHooks.taken == {ok["id"]: "notification.delivered", failed["id"]: "notification.failed"}
+        assert not [b for _, b in Hooks.received if json.loads(b)["data"].get("id") in (ok["id"], failed["id"])], \
+            "partner-b's receipts are not partner-a's business"
         for nid in (ok["id"], failed["id"]):
             doc = wait_until(lambda: (d := status(mongo, nid)) and "callback_due" not in d and d, 10,
                              message="the receipt dropped once called back")
@@ -216,3 +224,120 @@ def test_a_refused_receipt_is_posted_again_and_failures_have_receipts_too(platfo
     finally:
         server.shutdown()
         server.server_close()
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """One partner's endpoint: keeps what it is sent, per server."""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def partner_servers():
+    servers = []
+
+    def start():
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+        server.received = []
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server, f"http://127.0.0.1:{server.server_port}/hook"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _ids(server) -> list[str]:
+    return [json.loads(b)["data"].get("id") or json.loads(b)["data"].get("payment_id") for _, b in server.received]
+
+
+def test_each_partner_hears_only_of_its_own_messages_and_never_of_sign_in_codes(platform, smtp, partner_servers):
+    """Issue 10: a receipt goes to the partner that asked for the message, and only for the topics it chose; the
+    platform's own messages (a sign-in code, a subscriber's news) reach no partner; a sign-in code cannot be sent
+    on request."""
+    from contracts.errors import BadInput
+
+    handler, _ = smtp
+    a, url_a = partner_servers()
+    c, url_c = partner_servers()
+    only_failures, url_f = partner_servers()
+    rpc_call(platform.broker.url, "notification", "add_webhook", caller=AGENT, partner="mairie-a", url=url_a)
+    rpc_call(platform.broker.url, "notification", "add_webhook", caller=AGENT, partner="mairie-c", url=url_c)
+    rpc_call(platform.broker.url, "notification", "add_webhook", caller=AGENT, partner="mairie-a", url=url_f,
+             topics=["notification.failed"])
+    for_a = send(platform, "ana@example.org", "ref-scope-a", partner="mairie-a")
+    for_c = send(platform, "cyd@example.org", "ref-scope-c", partner="mairie-c")
+    ours = send(platform, "our@example.org", "ref-scope-ours")  # the platform's own message
+    rpc_call(platform.broker.url, "notification", "request_login_code", email="login@example.org")
+    wait_until(lambda: handler.to("login@example.org") and handler.to("our@example.org"), 20,
+               message="the sign-in code and the platform's message delivered")
+    wait_until(lambda: for_a["id"] in _ids(a) and for_c["id"] in _ids(c), 20, message="each partner's receipt")
+    time.sleep(1.5)  # the callbacks timer runs every 0.2 s: anything else would have been posted by now
+    assert _ids(a) == [for_a["id"]] and _ids(c) == [for_c["id"]], (_ids(a), _ids(c))
+    assert only_failures.received == [], "an endpoint that asked only for failures gets no delivery receipt"
+    headers, body = a.received[0]
+    assert json.loads(body)["data"]["recipient"] == "ana@example.org", "its own message: the address is its data"
+    assert headers["X-Parvis-Message-Id"] == json.loads(body)["event_id"]
+    assert ours["id"] not in _ids(a) + _ids(c)
+    with pytest.raises(BadInput) as exc:
+        send(platform, "x@example.org", "ref-login", template="login_code", code="123456", minutes=10)
+    assert exc.value.field == "template"
+    with pytest.raises(BadInput) as exc:
+        rpc_call(platform.broker.url, "notification", "add_webhook", caller=AGENT, partner="mairie-a", url=url_a,
+                 topics=["payment_link.succeeded"])
+    assert exc.value.field == "regie_ids", "payment events only for the partner's own régies, which must be named"
+
+
+def test_payment_events_reach_their_regie_partners_signed_once_and_the_payer_gets_a_receipt(
+        platform, smtp, partner_servers):
+    from kombu import Connection
+    from nameko.standalone.events import get_event_exchange
+
+    from contracts import build_envelope
+
+    handler, _ = smtp
+    cantine, url_cantine = partner_servers()
+    eau, url_eau = partner_servers()
+    hook = rpc_call(platform.broker.url, "notification", "add_webhook", caller=AGENT, partner="facturation",
+                    url=url_cantine, topics=["payment_link.succeeded", "payment_link.failed"],
+                    regie_ids=["regie-cantine"])
+    assert hook["topics"] == ["payment_link.failed", "payment_link.succeeded"]
+    rpc_call(platform.broker.url, "notification", "add_webhook", caller=AGENT, partner="regie-eau-app", url=url_eau,
+             topics=["payment_link.succeeded"], regie_ids=["regie-eau"])
+    facts = {"regie_id": "regie-cantine", "reference": "CANT2026120042", "amount": 1250, "provider": "payfip",
+             "provider_id": "idop-1", "email": "Payeur@Example.org", "metadata": {"famille": "F-12"}}
+    paid = build_envelope("payment_link.succeeded", {
+        **facts, "payment_id": "pay-cantine-1", "state": "success", "regie_name": "Cantine scolaire",
+        "description": "Cantine de novembre", "paid_at": "2026-12-01T10:00:00Z", "authorisation_code": "A1"},
+        "payment_link")
+    failed_eau = build_envelope("payment_link.failed", {
+        **facts, "regie_id": "regie-eau", "payment_id": "pay-eau-1", "state": "failed", "failure_code": "P0010",
+        "failure_message": "Paiement refusé"}, "payment_link")
+    with Connection(platform.broker.url) as conn:
+        producer = conn.Producer()
+        for envelope in (paid, paid, failed_eau):  # the success twice: one webhook, one receipt
+            producer.publish(json.loads(json.dumps(envelope, default=str)),
+                             exchange=get_event_exchange("payment_link", {}), routing_key=envelope["type"],
+                             serializer="json", retry=True)
+    wait_until(lambda: cantine.received and handler.to("payeur@example.org"), 20,
+               message="the success posted to the cantine's partner and the receipt emailed")
+    time.sleep(1.5)
+    assert len(cantine.received) == 1 and eau.received == [], (cantine.received, eau.received)
+    headers, body = cantine.received[0]
+    assert json.loads(body)["data"]["payment_id"] == "pay-cantine-1"
+    assert headers["Pay-Signature"] == hmac.new(hook["signing_secret"].encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Parvis-Message-Id"] == paid["event_id"] and headers["X-Parvis-Event"] == "payment_link.succeeded"
+    mails = handler.to("payeur@example.org")
+    assert len(mails) == 1
+    text = mails[0].get_body(("plain",)).get_content()
+    assert "12,50\u00a0€" in text and "CANT2026120042" in text and "Cantine scolaire" in text
+    assert "/pay/pay-cantine-1" in text

@@ -26,6 +26,7 @@ from nameko.standalone.events import get_event_exchange
 
 from contracts import build_envelope
 from core.settings import SERVICES
+from tests.consultation_flows import CAST, SUBMIT, budget_to_ballot, citizen, data, full_answers, gql, open_survey
 from tests.support import Platform, RabbitNode, free_port, smtp_server, token, wait_until
 from tests.unit.test_infra import DASHBOARD_FILES, RULE_FILES, dashboard_exprs
 
@@ -149,9 +150,21 @@ def traffic(platform, node) -> None:
     with Connection(node.url) as conn:  # breaks its contract: dead-lettered at once
         conn.Producer().publish(bad, exchange=get_event_exchange("agenda", {}),
                                 routing_key="agenda.organization_upserted", serializer="json", retry=True)
+    consultations(platform.url)
     payments(gql)
     http.get("/metrics")
     http.close()
+
+
+def consultations(url: str) -> None:
+    """A survey answered, a budget voted in, the same citizen's second ballot refused (already voted)."""
+    survey = open_survey(url)
+    data(url, SUBMIT, {"c": survey["id"], "a": full_answers()}, citizen("prometheus-1"))
+    bid, ids = budget_to_ballot(url, [{"title": "Jardins partagés", "headingId": "labege", "cost": 45_000_00}])
+    ballot = {"b": bid, "h": [{"headingId": "labege", "projectIds": ids}]}
+    data(url, CAST, ballot, citizen("prometheus-1"))
+    again = gql(url, CAST, ballot, citizen("prometheus-1"))
+    assert again.get("errors"), again
 
 
 def payments(gql) -> None:

@@ -56,11 +56,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # Receipts for partners: published on the bus for other systems, called back to webhooks by the
 # notification service from its own records (not by consuming them).
 EXTERNAL_ONLY: set[str] = {"notification.delivered", "notification.failed"}
-# payment_link's events: declared with the service's contracts (issue 12, phase 1) before any handler exists;
-# the wiring phase's notification handlers (receipts, partners' signed webhooks) will consume them.
-EXTERNAL_ONLY |= {"payment_link.created", "payment_link.started", "payment_link.submitted", "payment_link.succeeded",
-                  "payment_link.failed", "payment_link.cancelled", "payment_link.errored",
-                  "payment_link.refund_submitted", "payment_link.refund_succeeded", "payment_link.refund_failed"}
 # The consultation service's events that nothing in the platform reacts to (the notification service announces
 # openings, results, budget phases and decisions on projects; the agenda shows a scheduled consultation's meetings):
 # published for partners' systems.
@@ -68,10 +63,10 @@ EXTERNAL_ONLY |= {"consultation.closed", "consultation.archived", "consultation.
 
 
 def _handled_event_types() -> set[str]:
-    """Event types named in @handle_event(...) decorators across services/."""
+    """Event types named in @handle_event(...) decorators across services/ (service.py and its mixins)."""
     found = set()
     contracts = {c.__name__: t for t, c in event_contracts().items()}
-    for path in (ROOT / "services").rglob("service.py"):
+    for path in (ROOT / "services").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "handle_event":
                 arg = node.args[1]

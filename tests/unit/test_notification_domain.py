@@ -183,3 +183,57 @@ def test_a_template_that_filters_the_link_gets_a_full_render_for_each_recipient(
     for url in ("https://u.example/a", "https://u.example/x"):
         assert fan_out(url) == domain.render(tpl, "email", {"unsubscribe_url": url})
     assert fan_out.base is None
+
+
+# -- what each partner's webhook receives (issue 10) -------------------------------------------------------
+HOOKS = [{"_id": "wh-a", "partner": "mairie-a"},  # registered before topics: delivery receipts
+         {"_id": "wh-a-failures", "partner": "mairie-a", "topics": ["notification.failed"]},
+         {"_id": "wh-b", "partner": "mairie-b", "topics": ["notification.delivered", "notification.failed"]},
+         {"_id": "wh-pay", "partner": "facturation", "topics": ["payment_link.succeeded"], "regie_ids": ["cantine"]}]
+
+
+def _targets(kind: str, **kw) -> list[str]:
+    return [h["_id"] for h in domain.webhook_targets(HOOKS, {"type": kind}, **kw)]
+
+
+def test_a_receipt_goes_to_the_partner_that_asked_for_the_message_and_the_topics_it_chose():
+    assert _targets("notification.delivered", partner="mairie-a") == ["wh-a"]
+    assert _targets("notification.failed", partner="mairie-a") == ["wh-a", "wh-a-failures"]
+    assert _targets("notification.delivered", partner="mairie-b") == ["wh-b"]
+    assert _targets("notification.delivered") == [], "the platform's own messages: no partner's business"
+    assert _targets("notification.delivered", partner="facturation") == [], "not one of its topics"
+
+
+def test_a_payment_event_goes_to_the_partners_of_its_regie_that_subscribed_to_it():
+    assert _targets("payment_link.succeeded", regie_id="cantine") == ["wh-pay"]
+    assert _targets("payment_link.succeeded", regie_id="eau") == []
+    assert _targets("payment_link.failed", regie_id="cantine") == []
+    assert _targets("payment_link.succeeded") == []
+    assert _targets("payment_link.succeeded", partner="facturation") == [], "a régie, not a partner's name"
+
+
+def test_webhook_topics_and_regies_are_checked_together():
+    assert domain.check_webhook_topics(["notification.failed", "notification.delivered", "notification.failed"],
+                                       []) == (["notification.delivered", "notification.failed"], [])
+    assert domain.check_webhook_topics(["payment_link.succeeded"], [" cantine", "eau", "eau"]) == (
+        ["payment_link.succeeded"], ["cantine", "eau"])
+    for topics, regies in ((["payment_link.succeeded"], []), (["notification.delivered"], ["cantine"]),
+                           (["payment_link.failed"], ["can tine"])):
+        with pytest.raises(BadInput) as exc:
+            domain.check_webhook_topics(topics, regies)
+        assert exc.value.field == "regie_ids"
+
+
+def test_pay_signature_is_the_hex_hmac_of_the_raw_body():
+    import hashlib
+    import hmac
+
+    body = b'{"type":"payment_link.succeeded"}'
+    assert domain.pay_signature("k", body) == hmac.new(b"k", body, hashlib.sha256).hexdigest()
+
+
+def test_amounts_are_written_the_french_way():
+    from core.french import euros
+
+    assert euros(1250) == "12,50\u00a0€" and euros(123456789) == "1\u202f234\u202f567,89\u00a0€"
+    assert euros(-5) == "-0,05\u00a0€" and euros(100) == "1,00\u00a0€"

@@ -58,23 +58,40 @@ async def deliveries(ctx: Ctx):
                       status=status, channel=channel, labels=dict(STATUSES), back="/console/notifications")
 
 
+# The GraphQL enum's names (WebhookTopic) and what they mean, in French.
+WEBHOOK_TOPICS = ("NOTIFICATION_DELIVERED", "NOTIFICATION_FAILED", "PAYMENT_LINK_CREATED", "PAYMENT_LINK_STARTED",
+                  "PAYMENT_LINK_SUBMITTED", "PAYMENT_LINK_SUCCEEDED", "PAYMENT_LINK_FAILED", "PAYMENT_LINK_CANCELLED",
+                  "PAYMENT_LINK_ERRORED", "PAYMENT_LINK_REFUND_SUBMITTED", "PAYMENT_LINK_REFUND_SUCCEEDED",
+                  "PAYMENT_LINK_REFUND_FAILED")
+WEBHOOK_TOPIC_LABELS = ("Message remis", "Message en échec", "Lien de paiement créé", "Paiement commencé",
+                        "Paiement en attente de confirmation", "Paiement réussi", "Paiement échoué", "Paiement annulé",
+                        "Paiement en erreur", "Remboursement demandé", "Remboursement effectué", "Remboursement échoué")
+
+
 @page("/console/notifications/webhooks", roles=AGENTS, methods=("GET", "POST"))
 async def webhooks(ctx: Ctx):
-    errors, values, secret = FormErrors(), {"partenaire": "", "url": ""}, None
+    blank = {"partenaire": "", "url": "", "sujets": list(WEBHOOK_TOPICS[:2]), "regies": ""}
+    errors, values, secret = FormErrors(), dict(blank), None
     if ctx.request.method == "POST":
         if ctx.form.get("supprimer"):
             await ctx.data("RemoveWebhook", id=ctx.form["supprimer"])
             return ctx.redirect("/console/notifications/webhooks", "Point d'appel supprimé.")
-        values = {k: ctx.form.text(k) for k in values}
-        result = await ctx.run("RegisterWebhook", partner=values["partenaire"], url=values["url"])
+        values = {"partenaire": ctx.form.text("partenaire"), "url": ctx.form.text("url"),
+                  "sujets": ctx.form.all("sujets"), "regies": ctx.form.text("regies")}
+        regies = [r.strip() for r in values["regies"].replace(";", ",").split(",") if r.strip()]
+        result = await ctx.run("RegisterWebhook", partner=values["partenaire"], url=values["url"],
+                               topics=values["sujets"] or None, regieIds=regies)
         if result.ok:
             secret = result.data["registerWebhook"]["signingSecret"]
-            values = {"partenaire": "", "url": ""}
+            values = dict(blank)
         else:
-            errors = FormErrors.of(result.problems, {"partner": "partenaire", "url": "url"})
+            errors = FormErrors.of(result.problems, {"partner": "partenaire", "url": "url", "topics": "sujets",
+                                                     "regie_ids": "regies", "regieIds": "regies"})
     rows = (await ctx.data("Webhooks"))["webhooks"]
     response = ctx.render("webhooks.html", title="Points d'appel des partenaires", rows=rows, errors=errors,
-                          values=values, secret=secret, back="/console/notifications")
+                          values=values, secret=secret, back="/console/notifications",
+                          topics=list(zip(WEBHOOK_TOPICS, WEBHOOK_TOPIC_LABELS)), labels=dict(
+                              zip(WEBHOOK_TOPICS, WEBHOOK_TOPIC_LABELS)))
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -156,6 +156,23 @@ TEMPLATES += [
         },
         "in_app": {"text": "Votre projet « {{ title }} » : {{ headline }}. {{ detail }}"},
     }),
+    Template("payment_receipt", 1, "Reçu envoyé au payeur quand le prestataire a confirmé son paiement", {
+        "email": {
+            "subject": "Paiement reçu : {{ amount }} pour {{ description }}",
+            "text": "Bonjour,\n\nNous avons bien reçu votre paiement. Conservez ce message : c'est votre reçu.\n\n"
+                    "Montant : {{ amount }}\nObjet : {{ description }}\nRéférence de la facture : {{ reference }}\n"
+                    "Régie : {{ regie }}\nPayé le : {{ paid_at }}\nNuméro de paiement : {{ payment_id }}\n\n"
+                    "Votre reçu en ligne : {{ url }}\n" + _FOOTER_TEXT,
+            "html": _html("<p>Bonjour,</p><p>Nous avons bien reçu votre paiement. Conservez ce message : c'est votre "
+                          "reçu.</p><table><tr><th scope=\"row\">Montant</th><td>{{ amount }}</td></tr>"
+                          "<tr><th scope=\"row\">Objet</th><td>{{ description }}</td></tr>"
+                          "<tr><th scope=\"row\">Référence de la facture</th><td>{{ reference }}</td></tr>"
+                          "<tr><th scope=\"row\">Régie</th><td>{{ regie }}</td></tr>"
+                          "<tr><th scope=\"row\">Payé le</th><td>{{ paid_at }}</td></tr>"
+                          "<tr><th scope=\"row\">Numéro de paiement</th><td>{{ payment_id }}</td></tr></table>"
+                          "<p><a href=\"{{ url }}\">Votre reçu en ligne</a></p>"),
+        },
+    }),
 ]
 
 BY_KEY: dict[tuple[str, int], Template] = {(t.name, t.version): t for t in TEMPLATES}
