@@ -128,3 +128,20 @@ def test_an_agent_refunds_and_reconciles_in_the_console_and_a_citizen_sees_his_p
     expect(citizen.get_by_role("heading", level=1)).to_have_text("Mes paiements")
     expect(citizen.locator("table")).to_contain_text("WEB2026003")
     no_serious_violation(citizen, "a citizen's payments")
+
+
+def test_an_agent_adds_a_regie_in_the_console(stack, browser):
+    agent = signed_in(browser, stack, "agent", subject="agent:regies")
+    agent.goto(f"{stack.url}/console/regies")
+    expect(agent.get_by_role("heading", level=1)).to_have_text("Régies")
+    agent.get_by_label("Nom de la régie").fill("Régie des piscines")
+    agent.get_by_label("Numéro client PayFiP (numcli)").fill("12AB")
+    agent.get_by_role("button", name="Enregistrer la régie").click()
+    expect(agent.locator(".error-summary, [role=alert]").first).to_contain_text("6 chiffres")
+    no_serious_violation(agent, "the régie form with its error")
+    agent.get_by_label("Numéro client PayFiP (numcli)").fill("778899")
+    agent.get_by_label("Services facturés").fill("piscine, école de natation")
+    agent.get_by_role("button", name="Enregistrer la régie").click()
+    expect(agent.get_by_role("status")).to_contain_text("Régie des piscines")
+    expect(agent.locator("table")).to_contain_text("piscine, école de natation")
+    no_serious_violation(agent, "the régies")

@@ -14,6 +14,7 @@ from gateway.web.render import PARIS
 
 nav("Paiements", "/console/paiements", STAFF, area="console", order=40)
 nav("Rapprochement", "/console/paiements/rapprochement", STAFF, area="console", order=41)
+nav("Régies", "/console/regies", STAFF, area="console", order=42)
 nav("Mes paiements", "/compte/paiements", CITIZEN, area="account", order=80)
 
 STATES = [("CREATED", "À payer"), ("STARTED", "En cours"), ("SUBMITTED", "En cours de confirmation"),
@@ -60,6 +61,32 @@ async def reconciliation(ctx: Ctx):
     return ctx.render("payments_reconciliation.html", title=f"Rapprochement du {day.strftime('%d/%m/%Y')}",
                       reco=data["reconciliation"], regies=data["regies"], day=day, regie=regie or "",
                       labels=STATE_LABELS, names={r["id"]: r["name"] for r in data["regies"]})
+
+
+@page("/console/regies", roles=STAFF, methods=("GET", "POST"))
+async def regies(ctx: Ctx):
+    """The régies, and a form that adds one or changes the one named by ?id= (PayFiP's numcli, its services)."""
+    data = await ctx.data("Regies")
+    current = next((r for r in data["regies"] if r["id"] == (ctx.param("id") or ctx.form.get("id"))), None)
+    errors = FormErrors()
+    values = {"numcli": current["numcli"] if current else "", "nom": current["name"] if current else "",
+              "services": ", ".join(current["services"]) if current else "",
+              "prestataire": current["provider"]["provider"] if current else "PAYFIP",
+              "mode": current["provider"]["payfipMode"] if current else "T",
+              "active": "oui" if (current is None or current["active"]) else ""}
+    if ctx.request.method == "POST":
+        values = {k: ctx.form.text(k) for k in values}
+        regie = {"numcli": values["numcli"], "name": values["nom"],
+                 "services": [x.strip() for x in values["services"].split(",") if x.strip()],
+                 "provider": {"provider": values["prestataire"] or "PAYFIP", "payfipMode": values["mode"] or "T"},
+                 "active": values["active"] == "oui", **({"id": current["id"]} if current else {})}
+        result = await ctx.run("SaveRegie", input=regie)
+        if result.ok:
+            return ctx.redirect("/console/regies", f"Régie « {result.data['saveRegie']['name']} » enregistrée.")
+        errors = FormErrors.of(result.problems, {"numcli": "numcli", "name": "nom", "services": "services",
+                                                 "provider": "prestataire"})
+    return ctx.render("regies.html", title="Régies", regies=data["regies"], current=current, values=values,
+                      errors=errors)
 
 
 @page("/console/paiements/{id}", roles=AGENTS, methods=("GET", "POST"))
