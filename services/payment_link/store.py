@@ -21,7 +21,7 @@ from datetime import datetime
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from services.common.mongo import OUTBOX, OUTBOX_COUNT, Repository
+from services.common.mongo import Repository
 
 LIST_PROJECTION = {"_outbox": 0, "_outbox_n": 0, "_outbox_claim": 0}
 
@@ -94,23 +94,9 @@ class PaymentLinkStore(Repository):
 
     def write(self, payment_id: str, version: int, sets: dict, events: list[dict], unset: tuple[str, ...] = ()
               ) -> None:
-        """Compare and set on `version`: StaleWrite when another writer passed first. DuplicateKeyError
-        propagates (a bill paid twice, a provider id taken). The document is replaced whole (see above); an
-        envelope the relay publishes between our read and our write may go again: consumers deduplicate."""
-        current = self.db.payments.find_one({"_id": payment_id, "version": version})
-        if current is None:
-            raise StaleWrite(payment_id)
-        doc = {k: v for k, v in current.items() if k not in unset}
-        doc.update(sets)
-        doc["version"] = version + 1
-        outbox = dict(doc.get(OUTBOX) or {})
-        for env in events:
-            outbox[env["event_id"]] = env
-        if outbox:
-            doc[OUTBOX] = outbox
-            doc[OUTBOX_COUNT] = len(outbox)
-        result = self.db.payments.replace_one({"_id": payment_id, "version": version}, doc)
-        if not result.matched_count:
+        """Compare and set on `version` (the whole document, see Repository.replace_versioned): StaleWrite when
+        another writer passed first. DuplicateKeyError propagates (a bill paid twice, a provider id taken)."""
+        if self.replace_versioned("payments", payment_id, version, sets, events, unset) is None:
             raise StaleWrite(payment_id)
 
     def page(self, query: dict, first: int, after: tuple[datetime, str] | None) -> tuple[list[dict], int]:
