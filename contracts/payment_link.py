@@ -358,6 +358,8 @@ class PaymentFacts(EventContract):
     provider_id: str | None = None
     email: str
     metadata: dict[str, MetadataValue] = {}
+    regie_name: str | None = Field(default=None, description="the régie's name, for a receipt or a partner")
+    description: str | None = Field(default=None, description="what is paid, in French, as the payer saw it")
 
 
 class PaymentLinkCreated(PaymentFacts):

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from contracts.base import Empty, Model, RpcContract
 
-Role = Literal["public", "citizen", "organizer", "agent", "kiosk", "operator"]
+Role = Literal["public", "citizen", "organizer", "agent", "kiosk", "operator", "service"]
 
 
 class Caller(Model):
@@ -23,6 +23,8 @@ class Caller(Model):
     org: str | None = None
     kiosk: str | None = None
     token_id: str | None = None
+    regies: list[str] | None = Field(default=None, description="role service (billing software): the régies it may "
+                                                                 "create and read payment links for")
     expires_at: int | None = Field(default=None, description="when the caller's token expires (Unix time)")
 
 

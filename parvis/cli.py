@@ -92,7 +92,7 @@ def cmd_token(args) -> int:
         if args.org:
             _check_organization(settings, args.org)
         token = auth.issue(settings.secret, args.role, subject=args.subject, org=args.org, kiosk=args.kiosk,
-                           ttl=args.ttl)
+                           ttl=args.ttl, regies=args.regie or None)
     except BadInput as exc:
         print(f"parvis token: {exc.message}", file=sys.stderr)
         return 2
@@ -250,10 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gateway)
 
     p = sub.add_parser("token", help="print a signed bearer token (only the token, on stdout)")
-    p.add_argument("role", choices=["public", "citizen", "organizer", "agent", "kiosk", "operator"])
+    p.add_argument("role", choices=["public", "citizen", "organizer", "agent", "kiosk", "operator", "service"])
     p.add_argument("--subject")
     p.add_argument("--org", help="organisation id, for an organizer")
     p.add_argument("--kiosk", help="kiosk id, for a kiosk")
+    p.add_argument("--regie", action="append", help="for a service (billing software): a régie it may bill for "
+                                                    "(repeat for several)")
     p.add_argument("--ttl", type=int, help="lifetime in seconds")
     p.set_defaults(func=cmd_token)
 

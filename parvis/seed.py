@@ -217,3 +217,40 @@ async def seed_demo_accounts(rpc, wait: float = 20.0) -> dict:
                     raise
                 await asyncio.sleep(0.5)  # the organisation's announcement is still on its way
     return {"accounts": len(DEMO_ACCOUNTS)}
+
+
+DEMO_REGIES = [
+    {"id": "regie-cantine", "numcli": "123456", "name": "Régie cantine et périscolaire du Sicoval",
+     "services": ["cantine", "périscolaire"], "provider": {"provider": "payfip", "payfip_mode": "T"}},
+    {"id": "regie-eau", "numcli": "654321", "name": "Régie de l'eau du Sicoval", "services": ["eau"],
+     "provider": {"provider": "sandbox", "payfip_mode": "T"}},
+]
+DEMO_BILLS = [
+    {"key": "demo-cantine-1", "regie_id": "regie-cantine", "service": "cantine", "amount": 4250,
+     "reference": "CANT2026031", "description": "Cantine de mars — Léa Martin (18 repas)"},
+    {"key": "demo-cantine-2", "regie_id": "regie-cantine", "service": "périscolaire", "amount": 1860,
+     "reference": "PERI2026032", "description": "Accueil périscolaire de mars — Léa Martin"},
+    {"key": "demo-eau-1", "regie_id": "regie-eau", "service": "eau", "amount": 8733,
+     "reference": "EAU2026S1", "description": "Facture d'eau, 1er semestre — 12 rue des Écoles, Labège"},
+]
+
+
+async def seed_demo_payments(rpc) -> dict:
+    """Two régies (the canteen's through PayFiP, the water's through the sandbox card provider) and open bills
+    for the demo citizen. Idempotent: régies by id, bills by their idempotency keys (a day's window; after it,
+    `parvis up` makes fresh links for the day, the old ones staying as they are)."""
+    from datetime import date, timedelta
+
+    agent = {"caller": {"role": "agent", "subject": "parvis-seed"}, "correlation_id": "seed-demo-payments"}
+    for regie in DEMO_REGIES:
+        await rpc.call("payment_link", "save_regie", timeout=30.0, context=agent, **regie)
+    links = []
+    due = (date.today() + timedelta(days=30)).isoformat()
+    for bill in DEMO_BILLS:
+        spec = {k: v for k, v in bill.items() if k != "key"}
+        answer = await rpc.call("payment_link", "create_payment_link", timeout=30.0, context=agent,
+                                idempotency_key=f"{bill['key']}-{date.today().isoformat()}",
+                                payment={**spec, "email": DEMO_CITIZEN, "due_date": due})
+        links.append({"url": answer["payment"]["url"], "regie": bill["regie_id"], "reference": bill["reference"],
+                      "amount": bill["amount"]})
+    return {"regies": len(DEMO_REGIES), "links": links}

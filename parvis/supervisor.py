@@ -25,6 +25,7 @@ from core.settings import SERVICES, SupervisorSettings
 GATEWAY = "gateway"
 MONGO = "mongo"
 DEVMAIL = "devmail"
+PAYFIP_SIM = "payfip-sim"
 BANNER_TTL = 8 * 3600  # the demo tokens the banner prints (logs are kept and shipped): a working day, no more
 URLS_FILE = "urls.txt"  # the banner, under the data dir
 PID_FILE = "parvis.pid"  # the supervisor's pid, under the data dir: `parvis stop` signals it
@@ -199,6 +200,29 @@ class Supervisor:
         self.env["SMTP_URL"] = f"smtp://127.0.0.1:{port}"
         log(f"dev SMTP server on 127.0.0.1:{port} (mail kept in {self.settings.data_dir / 'mail'})")
 
+    def start_payfip_simulator(self) -> None:
+        """The PayFiP simulator (SOAP service, payment page, and the sandbox card provider), unless
+        PARVIS_PAYFIP_URL points at a PayFiP: development and demo only, never real money."""
+        if self.env.get("PARVIS_PAYFIP_URL"):
+            log(f"payments through PayFiP at {self.env['PARVIS_PAYFIP_URL']}")
+            return
+        port = 8090
+        if port_open("127.0.0.1", port):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        child = Child(PAYFIP_SIM, [sys.executable, "-m", "parvis.payfip_sim", "--port", str(port)], self.env,
+                      COLORS[-3], ready_line="PARVIS-READY payfip-sim")
+        child.start()
+        self.children.append(child)
+        if not child.ready.wait(30):
+            raise SystemExit("the PayFiP simulator did not start: see its output above")
+        url = f"http://127.0.0.1:{port}"
+        self.env["PARVIS_PAYFIP_URL"] = url
+        self.env.setdefault("PARVIS_PAYMENT_SANDBOX_URL", f"{url}/card")
+        log(f"PayFiP SIMULATOR on {url} (parvis/payfip_sim.py; payments are simulated, never real money): "
+            "set PARVIS_PAYFIP_URL to use a real PayFiP")
+
     def ensure_rabbitmq(self) -> None:
         url = urllib.parse.urlparse(self.settings.amqp_url)
         host, port = url.hostname or "127.0.0.1", url.port or 5672
@@ -255,7 +279,7 @@ class Supervisor:
         from gateway import auth
         from gateway.rpc import RpcClient
         from parvis.seed import (demo_sites, seed, seed_demo_accounts, seed_demo_consultations, seed_demo_events,
-                                 seed_demo_sites)
+                                 seed_demo_payments, seed_demo_sites)
 
         # Demo kiosks get fresh tokens at every start (the previous ones stop working).
         self.kiosk_tokens = {k["id"]: auth.issue(self.settings.secret, "kiosk", subject=f"kiosk:{k['id']}", kiosk=k["id"])
@@ -271,6 +295,9 @@ class Supervisor:
                     report["notification"] = await seed_demo_accounts(rpc)
                 if "agenda" in self.names and "consultation" in self.names and self.demo_events:
                     report["consultation"] = await seed_demo_consultations(rpc)
+                if "payment_link" in self.names and self.demo_events:
+                    report["payment_link"] = await seed_demo_payments(rpc)
+                    self.payment_links = report["payment_link"]["links"]
                 if self.kiosk_tokens:
                     report["satisfaction"] = await seed_demo_sites(
                         rpc, {k: t.token_id for k, t in self.kiosk_tokens.items()})
@@ -316,6 +343,9 @@ class Supervisor:
             f"  Broker     {broker.hostname}:{broker.port or 5672} (RabbitMQ)",
             *([f"  Mail (dev) {self.gateway_url('/dev/mail')}   (SMTP {self.env['SMTP_URL']})"]
               if not self.settings.smtp_url and "SMTP_URL" in self.env else []),
+            *([f"  Pay a bill {self.gateway_url(link['url'])}   ({link['reference']}, "
+               f"{'PayFiP simulator' if link['regie'] == 'regie-cantine' else 'sandbox card 4444 3333 2222 1111'})"
+               for link in getattr(self, "payment_links", [])]),
             *([f"  Kiosk      {self.gateway_url('/kiosk')}#token={self.kiosk_tokens['kiosk-accueil-labege'].value}"]
               if "kiosk-accueil-labege" in getattr(self, "kiosk_tokens", {}) else []),
             *(["Demo accounts (sign in at " + self.gateway_url('/connexion') + "; the code arrives at /dev/mail):",
@@ -360,6 +390,8 @@ class Supervisor:
             self.start_mongo()
             if "notification" in self.names:
                 self.start_devmail()
+            if "payment_link" in self.names:
+                self.start_payfip_simulator()
             processes = [c for i, n in enumerate(self.names) for c in self.children_for(n, i)]
             services = [c for c in processes if c.name != GATEWAY]
             for child in services:

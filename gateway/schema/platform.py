@@ -23,6 +23,7 @@ class Role(enum.Enum):
     AGENT = "agent"
     KIOSK = "kiosk"
     OPERATOR = "operator"
+    SERVICE = "service"
 
 
 @strawberry.type(description="Who the bearer token says the caller is")

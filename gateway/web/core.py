@@ -248,6 +248,10 @@ def _finish(web, ctx: Ctx, response: Response, new_visit: str | None, stale: boo
     if stale:
         sessions.close(response)
     response.headers.update(SECURITY_HEADERS)
+    form_action = getattr(response, "form_action", None)  # a page whose form goes on elsewhere (the payment page)
+    if form_action:
+        response.headers["Content-Security-Policy"] = SECURITY_HEADERS["Content-Security-Policy"].replace(
+            "form-action 'self'", f"form-action 'self' {form_action}")
     # A signed-in person's pages are nobody else's: never kept by a cache (a shared computer's back button).
     response.headers["Cache-Control"] = "no-store" if ctx.signed_in or stale else "no-cache"
     return response

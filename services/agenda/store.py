@@ -92,27 +92,11 @@ class AgendaStore(Repository):
 
     def update_event(self, event_id: str, version: int, sets: dict, events: list[dict], unset: tuple[str, ...] = ()
                      ) -> None:
-        """Optimistic write: applies only if nobody changed the event since it was read (same version).
-
-        The whole document is replaced, its outbox included, rather than `$set`: nx-27017 stores a
-        top-level datetime written by `$set` as a string, which range queries then miss. An envelope the
-        relay publishes between our read and our write may be published again: consumers deduplicate.
-        """
-        current = self.db.events.find_one({"_id": event_id, "version": version})
-        if current is None:
-            raise Conflict("L'événement a changé entre-temps : rechargez-le et recommencez.", "id")
-        doc = {k: v for k, v in current.items() if k not in unset}
-        doc.update(sets)
-        doc["updated_at"] = sets.get("updated_at") or utcnow()
-        doc["version"] = version + 1
-        outbox = dict(doc.get(OUTBOX) or {})
-        for env in events:
-            outbox[env["event_id"]] = env
-        if outbox:
-            doc[OUTBOX] = outbox
-            doc[OUTBOX_COUNT] = len(outbox)
-        result = self.db.events.replace_one({"_id": event_id, "version": version}, doc)
-        if result.matched_count == 0:
+        """Optimistic write: applies only if nobody changed the event since it was read (same version); the whole
+        document is replaced (Repository.replace_versioned says why)."""
+        doc = self.replace_versioned("events", event_id, version, {**sets, "updated_at": sets.get("updated_at")
+                                                                   or utcnow()}, events, unset)
+        if doc is None:
             raise Conflict("L'événement a changé entre-temps : rechargez-le et recommencez.", "id")
         self._changed(doc)
 

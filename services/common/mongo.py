@@ -111,6 +111,28 @@ class Repository:
             doc[OUTBOX_COUNT] = len(events)
         return doc
 
+    def replace_versioned(self, collection: str, doc_id, version: int, sets: dict, events: Iterable[dict],
+                          unset: Iterable[str] = ()) -> dict | None:
+        """Optimistic write of a whole document: applies `sets` (and removes `unset`) only if nobody changed it since
+        it was read (same `version`), the version bumped and `events` added to the envelopes still in its outbox;
+        None when another writer passed first. Whole, not `$set`: nx-27017 keeps a top-level datetime written by
+        `$set` as a string, which range queries then miss. An envelope the relay publishes between the read and the
+        write may go again: consumers deduplicate."""
+        current = self.db[collection].find_one({"_id": doc_id, "version": version})
+        if current is None:
+            return None
+        unset = set(unset)
+        doc = {k: v for k, v in current.items() if k not in unset}
+        doc.update(sets)
+        doc["version"] = version + 1
+        outbox = dict(doc.get(OUTBOX) or {})
+        outbox.update({env["event_id"]: env for env in events})
+        if outbox:
+            doc[OUTBOX], doc[OUTBOX_COUNT] = outbox, len(outbox)
+        if self.db[collection].replace_one({"_id": doc_id, "version": version}, doc).matched_count == 0:
+            return None
+        return doc
+
     @staticmethod
     def public(doc: dict | None) -> dict | None:
         """The document without its outbox bookkeeping."""

@@ -139,3 +139,4 @@ def test_every_timer_of_every_service_says_whether_it_is_exclusive():
     assert found["satisfaction.recover_batches"] and found["agenda.announce_scheduled"]
     assert found["notification.daily_digest"] and found["satisfaction.watch"]
     assert not found["agenda.refresh_public_snapshot"] and not found["notification.dispatch"]
+    assert found["payment_link.reconcile_round"] and found["payment_link.expire_links"]

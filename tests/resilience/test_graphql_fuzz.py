@@ -31,6 +31,8 @@ LEAKS = re.compile(r"Traceback|File \"|\b(?:Attribute|Type|Key|Value|Index|Name|
 DATETIMES = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
                          timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=2)), None])).map(
     lambda d: nodes.String(d.isoformat()))
+DATES = st.dates(min_value=datetime(2000, 1, 1).date(), max_value=datetime(2100, 1, 1).date()).map(
+    lambda d: nodes.String(d.isoformat()))  # a day (the reconciliation's, a bill's due date)
 JSONS = st.recursive(st.none() | st.booleans() | st.integers(-10, 10) | st.text(max_size=8),
                      lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
                      max_leaves=5).map(lambda v: nodes.String(str(v)))
@@ -63,7 +65,7 @@ def test_no_query_or_mutation_makes_the_gateway_fail_or_leak(stack, role):
     # reported whole. max_examples bounds the run when the stack answers faster than the budget.
     @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, print_blob=True,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(document=from_schema(SCHEMA, custom_scalars={"DateTime": DATETIMES, "JSON": JSONS}))
+    @given(document=from_schema(SCHEMA, custom_scalars={"DateTime": DATETIMES, "Date": DATES, "JSON": JSONS}))
     def fuzz(document):
         if time.monotonic() > deadline:
             seen["skipped"] += 1

@@ -151,6 +151,7 @@ def traffic(platform, node) -> None:
         conn.Producer().publish(bad, exchange=get_event_exchange("agenda", {}),
                                 routing_key="agenda.organization_upserted", serializer="json", retry=True)
     consultations(platform.url)
+    payments(gql)
     http.get("/metrics")
     http.close()
 
@@ -164,6 +165,29 @@ def consultations(url: str) -> None:
     data(url, CAST, ballot, citizen("prometheus-1"))
     again = gql(url, CAST, ballot, citizen("prometheus-1"))
     assert again.get("errors"), again
+
+
+def payments(gql) -> None:
+    """Payments through the simulator `parvis up` started: one paid on PayFiP's page, one by sandbox card then
+    refunded, one refused (the dashboard's states, amounts, provider calls and reconciliation)."""
+    from tests.payment_flows import card_pay, payfip_choose
+
+    create = """mutation($i: PaymentLinkInput!) { createPaymentLink(input: $i) { payment { id } } }"""
+    start = """mutation($id: ID!) { startPayment(id: $id) { nextUrl } }"""
+    ids = {}
+    for name, regie, choice in (("paid", "regie-cantine", "P"), ("card", "regie-eau", None),
+                                ("refused", "regie-cantine", "R")):
+        bill = {"regieId": regie, "amount": 2500, "reference": f"PROM{name.upper()}{uuid.uuid4().hex[:8]}",
+                "description": "Facture de test", "email": "habitant@example.org"}
+        ids[name] = gql(create, {"i": bill}, AGENT)["data"]["createPaymentLink"]["payment"]["id"]
+        next_url = gql(start, {"id": ids[name]})["data"]["startPayment"]["nextUrl"]
+        payfip_choose(next_url, choice) if choice else card_pay(next_url)
+    state = "query($id: ID!) { payment(id: $id) { state } }"
+    wait_until(lambda: gql(state, {"id": ids["card"]}, AGENT)["data"]["payment"]["state"] == "SUCCESS", 30,
+               message="the card payment")
+    refunded = gql("mutation($id: ID!) { refundPayment(id: $id, amount: 500, amountAvailable: 2500) { id } }",
+                   {"id": ids["card"]}, AGENT)
+    assert "errors" not in refunded, refunded
 
 
 def recording_rules() -> list[tuple[str, dict]]:

@@ -28,7 +28,7 @@ CREATE = 'mutation($e: EventInput!) { createEvent(event: $e, organizer: "org-com
 APPROVE = "mutation($id: ID!, $v: Int!) { moderateEvent(id: $id, version: $v, decision: APPROVE) { moderationState } }"
 SUBMIT = "mutation($v: [KioskVoteInput!]!) { submitKioskVotes(votes: $v) { accepted duplicates rejected { id } } }"
 EXCLUSIVE = {"satisfaction": ("recover_batches", "watch"), "agenda": ("announce_scheduled",),
-             "notification": ("daily_digest",)}
+             "notification": ("daily_digest",), "payment_link": ("reconcile_round", "expire_links")}
 
 
 class Counting:

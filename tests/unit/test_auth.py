@@ -43,3 +43,19 @@ def test_expired_tampered_foreign_and_revoked_tokens_are_refused():
 def test_default_lifetimes_are_bounded():
     t = auth.issue(SECRET, "agent")
     assert t.expires_at - time.time() <= 12 * 3600 + 5
+
+
+def test_a_service_token_carries_its_regies_and_only_a_service_token_does():
+    t = auth.issue(SECRET, "service", subject="service:facturation", regies=["regie-eau", "regie-eau", "regie-a"])
+    caller = auth.verify(SECRET, t.value)
+    assert (caller.role, caller.regies) == ("service", ["regie-a", "regie-eau"])
+    assert auth.verify(SECRET, auth.issue(SECRET, "agent").value).regies is None
+    with pytest.raises(BadInput, match="régies"):
+        auth.issue(SECRET, "service")
+    with pytest.raises(BadInput, match="service"):
+        auth.issue(SECRET, "agent", regies=["regie-eau"])
+    # A service token without its régies (made by hand with the secret) is no token.
+    bare = jwt.encode({**jwt.decode(t.value, options={"verify_signature": False}), "regies": []}, SECRET,
+                      algorithm="HS256")
+    with pytest.raises(Unauthenticated):
+        auth.verify(SECRET, bare)

@@ -543,6 +543,56 @@ def test_the_consultation_alerts_fire_when_they_should(tmp_path):
 """)
 
 
+def test_the_payment_alerts_fire_when_they_should(tmp_path):
+    """The provider failing (more than 5 unavailable calls in 10 minutes, for 10 minutes) pages; a payment without
+    its result for over 30 minutes, reported by the reconciling replica, warns after 15 minutes; an anomaly warns
+    at once and stops an hour later."""
+    promtool_test_rules(tmp_path, f"""\
+      - series: 'parvis_payment_link_provider_errors_total{{job="payment_link", instance="a:9100", provider="payfip", operation="fetch_result", kind="unavailable"}}'
+        values: '0x10 0+2x40 80x30'
+      - series: 'parvis_payment_link_unconfirmed{{job="payment_link", instance="a:9100", age="over30m"}}'
+        values: '0x10 2x40 0x30'
+      - series: 'parvis_payment_link_unconfirmed{{job="payment_link", instance="b:9100", age="over30m"}}'
+        values: '0x80'
+      - series: 'parvis_payment_link_anomalies_total{{job="payment_link", instance="a:9100", kind="bill_paid_twice"}}'
+        values: '0x10 1x100'
+    alert_rule_test:
+      - eval_time: 5m
+        alertname: PaymentProviderErrors
+        exp_alerts: []
+      - eval_time: 40m
+        alertname: PaymentProviderErrors
+        exp_alerts:
+          - exp_labels: {{severity: critical, provider: payfip}}
+            exp_annotations:
+              summary: "Paiements : le prestataire payfip échoue (20 appels en erreur en 10 minutes)"
+              description: "Les payeurs ne peuvent pas commencer un paiement et les résultats ne sont pas relus : vérifier l'accès au prestataire (PARVIS_PAYFIP_URL, réseau, certificats) et son état."
+      - eval_time: 1h15m
+        alertname: PaymentProviderErrors
+        exp_alerts: []
+      - eval_time: 20m
+        alertname: PaymentsUnconfirmed
+        exp_alerts: []
+      - eval_time: 40m
+        alertname: PaymentsUnconfirmed
+        exp_alerts:
+          - exp_labels: {{severity: warning}}
+            exp_annotations:
+              summary: "2 paiement(s) sans résultat du prestataire depuis plus de 30 minutes"
+              description: "Ni la notification ni la réconciliation n'ont donné de résultat : vérifier le prestataire (P5 prolongé, injoignable) ; le paiement passe en échec (P0020) à la fin de sa session de 90 minutes si rien ne vient."
+      - eval_time: 30m
+        alertname: PaymentAnomaly
+        exp_alerts:
+          - exp_labels: {{severity: warning, kind: bill_paid_twice}}
+            exp_annotations:
+              summary: "Paiement anormal (bill_paid_twice) : un agent doit vérifier et rembourser"
+              description: "Le prestataire a confirmé un paiement pour un lien déjà terminé, ou une facture a été payée deux fois : voir les journaux du service payment_link (anomaly) et rembourser le payeur."
+      - eval_time: 1h30m
+        alertname: PaymentAnomaly
+        exp_alerts: []
+""")
+
+
 # -- Grafana ------------------------------------------------------------------------------------------
 def dashboard_panels(dashboard: dict) -> list[dict]:
     panels = []
@@ -681,6 +731,11 @@ DASHBOARD_METRICS = {
         "parvis_consultation_participations_total", "parvis_consultation_time_to_vote_seconds_bucket",
         "parvis_consultation_open", "parvis_consultation_paper_mismatches", "parvis_consultation_refused_total",
         "parvis_consultation_cast_round_ballots_bucket"),
+    "Parvis — paiements en ligne": (
+        "parvis_payment_link_payments_total", "parvis_payment_link_collected_cents_total",
+        "parvis_payment_link_refunded_cents_total", "parvis_payment_link_provider_call_seconds_bucket",
+        "parvis_payment_link_provider_errors_total", "parvis_payment_link_unconfirmed",
+        "parvis_payment_link_anomalies_total", "parvis_payment_link_reconciled_total"),
 }
 
 
