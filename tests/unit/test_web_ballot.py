@@ -2,7 +2,8 @@
 the service's; the console's budget form read (amounts in euros, a section a line)."""
 from gateway.web.ballot import running_totals, shown_headings
 from gateway.web.core import FormErrors
-from gateway.web.pages.consultations_console import cents, condition_choices, question_input, read_ballots, read_sections
+from gateway.web.pages.consultations_console import (cents, condition_choices, question_input, read_ballots,
+                                                     read_sections)
 
 HEADINGS = [{"id": "labege", "name": "Labège", "amountCents": 100_000_00, "maxProjects": None},
             {"id": "escalquens", "name": "Escalquens", "amountCents": 80_000_00, "maxProjects": 2}]
