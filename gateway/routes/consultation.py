@@ -254,6 +254,9 @@ def results_page(view: dict, r: dict) -> str:
     links = [f'<a href="{base}/results.csv">CSV</a>', f'<a href="{base}/results.json">JSON</a>']
     links += [f'<a href="{base}/{e(h["heading_id"])}.pb">Pabulib ({e(h["name"])})</a>' for h in r["headings"]]
     parts.append(f'<p>Données ouvertes (Licence Ouverte) : {" · ".join(links)}</p>')
+    if view["kind"] == "BUDGET" or view.get("secret"):
+        parts.append(f'<p><a href="{base}/verifier">Vérifier un reçu de vote</a> : le code donné à la fin du vote '
+                     'montre que le bulletin a été compté.</p>')
     for h in r["headings"]:
         rows = "".join(f'<tr><td>{x["rank"]}</td><td>{e(x["title"])}</td><td>{euros(x["price_cents"])}</td>'
                        f'<td>{x["votes"]["total"]}</td><td>{"lauréat" if x["winner"] else ""}</td></tr>'

@@ -2,7 +2,8 @@
 the service's; the console's budget form read (amounts in euros, a section a line)."""
 from gateway.web.ballot import running_totals, shown_headings
 from gateway.web.core import FormErrors
-from gateway.web.pages.consultations_console import cents, read_sections
+from gateway.web.pages.consultations_console import (cents, condition_choices, question_input, read_ballots,
+                                                     read_sections)
 
 HEADINGS = [{"id": "labege", "name": "Labège", "amountCents": 100_000_00, "maxProjects": None},
             {"id": "escalquens", "name": "Escalquens", "amountCents": 80_000_00, "maxProjects": 2}]
@@ -85,3 +86,47 @@ def test_a_wrong_section_line_is_told_by_its_number():
     assert errors.fields["sections"].startswith("Ligne 1 : écrivez « Nom ; montant en euros ; communes »")
     errors = FormErrors()
     assert read_sections("  \n", COMMUNES, [], errors) == [] and "une au moins" in errors.fields["sections"]
+
+
+PAPER_PROJECTS = [{"id": "p1", "headingId": "labege"}, {"id": "p2", "headingId": "labege"},
+                  {"id": "p3", "headingId": "escalquens"}]
+
+
+def test_paper_ballots_are_read_a_line_each():
+    errors = FormErrors()
+    ballots = read_ballots("1, 2\n\n blanc \nNUL\n3 1 1", PAPER_PROJECTS, errors)
+    assert not errors
+    assert ballots == [{"headings": [{"headingId": "labege", "projectIds": ["p1", "p2"]}]}, {"blank": True},
+                       {"null": True}, {"headings": [{"headingId": "escalquens", "projectIds": ["p3"]},
+                                                     {"headingId": "labege", "projectIds": ["p1"]}]}]
+
+
+def test_a_wrong_paper_ballot_is_told_with_its_line():
+    errors = FormErrors()
+    read_ballots("1\n4\nblanc nul\n", PAPER_PROJECTS, errors)
+    assert errors.fields["b_bulletins"] == ("Bulletins : ligne 2 : « 4 » n'est pas un numéro de projet (de 1 à 3) ; "
+                                            "ligne 3 : « blanc » n'est pas un numéro de projet (de 1 à 3).")
+    empty = FormErrors()
+    assert read_ballots(" \n", PAPER_PROJECTS, empty) == [] and "au moins un" in empty.fields["b_bulletins"]
+
+
+def test_a_question_may_depend_on_the_choices_before_it():
+    questions = [{"id": "uses", "type": "YES_NO", "label": "Utilisez-vous ?", "position": 1, "options": []},
+                 {"id": "note", "type": "RATING", "label": "Note", "position": 2, "options": []},
+                 {"id": "which", "type": "SINGLE_CHOICE", "label": "Laquelle ?", "position": 3,
+                  "options": [{"id": "a", "label": "A"}]},
+                 {"id": "why", "type": "LONG_TEXT", "label": "Pourquoi ?", "position": 4, "options": []}]
+    assert condition_choices(questions, 3) == [("uses=yes", "1. Utilisez-vous ? : « Oui »"),
+                                               ("uses=no", "1. Utilisez-vous ? : « Non »")]
+    assert [v for v, _ in condition_choices(questions, 4)] == ["uses=yes", "uses=no", "which=a"]
+
+
+def test_a_question_is_sent_back_whole():
+    q = {"id": "which", "type": "SINGLE_CHOICE", "label": "Laquelle ?", "description": "", "mandatory": True,
+         "position": 3, "maxCharacters": None, "minChoices": None, "maxChoices": None, "scale": None,
+         "options": [{"id": "a", "label": "A", "freeText": False}], "rows": [],
+         "conditions": [{"questionId": "uses", "operator": "EQUALS", "value": "yes"}]}
+    sent = question_input(q)
+    assert sent == q
+    sent["options"][0]["label"] = "B"
+    assert q["options"][0]["label"] == "A"  # a copy: the page's question is left as read

@@ -19,6 +19,7 @@ PHASE_LABELS = {"INFORMING": "information", "ACCEPTING": "dépôt des projets", 
                 "PUBLISHING_PRICES": "publication des coûts", "BALLOTING": "vote", "REVIEWING_BALLOTS": "dépouillement",
                 "FINISHED": "terminé"}
 STATUS_LABELS = {"DRAFT": "Brouillon enregistré", "SUBMITTED": "Réponses envoyées", "VOTED": "A voté"}
+BUDGET_ACTIONS = {"ACCEPTING": "Proposer un projet", "SELECTING": "Soutenir des projets"}
 ORIGIN_LABELS = {"WEB": "en ligne", "BOOTH": "au bureau de vote", "LETTER": "par courrier"}
 # Where a refusal of castBudgetBallot is shown: the service names `headings`, `headings.<id>` or a project in one.
 BALLOT_FIELDS = {"headings": "bulletin"}
@@ -33,9 +34,10 @@ def action_of(c: dict) -> tuple[str, str] | None:
     if c["state"] == "RESULTS_PUBLISHED":
         return f"/consultations/{c['id']}/results", "Voir les résultats"
     if c["kind"] == "BUDGET":
-        if c["state"] == "OPEN" and (c.get("budget") or {}).get("currentPhase") == "BALLOTING":
+        phase = (c.get("budget") or {}).get("currentPhase")
+        if c["state"] == "OPEN" and phase == "BALLOTING":
             return f"/consultations/{c['id']}/vote", "Voter"
-        return f"/consultations/{c['id']}", "Voir les projets"
+        return f"/consultations/{c['id']}/projets", BUDGET_ACTIONS.get(phase, "Voir les projets")
     if c["state"] == "OPEN":
         return f"/consultations/{c['id']}/repondre", "Répondre"
     return f"/consultations/{c['id']}", "En savoir plus"
@@ -70,7 +72,11 @@ async def participations(ctx: Ctx):
 
 # -- a participatory budget's ballot ------------------------------------------------------------------------
 async def ballot_data(ctx: Ctx, cid: str) -> tuple[dict, list[dict]]:
-    data = await ctx.data("BudgetBallot", id=cid)
+    return budget_and_projects(await ctx.data("BudgetBallot", id=cid))
+
+
+def budget_and_projects(data: dict) -> tuple[dict, list[dict]]:
+    """A budget's page data (its consultation and its projects); a missing budget is the page's 404."""
     c = data["consultation"]
     if c is None or c["kind"] != "BUDGET":
         raise PageError(404, "Budget introuvable", "Ce budget participatif n'existe pas ou n'est pas encore publié.")
@@ -179,6 +185,47 @@ async def receipt(ctx: Ctx):
         titles = {p["id"]: p for p in (await ballot_data(ctx, cid))[1]}
         chosen = [titles[pid] for pid in kept.get("p", []) if pid in titles]
     return ctx.render("receipt.html", title="Votre reçu de vote", c=c, code=kept["r"], chosen=chosen)
+
+
+@page("/consultations/{id}/verifier")
+async def verify(ctx: Ctx):
+    """A receipt code checked against the published ballots: anyone may see that a ballot was counted as cast,
+    without anyone knowing whose it is."""
+    cid, code = ctx.request.path_params["id"], ctx.param("code")
+    c = (await ctx.data("ReceiptConsultation", id=cid))["consultation"]
+    if c is None:
+        raise PageError(404, "Consultation introuvable", "Cette consultation n'existe pas ou n'est pas encore publiée.")
+    errors, found, chosen, answers = FormErrors(), None, [], []
+    if code:
+        result = await ctx.run("VerifyReceipt", id=cid, code=code)
+        if result.ok:
+            found = result.data["verifyReceipt"]
+        else:
+            errors.add("code", result.problems[0].message)  # a code unknown, malformed, or results not yet out
+    if found and c["kind"] == "BUDGET":
+        titles = {p["id"]: p for p in (await ballot_data(ctx, cid))[1]}
+        chosen = [titles.get(pid, {"title": pid}) for h in found["headings"] for pid in h["projectIds"]]
+    elif found:
+        answers = receipt_answers(c["questions"], found["answers"])
+    return ctx.render("verify_receipt.html", title=f"Vérifier un reçu : {c['title']}", c=c, code=code, found=found,
+                      chosen=chosen, answers=answers, errors=errors, back=f"/consultations/{cid}/results")
+
+
+def receipt_answers(questions: list[dict], answers: list[dict]) -> list[tuple[str, str]]:
+    """A counted response as a person reads it: each question's label and the answer's words."""
+    by_id = {q["id"]: q for q in questions}
+    shown = []
+    for a in answers:
+        q = by_id.get(a["questionId"], {"label": a["questionId"], "options": []})
+        labels = {o["id"]: o["label"] for o in q.get("options") or []}
+        if a.get("choices"):
+            text = ", ".join(labels.get(x, x) for x in a["choices"])
+        elif a.get("rating") is not None:
+            text = str(a["rating"])
+        else:
+            text = a.get("text") or "—"
+        shown.append((q["label"], text))
+    return shown
 
 
 # -- a survey or a consultation's form, without JavaScript ---------------------------------------------------

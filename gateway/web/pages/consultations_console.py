@@ -15,6 +15,7 @@ from gateway.web.pages.consultations import KIND_LABELS, PHASE_LABELS, STATE_LAB
 from gateway.web.pages.citizen import clock
 from gateway.web.pages.public import parse_day
 from gateway.web.render import amount, instant
+from gateway.web.survey import condition_notes
 
 nav("Consultations", "/console/consultations", AGENTS, area="console", order=40)
 
@@ -31,6 +32,7 @@ QUESTION_TYPES = [("SINGLE_CHOICE", "Choix unique"), ("MULTIPLE_CHOICE", "Choix 
                   ("MATRIX_MULTIPLE", "Grille (plusieurs choix par ligne)"), ("SECTION", "Titre de partie")]
 WITH_OPTIONS = {"SINGLE_CHOICE", "MULTIPLE_CHOICE", "RANKING", "MATRIX_SINGLE", "MATRIX_MULTIPLE"}
 WITH_ROWS = {"MATRIX_SINGLE", "MATRIX_MULTIPLE"}
+YES_NO = [{"id": "yes", "label": "Oui"}, {"id": "no", "label": "Non"}]  # a yes-or-no question's answers, as options
 # What an agent may do in each state: (form value, button, operation).
 ACTIONS = {
     "DRAFT": [("schedule", "Programmer", "ScheduleConsultation")],
@@ -367,7 +369,8 @@ async def manage(ctx: Ctx):
     return ctx.render("consultation_manage.html", title=c["title"], c=c, errors=errors, editable=editable,
                       actions=ACTIONS.get(c["state"], []), states=STATE_LABELS, kinds=KIND_LABELS,
                       phases=PHASE_LABELS, upcoming=upcoming, communes=names, types=QUESTION_TYPES,
-                      type_labels=dict(QUESTION_TYPES), q=shown, back="/console/consultations")
+                      type_labels=dict(QUESTION_TYPES), q=shown, notes=condition_notes(c["questions"]),
+                      back="/console/consultations")
 
 
 # -- paper sheets, entered twice ------------------------------------------------------------------------------
@@ -411,6 +414,44 @@ async def check_in(ctx: Ctx, cid: str, errors: FormErrors) -> str | None:
     return None
 
 
+def sheet_of(ctx: Ctx, booth_name: str, sheet_name: str, errors: FormErrors) -> tuple[str, str]:
+    """A paper sheet's booth code and number, as written on it."""
+    booth, sheet = ctx.form.text(booth_name), ctx.form.text(sheet_name)
+    if not IDENTIFIER.fullmatch(booth):
+        errors.add(booth_name, "Bureau de vote : son code, en lettres sans accents, chiffres et tirets "
+                               "(par exemple labege-mairie).")
+    if not IDENTIFIER.fullmatch(sheet):
+        errors.add(sheet_name, "Numéro de feuille : le numéro écrit sur la feuille (chiffres, lettres, tirets).")
+    return booth, sheet
+
+
+def read_ballots(text: str, projects: list[dict], errors: FormErrors) -> list[dict]:
+    """A budget's paper ballots, one a line as an agent reads them: the numbers of the projects ticked (as the
+    page numbers the projects on the ballot), or « blanc », or « nul »."""
+    ballots, problems = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        words = [w for w in re.split(r"[\s,;]+", line.strip().lower()) if w]
+        if not words:
+            continue
+        if words in (["blanc"], ["nul"]):
+            ballots.append({"blank": True} if words == ["blanc"] else {"null": True})
+            continue
+        wrong = [w for w in words if not w.isdigit() or not 1 <= int(w) <= len(projects)]
+        if wrong:
+            problems.append(f"ligne {n} : « {wrong[0]} » n'est pas un numéro de projet (de 1 à {len(projects)})")
+            continue
+        by_heading: dict[str, list[str]] = {}
+        for w in dict.fromkeys(words):
+            p = projects[int(w) - 1]
+            by_heading.setdefault(p["headingId"], []).append(p["id"])
+        ballots.append({"headings": [{"headingId": h, "projectIds": ids} for h, ids in by_heading.items()]})
+    if problems:
+        errors.add("b_bulletins", "Bulletins : " + " ; ".join(problems) + ".")
+    elif not ballots:
+        errors.add("b_bulletins", "Bulletins : un par ligne, au moins un.")
+    return ballots
+
+
 @page("/console/consultations/{id}/papier", roles=AGENTS, methods=("GET", "POST"))
 async def paper(ctx: Ctx):
     cid = ctx.request.path_params["id"]
@@ -428,14 +469,23 @@ async def paper(ctx: Ctx):
         done = await check_in(ctx, cid, errors)
         if done:
             return ctx.redirect(f"/console/consultations/{cid}/papier", done)
+    elif ctx.request.method == "POST" and ctx.form.get("op") == "bulletins" and c["kind"] == "BUDGET":
+        values = {k: v for k, v in ctx.form.items() if k != "csrf"}
+        booth, sheet = sheet_of(ctx, "b_bureau", "b_feuille", errors)
+        ballots = read_ballots(ctx.form.get("b_bulletins", ""), projects, errors)
+        if not errors:
+            result = await ctx.run("EnterPaperBallots", consultationId=cid, boothId=booth, sheetRef=sheet,
+                                   ballots=ballots)
+            if result.ok:
+                status = result.data["enterPaperBallots"]["status"]
+                return ctx.redirect(f"/console/consultations/{cid}/papier",
+                                    f"Feuille {sheet} du bureau {booth} : {counted(len(ballots), 'bulletin')} saisis, "
+                                    f"{ENTRY_STATUS[status][0].lower()}.")
+            errors = FormErrors.of(result.problems, {"booth_id": "b_bureau", "sheet_ref": "b_feuille",
+                                                     "ballots": "b_bulletins"})
     elif ctx.request.method == "POST":
         values = {k: v for k, v in ctx.form.items() if k != "csrf"}
-        booth, sheet = ctx.form.text("bureau"), ctx.form.text("feuille")
-        if not IDENTIFIER.fullmatch(booth):
-            errors.add("bureau", "Bureau de vote : son code, en lettres sans accents, chiffres et tirets "
-                                 "(par exemple labege-mairie).")
-        if not IDENTIFIER.fullmatch(sheet):
-            errors.add("feuille", "Numéro de feuille : le numéro écrit sur la feuille (chiffres, lettres, tirets).")
+        booth, sheet = sheet_of(ctx, "bureau", "feuille", errors)
         figures = {k: count(ctx, k, label, errors) for k, label in
                    (("bulletins", "Bulletins dans l'urne"), ("blancs", "Blancs"), ("nuls", "Nuls"))}
         votes = {name: count(ctx, name, label, errors) for _, fields in groups for name, label in fields}
@@ -459,10 +509,10 @@ async def paper(ctx: Ctx):
     labels = {"ballots": "Bulletins dans l'urne", "blank": "Blancs", "null": "Nuls"}
     labels.update({f"projects.{p['id']}": p["title"] for p in projects})
     labels.update({f"options.{q['id']}:{o['id']}": f"{q['label']} – {o['label']}" for q in c["questions"]
-                   for o in q["options"] + [{"id": "yes", "label": "Oui"}, {"id": "no", "label": "Non"}]})
+                   for o in q["options"] + YES_NO})
     return ctx.render("paper_entries.html", title=f"Bulletins papier : {c['title']}", c=c, groups=groups,
                       entries=data["paperEntries"]["nodes"], status=ENTRY_STATUS, errors=errors, values=values,
-                      labels=labels, back=f"/console/consultations/{cid}")
+                      labels=labels, projects=projects, back=f"/console/consultations/{cid}")
 
 
 # -- a budget's projects: moderation, feasibility and price, the ballot ------------------------------------------
@@ -519,4 +569,73 @@ async def budget_projects(ctx: Ctx):
     return ctx.render("budget_projects.html", title=f"Projets : {c['title']}", c=c, projects=projects,
                       headings=headings, errors=errors, moderation=MODERATION_LABELS, feasibility=FEASIBILITY_LABELS,
                       phase=PHASE_LABELS.get(c["budget"]["currentPhase"] or "", "avant l'ouverture"),
+                      back=f"/console/consultations/{cid}")
+
+
+# -- one question's texts and display condition -------------------------------------------------------------
+def condition_choices(questions: list[dict], before: int) -> list[tuple[str, str]]:
+    """The answers a question may depend on: each option of an earlier choice question, as `question=option`."""
+    found = []
+    for q in questions:
+        if q["position"] >= before or q["type"] not in ("SINGLE_CHOICE", "MULTIPLE_CHOICE", "YES_NO"):
+            continue
+        options = YES_NO if q["type"] == "YES_NO" else q["options"]
+        found += [(f"{q['id']}={o['id']}", f"{q['position']}. {q['label']} : « {o['label']} »") for o in options]
+    return found
+
+
+def question_input(q: dict) -> dict:
+    """A question as the API reads it back (QuestionInput), every field kept."""
+    kept = {k: q.get(k) for k in ("id", "type", "label", "description", "mandatory", "position", "maxCharacters",
+                                  "minChoices", "maxChoices", "scale")}
+    kept["options"] = [dict(o) for o in q.get("options") or []]
+    kept["rows"] = [dict(r) for r in q.get("rows") or []]
+    kept["conditions"] = [dict(x) for x in q.get("conditions") or []]
+    return kept
+
+
+@page("/console/consultations/{id}/questions/{qid}", roles=AGENTS, methods=("GET", "POST"))
+async def edit_question(ctx: Ctx):
+    """Once responses exist, only texts change (a typo's correction, kept as a revision); before, the display
+    condition too."""
+    cid, qid = ctx.request.path_params["id"], ctx.request.path_params["qid"]
+    c = await consultation(ctx, cid)
+    q = next((x for x in c["questions"] if x["id"] == qid), None)
+    if q is None or c["kind"] == "BUDGET":
+        raise PageError(404, "Question introuvable", "Cette question n'est pas dans le formulaire.")
+    locked = c["questionsLocked"]
+    conditions = condition_choices(c["questions"], q["position"])
+    first = (q.get("conditions") or [{}])[0]
+    values = {"libelle": q["label"], "aide": q.get("description") or "",
+              "condition": f"{first['questionId']}={first['value']}" if first else "",
+              **{f"o-{o['id']}": o["label"] for o in q.get("options") or []},
+              **{f"l-{r['id']}": r["label"] for r in q.get("rows") or []}}
+    errors = FormErrors()
+    if ctx.request.method == "POST":
+        values = {k: ctx.form.text(k) for k in values}
+        question = question_input(q)
+        question.update(label=values["libelle"], description=values["aide"])
+        for kind, prefix in (("options", "o-"), ("rows", "l-")):
+            for item in question[kind]:
+                item["label"] = values[prefix + item["id"]]
+                if not item["label"]:
+                    errors.add(prefix + item["id"], "Libellé : obligatoire.")
+        if not values["libelle"]:
+            errors.add("libelle", "Libellé : obligatoire.")
+        if not locked:
+            if values["condition"] and values["condition"] not in dict(conditions):
+                errors.add("condition", "Choisissez une réponse d'une question qui vient avant celle-ci.")
+            source, _, value = values["condition"].partition("=")
+            question["conditions"] = [{"questionId": source, "value": value, "operator": "EQUALS"}] if source else []
+        if not errors:
+            result = await ctx.run("UpdateQuestion", consultationId=cid, question=question)
+            if result.ok:
+                return ctx.redirect(f"/console/consultations/{cid}#question-{qid}", "Question corrigée : la "
+                                    "correction est gardée dans l'historique du formulaire." if locked
+                                    else "Question modifiée.")
+            fields = {"question.label": "libelle", "question.description": "aide", "question.conditions": "condition",
+                      qid: "libelle"}  # a change refused once responses exist names the question
+            errors = FormErrors.of(result.problems, fields)
+    return ctx.render("question_form.html", title=f"Question {q['position']} : {c['title']}", c=c, q=q,
+                      values=values, errors=errors, locked=locked, conditions=conditions,
                       back=f"/console/consultations/{cid}")
