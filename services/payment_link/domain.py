@@ -34,6 +34,7 @@ from contracts.payment_link import (
     NUMCLI_PATTERN,
     REFERENCE_PATTERN,
 )
+from core.french import euros
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -133,12 +134,6 @@ def payfip_exer(now: datetime) -> str:
 _REFERENCE = re.compile(REFERENCE_PATTERN)
 _NUMCLI = re.compile(NUMCLI_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def euros(cents: int) -> str:
-    """12,50 € as a French reader writes it (non-breaking space before €, thin-space thousands)."""
-    whole, part = divmod(cents, 100)
-    return f"{whole:,}".replace(",", "\u202f") + f",{part:02d}\u00a0€"
 
 
 def check_amount(amount: int, field: str = "amount") -> int:
