@@ -225,6 +225,7 @@ def notifications(platform, mongo, sim: str, count: int, clients: int) -> None:
     rpc_call(platform.broker.url, "notification", "add_webhook", caller=agent, partner="bench", url=receiver.url,
              topics=["payment_link.succeeded"], regie_ids=[REGIE["id"]])
     httpx.post(f"{sim}/_sim/control", json={"notify": "never"}).raise_for_status()
+    tap = BusTap(platform.broker.url)  # before anything happens: every success is counted
     t = time.perf_counter()
     created = asyncio.run(rpc_many(platform.broker.url, [("create_payment_link", agent, {"payment": {
         "regie_id": REGIE["id"], "amount": 1000 + n, "reference": f"NOTIF{n:08d}", "description": "Facture d'eau",
@@ -234,7 +235,6 @@ def notifications(platform, mongo, sim: str, count: int, clients: int) -> None:
                                                           for i in ids]))
     asyncio.run(choose_paid([s["next_url"] for s in sessions]))
     log(f"{count} payments created, started and paid on the simulator's page in {time.perf_counter() - t:.0f}s")
-    tap = BusTap(platform.broker.url)
     db = mongo.client()["parvis_payment_link"]["payments"]
     try:
         started = time.perf_counter()
@@ -287,7 +287,9 @@ def main() -> int:
     # The notifications all come from one address (the bench's): the gateway's limit for an anonymous client (100/s
     # by address) would measure itself; a provider's servers are few addresses too (see the README's runbook).
     platform = Platform(mongo, broker, **({"PARVIS_PAYFIP_URL": sim, "PARVIS_WEBHOOK_ALLOW": "127.0.0.1/32",
-                                           "PARVIS_NOTIFY_INTERVAL": "0.2", "PARVIS_RATE_LIMIT": "0"} if sim else {}))
+                                           "PARVIS_NOTIFY_INTERVAL": "0.2", "PARVIS_RATE_LIMIT": "0",
+                                           # the notifications, not the reconciliation timer, must settle them:
+                                           "PARVIS_PAYMENT_RECONCILE_INTERVAL": "3600"} if sim else {}))
     bare = None
     try:
         platform.service("payment_link")
