@@ -9,7 +9,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.consultation_flows import ADVANCE, AGENT2, CAST, CREATE, act, budget_input, budget_to_ballot, citizen, data
-from tests.e2e.test_consultation_pages import browser, no_serious_violation  # noqa: F401 - a fixture
+from tests.e2e.test_consultation_pages import no_serious_violation
 from tests.e2e.test_consultation_web import platform  # noqa: F401 - a fixture
 from tests.e2e.test_web_pages import AGENT, sign_in
 

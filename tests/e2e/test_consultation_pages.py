@@ -4,10 +4,9 @@ of a survey and the paper ballot of a budget (every question type, the projects 
 results page and its open data; axe-core finds no serious or critical violation on any of them."""
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import sync_playwright
 
 from tests.consultation_flows import (RESULTS, act, budget_to_ballot, citizen, data, open_survey)
-from tests.support import Platform, launch_chromium, wait_until
+from tests.support import Platform, wait_until
 
 PROJECTS = [{"title": "Jardins partagés", "headingId": "labege", "cost": 45_000_00},
             {"title": "Aire de jeux inclusive", "headingId": "labege", "cost": 30_000_50},
@@ -28,14 +27,6 @@ def platform(mongo, broker):
     rpc_call(p.broker.url, "agenda", "import_reference_data", timeout=60, **demo_data())
     yield p
     p.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as pw:
-        b = launch_chromium(pw)
-        yield b
-        b.close()
 
 
 def no_serious_violation(page, what: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.consultation_flows import budget_to_ballot, citizen, data, open_survey
-from tests.e2e.test_consultation_pages import browser, no_serious_violation  # noqa: F401 - a fixture
+from tests.e2e.test_consultation_pages import no_serious_violation
 from tests.e2e.test_web_pages import LIMITS, http_session, sign_in
 from tests.support import Platform, token
 

@@ -6,9 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import sync_playwright
 
-from tests.support import Platform, launch_chromium, token, wait_until
+from tests.support import Platform, token, wait_until
 
 AGENT = token("agent", subject="agent:test")
 
@@ -22,14 +21,6 @@ def platform(mongo, broker):
     p.gateway()
     yield p
     p.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as pw:
-        b = launch_chromium(pw)
-        yield b
-        b.close()
 
 
 def gql(platform, query, variables=None, tok=AGENT):

@@ -3,10 +3,10 @@ simulated page, the return page showing the result read back from the provider a
 the sandbox card page, the return page saying so. axe-core finds no serious or critical violation on our pages."""
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.payment_flows import bill, platform_with_simulator, regies
-from tests.support import launch_chromium, token
+from tests.support import token
 
 CREATE = """mutation($i: PaymentLinkInput!) { createPaymentLink(input: $i) { payment { id } } }"""
 
@@ -28,14 +28,6 @@ def stack(mongo, broker):
     yield p
     p.stop()
     sim_proc.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as pw:
-        b = launch_chromium(pw)
-        yield b
-        b.close()
 
 
 def pay_by_card(page, stack, payment: dict, number: str) -> None:

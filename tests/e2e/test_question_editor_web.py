@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from playwright.sync_api import expect
 
 from tests.consultation_flows import CREATE, SUBMIT, act, citizen, data, full_answers, survey_questions
-from tests.e2e.test_consultation_pages import browser, no_serious_violation  # noqa: F401 - a fixture
+from tests.e2e.test_consultation_pages import no_serious_violation
 from tests.e2e.test_consultation_web import platform  # noqa: F401 - a fixture
 from tests.e2e.test_web_pages import AGENT, sign_in
 

@@ -9,7 +9,6 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from gateway.web import _load_pages, core
-from tests.e2e.test_consultation_pages import browser  # noqa: F401 - a fixture
 from tests.e2e.test_web_pages import AGENT, ASSOCIATION, LIMITS, OPERATOR, day_in, propose, sign_in
 from tests.support import Platform, token
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.support import Platform, launch_chromium, token, wait_until
+from tests.support import Platform, token, wait_until
 
 expect.set_options(timeout=15_000)  # a page after a POST and its redirect, on a loaded machine
 
@@ -37,14 +37,6 @@ def platform(mongo, broker):
     p.stop_reporting_crashes()
     for line in faults:  # the gateway's faults, for the test log
         print(line.replace("\\n", "\n"))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as pw:
-        b = launch_chromium(pw)
-        yield b
-        b.close()
 
 
 def mails(platform) -> set[str]:
