@@ -399,11 +399,18 @@ class RabbitNode:
             self.proc = subprocess.Popen(["runuser", "-u", "rabbitmq", "--", "env", "-i", *env, RABBITMQ_SERVER],
                                          stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
-        wait_until(lambda: self._amqp_ok() or self.proc.poll() is not None, timeout, 0.2,
-                   f"RabbitMQ node {self.name} on {self.port}")
+        try:
+            wait_until(lambda: self._amqp_ok() or self.proc.poll() is not None, timeout, 0.2,
+                       f"RabbitMQ node {self.name} on {self.port}")
+        except AssertionError as exc:
+            tail = self.log_tail()
+            self.destroy()  # not left running behind a failed fixture
+            raise AssertionError(f"{exc}; last AMQP error: {self.last_error!r}\n{tail}") from None
         if self.proc.poll() is not None:
             raise AssertionError(f"RabbitMQ node {self.name} exited:\n{self.log_tail()}")
         return self
+
+    last_error: Exception | None = None
 
     def _amqp_ok(self) -> bool:
         from kombu import Connection
@@ -412,7 +419,8 @@ class RabbitNode:
             with Connection(self.url, connect_timeout=1) as conn:
                 conn.connect()
             return True
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - not up yet; said if it never comes
+            self.last_error = exc
             return False
 
     def ctl(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:

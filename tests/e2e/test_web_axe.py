@@ -43,8 +43,6 @@ PARAMS = {
 # A page shown with another status than 200: a bill's return page before any payment says that none began.
 STATUS = {"/pay/{payment}/retour": 409}
 OTHER_PAGES = ["/agenda/events/{event}", "/consultations/{survey}", "/consultations/{budget}"]
-# The pages' modules import pygal, whose import hook makes Python warn at every later first import.
-pytestmark = pytest.mark.filterwarnings("ignore:PluginImportFixer:ImportWarning")
 
 
 @pytest.fixture(scope="module")
