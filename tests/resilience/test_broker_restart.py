@@ -18,7 +18,7 @@ import httpx
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from tests.support import Platform, RabbitNode, token, wait_until
+from tests.support import Platform, token, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -68,13 +68,6 @@ class Client:
 
     def during(self, start: float, end: float, what: str | None = None):
         return [e for e in self.log if start <= e[0] <= end and (what is None or e[3] == what)]
-
-
-@pytest.fixture(scope="module")
-def node():
-    n = RabbitNode().start()
-    yield n
-    n.destroy()
 
 
 @pytest.fixture

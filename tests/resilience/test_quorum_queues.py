@@ -14,16 +14,9 @@ from nameko.standalone.events import get_event_exchange
 from contracts import build_envelope
 from core import deadletters as dlq
 from parvis.seed import demo_data
-from tests.support import ROOT, Platform, RabbitNode, rpc_call, wait_until
+from tests.support import ROOT, Platform, rpc_call, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def node():
-    n = RabbitNode().start()
-    yield n
-    n.destroy()
 
 
 @pytest.fixture
