@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -35,7 +36,7 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
-from bench.httpload import Connection, ceiling  # noqa: E402
+from bench.httpload import Connection, CpuMeter, ceiling, rabbitmq_pid  # noqa: E402
 
 TARGETS = {"ballots_per_s": 500, "ratio_bare": 0.50, "p95_ms": 100, "results_s": 1.0, "count_p95_ms": 20}
 CAST = ("mutation($b: ID!, $h: [HeadingBallotInput!]!) { castBudgetBallot(budgetId: $b, headings: $h) "
@@ -199,7 +200,7 @@ def main() -> int:
     try:
         service = platform.service("consultation")
         platform.service("notification")  # the revocation list: without it, the gateway refuses every token
-        platform.gateway()
+        gateway = platform.gateway()
         bid, ids = budget_to_ballot(platform.url, PROJECTS, headings=[
             {"id": "territoire", "name": "Tout le Sicoval", "amountCents": 150_000_00}])
         log(f"budget {bid} in its vote: 12 projects, one heading")
@@ -211,6 +212,9 @@ def main() -> int:
         bare_url = f"http://127.0.0.1:{port}"
         wait_until(lambda: http_status(f"{bare_url}/graphql") in (405, 200), 30)
         log(f"load generator ceiling (bench/httpload.py, trivial endpoint): {ceiling(args.clients):.0f} req/s")
+        meters = {"e2e": CpuMeter({"gateway": gateway.proc.pid, "consultation": service.proc.pid,
+                                   "nx-27017": mongo.proc.pid, "rabbitmq": rabbitmq_pid(), "load": os.getpid()}),
+                  "bare": CpuMeter({"bare app": bare.pid, "nx-27017": mongo.proc.pid, "load": os.getpid()})}
         per_run = args.voters // args.runs
         e2e, raw = [], []
         for r in range(args.runs):
@@ -218,8 +222,10 @@ def main() -> int:
             order = (("e2e", platform.url), ("bare", bare_url)) if r % 2 == 0 else (("bare", bare_url),
                                                                                  ("e2e", platform.url))
             for name, url in order:
+                meters[name].start()
                 res = asyncio.run(run_voters(url, bid, ids, tokens, voters, args.clients, count_reads=name == "e2e",
                                              repeat_every=50 if name == "e2e" else 0))
+                res["cpu"] = meters[name].stop()
                 (e2e if name == "e2e" else raw).append(res)
                 rate = len(res["done"]) / res["elapsed"]
                 log(f"run {r + 1} {name:4s}: {len(res['done'])} ballots in {res['elapsed']:.1f}s = {rate:.0f}/s  "
@@ -228,6 +234,7 @@ def main() -> int:
                     + (f"  repeats refused {res['repeats'] - res['double_votes']}/{res['repeats']}  count reads "
                        f"p95 {pct(res['count_latencies'], .95):.1f} ms ({len(res['count_latencies'])})"
                        if name == "e2e" else ""))
+                log(f"  CPU a ballot: {CpuMeter.per_item(res['cpu'], len(res['done']))}")
                 if res["errors"]:
                     log(f"  first errors: {res['errors'][:3]}")
         acked = sum(len(x["done"]) for x in e2e)

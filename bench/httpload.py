@@ -9,6 +9,7 @@ endpoint, so that a figure near that ceiling is read as "client-bound".
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 import time
 from typing import Callable
@@ -144,3 +145,49 @@ def ceiling(clients: int = 50, seconds: float = 3.0) -> float:
 
 if __name__ == "__main__":
     print(f"httpload ceiling: {ceiling():.0f} req/s against a trivial Starlette endpoint, 50 connections")
+
+
+class CpuMeter:
+    """CPU seconds (user + system, their waited-for children included) that named processes spend between `start()`
+    and `stop()`, read from /proc/<pid>/stat: where the CPU of a request goes, process by process."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = {name: pid for name, pid in pids.items() if pid}
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.begin: dict[str, float] = {}
+
+    def _read(self, pid: int) -> float:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return sum(int(v) for v in fields[11:15]) / self.tick  # utime stime cutime cstime
+
+    def start(self) -> None:
+        self.begin = {name: self._read(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        return {name: self._read(pid) - self.begin.get(name, 0.0) for name, pid in self.pids.items()}
+
+    @staticmethod
+    def per_item(spent: dict[str, float], items: int) -> str:
+        """«gateway 1.20 ms, consultation 0.80 ms, … = 3.10 ms a ballot» for `items` done meanwhile."""
+        if not items:
+            return "nothing done"
+        parts = [f"{name} {seconds / items * 1000:.2f}" for name, seconds in spent.items()]
+        return ", ".join(parts) + f" = {sum(spent.values()) / items * 1000:.2f} ms"
+
+
+def rabbitmq_pid() -> int | None:
+    """The local RabbitMQ node's Erlang VM (beam.smp), if one runs."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"beam.smp") and any(b"rabbit" in a for a in argv):
+                return int(entry.name)
+    return None

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field
 
 from contracts.base import EventContract, Model, RpcContract
-from contracts.platform import declare_ping
+from contracts.platform import batch_of, declare_ping
 
 SERVICE = "consultation"
 
@@ -890,6 +890,7 @@ SELECT_PROJECTS = RpcContract(SERVICE, "select_projects", SelectProjects, list[P
                               "Put projects on the ballot, or take them off, before BALLOTING (agent)")
 CAST_BUDGET_BALLOT = RpcContract(SERVICE, "cast_budget_ballot", CastBudgetBallot, BallotReceipt,
                                  "Cast the caller's secret, final budget ballot during BALLOTING (citizen)")
+CAST_BUDGET_BALLOTS = batch_of(CAST_BUDGET_BALLOT, "cast_budget_ballots")
 IMPORT_PANEL_MEMBERS = RpcContract(SERVICE, "import_panel_members", ImportPanelMembers, PanelImportReport,
                                    "Set a PANEL consultation's members from email addresses (agent)")
 CHECK_IN_VOTER = RpcContract(SERVICE, "check_in_voter", CheckInVoter, CheckInReport,

@@ -75,3 +75,40 @@ class PingReply(Model):
 
 def declare_ping(service: str) -> RpcContract:
     return RpcContract(service, "ping", Empty, PingReply, "Liveness and readiness: answers when the service and its database do")
+
+
+# -- batched RPCs: the calls of one method that arrive together, sent as one ---------------------------------
+# The gateway sends the calls of a hot write (a budget ballot, a payment link) that arrive while one of their batches
+# is in flight as one RPC (gateway/batching.py), so that the service pays its RPC, its workers and its rounds of writes
+# once per batch. Each item keeps its own caller, signed for the single method (`"<service>.<method>"`): the service
+# trusts an item's caller exactly as it trusts the caller of that method called alone (services/common/rpc.py). Each
+# item's arguments are checked against the single method's request by the service, item by item: one bad item is
+# refused alone, with the error the single method would give.
+class BatchItem(Model):
+    caller: dict | None = Field(default=None, description="who calls, as for the single method (Caller)")
+    caller_sig: str | None = Field(default=None, description="the caller's signature for the single method")
+    correlation_id: str | None = Field(default=None, max_length=64, description="the request this item comes from")
+    args: dict = Field(description="the single method's keyword arguments (its request)")
+
+
+class BatchError(Model):
+    """An item's refusal, in the form nameko gives a remote exception (the gateway maps it as for one call)."""
+
+    exc_type: str
+    exc_args: list = []
+    value: str = ""
+
+
+def batch_of(spec: RpcContract, method: str, max_items: int = 500) -> RpcContract:
+    """The batched form of `spec`: `method(items=[BatchItem])` answers `{"results": [{"result": …} | {"error": …}]}`,
+    one per item, in order; each result is the single method's reply."""
+    from pydantic import create_model
+
+    stem = "".join(part.title() for part in method.split("_"))
+    request = create_model(stem, __base__=Model, items=(list[BatchItem], Field(min_length=1, max_length=max_items)))
+    outcome = create_model(f"{stem}Outcome", __base__=Model, result=(spec.reply | None, None),
+                           error=(BatchError | None, None))
+    reply = create_model(f"{stem}Reply", __base__=Model, results=(list[outcome], ...))
+    summary = f"{spec.summary}: the calls that arrive together, as one (each item checked and answered as " \
+              f"{spec.name} alone)"
+    return RpcContract(spec.service, method, request, reply, summary)

@@ -27,6 +27,7 @@ from strawberry.asgi import GraphQL
 from contracts.errors import ParvisError, ServiceUnavailable, Unauthenticated
 from contracts.platform import Caller
 from gateway import auth, graphiql
+from gateway.batching import batchers
 from gateway.errors import english_request, map_errors
 from gateway.limits import RateLimiter, client_address
 from gateway.compiled import CompiledPaths
@@ -253,6 +254,7 @@ class Gateway:
         self.schema = build_schema(production=self.settings.production)
         self.public_agenda = PublicAgenda(self._public_call, to_event, self.settings.amqp_url)
         self.compiled = CompiledPaths(self, self.settings.compiled_paths)
+        self.batchers = batchers(self.rpc, self.settings.secret, self.settings.rpc_batches)
         self._tasks: list[asyncio.Task] = []
 
     async def _public_call(self, service: str, method: str, **kwargs):
@@ -295,6 +297,10 @@ class Gateway:
         started = time.perf_counter()
         outcome = "ok"
         try:
+            batcher = self.batchers.get((service, method))
+            if batcher is not None:
+                raw = await batcher.call(kwargs, caller.model_dump(exclude_none=True), correlation_id, timeout)
+                return read_reply(service, method, raw, as_model)
             context = {"correlation_id": correlation_id, "caller": caller.model_dump(exclude_none=True)}
             if background:
                 context["background"] = True

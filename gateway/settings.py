@@ -22,6 +22,16 @@ def _paths(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _batched(raw: str) -> tuple[str, ...]:
+    from gateway.batching import BATCHED
+
+    names = tuple(p.strip() for p in raw.split(",") if p.strip() and p.strip() != "none")
+    unknown = set(names) - set(BATCHED)
+    if unknown:
+        raise ValueError(f"a list of {', '.join(BATCHED)}, or none")
+    return names
+
+
 @dataclass(frozen=True)
 class GatewaySettings(BaseSettings):
     """What the gateway reads besides the platform's settings (HTTP port, secret, public URL, …)."""
@@ -35,3 +45,7 @@ class GatewaySettings(BaseSettings):
     compiled_paths: tuple[str, ...] = setting("PARVIS_COMPILED_PATHS", ("events", "votes"), "GraphQL operations "
                                               "answered without graphql-core's executor (gateway/compiled/): "
                                               "`events`, `votes`, or `none`", parse=_paths, shown="`events,votes`")
+    rpc_batches: tuple[str, ...] = setting("PARVIS_RPC_BATCHES", ("consultation.cast_budget_ballot",),
+                                           "hot writes whose calls arriving together go to their service as one RPC "
+                                           "(gateway/batching.py), or `none`", parse=_batched,
+                                           shown="`consultation.cast_budget_ballot`")

@@ -93,3 +93,63 @@ class CallerProvider(DependencyProvider):
         except ValidationError:
             caller = Caller()
         return CallerView(caller)
+
+
+# -- batched RPCs (contracts/platform.py: batch_of) -------------------------------------------------------------
+class BatchCall:
+    """One item of a batched RPC: its caller (trusted as for the single method called alone), its request checked
+    against the single method's contract, and, once known, its result or its refusal."""
+
+    __slots__ = ("caller", "request", "result", "error", "correlation_id")
+
+    def __init__(self, caller: CallerView, request: BaseModel | None, error: BaseException | None,
+                 correlation_id: str | None):
+        self.caller, self.request, self.error, self.correlation_id = caller, request, error, correlation_id
+        self.result: Any = None
+
+
+def batch_calls(secret: str, single: RpcContract, items: list) -> list[BatchCall]:
+    """The items of a batched call of `single`, each with its own caller: a caller signed for `single` less than a
+    minute ago, the public otherwise (as CallerProvider does for one call); an item whose arguments break the
+    request's contract is refused alone."""
+    calls = []
+    for item in items:
+        raw = item.caller or {}
+        caller = Caller()
+        if raw:
+            if caller_signed(secret, raw, single.name, item.caller_sig):
+                try:
+                    caller = Caller.model_validate(raw)
+                except ValidationError:
+                    pass
+            else:
+                log.warning("unsigned or forged caller in a batch of %s treated as the public: %s", single.name, raw)
+        try:
+            request, error = single.request.model_validate(item.args), None
+        except ValidationError as exc:
+            request, error = None, validation_error(exc)
+        calls.append(BatchCall(CallerView(caller), request, error, item.correlation_id))
+    return calls
+
+
+def batch_reply(single: RpcContract, calls: list[BatchCall]) -> dict:
+    """`{"results": [...]}` in the items' order: each result as the single method's reply (checked by its contract),
+    each refusal in the form nameko gives an exception (gateway/rpc.py: remote_error reads both alike)."""
+    reply = TypeAdapter(single.reply)
+    results = []
+    for call in calls:
+        if call.error is None:
+            try:
+                results.append({"result": reply.dump_python(reply.validate_python(_plain(call.result)), mode="json")})
+                continue
+            except ValidationError as exc:  # our fault, not the caller's: that item alone fails
+                log.error("a result of %s breaks its contract: %s", single.name, exc)
+                call.error = RuntimeError("reply breaks its contract")
+        results.append({"error": error_form(call.error)})
+    return {"results": results}
+
+
+def error_form(exc: BaseException) -> dict:
+    if isinstance(exc, ParvisError):
+        return {"exc_type": type(exc).__name__, "exc_args": [exc.message, exc.field], "value": exc.message}
+    return {"exc_type": type(exc).__name__, "exc_args": [], "value": "erreur interne"}

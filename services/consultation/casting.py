@@ -131,14 +131,45 @@ class Urn(DependencyProvider):
         return self.state
 
 
+class Casts:
+    """The ballots one request brings (one, or a batch from the gateway: gateway/batching.py), written in the same
+    round: `docs` are their ballots (for the queue's sizing), each Cast keeps its own refusal; `error` is the round's
+    failure, which is every one's."""
+
+    __slots__ = ("casts", "docs", "error", "done")
+
+    def __init__(self, casts: list[Cast]):
+        self.casts = casts
+        self.docs = [c.docs[0] for c in casts]
+        self.error: BaseException | None = None
+        self.done = GreenEvent()
+
+
 def cast(store, state: UrnState, job: Cast) -> Cast:
     """Write a secret ballot in the next round; raises its refusal (already voted, closed), or ServiceUnavailable
     when the round failed (the voter retries: see STILL_WRITING)."""
+    cast_many(store, state, [job])
+    if job.error is not None:
+        raise job.error
+    return job
+
+
+def cast_many(store, state: UrnState, jobs: list[Cast]) -> list[Cast]:
+    """Write secret ballots in the same round; each refused one keeps its refusal in `error` (already voted,
+    closed), and all of them ServiceUnavailable when the round failed."""
+    if not jobs:
+        return jobs
     try:
-        return state.queue.submit(Rounds(store, state), job)
+        state.queue.submit(Rounds(store, state), Casts(jobs))
     except PyMongoError:
         log.exception("a round of ballots failed")
-        raise ServiceUnavailable("Le vote n'a pas pu être enregistré : réessayez dans quelques secondes.") from None
+        failed = ServiceUnavailable("Le vote n'a pas pu être enregistré : réessayez dans quelques secondes.")
+        for job in jobs:
+            job.error = failed
+    except Exception as exc:  # the round's failure (ServiceUnavailable, a stop) is every ballot's
+        for job in jobs:
+            job.error = exc
+    return jobs
 
 
 class Rounds:
@@ -147,7 +178,8 @@ class Rounds:
     def __init__(self, store, state: UrnState | None):
         self.store, self.state = store, state
 
-    def write(self, jobs: list[Cast], close: list, sent=lambda: None):
+    def write(self, groups: list[Casts], close: list, sent=lambda: None):
+        jobs = [job for group in groups for job in group.casts]
         round_id = uuid.uuid4().hex
         now = utcnow()
         started = time.perf_counter()

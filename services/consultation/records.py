@@ -15,8 +15,24 @@ def form(doc: dict) -> list[Question]:
     return [Question.model_validate(q) for q in doc.get("questions") or []]
 
 
+_SETTINGS: dict[int, tuple[dict, BudgetSettings]] = {}  # id(budget part) -> (that part, its settings): see below
+
+
 def budget_settings(doc: dict) -> BudgetSettings | None:
-    return BudgetSettings.model_validate(doc["budget"]) if doc.get("budget") else None
+    """A budget's settings, read from its document. Each ballot needs them several times, and a ballot's document is
+    the store's recent copy (the same object for seconds): they are read once per object, kept while the object is
+    (the entry holds it, so its id is not reused meanwhile), for the last few objects met."""
+    part = doc.get("budget")
+    if not part:
+        return None
+    hit = _SETTINGS.get(id(part))
+    if hit is not None and hit[0] is part:
+        return hit[1]
+    settings = BudgetSettings.model_validate(part)
+    if len(_SETTINGS) >= 16:
+        _SETTINGS.pop(next(iter(_SETTINGS)))
+    _SETTINGS[id(part)] = (part, settings)
+    return settings
 
 
 def state_now(doc: dict, now: datetime) -> str:

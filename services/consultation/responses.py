@@ -122,6 +122,13 @@ class Responses:
 
     # -- budget ballots -------------------------------------------------------------------------------------
     def cast_ballot(self, req: c.CastBudgetBallot) -> dict:
+        job, reply = self.ballot(req)
+        cast(self.store, self.urn, job)
+        return reply
+
+    def ballot(self, req: c.CastBudgetBallot) -> tuple[Cast, dict]:
+        """The caller's budget ballot checked against the budget's rules, ready for its round, and its answer once
+        written: BadInput, Forbidden, Conflict raised here (nothing is written for a refused ballot)."""
         doc = self._consultation(req.budget_id, cached=True)
         if doc["kind"] != "BUDGET":
             raise BadInput("Cette consultation n'est pas un budget participatif.", "budget_id")
@@ -139,8 +146,8 @@ class Responses:
         ballot = ballots.secret_ballot(doc["_id"], receipt, headings=lines)
         ballot.pop("_id")
         inc = {f"v:{pid}": n for pid, n in budget.ballot_increments(lines).items()}
-        cast(self.store, self.urn, Cast(ballot, self.caller.subject, inc, "ballot"))
-        return {"consultation_id": doc["_id"], "receipt_code": receipt, "headings": lines}
+        return (Cast(ballot, self.caller.subject, inc, "ballot"),
+                {"consultation_id": doc["_id"], "receipt_code": receipt, "headings": lines})
 
     # -- where the caller took part ---------------------------------------------------------------------------
     def participations(self, req: c.MyParticipations) -> dict:

@@ -14,9 +14,10 @@ import time
 from nameko.rpc import RpcProxy
 
 from contracts import consultation as c
+from contracts.errors import ParvisError
 from services.common.events import Events
 from services.common.mongo import Mongo, utcnow
-from services.common.rpc import contract, rpc
+from services.common.rpc import batch_calls, batch_reply, contract, rpc
 from services.common.service import ServiceBase
 from services.common.settings import Settings, timer
 from services.consultation import casting, clock
@@ -162,6 +163,30 @@ class ConsultationService(ServiceBase):
     @contract(c.CAST_BUDGET_BALLOT)
     def cast_budget_ballot(self, req: c.CastBudgetBallot) -> dict:
         return self.responses.cast_ballot(req)
+
+    @rpc
+    @contract(c.CAST_BUDGET_BALLOTS)
+    def cast_budget_ballots(self, req) -> dict:
+        """The ballots the gateway received together (gateway/batching.py): each checked and answered as
+        cast_budget_ballot would, for its own caller; those that pass are written in one round."""
+        calls = batch_calls(self.settings.secret, c.CAST_BUDGET_BALLOT, req.items)
+        now, jobs = self._now(), {}
+        for call in calls:
+            if call.error is not None:
+                continue
+            try:
+                jobs[id(call)], call.result = Responses(self.store, self.urn, call.caller, now).ballot(call.request)
+            except ParvisError as exc:
+                call.error = exc
+            except Exception as exc:  # noqa: BLE001 - that ballot alone fails, as it would alone
+                log.exception("a ballot of a batch failed")
+                call.error = exc
+        casting.cast_many(self.store, self.urn, list(jobs.values()))
+        for call in calls:
+            job = jobs.get(id(call))
+            if job is not None and job.error is not None:
+                call.error = job.error
+        return batch_reply(c.CAST_BUDGET_BALLOT, calls)
 
     @rpc
     @contract(c.MY_PARTICIPATIONS)

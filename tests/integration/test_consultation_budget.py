@@ -219,3 +219,59 @@ def test_a_budget_refuses_acts_out_of_their_phase(platform):
     assert err["extensions"]["code"] == "CONFLICT" and "dépouillement" in err["message"]
     assert error(url, "mutation($id: ID!) { closeConsultation(id: $id) { id } }", {"id": bid})["extensions"][
         "code"] == "CONFLICT", "a budget closes with its phases"
+
+
+def test_ballots_arriving_together_are_cast_in_one_batch_each_with_its_own_caller(platform):
+    """The gateway sends ballots that arrive together as one RPC (gateway/batching.py); the service answers each as
+    if it came alone, trusting each item's caller only with its own signature for cast_budget_ballot."""
+    import httpx
+
+    from contracts.platform import sign_caller
+    from tests.support import TEST_SECRET, rpc_call
+
+    url = platform.url
+    bid, ids = budget_to_ballot(url, PROJECTS[:3])
+    voters = [citizen(f"lot-{n}") for n in range(30)]
+    barrier = threading.Barrier(30)
+
+    def send(tok):
+        barrier.wait()
+        return gql(url, CAST, {"b": bid, "h": ballot(ids, 0)}, tok)
+
+    metrics = lambda: httpx.get(f"{url}/metrics", timeout=5).text  # noqa: E731
+    before = _batched(metrics())
+    with ThreadPoolExecutor(30) as pool:
+        answers = list(pool.map(send, voters))
+    assert all("errors" not in a for a in answers), answers
+    assert len({a["data"]["castBudgetBallot"]["receiptCode"] for a in answers}) == 30
+    calls, batches = (a - b for a, b in zip(_batched(metrics()), before))
+    assert calls == 30 and batches < 30, (calls, batches)
+    assert results(platform, bid)["participation"]["web"] == 30
+
+    # Straight on the bus: one item signed for this method, one unsigned, one signed for another method.
+    caller = {"role": "citizen", "subject": "cit-" + "b" * 20}
+    args = {"budget_id": bid, "headings": [{"heading_id": "labege", "project_ids": [ids[1]]}]}
+    items = [{"caller": {**caller, "subject": "cit-" + "c" * 20}, "args": args},
+             {"caller": caller, "caller_sig": sign_caller(TEST_SECRET, caller, "consultation.cast_budget_ballots"),
+              "args": args},
+             {"caller": caller, "caller_sig": sign_caller(TEST_SECRET, caller, "consultation.cast_budget_ballot"),
+              "args": args},
+             {"caller": caller, "caller_sig": sign_caller(TEST_SECRET, caller, "consultation.cast_budget_ballot"),
+              "args": {**args, "headings": []}}]
+    reply = rpc_call(platform.broker.url, "consultation", "cast_budget_ballots", caller={}, items=items)["results"]
+    assert [r["error"]["exc_type"] if r.get("error") else "ok" for r in reply] == [
+        "Forbidden", "Forbidden", "ok", "BadInput"], reply
+    assert reply[2]["result"]["consultation_id"] == bid
+    assert results(platform, bid)["participation"]["web"] == 31, "only the signed, valid item was counted"
+
+
+def _batched(text: str) -> tuple[float, float]:
+    """(calls sent in batches, batches) of cast_budget_ballot, from the gateway's metrics."""
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith("parvis_rpc_client_batch_items_") and 'method="cast_budget_ballot"' in line:
+            if line.startswith("parvis_rpc_client_batch_items_sum"):
+                total = float(line.rsplit(" ", 1)[1])
+            elif line.startswith("parvis_rpc_client_batch_items_count"):
+                count = float(line.rsplit(" ", 1)[1])
+    return total, count
