@@ -186,7 +186,16 @@ class DeliveryGuard(SharedExtension):
 
 
 class ReliableEventHandler(EventHandler):
+    """`wanted(repository, envelope)`, when given, is asked first: an event it says nothing here wants (a payment
+    event of a régie no partner listens to) is acknowledged without a claim in the inbox nor a worker, as the
+    handler would have done nothing with it. It must be cheap (cached reads) and side-effect free; if it fails,
+    the event takes the usual path."""
+
     guard = DeliveryGuard()
+
+    def __init__(self, *args, wanted=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.wanted = wanted
 
     def setup(self):
         super().setup()
@@ -229,6 +238,17 @@ class ReliableEventHandler(EventHandler):
             self._count("invalid")
             self._dead_letter(body, message, f"ContractViolation: {exc}", attempts=0)
             return
+        if self.wanted is not None:
+            try:
+                repository = next((d.repo for d in self.container.dependencies if isinstance(d, Mongo)), None)
+                wanted = self.wanted(repository, envelope)
+            except Exception:  # noqa: BLE001 - the usual path decides
+                log.warning("could not tell whether %s is wanted; handled as usual", envelope.event_id, exc_info=True)
+                wanted = True
+            if not wanted:
+                self._count("skipped")
+                self.queue_consumer.ack_message(message)
+                return
         key = f"{self.method_name}:{envelope.event_id}"
         try:
             claim = self.guard.claim(key, envelope.type)

@@ -63,6 +63,13 @@ class PaymentNews:
         return self.store.insert_notifications([doc])
 
 
+def partners_want(store, envelope) -> bool:
+    """Whether an endpoint listens to this payment event (its type, its régie): without one, the event is dropped
+    before the inbox (services/common/events.py: `wanted`), as `PaymentNews.for_webhooks` would keep nothing."""
+    return bool(domain.webhook_targets(Webhooks.get(store), {"type": envelope.type},
+                                       regie_id=(envelope.data or {}).get("regie_id")))
+
+
 class PartnerEntrypoints:
     """Webhook endpoints (agents, operators) and the payment events; mixed into NotificationService."""
 
@@ -104,38 +111,38 @@ class PartnerEntrypoints:
         news.receipt(envelope, data)
         news.for_webhooks(envelope, data.regie_id)
 
-    @handle_event("payment_link", pay_c.PaymentLinkCreated.event_type)
+    @handle_event("payment_link", pay_c.PaymentLinkCreated.event_type, wanted=partners_want)
     def on_payment_created(self, data, envelope) -> None:
         self._payment(envelope, data)
 
-    @handle_event("payment_link", pay_c.PaymentStarted.event_type)
+    @handle_event("payment_link", pay_c.PaymentStarted.event_type, wanted=partners_want)
     def on_payment_started(self, data, envelope) -> None:
         self._payment(envelope, data)
 
-    @handle_event("payment_link", pay_c.PaymentSubmitted.event_type)
+    @handle_event("payment_link", pay_c.PaymentSubmitted.event_type, wanted=partners_want)
     def on_payment_submitted(self, data, envelope) -> None:
         self._payment(envelope, data)
 
-    @handle_event("payment_link", pay_c.PaymentFailed.event_type)
+    @handle_event("payment_link", pay_c.PaymentFailed.event_type, wanted=partners_want)
     def on_payment_failed(self, data, envelope) -> None:
         self._payment(envelope, data)
 
-    @handle_event("payment_link", pay_c.PaymentCancelled.event_type)
+    @handle_event("payment_link", pay_c.PaymentCancelled.event_type, wanted=partners_want)
     def on_payment_cancelled(self, data, envelope) -> None:
         self._payment(envelope, data)
 
-    @handle_event("payment_link", pay_c.PaymentErrored.event_type)
+    @handle_event("payment_link", pay_c.PaymentErrored.event_type, wanted=partners_want)
     def on_payment_errored(self, data, envelope) -> None:
         self._payment(envelope, data)
 
-    @handle_event("payment_link", pay_c.RefundSubmitted.event_type)
+    @handle_event("payment_link", pay_c.RefundSubmitted.event_type, wanted=partners_want)
     def on_refund_submitted(self, data, envelope) -> None:
         self._payment(envelope, data)
 
-    @handle_event("payment_link", pay_c.RefundSucceeded.event_type)
+    @handle_event("payment_link", pay_c.RefundSucceeded.event_type, wanted=partners_want)
     def on_refund_succeeded(self, data, envelope) -> None:
         self._payment(envelope, data)
 
-    @handle_event("payment_link", pay_c.RefundFailed.event_type)
+    @handle_event("payment_link", pay_c.RefundFailed.event_type, wanted=partners_want)
     def on_refund_failed(self, data, envelope) -> None:
         self._payment(envelope, data)
