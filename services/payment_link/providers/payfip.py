@@ -10,12 +10,15 @@ answers, not failures: fetch_result returns them as the result's status.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, quote
 from zoneinfo import ZoneInfo
 
 import requests
+import requests.adapters
+import requests.utils
 import zeep
 import zeep.exceptions
 from lxml import etree
@@ -62,7 +65,8 @@ class PayfipProvider:
         self.page_url = base + PAGE_PATH
         self.timeout = timeout
         # operation_timeout bounds each SOAP call (connect and read); eopayment uses 15 s against PayFiP.
-        transport = Transport(session=session or requests.Session(), timeout=timeout, operation_timeout=timeout)
+        transport = Transport(session=session or provider_session(self.service_url), timeout=timeout,
+                              operation_timeout=timeout)
         settings = zeep.Settings(strict=True, xml_huge_tree=False, forbid_dtd=True, forbid_entities=True,
                                  forbid_external=True)
         self.client = zeep.Client(str(WSDL_PATH), transport=transport, settings=settings)
@@ -133,6 +137,24 @@ class PayfipProvider:
                                       detail=str(exc)[:500]) from None
         except (zeep.exceptions.Error, etree.XMLSyntaxError) as exc:
             raise ProviderUnavailable("PayFiP a donné une réponse illisible.", detail=str(exc)[:500]) from None
+
+
+POOL_SIZE = 64  # kept-alive connections to PayFiP: one per green thread calling at once (nameko workers: 40)
+
+
+def provider_session(url: str) -> requests.Session:
+    """The HTTP session of the SOAP client, built once per process: connections kept alive for as many calls at once
+    as the service makes (requests keeps 10, and opened a new connection for the others, each time), and the
+    environment's proxy and CA bundle settings read once here: with `trust_env`, requests reads the whole
+    environment again on every call (1.5 ms of CPU a call, measured with bench/payments.py)."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.proxies.update(requests.utils.get_environ_proxies(url))  # none when NO_PROXY names the host
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.trust_env = False
+    return session
 
 
 def _local(tag) -> str:
