@@ -17,7 +17,7 @@ from typing import Literal, Union
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from contracts.base import EventContract, Model, RpcContract
-from contracts.platform import declare_ping
+from contracts.platform import batch_of, declare_ping
 
 SERVICE = "payment_link"
 
@@ -448,6 +448,7 @@ PING = declare_ping(SERVICE)
 CREATE_PAYMENT_LINK = RpcContract(SERVICE, "create_payment_link", CreatePaymentLink, PaymentCreated,
                                   "Create a payment link for a bill, with an optional idempotency key "
                                   "(agent, or billing software for its own régies)")
+CREATE_PAYMENT_LINKS = batch_of(CREATE_PAYMENT_LINK, "create_payment_links")
 GET_PAYMENT = RpcContract(SERVICE, "get_payment", PaymentRef, Payment, "One payment with its refunds and history")
 PAYMENT_PAGE = RpcContract(SERVICE, "payment_page", PaymentPageRequest, PublicPayment,
                            "What /pay/<id> shows (anyone with the link); refresh reads the provider's result back")
@@ -467,6 +468,7 @@ START_SESSION = RpcContract(SERVICE, "start_session", StartSession, SessionStart
                             "The payer pressed « Payer »: start (or give again) the provider session")
 HANDLE_NOTIFICATION = RpcContract(SERVICE, "handle_notification", ProviderNotification, NotificationHandled,
                                   "A provider's notification: the result is read back from the provider")
+HANDLE_NOTIFICATIONS = batch_of(HANDLE_NOTIFICATION, "handle_notifications")
 RECONCILE = RpcContract(SERVICE, "reconcile", Reconcile, ReconcileReport,
                         "Ask the provider about payments still started or submitted (the timer's round)")
 RECONCILIATION_REPORT = RpcContract(SERVICE, "reconciliation_report", ReconciliationQuery, Reconciliation,

@@ -29,7 +29,9 @@ BATCH_ITEMS = Histogram("parvis_rpc_client_batch_items", "Calls sent together in
                         ["service", "method"], buckets=(1, 2, 5, 10, 20, 50, 100, 200))
 
 # single method -> its batched form (contracts/platform.py: batch_of), for PARVIS_RPC_BATCHES
-BATCHED = {"consultation.cast_budget_ballot": "cast_budget_ballots"}
+BATCHED = {"consultation.cast_budget_ballot": "cast_budget_ballots",
+           "payment_link.create_payment_link": "create_payment_links",
+           "payment_link.handle_notification": "handle_notifications"}
 
 
 class RpcBatcher:

@@ -45,7 +45,10 @@ class GatewaySettings(BaseSettings):
     compiled_paths: tuple[str, ...] = setting("PARVIS_COMPILED_PATHS", ("events", "votes"), "GraphQL operations "
                                               "answered without graphql-core's executor (gateway/compiled/): "
                                               "`events`, `votes`, or `none`", parse=_paths, shown="`events,votes`")
-    rpc_batches: tuple[str, ...] = setting("PARVIS_RPC_BATCHES", ("consultation.cast_budget_ballot",),
+    rpc_batches: tuple[str, ...] = setting("PARVIS_RPC_BATCHES", ("consultation.cast_budget_ballot",
+                                                                 "payment_link.create_payment_link",
+                                                                 "payment_link.handle_notification"),
                                            "hot writes whose calls arriving together go to their service as one RPC "
                                            "(gateway/batching.py), or `none`", parse=_batched,
-                                           shown="`consultation.cast_budget_ballot`")
+                                           shown="`consultation.cast_budget_ballot,payment_link.create_payment_link,"
+                                                 "payment_link.handle_notification`")

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 
 from contracts import payment_link as c
-from contracts.errors import BadInput, Conflict, Forbidden, NotFound, ServiceUnavailable
+from contracts.errors import BadInput, Conflict, Forbidden, NotFound, ParvisError, ServiceUnavailable
 from services.common.identity import citizen_id
 from services.payment_link import domain, metrics
 from services.payment_link.providers import ProviderError
@@ -71,17 +71,7 @@ class Payments:
 
     # -- creating a link ----------------------------------------------------------------------------------
     def create(self, req: c.CreatePaymentLink) -> dict:
-        key = domain.check_idempotency_key(req.idempotency_key)
-        regie = self.require_regie(req.payment.regie_id)
-        new = domain.check_payment_input(req.payment.model_dump(), regie, self.now)  # refused: nothing stored
-        slot = fingerprint = None
-        if key is not None:
-            slot = f"{domain.idempotency_scope(self.caller.role, self.caller.subject, self.caller.org)}|{key}"
-            fingerprint = domain.request_fingerprint(new.request_body())
-        doc = self._new_doc(new, regie, slot, fingerprint)
-        event = self.build(c.PaymentLinkCreated.event_type, {
-            **self.facts(doc), "description": doc["description"], "due_date": doc["due_date"],
-            "expires_at": doc["expires_at"], "created_by": doc["created_by"], "retry_of": None})
+        doc, event, slot, fingerprint = self.prepare(req)
         # The insert first, the key's unique index deciding: a new key costs one write; a key seen before (a resend,
         # or two at once) fails it, and the payment holding the key says whether to replay, refuse or reuse the key.
         for _ in range(3):
@@ -94,8 +84,71 @@ class Payments:
                     return replay
         else:
             raise Conflict("Une demande avec cette clé d'idempotence est en cours : réessayez.", "idempotency_key")
+        return self.created(doc)
+
+    @staticmethod
+    def create_many(asks: list[tuple["Payments", c.CreatePaymentLink | Exception]]) -> list[dict]:
+        """Several links at once (the gateway's group commit), each with its own caller (`Payments` made for it):
+        one unordered insert of every new link with its event, one read of the payments holding the keys refused
+        by the index, then for each the answer its `create` would give: {"result": …} or {"error": exc}. What
+        this path does not settle alone (a key to free after 24 h, a payment gone meanwhile) goes through
+        `create`, one by one."""
+        answers: list[dict | None] = [None] * len(asks)
+        ready: list[tuple[int, Payments, c.CreatePaymentLink, dict, str | None, str | None]] = []
+        for i, (payments, req) in enumerate(asks):
+            if isinstance(req, Exception):
+                answers[i] = {"error": req}
+                continue
+            try:
+                doc, event, slot, fingerprint = payments.prepare(req)
+            except ParvisError as exc:
+                answers[i] = {"error": exc}
+                continue
+            ready.append((i, payments, req, payments.store.doc_with_events(doc, [event]), slot, fingerprint))
+        if not ready:
+            return answers
+        store = ready[0][1].store
+        refused = store.insert_many([doc for _, _, _, doc, _, _ in ready])
+        holders = store.by_idempotency_many([ready[k][4] for k in refused if ready[k][4]]) if refused else {}
+        for k, (i, payments, req, doc, slot, fingerprint) in enumerate(ready):
+            try:
+                if k not in refused:
+                    answers[i] = {"result": payments.created(doc)}
+                    continue
+                existing = holders.get(slot) if slot else None
+                replay = payments.replay_of(existing, slot, fingerprint) if existing is not None else None
+                answers[i] = {"result": replay if replay is not None else payments.create(req)}
+            except ParvisError as exc:
+                answers[i] = {"error": exc}
+        return answers
+
+    def prepare(self, req: c.CreatePaymentLink) -> tuple[dict, dict, str | None, str | None]:
+        """The payment to insert for `req`, its event, its idempotency slot and fingerprint; refused (BadInput,
+        Forbidden…) before anything is stored."""
+        key = domain.check_idempotency_key(req.idempotency_key)
+        regie = self.require_regie(req.payment.regie_id)
+        new = domain.check_payment_input(req.payment.model_dump(), regie, self.now)  # refused: nothing stored
+        slot = fingerprint = None
+        if key is not None:
+            slot = f"{domain.idempotency_scope(self.caller.role, self.caller.subject, self.caller.org)}|{key}"
+            fingerprint = domain.request_fingerprint(new.request_body())
+        doc = self._new_doc(new, regie, slot, fingerprint)
+        event = self.build(c.PaymentLinkCreated.event_type, {
+            **self.facts(doc), "description": doc["description"], "due_date": doc["due_date"],
+            "expires_at": doc["expires_at"], "created_by": doc["created_by"], "retry_of": None})
+        return doc, event, slot, fingerprint
+
+    def created(self, doc: dict) -> dict:
         metrics.entered(doc["regie_id"], domain.CREATED, doc["amount"])
         return {"payment": self.view(doc), "replayed": False}
+
+    def replay_of(self, existing: dict, slot: str, fingerprint: str) -> dict | None:
+        """`_replay` with the payment holding the key already read: its payment, a Conflict, or None when the
+        key must be freed first (the single path then does it)."""
+        scope, _, key = slot.rpartition("|")
+        record = domain.IdempotencyRecord(scope, key, existing["idem_fingerprint"], existing["id"], existing["idem_at"])
+        decision, _ = domain.idempotency_decision(record, fingerprint, self.now)  # Conflict: another body
+        return {"payment": self.view(existing), "replayed": True} if decision == "replay" else None
 
     def _replay(self, slot: str, fingerprint: str) -> dict | None:
         """The answer to a key seen before: its payment (same body, within 24 h), a Conflict (another body), or
@@ -103,13 +156,10 @@ class Payments:
         existing = self.store.by_idempotency(slot)
         if existing is None:
             return None
-        scope, _, key = slot.rpartition("|")
-        record = domain.IdempotencyRecord(scope, key, existing["idem_fingerprint"], existing["id"], existing["idem_at"])
-        decision, _ = domain.idempotency_decision(record, fingerprint, self.now)  # Conflict: another body
-        if decision == "replay":
-            return {"payment": self.view(existing), "replayed": True}
-        self.store.forget_idempotency(existing["id"], slot)
-        return None
+        replay = self.replay_of(existing, slot, fingerprint)
+        if replay is None:
+            self.store.forget_idempotency(existing["id"], slot)
+        return replay
 
     def _new_doc(self, new: domain.NewPayment, regie: dict, slot: str | None, fingerprint: str | None) -> dict:
         doc = {

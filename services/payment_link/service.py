@@ -13,7 +13,7 @@ from nameko.extensions import DependencyProvider
 from contracts import payment_link as c
 from services.common.events import Events
 from services.common.mongo import Mongo, utcnow
-from services.common.rpc import contract, rpc
+from services.common.rpc import batch_calls, batch_reply, contract, rpc
 from services.common.service import ServiceBase
 from services.common.settings import Settings, service_settings
 from services.common.timers import timer
@@ -87,6 +87,23 @@ class PaymentLinkService(ServiceBase):
         return self.payments.create(req)
 
     @rpc
+    @contract(c.CREATE_PAYMENT_LINKS)
+    def create_payment_links(self, req) -> dict:
+        """The gateway's group commit of createPaymentLink (gateway/batching.py): each item answered as its own
+        create_payment_link would be, under its own caller; the new links written by one unordered insert."""
+        now = self._with(Payments).now
+        calls = batch_calls(self.settings.secret, c.CREATE_PAYMENT_LINK, req.items)
+        answers = Payments.create_many([
+            (Payments(self.store, self.events.build, call.caller, self.providers, self.settings, now),
+             call.error if call.error is not None else call.request) for call in calls])
+        for call, answer in zip(calls, answers):
+            if "error" in answer:
+                call.error = answer["error"]
+            else:
+                call.result = answer["result"]
+        return batch_reply(c.CREATE_PAYMENT_LINK, calls)
+
+    @rpc
     @contract(c.GET_PAYMENT)
     def get_payment(self, req: c.PaymentRef) -> dict:
         return self.payments.get(req.id)
@@ -121,6 +138,24 @@ class PaymentLinkService(ServiceBase):
     @contract(c.HANDLE_NOTIFICATION)
     def handle_notification(self, req: c.ProviderNotification) -> dict:
         return self.sessions.notification(req)
+
+    @rpc
+    @contract(c.HANDLE_NOTIFICATIONS)
+    def handle_notifications(self, req) -> dict:
+        """The gateway's group commit of the notification route (gateway/batching.py): each item answered as its
+        own handle_notification would be, the read-backs made together."""
+        now = self._with(Sessions).now
+        calls = batch_calls(self.settings.secret, c.HANDLE_NOTIFICATION, req.items)
+        answers = Sessions.notifications([
+            (Sessions(self.store, self.events.build, call.caller, self.providers, self.settings, now),
+             call.error if call.error is not None else call.request) for call in calls],
+            concurrency=self.settings.max_workers)
+        for call, answer in zip(calls, answers):
+            if "error" in answer:
+                call.error = answer["error"]
+            else:
+                call.result = answer["result"]
+        return batch_reply(c.HANDLE_NOTIFICATION, calls)
 
     # -- refunds (agents) --------------------------------------------------------------------------------
     @rpc

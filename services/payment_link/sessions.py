@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import time
 
+import eventlet
+
 from contracts import payment_link as c
-from contracts.errors import Conflict, NotFound
+from contracts.errors import Conflict, NotFound, ParvisError
 from services.payment_link import domain, metrics
 from services.payment_link.payments import WRITE_ATTEMPTS, Payments
 from services.payment_link.providers import ProviderError, ProviderResult, SessionRequest
@@ -128,6 +130,107 @@ class Sessions(Payments):
         doc, changed = self.check(doc, notified=True, quiet=True)
         return {"payment_id": doc["id"], "state": doc["state"], "changed": changed}
 
+    @staticmethod
+    def notifications(asks: list[tuple["Sessions", c.ProviderNotification | Exception]], concurrency: int = 40
+                      ) -> list[dict]:
+        """Several notifications at once (the gateway's group commit of the notification route), each answered as
+        `notification` answers it, as {"result": …} or {"error": exc}: the payments they name read in one query per
+        provider, then each result read back from the provider and applied, `concurrency` at a time (green
+        threads: the provider's answers are awaited together). Nothing is trusted without its read-back."""
+        answers: list[dict | None] = [None] * len(asks)
+        named: dict[str, dict[str, list[int]]] = {}  # provider -> provider id -> items
+        for i, (sessions, req) in enumerate(asks):
+            if isinstance(req, Exception):
+                answers[i] = {"error": req}
+                continue
+            provider = sessions.providers.get(req.provider)
+            provider_id = provider.notification_id(req.body, req.content_type) if provider is not None else None
+            if not provider_id:
+                log.warning("notification from %s naming no payment of ours (%r): ignored", req.provider, provider_id)
+                answers[i] = {"result": {"payment_id": None, "state": None, "changed": False}}
+                continue
+            named.setdefault(req.provider, {}).setdefault(provider_id, []).append(i)
+        work: list[tuple[int, dict]] = []
+        for provider, ids in named.items():
+            found = asks[next(iter(ids.values()))[0]][0].store.by_provider_ids(provider, list(ids))
+            for provider_id, items in ids.items():
+                doc = found.get(provider_id)
+                for i in items:
+                    if doc is None:
+                        log.warning("notification from %s naming no payment of ours (%r): ignored", provider,
+                                    provider_id)
+                        answers[i] = {"result": {"payment_id": None, "state": None, "changed": False}}
+                    else:
+                        work.append((i, doc))
+
+        # Each result read back (green threads: the provider's answers awaited together) and decided as `check`
+        # decides it, its write kept aside; then the writes go together (Repository.replace_versioned_many). An item
+        # whose write lost to another writer (the timer, the same notification twice) goes through `check` alone:
+        # read again, ask again, decide again. Its metrics and log line were counted at the decision, as `check`
+        # counts them at a write that then raises.
+        decided: list[tuple[int, dict, bool, tuple | None]] = []
+
+        def one(i: int, doc: dict) -> None:
+            sessions = asks[i][0]
+            try:
+                if not domain.needs_provider_check(doc["state"], doc.get("provider_id")):
+                    answers[i] = {"result": {"payment_id": doc["id"], "state": doc["state"], "changed": False}}
+                    return
+                result = sessions.read_back(doc)
+                if result is None:  # the provider did not answer: the timer asks again
+                    answers[i] = {"result": {"payment_id": doc["id"], "state": doc["state"], "changed": False}}
+                    return
+                held = HeldWrites(sessions.store)
+                after, changed = sessions.held(held).apply(doc, result, notified=True)
+                decided.append((i, after, changed, held.writes[0] if held.writes else None))
+            except Exception as exc:  # noqa: BLE001 - this item fails alone, as its own RPC would
+                if not isinstance(exc, ParvisError):
+                    log.exception("notification for payment %s failed", doc["id"])
+                answers[i] = {"error": exc}
+
+        def alone(i: int) -> None:
+            sessions = asks[i][0]
+            doc = sessions.store.get(dict(work)[i]["id"])
+            try:
+                doc, changed = sessions.check(doc, notified=True, quiet=True)
+                answers[i] = {"result": {"payment_id": doc["id"], "state": doc["state"], "changed": changed}}
+            except Exception as exc:  # noqa: BLE001 - as above
+                if not isinstance(exc, ParvisError):
+                    log.exception("notification for payment %s failed", doc["id"])
+                answers[i] = {"error": exc}
+
+        pool = eventlet.GreenPool(max(1, concurrency))
+        for i, doc in work:
+            pool.spawn_n(one, i, doc)
+        pool.waitall()
+        writes = [(i, w) for i, _, _, w in decided if w is not None]
+        written = {writes[k][0] for k in (asks[writes[0][0]][0].store.write_many([w for _, w in writes])
+                                          if writes else ())}
+        for i, after, changed, write in decided:
+            if write is None or i in written:
+                answers[i] = {"result": {"payment_id": after["id"], "state": after["state"], "changed": changed}}
+            else:
+                pool.spawn_n(alone, i)
+        pool.waitall()
+        return answers
+
+    def read_back(self, doc: dict) -> ProviderResult | None:
+        """The provider's result for `doc`'s session; None when the provider did not answer (logged)."""
+        provider = self.provider(doc["provider"])
+        try:
+            with metrics.provider_call(doc["provider"], "fetch_result"):
+                result = provider.fetch_result(doc["provider_id"])
+        except ProviderError as exc:
+            log.warning("payment %s: the provider did not answer: %s", doc["id"], exc.message)
+            return None
+        if self.settings.fault_pause_after_result:  # the crash tests' window (PARVIS_PAYMENT_FAULT_PAUSE)
+            time.sleep(self.settings.fault_pause_after_result)  # green: nameko's eventlet patched time
+        return result
+
+    def held(self, store: "HeldWrites") -> "Sessions":
+        """These sessions, writing into `store` (HeldWrites) instead of the database."""
+        return Sessions(store, self.build, self.caller, self.providers, self.settings, self.now)
+
     # -- reading the result back and applying it ----------------------------------------------------------
     def check(self, doc: dict, notified: bool, quiet: bool = False) -> tuple[dict, bool]:
         """Ask the provider about `doc`'s session and apply its answer; (the payment now, whether it changed).
@@ -182,3 +285,18 @@ class Sessions(Payments):
             log.error("payment %s: its bill %s was already paid by another payment", doc["id"], doc["reference"])
             return self.transition(doc, domain.ERROR, failure_code=domain.PROVIDER_ERROR,
                                    provider_status=result.status, sets={"anomaly": "bill_paid_twice", **sets}), True
+
+
+class HeldWrites:
+    """A payment store whose `write` is kept aside, to be made with others (PaymentLinkStore.write_many); reads go
+    to the store. Only one write per decision: `apply` makes one."""
+
+    def __init__(self, store):
+        self.store, self.writes = store, []
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def write(self, payment_id: str, version: int, sets: dict, events: list[dict], unset: tuple[str, ...] = ()
+              ) -> None:
+        self.writes.append((payment_id, version, sets, events, unset))

@@ -19,11 +19,11 @@ import time
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.common.mongo import Repository
 
-LIST_PROJECTION = {"_outbox": 0, "_outbox_n": 0, "_outbox_claim": 0}
+LIST_PROJECTION = {"_outbox": 0, "_outbox_n": 0, "_outbox_claim": 0, "_write": 0}
 
 
 class StaleWrite(Exception):
@@ -81,6 +81,12 @@ class PaymentLinkStore(Repository):
         return _with_id(self.db.payments.find_one({"provider_id": provider_id, "provider": provider},
                                                   LIST_PROJECTION))
 
+    def by_provider_ids(self, provider: str, provider_ids: list[str]) -> dict[str, dict]:
+        """The payments of these provider sessions, by provider id (one read)."""
+        docs = self.db.payments.find({"provider_id": {"$in": list(provider_ids)}, "provider": provider},
+                                     LIST_PROJECTION)
+        return {d["provider_id"]: d for d in map(_with_id, docs)}
+
     def by_idempotency(self, slot: str) -> dict | None:
         return _with_id(self.db.payments.find_one({"idem_slot": slot}, LIST_PROJECTION))
 
@@ -92,12 +98,39 @@ class PaymentLinkStore(Repository):
         """Raises DuplicateKeyError when the idempotency slot is taken (a racing request with the same key)."""
         self.db.payments.insert_one(self.doc_with_events(doc, events))
 
+    def insert_many(self, docs: list[dict]) -> set[int]:
+        """One unordered insert of new payments (each with its outbox events already in it): the indexes of those
+        refused by a unique index (an idempotency slot taken); the others are stored. Any other error raises."""
+        if not docs:
+            return set()
+        try:
+            self.db.payments.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            other = [e for e in errors if e.get("code") not in (11000, 11001)]
+            if other or not errors:
+                raise
+            return {e["index"] for e in errors}
+        return set()
+
+    def by_idempotency_many(self, slots: list[str]) -> dict[str, dict]:
+        """The payments holding these idempotency slots, by slot (one read)."""
+        if not slots:
+            return {}
+        docs = self.db.payments.find({"idem_slot": {"$in": list(slots)}}, LIST_PROJECTION)
+        return {d["idem_slot"]: d for d in map(_with_id, docs)}
+
     def write(self, payment_id: str, version: int, sets: dict, events: list[dict], unset: tuple[str, ...] = ()
               ) -> None:
         """Compare and set on `version` (the whole document, see Repository.replace_versioned): StaleWrite when
         another writer passed first. DuplicateKeyError propagates (a bill paid twice, a provider id taken)."""
         if self.replace_versioned("payments", payment_id, version, sets, events, unset) is None:
             raise StaleWrite(payment_id)
+
+    def write_many(self, writes: list[tuple]) -> set[int]:
+        """Several `write`s (payment_id, version, sets, events, unset) at once: the indexes written; the others
+        lost to another writer or broke a unique index (Repository.replace_versioned_many)."""
+        return self.replace_versioned_many("payments", writes)
 
     def page(self, query: dict, first: int, after: tuple[datetime, str] | None) -> tuple[list[dict], int]:
         """Newest first, keyset paged on (created_ts, _id); with the total of the query (a count: nx-27017 scans)."""
