@@ -2,9 +2,10 @@
 
 The contract every compiled path keeps:
 - **What it may answer.** Only one operation each: the public `events` query of an anonymous caller or a
-  citizen, over the gateway's public copy when it is ready (`events.py`), and a kiosk's `submitKioskVotes`
-  mutation (`votes.py`). A document is parsed and validated once, with the limits of every request (depth,
-  aliases, tokens: `plans.py`), and compiled into a plan; a request then only reads its variables.
+  citizen, over the gateway's public copy when it is ready (`events.py`), a kiosk's `submitKioskVotes`
+  mutation (`votes.py`), and an agent's or billing software's `createPaymentLink` (`links.py`). A document is
+  parsed and validated once, with the limits of every request (depth, aliases, tokens: `plans.py`), and compiled
+  into a plan; a request then only reads its variables.
 - **The same answer as Strawberry.** The same objects, serialisers and error form (message, code, location,
   path); `tests/unit/test_fastpath.py` and `tests/unit/test_fastvotes.py` compare both paths on many documents.
 - **When it must hand over to Strawberry.** Whenever it is not sure: another operation or shape, a value in a
@@ -13,7 +14,8 @@ The contract every compiled path keeps:
   and the request (its body replayed) goes to Strawberry, which answers or explains the error as always.
 - **Strawberry's private parts** are used in `strawberry_internals.py` only, against the version pyproject.toml
   pins; a test fails loudly when an upgrade changes them.
-- `PARVIS_COMPILED_PATHS` turns them off (`none`) or picks them (`events`, `votes`): Strawberry answers the rest.
+- `PARVIS_COMPILED_PATHS` turns them off (`none`) or picks them (`events`, `votes`, `links`): Strawberry answers
+  the rest.
 """
 from __future__ import annotations
 
@@ -25,11 +27,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.compiled import strawberry_internals
 from gateway.compiled.events import FastQueries
+from gateway.compiled.links import FastPaymentLinks
 from gateway.compiled.votes import FastKioskVotes
 
 log = logging.getLogger("parvis.gateway")
 
-PATHS = ("events", "votes")
+PATHS = ("events", "votes", "links")
+BILLERS = frozenset({"agent", "service"})  # who may create payment links (gateway/compiled/links.py)
 
 
 class CompiledPaths:
@@ -44,6 +48,8 @@ class CompiledPaths:
         self.events = FastQueries(gateway.schema, gateway.public_agenda) if "events" in wanted else None
         votes = FastKioskVotes(gateway.schema, production=gateway.settings.production) if "votes" in wanted else None
         self.votes = votes if votes is not None and votes.enabled else None
+        links = FastPaymentLinks(gateway.schema, production=gateway.settings.production) if "links" in wanted else None
+        self.links = links if links is not None and links.enabled else None
 
     def middleware(self, app: ASGIApp) -> "CompiledPathsMiddleware":
         return CompiledPathsMiddleware(app, self)
@@ -63,8 +69,9 @@ class CompiledPathsMiddleware:
         public = (self.paths.events is not None and caller.role in ("public", "citizen")
                   and self.gateway.public_agenda.serving)
         kiosk = caller.role == "kiosk" and self.paths.votes is not None
+        biller = caller.role in BILLERS and self.paths.links is not None
         headers = dict(scope.get("headers") or [])
-        if not (public or kiosk) or not headers.get(b"content-type", b"").startswith(b"application/json"):
+        if not (public or kiosk or biller) or not headers.get(b"content-type", b"").startswith(b"application/json"):
             return await self.app(scope, receive, send)
         chunks, more = [], True
         while more:
@@ -81,10 +88,13 @@ class CompiledPathsMiddleware:
         result = None
         if payload is not None and public:
             result = self.paths.events.execute(payload)
-        elif payload is not None:
+        elif payload is not None and kiosk:
             call = self.gateway.caller_call(caller, scope.get("state", {}).get("correlation_id") or uuid.uuid4().hex)
             result = await self.paths.votes.execute(
                 payload, lambda votes: call("satisfaction", "submit_votes", timeout=30.0, votes=votes))
+        elif payload is not None:
+            call = self.gateway.caller_call(caller, scope.get("state", {}).get("correlation_id") or uuid.uuid4().hex)
+            result = await self.paths.links.execute(payload, caller, call)
         if result is not None:
             data = orjson.dumps(result)
             await send({"type": "http.response.start", "status": 200,

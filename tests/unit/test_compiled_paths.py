@@ -20,7 +20,7 @@ def test_a_changed_strawberry_turns_the_compiled_paths_off(monkeypatch):
     assert "strawberry-graphql 9.9.9 installed" in strawberry_internals.check()[0]
     gateway = SimpleNamespace(schema=build_schema(), public_agenda=None, settings=SimpleNamespace(production=False))
     paths = CompiledPaths(gateway)
-    assert paths.events is None and paths.votes is None
+    assert paths.events is None and paths.votes is None and paths.links is None
 
 
 def test_the_setting_picks_the_paths(tmp_path):
@@ -33,3 +33,4 @@ def test_the_setting_picks_the_paths(tmp_path):
         read("everything")
     gateway = SimpleNamespace(schema=build_schema(), public_agenda=None, settings=SimpleNamespace(production=False))
     assert CompiledPaths(gateway, ("votes",)).events is None and CompiledPaths(gateway, ("votes",)).votes
+    assert CompiledPaths(gateway, ("links",)).links and CompiledPaths(gateway, ("votes",)).links is None
