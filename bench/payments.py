@@ -22,13 +22,16 @@ to the gateway's `/pay/notify/payfip` over `--clients` connections, each making 
 with recupererDetailPaiementSecurise and write the success: rate = payments ended `success` / time from the first
 notification to the last success; each `payment_link.succeeded` event counted once on the bus (a queue of the
 bench's own), and the partner's webhooks (the notification service's, registered for the régie) counted by a local
-receiver: each payment once. Figures and targets are printed, never asserted.
+receiver: each payment once. The CPU each process spends (from /proc, bench/httpload.py's CpuMeter: the gateway,
+payment_link, notification, nx-27017, the RabbitMQ node, which other work on the machine may share, and this load
+generator) is printed a link and a notification. Figures and targets are printed, never asserted.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -40,7 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.consultation import log, pct  # noqa: E402 - the benchmarks' output, alike
-from bench.httpload import Connection, ceiling  # noqa: E402
+from bench.httpload import Connection, CpuMeter, ceiling, rabbitmq_pid  # noqa: E402
 
 TARGETS = {"links_per_s": 300, "ratio_bare": 0.40, "notifications_per_s": 200}
 CREATE = ("mutation($i: PaymentLinkInput!, $k: String) { createPaymentLink(input: $i, idempotencyKey: $k) "
@@ -214,7 +217,7 @@ class Receiver:
         self.server.server_close()
 
 
-def notifications(platform, mongo, sim: str, count: int, clients: int) -> None:
+def notifications(platform, mongo, sim: str, count: int, clients: int, meter: CpuMeter | None = None) -> None:
     import httpx
 
     from tests.payment_flows import BusTap
@@ -237,12 +240,15 @@ def notifications(platform, mongo, sim: str, count: int, clients: int) -> None:
     log(f"{count} payments created, started and paid on the simulator's page in {time.perf_counter() - t:.0f}s")
     db = mongo.client()["parvis_payment_link"]["payments"]
     try:
+        if meter is not None:
+            meter.start()
         started = time.perf_counter()
         latencies = asyncio.run(post_notifications(platform.url, [s["provider_id"] for s in sessions], clients))
         posted = time.perf_counter() - started
         wait_until(lambda: db.count_documents({"state": "success", "reference": {"$regex": "^NOTIF"}}) >= count, 600,
                    1.0, "every payment paid")
         done = time.perf_counter() - started
+        cpu = meter.stop() if meter is not None else None
         wait_until(lambda: len({e["data"]["payment_id"] for e in tap.envelopes
                                 if e["type"] == "payment_link.succeeded"}) >= count, 900, 1.0, "every event")
         events = time.perf_counter() - started
@@ -267,6 +273,8 @@ def notifications(platform, mongo, sim: str, count: int, clients: int) -> None:
         f"{deliveries} deliveries on the bus; partner's "
         f"webhooks: {len(receiver.received)} payments, {hooked_twice} twice, the last {webhooks:.1f}s after the first "
         f"notification")
+    if cpu is not None:
+        log(f"  CPU a notification, until the last success: {CpuMeter.per_item(cpu, count)}")
     log(f"target: >= {TARGETS['notifications_per_s']} notifications/s: "
         f"{'OK' if rate >= TARGETS['notifications_per_s'] else 'MISS'} ({rate:.0f}); one event and one webhook each: "
         f"{'OK' if twice == 0 == hooked_twice and len(by_payment) == count == len(receiver.received) else 'MISS'}")
@@ -292,9 +300,12 @@ def main() -> int:
                                            "PARVIS_PAYMENT_RECONCILE_INTERVAL": "3600"} if sim else {}))
     bare = None
     try:
-        platform.service("payment_link")
-        platform.service("notification")  # the revocation list: without it, the gateway refuses every token
-        platform.gateway()
+        service = platform.service("payment_link")
+        notification = platform.service("notification")  # the revocation list: without it, the gateway refuses
+        gateway = platform.gateway()  # every token
+        stack = {"gateway": gateway.proc.pid, "payment_link": service.proc.pid,
+                 "notification": notification.proc.pid, "nx-27017": mongo.proc.pid, "rabbitmq": rabbitmq_pid(),
+                 "load": os.getpid()}
         rpc_call(broker.url, "payment_link", "save_regie", caller={"role": "agent", "subject": "bench"}, **REGIE)
         billing = token("service", subject="service:bench", regies=[REGIE["id"]])
         if args.links:
@@ -303,19 +314,24 @@ def main() -> int:
             bare_url = f"http://127.0.0.1:{port}"
             wait_until(lambda: http_status(f"{bare_url}/graphql") in (405, 200), 30)
             log(f"load generator ceiling (bench/httpload.py, trivial endpoint): {ceiling(args.clients):.0f} req/s")
+            meters = {"e2e": CpuMeter(stack), "bare": CpuMeter({"bare app": bare.pid, "nx-27017": mongo.proc.pid,
+                                                                "load": os.getpid()})}
             per_run = args.links // args.runs
             results: dict[str, list[dict]] = {"e2e": [], "bare": []}
             for r in range(args.runs):
                 links = list(range(r * per_run, (r + 1) * per_run))
                 order = [("e2e", platform.url, billing), ("bare", bare_url, None)]
                 for name, url, tok in (order if r % 2 == 0 else order[::-1]):
+                    meters[name].start()
                     res = asyncio.run(run_links(url, name, links, args.clients, tok))
+                    res["cpu"] = meters[name].stop()
                     results[name].append(res)
                     requests = len(res["latencies"])
                     log(f"run {r + 1} {name:4s}: {len(res['created'])} links ({requests} requests) in {res['elapsed']:.1f}s"
                         f" = {len(res['created']) / res['elapsed']:.0f} links/s, {requests / res['elapsed']:.0f} req/s  "
                         f"p50 {pct(res['latencies'], .5):.1f} ms  p95 {pct(res['latencies'], .95):.1f} ms  "
                         f"errors {len(res['errors'])}  resends {res['resent']} (not replayed: {res['mismatched']})")
+                    log(f"  CPU a link (its resend included): {CpuMeter.per_item(res['cpu'], len(res['created']))}")
                     if res["errors"]:
                         log(f"  first errors: {res['errors'][:3]}")
             rate = {k: sum(len(x["created"]) for x in v) / sum(x["elapsed"] for x in v) for k, v in results.items()}
@@ -336,7 +352,8 @@ def main() -> int:
                 f">= 40 % of bare: {verdict(ratio >= TARGETS['ratio_bare'])} ({ratio:.0%}); "
                 f"0 duplicates: {verdict(duplicates == 0 and stored == acked)} ({duplicates}, stored={stored})")
         if args.notifications:
-            notifications(platform, mongo, sim, args.notifications, args.clients)
+            notifications(platform, mongo, sim, args.notifications, args.clients,
+                          CpuMeter({**stack, "simulator": sim_proc.proc.pid}))
     finally:
         if bare is not None:
             bare.kill()

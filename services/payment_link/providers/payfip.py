@@ -125,7 +125,15 @@ class PayfipProvider:
     # -- SOAP ----------------------------------------------------------------------------------------------
     def _call(self, operation: str, arg0: dict):
         try:
-            return getattr(self.service, operation)(arg0=arg0)
+            try:
+                return getattr(self.service, operation)(arg0=arg0)
+            except requests.ConnectionError as exc:
+                if isinstance(exc, requests.ConnectTimeout) or not _dropped(exc):
+                    raise
+                # A kept-alive connection that PayFiP closed as we sent on it (its idle timeout): the request did
+                # not get there; once more on a new connection.
+                log.info("PayFiP closed a kept-alive connection (%s): sent again", exc)
+                return getattr(self.service, operation)(arg0=arg0)
         except zeep.exceptions.Fault as fault:
             raise fault_error(fault) from None
         except requests.Timeout:
@@ -155,6 +163,13 @@ def provider_session(url: str) -> requests.Session:
     session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     session.trust_env = False
     return session
+
+
+def _dropped(exc: requests.ConnectionError) -> bool:
+    """Whether the connection was closed by the other end before any answer (urllib3's "Connection aborted":
+    RemoteDisconnected, a reset), not refused nor timed out."""
+    text = repr(exc)
+    return "Connection aborted" in text or "RemoteDisconnected" in text or "ConnectionResetError" in text
 
 
 def _local(tag) -> str:
