@@ -134,8 +134,7 @@ class Sessions(Payments):
     def notifications(asks: list[tuple["Sessions", c.ProviderNotification | Exception]], concurrency: int = 40
                       ) -> list[dict]:
         """Several notifications at once (the gateway's group commit of the notification route), each answered as
-        `notification` answers it, as {"result": …} or {"error": exc}: the payments they name read in one query per
-        provider, then each result read back from the provider and applied, `concurrency` at a time (green
+        `notification` answers it, as {"result": …} or {"error": exc}: the payments they name read, then each result read back from the provider and applied, `concurrency` at a time (green
         threads: the provider's answers are awaited together). Nothing is trusted without its read-back."""
         answers: list[dict | None] = [None] * len(asks)
         named: dict[str, dict[str, list[int]]] = {}  # provider -> provider id -> items
@@ -150,9 +149,20 @@ class Sessions(Payments):
                 answers[i] = {"result": {"payment_id": None, "state": None, "changed": False}}
                 continue
             named.setdefault(req.provider, {}).setdefault(provider_id, []).append(i)
+        # Each payment read by its own equality read on the provider id's index, in the green threads below: nx-27017
+        # answers one `$in` on that field by scanning the whole collection (store.by_idempotency_many).
         work: list[tuple[int, dict]] = []
         for provider, ids in named.items():
-            found = asks[next(iter(ids.values()))[0]][0].store.by_provider_ids(provider, list(ids))
+            found: dict[str, dict | None] = {}
+            store = asks[next(iter(ids.values()))[0]][0].store
+
+            def read(provider_id: str, provider: str = provider, store=store, found=found) -> None:
+                found[provider_id] = store.by_provider_id(provider, provider_id)
+
+            reads = eventlet.GreenPool(max(1, concurrency))
+            for provider_id in ids:
+                reads.spawn_n(read, provider_id)
+            reads.waitall()
             for provider_id, items in ids.items():
                 doc = found.get(provider_id)
                 for i in items:

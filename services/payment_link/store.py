@@ -11,7 +11,9 @@ decides again. Three unique sparse indexes make the worst cases impossible whate
 nx-27017 quirks met here: it stores `$push`ed sub-documents as JSON strings and reads back a top-level datetime
 written by `$set` as a string, and compares datetimes to the second: a payment is written whole (replace_one under
 its version, its outbox carried over, as the agenda's events), and what the timers and the lists range over is in
-epoch seconds (`check_due_ts`, `open_until_ts`, `created_ts`). A compound index may not include `_id`.
+epoch seconds (`check_due_ts`, `open_until_ts`, `created_ts`). A compound index may not include `_id`. A `$in` on a
+field other than `_id` scans the whole collection (51 ms at 20,000 payments): several payments are read by key
+one equality read each (1.3 ms), or by `_id`.
 """
 from __future__ import annotations
 
@@ -81,12 +83,6 @@ class PaymentLinkStore(Repository):
         return _with_id(self.db.payments.find_one({"provider_id": provider_id, "provider": provider},
                                                   LIST_PROJECTION))
 
-    def by_provider_ids(self, provider: str, provider_ids: list[str]) -> dict[str, dict]:
-        """The payments of these provider sessions, by provider id (one read)."""
-        docs = self.db.payments.find({"provider_id": {"$in": list(provider_ids)}, "provider": provider},
-                                     LIST_PROJECTION)
-        return {d["provider_id"]: d for d in map(_with_id, docs)}
-
     def by_idempotency(self, slot: str) -> dict | None:
         return _with_id(self.db.payments.find_one({"idem_slot": slot}, LIST_PROJECTION))
 
@@ -114,11 +110,15 @@ class PaymentLinkStore(Repository):
         return set()
 
     def by_idempotency_many(self, slots: list[str]) -> dict[str, dict]:
-        """The payments holding these idempotency slots, by slot (one read)."""
-        if not slots:
-            return {}
-        docs = self.db.payments.find({"idem_slot": {"$in": list(slots)}}, LIST_PROJECTION)
-        return {d["idem_slot"]: d for d in map(_with_id, docs)}
+        """The payments holding these idempotency slots, by slot: one equality read each. Not one `$in`: nx-27017
+        answers `$in` on a field other than `_id` by scanning the collection (51 ms at 20,000 payments, against
+        1.3 ms for an equality read on the index), and the payments only grow."""
+        found = {}
+        for slot in dict.fromkeys(slots):
+            doc = self.by_idempotency(slot)
+            if doc is not None:
+                found[slot] = doc
+        return found
 
     def write(self, payment_id: str, version: int, sets: dict, events: list[dict], unset: tuple[str, ...] = ()
               ) -> None:
