@@ -6,6 +6,8 @@ request; sessions.py, refunds.py and reconcile.py build on its `transition` and 
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import uuid
 from datetime import datetime
@@ -82,6 +84,8 @@ class Payments:
                 replay = self._replay(slot, fingerprint) if slot else None
                 if replay is not None:
                     return replay
+                # The key is free (freed after 24 h): its derived id may still be its old payment's, so a new one.
+                doc, event, slot, fingerprint = self.prepare(req, random_id=True)
         else:
             raise Conflict("Une demande avec cette clé d'idempotence est en cours : réessayez.", "idempotency_key")
         return self.created(doc)
@@ -89,7 +93,7 @@ class Payments:
     @staticmethod
     def create_many(asks: list[tuple["Payments", c.CreatePaymentLink | Exception]]) -> list[dict]:
         """Several links at once (the gateway's group commit), each with its own caller (`Payments` made for it):
-        one unordered insert of every new link with its event, one read of the payments holding the keys refused
+        one unordered insert of every new link with its event, one read (by id) of the payments holding the keys refused
         by the index, then for each the answer its `create` would give: {"result": …} or {"error": exc}. What
         this path does not settle alone (a key to free after 24 h, a payment gone meanwhile) goes through
         `create`, one by one."""
@@ -109,22 +113,27 @@ class Payments:
             return answers
         store = ready[0][1].store
         refused = store.insert_many([doc for _, _, _, doc, _, _ in ready])
-        holders = store.by_idempotency_many([ready[k][4] for k in refused if ready[k][4]]) if refused else {}
+        # A keyed payment's id derives from its key (`payment_id`): the payments holding the keys refused are read by
+        # their ids, in one read on the primary key.
+        holders = store.get_many([ready[k][3]["_id"] for k in refused if ready[k][4]]) if refused else {}
         for k, (i, payments, req, doc, slot, fingerprint) in enumerate(ready):
             try:
                 if k not in refused:
                     answers[i] = {"result": payments.created(doc)}
                     continue
-                existing = holders.get(slot) if slot else None
+                existing = holders.get(doc["_id"]) if slot else None
+                if existing is not None and existing.get("idem_slot") != slot:
+                    existing = None  # its key was freed: the single path decides
                 replay = payments.replay_of(existing, slot, fingerprint) if existing is not None else None
                 answers[i] = {"result": replay if replay is not None else payments.create(req)}
             except ParvisError as exc:
                 answers[i] = {"error": exc}
         return answers
 
-    def prepare(self, req: c.CreatePaymentLink) -> tuple[dict, dict, str | None, str | None]:
+    def prepare(self, req: c.CreatePaymentLink, random_id: bool = False) -> tuple[dict, dict, str | None, str | None]:
         """The payment to insert for `req`, its event, its idempotency slot and fingerprint; refused (BadInput,
-        Forbidden…) before anything is stored."""
+        Forbidden…) before anything is stored. A payment with a key has an id derived from it (`payment_id`) unless
+        `random_id`."""
         key = domain.check_idempotency_key(req.idempotency_key)
         regie = self.require_regie(req.payment.regie_id)
         new = domain.check_payment_input(req.payment.model_dump(), regie, self.now)  # refused: nothing stored
@@ -133,10 +142,18 @@ class Payments:
             slot = f"{domain.idempotency_scope(self.caller.role, self.caller.subject, self.caller.org)}|{key}"
             fingerprint = domain.request_fingerprint(new.request_body())
         doc = self._new_doc(new, regie, slot, fingerprint)
+        if slot is not None and not random_id:
+            doc["_id"] = self.payment_id(slot)
         event = self.build(c.PaymentLinkCreated.event_type, {
             **self.facts(doc), "description": doc["description"], "due_date": doc["due_date"],
             "expires_at": doc["expires_at"], "created_by": doc["created_by"], "retry_of": None})
         return doc, event, slot, fingerprint
+
+    def payment_id(self, slot: str) -> str:
+        """The id of the payment a key creates: an HMAC of the key's slot with PARVIS_SECRET, as unguessable as a
+        random id (the public page's link is /pay/<id>), and the same for a resend, so that the payment holding a
+        key is read by its id (nx-27017 answers a set of ids from its primary key, a set of keys by scanning)."""
+        return "pay-" + hmac.new(self.settings.secret.encode(), f"payment:{slot}".encode(), hashlib.sha256).hexdigest()[:20]
 
     def created(self, doc: dict) -> dict:
         metrics.entered(doc["regie_id"], domain.CREATED, doc["amount"])

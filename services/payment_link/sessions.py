@@ -150,7 +150,7 @@ class Sessions(Payments):
                 continue
             named.setdefault(req.provider, {}).setdefault(provider_id, []).append(i)
         # Each payment read by its own equality read on the provider id's index, in the green threads below: nx-27017
-        # answers one `$in` on that field by scanning the whole collection (store.by_idempotency_many).
+        # answers one `$in` on that field by scanning the whole collection (store.py).
         work: list[tuple[int, dict]] = []
         for provider, ids in named.items():
             found: dict[str, dict | None] = {}

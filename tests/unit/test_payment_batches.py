@@ -16,6 +16,7 @@ from contracts import payment_link as c
 from contracts.errors import BadInput, Conflict, Forbidden, Unauthenticated
 from contracts.platform import BatchItem, Caller, sign_caller
 from services.common.rpc import CallerView, batch_calls
+from services.payment_link import domain
 from services.payment_link.payments import Payments
 from services.payment_link.providers import ProviderResult, ProviderUnavailable
 from services.payment_link.sessions import Sessions
@@ -78,9 +79,9 @@ class Store:
         out["id"] = out.pop("_id")
         return out
 
-    def by_idempotency_many(self, slots):
+    def get_many(self, ids):
         self.reads += 1
-        return {d["idem_slot"]: self._out(d) for d in self.payments.values() if d.get("idem_slot") in slots}  # one call
+        return {pid: self._out(self.payments[pid]) for pid in ids if pid in self.payments}
 
     def by_idempotency(self, slot):
         return next((self._out(d) for d in self.payments.values() if d.get("idem_slot") == slot), None)
@@ -189,6 +190,22 @@ def test_the_same_key_twice_in_one_batch_makes_one_payment():
     assert [a["result"]["replayed"] for a in answers] == [False, True]
     assert answers[0]["result"]["payment"]["id"] == answers[1]["result"]["payment"]["id"]
     assert len(store.payments) == 1
+
+
+def test_a_keyed_payment_id_derives_from_its_key_and_a_freed_key_gets_a_new_one():
+    store = Store()
+    (first,) = Payments.create_many([(payments(store, BILLING), link("k1"))])
+    pid = first["result"]["payment"]["id"]
+    slot = f"{domain.idempotency_scope('service', 'service:billing', None)}|k1"
+    assert pid == payments(store, BILLING).payment_id(slot) and len(pid) == len("pay-") + 20
+    assert payments(store, BILLING).payment_id(slot) != Payments(store, build, CallerView(BILLING), {}, type(
+        "Other", (Settings,), {"secret": "t" * 40})(), NOW).payment_id(slot), "derived with the secret"
+    # 25 hours later the key is free: the same key makes a new payment, under a new id (the old one keeps its id)
+    later = Payments(store, build, CallerView(BILLING), {}, Settings(), NOW.replace(day=15, hour=11))
+    store.forget_idempotency = lambda payment_id, slot: store.payments[payment_id].pop("idem_slot")
+    (again,) = Payments.create_many([(later, link("k1"))])
+    assert again["result"]["replayed"] is False and again["result"]["payment"]["id"] != pid
+    assert len(store.payments) == 2
 
 
 def test_the_same_key_from_two_callers_is_two_payments():
