@@ -42,9 +42,10 @@ class GatewaySettings(BaseSettings):
     rate_limit: float = setting("PARVIS_RATE_LIMIT", 100.0, "requests a second an anonymous client (by address) may "
                                 "make on average, per gateway process (0: no limit)")
     rate_burst: float = setting("PARVIS_RATE_BURST", 300.0, "requests an anonymous client may make at once")
-    compiled_paths: tuple[str, ...] = setting("PARVIS_COMPILED_PATHS", ("events", "votes"), "GraphQL operations "
-                                              "answered without graphql-core's executor (gateway/compiled/): "
-                                              "`events`, `votes`, or `none`", parse=_paths, shown="`events,votes`")
+    compiled_paths: tuple[str, ...] = setting("PARVIS_COMPILED_PATHS", ("events", "votes", "ballots"),
+                                              "GraphQL operations answered without graphql-core's executor "
+                                              "(gateway/compiled/): `events`, `votes`, `ballots`, or `none`",
+                                              parse=_paths, shown="`events,votes,ballots`")
     rpc_batches: tuple[str, ...] = setting("PARVIS_RPC_BATCHES", ("consultation.cast_budget_ballot",),
                                            "hot writes whose calls arriving together go to their service as one RPC "
                                            "(gateway/batching.py), or `none`", parse=_batched,

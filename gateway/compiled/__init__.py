@@ -1,19 +1,21 @@
-"""Compiled GraphQL paths: the two hottest operations answered without graphql-core's executor.
+"""Compiled GraphQL paths: the three hottest operations answered without graphql-core's executor.
 
 The contract every compiled path keeps:
 - **What it may answer.** Only one operation each: the public `events` query of an anonymous caller or a
-  citizen, over the gateway's public copy when it is ready (`events.py`), and a kiosk's `submitKioskVotes`
-  mutation (`votes.py`). A document is parsed and validated once, with the limits of every request (depth,
+  citizen, over the gateway's public copy when it is ready (`events.py`), a kiosk's `submitKioskVotes`
+  mutation (`votes.py`), and a citizen's `castBudgetBallot` mutation (`ballots.py`). A document is parsed and validated once, with the limits of every request (depth,
   aliases, tokens: `plans.py`), and compiled into a plan; a request then only reads its variables.
 - **The same answer as Strawberry.** The same objects, serialisers and error form (message, code, location,
-  path); `tests/unit/test_fastpath.py` and `tests/unit/test_fastvotes.py` compare both paths on many documents.
+  path); `tests/unit/test_fastpath.py`, `test_fastvotes.py` and `test_fastballots.py` compare both paths on many
+  documents.
 - **When it must hand over to Strawberry.** Whenever it is not sure: another operation or shape, a value in a
   form it does not read, invalid variables, a filter the contract refuses, a null for a non-null field, the
   copy not ready, or `strawberry_internals.check()` reporting that Strawberry changed. It then returns None
   and the request (its body replayed) goes to Strawberry, which answers or explains the error as always.
 - **Strawberry's private parts** are used in `strawberry_internals.py` only, against the version pyproject.toml
   pins; a test fails loudly when an upgrade changes them.
-- `PARVIS_COMPILED_PATHS` turns them off (`none`) or picks them (`events`, `votes`): Strawberry answers the rest.
+- `PARVIS_COMPILED_PATHS` turns them off (`none`) or picks them (`events`, `votes`, `ballots`): Strawberry answers
+  the rest.
 """
 from __future__ import annotations
 
@@ -25,11 +27,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.compiled import strawberry_internals
 from gateway.compiled.events import FastQueries
+from gateway.compiled.ballots import FastBudgetBallots
 from gateway.compiled.votes import FastKioskVotes
 
 log = logging.getLogger("parvis.gateway")
 
-PATHS = ("events", "votes")
+PATHS = ("events", "votes", "ballots")
 
 
 class CompiledPaths:
@@ -44,6 +47,9 @@ class CompiledPaths:
         self.events = FastQueries(gateway.schema, gateway.public_agenda) if "events" in wanted else None
         votes = FastKioskVotes(gateway.schema, production=gateway.settings.production) if "votes" in wanted else None
         self.votes = votes if votes is not None and votes.enabled else None
+        ballots = FastBudgetBallots(gateway.schema, production=gateway.settings.production) \
+            if "ballots" in wanted else None
+        self.ballots = ballots if ballots is not None and ballots.enabled else None
 
     def middleware(self, app: ASGIApp) -> "CompiledPathsMiddleware":
         return CompiledPathsMiddleware(app, self)
@@ -63,8 +69,9 @@ class CompiledPathsMiddleware:
         public = (self.paths.events is not None and caller.role in ("public", "citizen")
                   and self.gateway.public_agenda.serving)
         kiosk = caller.role == "kiosk" and self.paths.votes is not None
+        voter = caller.role == "citizen" and self.paths.ballots is not None
         headers = dict(scope.get("headers") or [])
-        if not (public or kiosk) or not headers.get(b"content-type", b"").startswith(b"application/json"):
+        if not (public or kiosk or voter) or not headers.get(b"content-type", b"").startswith(b"application/json"):
             return await self.app(scope, receive, send)
         chunks, more = [], True
         while more:
@@ -81,10 +88,15 @@ class CompiledPathsMiddleware:
         result = None
         if payload is not None and public:
             result = self.paths.events.execute(payload)
-        elif payload is not None:
+        if payload is not None and result is None and (kiosk or voter):
             call = self.gateway.caller_call(caller, scope.get("state", {}).get("correlation_id") or uuid.uuid4().hex)
-            result = await self.paths.votes.execute(
-                payload, lambda votes: call("satisfaction", "submit_votes", timeout=30.0, votes=votes))
+            if kiosk:
+                result = await self.paths.votes.execute(
+                    payload, lambda votes: call("satisfaction", "submit_votes", timeout=30.0, votes=votes))
+            else:
+                result = await self.paths.ballots.execute(
+                    payload, lambda budget_id, headings: call("consultation", "cast_budget_ballot", timeout=30.0,
+                                                              budget_id=budget_id, headings=headings))
         if result is not None:
             data = orjson.dumps(result)
             await send({"type": "http.response.start", "status": 200,
