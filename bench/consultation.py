@@ -184,6 +184,16 @@ async def fill_up(amqp_url: str, bid: str, ids: list[str], first: int, last: int
     return time.perf_counter() - started
 
 
+def summed(text: str, *names: str) -> dict[str, float]:
+    """`<name>_sum` and `<name>_count` of histograms in a Prometheus text page, added over their labels."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        key = line.split("{")[0].split(" ")[0]
+        if key.endswith(("_sum", "_count")) and key.rsplit("_", 1)[0] in names:
+            out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--voters", type=int, default=10_000)
@@ -272,15 +282,17 @@ def main() -> int:
         t = time.perf_counter()
         pb = httpx.get(f"{platform.url}/consultations/{bid}/territoire.pb", timeout=120)
         log(f"Pabulib export of {total} ballots: {time.perf_counter() - t:.2f}s, {len(pb.content) / 1e6:.1f} MB")
-        rounds = {}
-        for line in httpx.get(f"http://127.0.0.1:{platform.metrics_base + 1}/metrics", timeout=5).text.splitlines():
-            if line.startswith("parvis_consultation_cast_round_ballots_") and not line.startswith("#"):
-                key = line.split(" ")[0]
-                if key.endswith(("_sum", "_count")):
-                    rounds[key.rsplit("_", 1)[1]] = float(line.rsplit(" ", 1)[1])
-        if rounds.get("count"):
-            log(f"rounds of writes: {rounds['count']:.0f}, {rounds['sum'] / rounds['count']:.1f} ballots a round on "
-                "average")
+        sums = summed(httpx.get(f"http://127.0.0.1:{platform.metrics_base + 1}/metrics", timeout=5).text,
+                      "parvis_consultation_cast_round_ballots", "parvis_consultation_cast_round_seconds")
+        sums.update(summed(httpx.get(f"{platform.url}/metrics", timeout=5).text, "parvis_rpc_client_batch_items"))
+        if sums.get("parvis_consultation_cast_round_ballots_count"):
+            n = sums["parvis_consultation_cast_round_ballots_count"]
+            log(f"rounds of writes: {n:.0f}, {sums['parvis_consultation_cast_round_ballots_sum'] / n:.1f} ballots and "
+                f"{sums.get('parvis_consultation_cast_round_seconds_sum', 0) / n * 1000:.1f} ms a round on average")
+        if sums.get("parvis_rpc_client_batch_items_count"):
+            n = sums["parvis_rpc_client_batch_items_count"]
+            log(f"the gateway's batches (gateway/batching.py): {n:.0f}, "
+                f"{sums['parvis_rpc_client_batch_items_sum'] / n:.1f} ballots a batch on average")
         p95 = pct(lat, .95)
         log(f"end to end {e2e_rate:.0f} ballots/s against bare {bare_rate:.0f}/s over {args.runs} alternating runs "
             f"each: {e2e_rate / bare_rate:.0%} of bare")
