@@ -50,3 +50,5 @@ class GatewaySettings(BaseSettings):
                                            "hot writes whose calls arriving together go to their service as one RPC "
                                            "(gateway/batching.py), or `none`", parse=_batched,
                                            shown="`consultation.cast_budget_ballot`")
+    rpc_batches_in_flight: int = setting("PARVIS_RPC_BATCHES_IN_FLIGHT", 1, "batches of one method a gateway process "
+                                         "has in flight at once; the calls arriving meanwhile wait for the next one")
