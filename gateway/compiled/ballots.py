@@ -19,17 +19,13 @@ compares both). The ballot goes to the service exactly as Strawberry's resolver 
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Awaitable, Callable
 
-from graphql import FieldNode, GraphQLError, OperationType, VariableNode, print_ast
-from graphql.utilities import get_operation_ast
+from graphql import FieldNode, VariableNode, print_ast
 from prometheus_client import Counter
 
 from gateway.compiled import strawberry_internals as internals
-from gateway.compiled.plans import PlanCache, Unsupported
-from gateway.compiled.votes import _fields
-from gateway.errors import GRAPHQL_DURATION, GRAPHQL_OPERATIONS, map_error, operation_outcome
+from gateway.compiled.plans import CompiledMutation, Unsupported, plain_fields
 
 FIELD = "castBudgetBallot"
 ARGUMENTS = {"budgetId": "ID!", "headings": "[HeadingBallotInput!]!"}
@@ -51,13 +47,8 @@ class Plan:
         self.node, self.key, self.budget, self.headings, self.render = node, key, budget, headings, render
 
 
-class FastBudgetBallots(PlanCache):
-    size = 64
-
-    def __init__(self, schema, production: bool = False):
-        super().__init__(schema)
-        self.production = production
-        self.enabled = self._schema_matches()
+class FastBudgetBallots(CompiledMutation):
+    field = FIELD
 
     def _schema_matches(self) -> bool:
         """The plan below assumes the schema's shape of the mutation: if it changes, every ballot goes to
@@ -82,13 +73,7 @@ class FastBudgetBallots(PlanCache):
 
     # -- compiling -------------------------------------------------------------------------------
     def _compile(self, query: str, operation_name: str | None) -> Plan:
-        document = self._document(query)
-        operation = get_operation_ast(document, operation_name)
-        if operation is None or operation.operation is not OperationType.MUTATION:
-            raise Unsupported("not a mutation")
-        if any(d.kind != "operation_definition" for d in document.definitions) or operation.directives:
-            raise Unsupported("fragments or directives")
-        ((key, node),) = _fields(operation.selection_set, {FIELD})
+        key, node, operation = self._mutation_field(query, operation_name)
         definitions = {d.variable.name.value: d for d in operation.variable_definitions or ()}
         variables = {}
         for argument in node.arguments:
@@ -103,12 +88,12 @@ class FastBudgetBallots(PlanCache):
         if set(variables) != set(ARGUMENTS) or len(definitions) != len(ARGUMENTS) or len(set(variables.values())) != 2:
             raise Unsupported("variables other than the two arguments")
         steps = []  # (response key, field, extra): __typename's value, or headings' (key, field) pairs
-        for field_key, sel in _fields(node.selection_set, set(RECEIPT_FIELDS) | {"__typename"}):
+        for field_key, sel in plain_fields(node.selection_set, set(RECEIPT_FIELDS) | {"__typename"}):
             name = sel.name.value
             if name == "__typename":
                 steps.append((field_key, None, "BallotReceipt"))
             elif name == "headings":
-                inner = [(k, s.name.value) for k, s in _fields(sel.selection_set, {"headingId", "projectIds",
+                inner = [(k, s.name.value) for k, s in plain_fields(sel.selection_set, {"headingId", "projectIds",
                                                                                   "__typename"})]
                 steps.append((field_key, "headings", inner))
             else:
@@ -147,18 +132,7 @@ class FastBudgetBallots(PlanCache):
             FAST_BALLOTS.labels("fallback").inc()
             return None
         FAST_BALLOTS.labels("served").inc()
-        started = time.perf_counter()
-        try:
-            receipt = await call(budget_id, headings)
-        except Exception as exc:  # noqa: BLE001 - answered as Strawberry answers an error of the resolver
-            error = GraphQLError(str(exc), nodes=[plan.node], path=[plan.key], original_error=exc)
-            outcome = operation_outcome([error])
-            response = {"data": None, "errors": [map_error(error, self.production).formatted]}
-        else:
-            outcome, response = "ok", {"data": {plan.key: plan.render(receipt)}}
-        GRAPHQL_OPERATIONS.labels("mutation", FIELD, outcome).inc()
-        GRAPHQL_DURATION.labels("mutation", FIELD).observe(time.perf_counter() - started)
-        return response
+        return await self.answer(plan, lambda: call(budget_id, headings))
 
 
 def coerce_id(value: Any) -> str | None:
