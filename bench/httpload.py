@@ -75,6 +75,49 @@ class Connection:
         return await self.request("GET", path + ("?" + urlencode(params) if params else ""))
 
 
+async def open_loop(base_url: str, send: Callable, items: list, rate: float, max_connections: int = 400) -> dict:
+    """`send(connection, item)` for each item at `rate` a second, at evenly spaced instants whatever the answers
+    (citizens do not wait for each other), on keep-alive connections taken from a pool (a new one when all are busy,
+    up to `max_connections`). Each latency runs from the instant the request was due, not from when a connection
+    was free: a server that falls behind is charged with the wait (no coordinated omission). Returns the elapsed
+    time, the latencies in seconds, the answers (send's return values, None for an error) and the connections used."""
+    parts = urlsplit(base_url)
+    free: list[Connection] = []
+    opened = 0
+    slots = asyncio.Semaphore(max_connections)
+    latencies: list[float] = [0.0] * len(items)
+    answers: list = [None] * len(items)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def one(i: int, item, due: float) -> None:
+        nonlocal opened
+        async with slots:
+            if free:
+                conn = free.pop()
+            else:
+                conn = Connection(parts.hostname, parts.port)
+                opened += 1
+            try:
+                answers[i] = await send(conn, item)
+                free.append(conn)
+            except Exception:  # noqa: BLE001 - counted as an error; that connection is dropped
+                conn.close()
+            latencies[i] = loop.time() - due
+
+    tasks = []
+    for i, item in enumerate(items):
+        due = started + i / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, item, due)))
+    await asyncio.gather(*tasks)
+    for conn in free:
+        conn.close()
+    return {"elapsed": loop.time() - started, "latencies": latencies, "answers": answers, "connections": opened}
+
+
 async def closed_loop(base_url: str, make_request: Callable, clients: int, seconds: float):
     """Runs `make_request(connection)` on `clients` connections for `seconds`; returns
     (requests/s, latencies in seconds, errors). A response is an error unless it is a 200 without GraphQL errors."""

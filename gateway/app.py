@@ -39,6 +39,7 @@ from gateway.schema import MAX_DOCUMENT_BYTES, build_schema
 from gateway.schema.agenda import to_event
 from gateway.schema.platform import ping_all
 from gateway.settings import GatewaySettings
+from gateway.sharedreads import SharedReads
 from core import logjson
 from core.settings import SERVICES
 from core.logjson import SLO_BUCKETS
@@ -254,7 +255,9 @@ class Gateway:
         self.schema = build_schema(production=self.settings.production)
         self.public_agenda = PublicAgenda(self._public_call, to_event, self.settings.amqp_url)
         self.compiled = CompiledPaths(self, self.settings.compiled_paths)
-        self.batchers = batchers(self.rpc, self.settings.secret, self.settings.rpc_batches)
+        self.shared_results = SharedReads("consultation_results")
+        self.batchers = batchers(self.rpc, self.settings.secret, self.settings.rpc_batches,
+                                 max(1, self.settings.rpc_batches_in_flight))
         self._tasks: list[asyncio.Task] = []
 
     async def _public_call(self, service: str, method: str, **kwargs):

@@ -41,7 +41,7 @@ class RpcBatcher:
     a batch holds what queued meanwhile, up to `max_items`."""
 
     def __init__(self, rpc, service: str, method: str, batch_method: str, secret: str | None,
-                 max_items: int = 200, in_flight: int = 2):
+                 max_items: int = 200, in_flight: int = 1):
         self.rpc, self.service, self.method, self.batch_method = rpc, service, method, batch_method
         self.secret = secret
         self.max_items, self.in_flight = max_items, in_flight
@@ -103,10 +103,10 @@ class RpcBatcher:
                 self._send()
 
 
-def batchers(rpc, secret: str | None, names: tuple[str, ...]) -> dict[tuple[str, str], RpcBatcher]:
+def batchers(rpc, secret: str | None, names: tuple[str, ...], in_flight: int = 1) -> dict[tuple[str, str], RpcBatcher]:
     """The batchers of the methods PARVIS_RPC_BATCHES names, by (service, method)."""
     out = {}
     for name in names:
         service, _, method = name.partition(".")
-        out[(service, method)] = RpcBatcher(rpc, service, method, BATCHED[name], secret)
+        out[(service, method)] = RpcBatcher(rpc, service, method, BATCHED[name], secret, in_flight=in_flight)
     return out

@@ -42,10 +42,10 @@ class GatewaySettings(BaseSettings):
     rate_limit: float = setting("PARVIS_RATE_LIMIT", 100.0, "requests a second an anonymous client (by address) may "
                                 "make on average, per gateway process (0: no limit)")
     rate_burst: float = setting("PARVIS_RATE_BURST", 300.0, "requests an anonymous client may make at once")
-    compiled_paths: tuple[str, ...] = setting("PARVIS_COMPILED_PATHS", ("events", "votes", "links"),
+    compiled_paths: tuple[str, ...] = setting("PARVIS_COMPILED_PATHS", ("events", "votes", "ballots", "links"),
                                               "GraphQL operations answered without graphql-core's executor "
-                                              "(gateway/compiled/): `events`, `votes`, `links`, or `none`",
-                                              parse=_paths, shown="`events,votes,links`")
+                                              "(gateway/compiled/): `events`, `votes`, `ballots`, `links`, or `none`",
+                                              parse=_paths, shown="`events,votes,ballots,links`")
     rpc_batches: tuple[str, ...] = setting("PARVIS_RPC_BATCHES", ("consultation.cast_budget_ballot",
                                                                  "payment_link.create_payment_link",
                                                                  "payment_link.handle_notification"),
@@ -53,3 +53,5 @@ class GatewaySettings(BaseSettings):
                                            "(gateway/batching.py), or `none`", parse=_batched,
                                            shown="`consultation.cast_budget_ballot,payment_link.create_payment_link,"
                                                  "payment_link.handle_notification`")
+    rpc_batches_in_flight: int = setting("PARVIS_RPC_BATCHES_IN_FLIGHT", 1, "batches of one method a gateway process "
+                                         "has in flight at once; the calls arriving meanwhile wait for the next one")

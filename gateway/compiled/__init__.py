@@ -1,21 +1,22 @@
-"""Compiled GraphQL paths: the two hottest operations answered without graphql-core's executor.
+"""Compiled GraphQL paths: the four hottest operations answered without graphql-core's executor.
 
 The contract every compiled path keeps:
 - **What it may answer.** Only one operation each: the public `events` query of an anonymous caller or a
   citizen, over the gateway's public copy when it is ready (`events.py`), a kiosk's `submitKioskVotes`
-  mutation (`votes.py`), and an agent's or billing software's `createPaymentLink` (`links.py`). A document is
-  parsed and validated once, with the limits of every request (depth, aliases, tokens: `plans.py`), and compiled
-  into a plan; a request then only reads its variables.
+  mutation (`votes.py`), a citizen's `castBudgetBallot` mutation (`ballots.py`), and an agent's or billing
+  software's `createPaymentLink` (`links.py`). A document is parsed and validated once, with the limits of every
+  request (depth, aliases, tokens: `plans.py`), and compiled into a plan; a request then only reads its variables.
 - **The same answer as Strawberry.** The same objects, serialisers and error form (message, code, location,
-  path); `tests/unit/test_fastpath.py` and `tests/unit/test_fastvotes.py` compare both paths on many documents.
+  path); `tests/unit/test_fastpath.py`, `test_fastvotes.py`, `test_fastballots.py` and `test_fastlinks.py` compare
+  both paths on many documents.
 - **When it must hand over to Strawberry.** Whenever it is not sure: another operation or shape, a value in a
   form it does not read, invalid variables, a filter the contract refuses, a null for a non-null field, the
   copy not ready, or `strawberry_internals.check()` reporting that Strawberry changed. It then returns None
   and the request (its body replayed) goes to Strawberry, which answers or explains the error as always.
 - **Strawberry's private parts** are used in `strawberry_internals.py` only, against the version pyproject.toml
   pins; a test fails loudly when an upgrade changes them.
-- `PARVIS_COMPILED_PATHS` turns them off (`none`) or picks them (`events`, `votes`, `links`): Strawberry answers
-  the rest.
+- `PARVIS_COMPILED_PATHS` turns them off (`none`) or picks them (`events`, `votes`, `ballots`, `links`): Strawberry
+  answers the rest.
 """
 from __future__ import annotations
 
@@ -27,12 +28,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.compiled import strawberry_internals
 from gateway.compiled.events import FastQueries
+from gateway.compiled.ballots import FastBudgetBallots
 from gateway.compiled.links import FastPaymentLinks
 from gateway.compiled.votes import FastKioskVotes
 
 log = logging.getLogger("parvis.gateway")
 
-PATHS = ("events", "votes", "links")
+PATHS = ("events", "votes", "ballots", "links")
 BILLERS = frozenset({"agent", "service"})  # who may create payment links (gateway/compiled/links.py)
 
 
@@ -48,6 +50,9 @@ class CompiledPaths:
         self.events = FastQueries(gateway.schema, gateway.public_agenda) if "events" in wanted else None
         votes = FastKioskVotes(gateway.schema, production=gateway.settings.production) if "votes" in wanted else None
         self.votes = votes if votes is not None and votes.enabled else None
+        ballots = FastBudgetBallots(gateway.schema, production=gateway.settings.production) \
+            if "ballots" in wanted else None
+        self.ballots = ballots if ballots is not None and ballots.enabled else None
         links = FastPaymentLinks(gateway.schema, production=gateway.settings.production) if "links" in wanted else None
         self.links = links if links is not None and links.enabled else None
 
@@ -69,9 +74,11 @@ class CompiledPathsMiddleware:
         public = (self.paths.events is not None and caller.role in ("public", "citizen")
                   and self.gateway.public_agenda.serving)
         kiosk = caller.role == "kiosk" and self.paths.votes is not None
+        voter = caller.role == "citizen" and self.paths.ballots is not None
         biller = caller.role in BILLERS and self.paths.links is not None
         headers = dict(scope.get("headers") or [])
-        if not (public or kiosk or biller) or not headers.get(b"content-type", b"").startswith(b"application/json"):
+        if not (public or kiosk or voter or biller) or not headers.get(b"content-type", b"").startswith(
+                b"application/json"):
             return await self.app(scope, receive, send)
         chunks, more = [], True
         while more:
@@ -88,11 +95,16 @@ class CompiledPathsMiddleware:
         result = None
         if payload is not None and public:
             result = self.paths.events.execute(payload)
-        elif payload is not None and kiosk:
+        if payload is not None and result is None and (kiosk or voter):
             call = self.gateway.caller_call(caller, scope.get("state", {}).get("correlation_id") or uuid.uuid4().hex)
-            result = await self.paths.votes.execute(
-                payload, lambda votes: call("satisfaction", "submit_votes", timeout=30.0, votes=votes))
-        elif payload is not None:
+            if kiosk:
+                result = await self.paths.votes.execute(
+                    payload, lambda votes: call("satisfaction", "submit_votes", timeout=30.0, votes=votes))
+            else:
+                result = await self.paths.ballots.execute(
+                    payload, lambda budget_id, headings: call("consultation", "cast_budget_ballot", timeout=30.0,
+                                                              budget_id=budget_id, headings=headings))
+        elif payload is not None and result is None and biller:
             call = self.gateway.caller_call(caller, scope.get("state", {}).get("correlation_id") or uuid.uuid4().hex)
             result = await self.paths.links.execute(payload, caller, call)
         if result is not None:

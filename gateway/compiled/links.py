@@ -30,7 +30,8 @@ from contracts.errors import Forbidden
 from contracts.platform import Caller
 from gateway.compiled import strawberry_internals as internals
 from gateway.compiled.plans import PlanCache, Unsupported
-from gateway.compiled.votes import INT_MAX, INT_MIN, _fields
+from gateway.compiled.plans import plain_fields as _fields
+from gateway.compiled.votes import INT_MAX, INT_MIN
 from gateway.errors import GRAPHQL_DURATION, GRAPHQL_OPERATIONS, map_error, operation_outcome
 
 FIELD = "createPaymentLink"

@@ -19,17 +19,14 @@ Strawberry's form (same message, code, location and path; tests/unit/test_fastvo
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime
 from typing import Any, Awaitable, Callable
 
-from graphql import FieldNode, GraphQLError, OperationType, VariableNode, print_ast
-from graphql.utilities import get_operation_ast
+from graphql import FieldNode, VariableNode, print_ast
 from prometheus_client import Counter
 
-from gateway.errors import GRAPHQL_DURATION, GRAPHQL_OPERATIONS, map_error, operation_outcome
 from gateway.compiled import strawberry_internals as internals
-from gateway.compiled.plans import PlanCache, Unsupported
+from gateway.compiled.plans import CompiledMutation, Unsupported, plain_fields
 
 FIELD = "submitKioskVotes"
 VOTE_TYPE = "[KioskVoteInput!]!"
@@ -54,13 +51,8 @@ class Plan:
         self.node, self.key, self.variable, self.render = node, key, variable, render
 
 
-class FastKioskVotes(PlanCache):
-    size = 64
-
-    def __init__(self, schema, production: bool = False):
-        super().__init__(schema)
-        self.production = production
-        self.enabled = self._schema_matches()
+class FastKioskVotes(CompiledMutation):
+    field = FIELD
 
     def _schema_matches(self) -> bool:
         """The plan below assumes the schema's shape of the mutation: if it changes, every submit goes to
@@ -79,13 +71,7 @@ class FastKioskVotes(PlanCache):
 
     # -- compiling -------------------------------------------------------------------------------
     def _compile(self, query: str, operation_name: str | None) -> Plan:
-        document = self._document(query)
-        operation = get_operation_ast(document, operation_name)
-        if operation is None or operation.operation is not OperationType.MUTATION:
-            raise Unsupported("not a mutation")
-        if any(d.kind != "operation_definition" for d in document.definitions) or operation.directives:
-            raise Unsupported("fragments or directives")
-        ((key, node),) = _fields(operation.selection_set, {FIELD})
+        key, node, operation = self._mutation_field(query, operation_name)
         definitions = operation.variable_definitions or ()
         (argument,) = node.arguments
         if (len(definitions) != 1 or not isinstance(argument.value, VariableNode)
@@ -94,11 +80,11 @@ class FastKioskVotes(PlanCache):
                 or definitions[0].directives):
             raise Unsupported("votes not given as one [KioskVoteInput!]! variable")
         steps = []  # (response key, field, extra): __typename's value, or rejected's (key, field) pairs
-        for field_key, sel in _fields(node.selection_set, REPORT_FIELDS):
+        for field_key, sel in plain_fields(node.selection_set, REPORT_FIELDS):
             if sel.name.value == "__typename":
                 steps.append((field_key, None, "VoteSubmitReport"))
             elif sel.name.value == "rejected":
-                inner = [(k, s.name.value) for k, s in _fields(sel.selection_set, REJECTED_FIELDS)]
+                inner = [(k, s.name.value) for k, s in plain_fields(sel.selection_set, REJECTED_FIELDS)]
                 steps.append((field_key, "rejected", inner))
             else:
                 steps.append((field_key, sel.name.value, None))
@@ -130,36 +116,7 @@ class FastKioskVotes(PlanCache):
             FAST_VOTES.labels("fallback").inc()
             return None
         FAST_VOTES.labels("served").inc()
-        started = time.perf_counter()
-        try:
-            report = await call(votes)
-        except Exception as exc:  # noqa: BLE001 - answered as Strawberry answers an error of the resolver
-            error = GraphQLError(str(exc), nodes=[plan.node], path=[plan.key], original_error=exc)
-            outcome = operation_outcome([error])
-            response = {"data": None, "errors": [map_error(error, self.production).formatted]}
-        else:
-            outcome, response = "ok", {"data": {plan.key: plan.render(report)}}
-        GRAPHQL_OPERATIONS.labels("mutation", FIELD, outcome).inc()
-        GRAPHQL_DURATION.labels("mutation", FIELD).observe(time.perf_counter() - started)
-        return response
-
-
-def _fields(selection_set, allowed: set[str]) -> list[tuple[str, FieldNode]]:
-    """(response key, field) of a selection set made only of plain fields among `allowed`, each key once."""
-    if selection_set is None:
-        raise Unsupported("no selections")
-    out, keys = [], set()
-    for sel in selection_set.selections:
-        if not isinstance(sel, FieldNode) or sel.directives or sel.name.value not in allowed:
-            raise Unsupported("not a plain field of the expected ones")
-        key = sel.alias.value if sel.alias else sel.name.value
-        if key in keys:
-            raise Unsupported("a response key selected twice (field merging)")
-        keys.add(key)
-        out.append((key, sel))
-    if not out:
-        raise Unsupported("no selections")
-    return out
+        return await self.answer(plan, lambda: call(votes))
 
 
 def coerce_votes(value: Any) -> list[dict] | None:

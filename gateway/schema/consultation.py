@@ -852,8 +852,17 @@ def _page(cls, node_cls, page: dict):
                page_info=PageInfo(has_next_page=page["has_next"], end_cursor=page.get("end_cursor")), **extra)
 
 
+# Calls that change no answer of consultation_results (reads), and budget ballots: a count may lag them by
+# gateway/sharedreads.py's `stale` seconds. Any other call drops the shared results answers.
+_KEEP_SHARED = ("get_", "list_", "export_", "verify_", "my_", "consultation_results", "cast_budget_ballot")
+
+
 async def _call(info: Info, method: str, **kwargs):
-    return await info.context["call"]("consultation", method, **kwargs)
+    try:
+        return await info.context["call"]("consultation", method, **kwargs)
+    finally:
+        if not method.startswith(_KEEP_SHARED) and "gateway" in info.context:
+            info.context["gateway"].shared_results.forget()
 
 
 async def _consultation(info: Info, method: str, **kwargs) -> Consultation:
@@ -901,7 +910,14 @@ class ConsultationQuery:
 
     @strawberry.field(description="Results once published; until then only the participation, for everyone")
     async def consultation_results(self, info: Info, id: strawberry.ID) -> ConsultationResults:
-        return build(ConsultationResults, await _call(info, "consultation_results", id=str(id)))
+        # Polled by every open page of a vote while ballots stream in: one call to the service at a time, its answer
+        # shared for a second or two (gateway/sharedreads.py), per role (what a role may see differs).
+        load = lambda: _call(info, "consultation_results", id=str(id))  # noqa: E731
+        gateway = info.context.get("gateway")
+        if gateway is None:
+            return build(ConsultationResults, await load())
+        caller = info.context["caller"]
+        return build(ConsultationResults, await gateway.shared_results.get((str(id), caller.role), load))
 
     @strawberry.field(description="A budget's projects (the public sees approved ones), by heading and filter")
     async def projects(self, info: Info, budget_id: strawberry.ID, heading_id: Optional[strawberry.ID] = None,

@@ -135,7 +135,7 @@ def batch_calls(secret: str, single: RpcContract, items: list) -> list[BatchCall
 def batch_reply(single: RpcContract, calls: list[BatchCall]) -> dict:
     """`{"results": [...]}` in the items' order: each result as the single method's reply (checked by its contract),
     each refusal in the form nameko gives an exception (gateway/rpc.py: remote_error reads both alike)."""
-    reply = TypeAdapter(single.reply)
+    reply = _reply_adapter(single.name)
     results = []
     for call in calls:
         if call.error is None:
@@ -147,6 +147,13 @@ def batch_reply(single: RpcContract, calls: list[BatchCall]) -> dict:
                 call.error = RuntimeError("reply breaks its contract")
         results.append({"error": error_form(call.error)})
     return {"results": results}
+
+
+@functools.lru_cache(maxsize=None)
+def _reply_adapter(name: str) -> TypeAdapter:
+    from contracts import rpc_contracts
+
+    return TypeAdapter(rpc_contracts()[name].reply)
 
 
 def error_form(exc: BaseException) -> dict:

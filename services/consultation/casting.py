@@ -2,19 +2,25 @@
 that he took part, with nothing that joins them, written in rounds shared by the ballots that arrive together.
 
 What a round writes, in this order (each a few round trips, whatever the number of ballots in it):
-1. the participations of its voters, each `pending` the round (`_id` = consultation:voter: a second ballot of the same
+1. the round document, `claiming` its voters (their keys: consultation:voter), nothing of their ballots; the documents
+   of the rounds finished before it go in the same round trip;
+2. the participations of its voters, each naming its round (`_id` = consultation:voter: a second ballot of the same
    citizen, from any device or process, meets the key and is refused: "one ballot per citizen" is the key's);
-2. the round document: the round's ballots, shuffled, each with the slot it goes into, and the counts they add;
-3. the ballots, into their slots;
-4. the counters (`$inc`, guarded by the round's marker);
-5. then, in the next round's first writes (or at once when none follows), the participations lose their `pending`,
-   the drafts of secret responses go, and the round document is deleted.
-The round document and the participations' `pending` are the only things that ever tie ballots to voters: a whole
-round's voters to a whole round's shuffled ballots, for milliseconds (until the recovery after a crash). A crash
-before the round document is written leaves participations `pending` a round that does not exist: the recovery
-deletes them (those voters were never answered, and may vote again; a voter asking meanwhile is told to retry). A
-crash after it is finished from the round document: ballots whose receipt is not stored yet go into their slots,
-counts are applied unless their marker is there. No acknowledged ballot is lost, none is counted twice.
+3. the round document again: the voters' keys replaced by the round's ballots, shuffled, each with the slot it goes
+   into, and the counts they add;
+4. the ballots, into their slots;
+5. the counters (`$inc`, guarded by the round's marker);
+6. then, in the next round's first write (or at once when none follows), the drafts of secret responses go and the
+   round document is deleted.
+Only the round document ties ballots to voters, a whole round's voters to a whole round's shuffled ballots, for
+milliseconds (until the recovery after a crash): a participation's `round` names a round document that is gone once
+the round is written, and no ballot names its round. A crash before step 3 leaves a round still `claiming`: the
+recovery deletes it, then its participations (those voters were never answered, and may vote again; a voter asking
+meanwhile is told to retry); a round that reaches step 3 after that is refused and its voters retry. A crash after
+step 3 is finished from the round document: ballots whose receipt is not stored yet go into their slots, counts are
+applied unless their marker is there. No acknowledged ballot is lost, none is counted twice. (Until 2026-12-01 the
+participations were `pending` their round and lost that mark in a second write each: a quarter of the database's
+work for a ballot.)
 
 Slots: MongoDB (and nx-27017) keep a collection in insertion order, and ObjectIds follow time; a ballot inserted when
 it arrives would sit beside the ballots cast just before and after it, in the same order as the participations.
@@ -46,7 +52,9 @@ from services.consultation.metrics import CAST_ROUND, CAST_ROUND_SECONDS, PARTIC
 log = logging.getLogger(__name__)
 
 CHUNK = 1000  # empty slots a process adds at once
-LOW = 300  # below this many empty slots left, the next chunk is added in the background
+PIECE = 100  # written this many at a time: the database takes one command at a time, and a 1,000-slot insert held
+# every round of ballots behind it for about half a second (the 95th percentile of a vote's latency, measured)
+LOW = 600  # below this many empty slots left, the next chunk is added in the background
 STARTED_AT = time.time()  # rounds written before this process started are no round of this process
 STILL_WRITING = "Votre bulletin précédent est en cours d'enregistrement : réessayez dans quelques secondes."
 _rng = random.SystemRandom()
@@ -105,11 +113,13 @@ class UrnState:
             self._add(store, consultation_id, max(CHUNK, n - len(free)))
 
     def _add(self, store, consultation_id: str, n: int) -> None:
-        chunk = [secrets.token_hex(16) for _ in range(n)]
-        store.add_slots(consultation_id, chunk)  # ids random: their order says nothing either
-        free = self.slots.setdefault(consultation_id, [])
-        free.extend(chunk)
-        _rng.shuffle(free)
+        chunk = [secrets.token_hex(16) for _ in range(n)]  # ids random: their order says nothing either
+        for start in range(0, n, PIECE):
+            piece = chunk[start:start + PIECE]
+            store.add_slots(consultation_id, piece)  # other writes pass between pieces; only slots go into ballots
+            free = self.slots.setdefault(consultation_id, [])
+            free.extend(piece)
+            _rng.shuffle(free)
 
     def _refill(self, store, consultation_id: str) -> None:
         try:
@@ -189,20 +199,24 @@ class Rounds:
         sent()
         firsts, copies = self._unique(jobs)
         winners = self._still_open(firsts, now)
-        # Empty slots first (a chunk takes a while): between the participations and the round's document, nothing
-        # slow, since the recovery undoes participations whose round document is still missing after a while.
+        # Empty slots first (a chunk takes a while): between the round's document and its ballots, nothing slow,
+        # since the recovery undoes a round still claiming its voters after a while.
         for cid, n in Counter(j.consultation_id for j in winners).items():
             self.state.reserve(self.store, cid, n)
+        self.store.open_round({"_id": round_id, "created_ts": now.timestamp(), "claiming": True,
+                               "keys": [j.key for j in winners]}, finished)
+        for r, info in close:
+            for cid in info["cids"]:
+                self.store._finished(cid, [r])
         docs = [{"_id": j.key, "consultation_id": j.consultation_id, "voter": j.voter, "origin": "WEB", "at": now,
-                 "at_ts": now.timestamp(), "pending": round_id} for j in winners]
-        failed = self.store.claim_participations(docs, finished)
+                 "at_ts": now.timestamp(), "round": round_id} for j in winners]
+        failed = self.store.claim_participations(docs)
         if failed:
             existing = self.store.participations_by_key([winners[i].key for i in failed])
+            writing = self.store.open_rounds(p.get("round") for p in existing.values())
             for i in sorted(failed):
-                self._refuse(winners[i], existing.get(winners[i].key))
+                self._refuse(winners[i], existing.get(winners[i].key), writing)
             winners = [j for i, j in enumerate(winners) if i not in failed]
-        drafts = [d for r, info in close for d in info["drafts"]]
-        self.store.delete_responses(drafts)
         _rng.shuffle(winners)
         fills, counts = [], {}
         for cid in dict.fromkeys(j.consultation_id for j in winners):
@@ -212,17 +226,14 @@ class Rounds:
             for j in mine:
                 total.update(j.inc)
             counts[cid] = dict(total)
-        self.store.start_round({"_id": round_id, "created_ts": now.timestamp(), "counts": counts,
-                                "ballots": [{"slot": s, "ballot": b} for s, b in fills]}, finished)
-        for r, info in close:
-            for cid in info["cids"]:
-                self.store._finished(cid, [r])
+        drafts = [j.key for j in winners if j.draft]
+        self.store.write_round(round_id, [{"slot": s, "ballot": b} for s, b in fills], counts, drafts)
         self._fill(fills)
         for cid, inc in counts.items():
             self.store.apply_counts(cid, round_id, inc)
         self._answer_copies(copies)
         CAST_ROUND_SECONDS.observe(time.perf_counter() - started)
-        return winners, time.monotonic(), round_id, {"cids": list(counts), "drafts": [j.key for j in winners if j.draft]}
+        return winners, time.monotonic(), round_id, {"cids": list(counts), "drafts": drafts}
 
     def finish(self, close: list) -> None:
         self.store.finish_rounds([r for r, _ in close], [d for _, info in close for d in info["drafts"]])
@@ -280,10 +291,11 @@ class Rounds:
         return out
 
     @staticmethod
-    def _refuse(job: Cast, existing: dict | None) -> None:
-        """The ballot of a voter whose key was taken. Still being written (or undone between our insert and our
-        read: the recovery deleted a crashed round's participation meanwhile): he tries again. Otherwise he voted."""
-        if existing is None or existing.get("pending"):
+    def _refuse(job: Cast, existing: dict | None, writing: set[str] = frozenset()) -> None:
+        """The ballot of a voter whose key was taken. Still being written (its round's document is there: `writing`),
+        or undone between our insert and our read (the recovery deleted a crashed round's participation meanwhile):
+        he tries again. Otherwise he voted."""
+        if existing is None or existing.get("round") in writing:
             job.error = ServiceUnavailable(STILL_WRITING)
             return
         try:
@@ -307,32 +319,30 @@ class Rounds:
 
     # -- recovery -----------------------------------------------------------------------------------
     def recover(self, now_ts: float, after: float) -> int:
-        """Finish the rounds a crash left half-written, undo the participations of rounds never written.
+        """Finish the rounds a crash left half-written, undo those that never wrote their ballots.
 
         Finishing is idempotent (receipts already stored are skipped, counts are guarded by the round's marker), so
         a round written before this process started is finished at once, even if another process still writes it.
-        Undoing is not: a participation is undone only once `after` seconds old, when no live process can be about
-        to write its round."""
+        Undoing is not: a round still claiming its voters is undone only once `after` seconds old, when no live
+        process can be about to write its ballots."""
         done = 0
         for doc in self.store.stale_rounds(max(STARTED_AT, now_ts - after)):
+            if doc.get("claiming"):
+                continue  # below, once `after` seconds old
             fills = [(b["slot"], b["ballot"]) for b in doc.get("ballots") or []]
             stored = self.store.receipts_stored([b["receipt"] for _, b in fills]) if fills else set()
             self._fill([(s, b) for s, b in fills if b["receipt"] not in stored])
             for cid, inc in (doc.get("counts") or {}).items():
                 self.store.apply_counts(cid, doc["_id"], inc)
-            drafts = [p["_id"] for p in self.store.participations_of_round(doc["_id"])]
-            self.store.finish_rounds([doc["_id"]], drafts)
+            self.store.finish_rounds([doc["_id"]], doc.get("drafts") or [])
             for cid in doc.get("counts") or {}:
                 self.store._finished(cid, [doc["_id"]])
             log.info("round %s finished after a crash: %s ballot(s)", doc["_id"], len(fills))
             done += 1
-        orphans: dict[str, list[str]] = {}
-        for p in self.store.pending_participations(now_ts - after):
-            orphans.setdefault(p["pending"], []).append(p["_id"])
-        for round_id, keys in orphans.items():
-            if self.store.get_round(round_id) is None:
-                undone = self.store.delete_pending_participations(keys, round_id)
-                log.info("round %s was never written: %s participation(s) undone", round_id, undone)
+        for doc in self.store.stale_rounds(now_ts - after):
+            if doc.get("claiming"):
+                undone = self.store.undo_round(doc["_id"], doc.get("keys") or [])
+                log.info("round %s never wrote its ballots: %s participation(s) undone", doc["_id"], undone)
                 done += 1
         return done
 

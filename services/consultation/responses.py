@@ -83,7 +83,7 @@ class Responses:
                                                     "voter": self.caller.subject, "origin": "WEB", "at": self.now,
                                                     "at_ts": self.now.timestamp()})
         if existing is not None:
-            if existing.get("pending"):
+            if existing.get("round") and self.store.open_rounds([existing["round"]]):
                 raise ServiceUnavailable("Votre réponse précédente est en cours d'enregistrement : réessayez.")
             try:
                 domain.check_participation(existing["origin"], "WEB", final=False)

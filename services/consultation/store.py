@@ -25,7 +25,7 @@ Collections, and what each may say:
   totals).
 
 nx-27017 quirks met here: `count_documents` scans (so counts are counters); `{field: None}` matches nothing (fields
-queried on are absent rather than null: `due_ts`, `pending`, `count_token`, `free`, `mismatch`); a compound index may
+queried on are absent rather than null: `due_ts`, `claiming`, `count_token`, `free`, `mismatch`); a compound index may
 not include `_id`; datetimes written by `$set` at the top level read back as strings (hence whole-document writes,
 and epoch seconds where an update writes a time); `$setOnInsert` beside `$inc` in an upsert is ignored (the counters
 document is inserted with its consultation, never upserted).
@@ -37,10 +37,10 @@ import time
 import uuid
 from typing import Iterable
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReturnDocument, UpdateMany, UpdateOne
+from pymongo import ASCENDING, DESCENDING, DeleteMany, IndexModel, InsertOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from contracts.errors import Conflict
+from contracts.errors import Conflict, ServiceUnavailable
 from services.common.mongo import OUTBOX, OUTBOX_COUNT, Repository, utcnow
 
 DUPLICATE = 11000
@@ -55,7 +55,6 @@ class ConsultationStore(Repository):
                           IndexModel([("created_ts", DESCENDING)])],
         "counters": [],
         "participations": [IndexModel([("voter", ASCENDING), ("at_ts", DESCENDING)]),
-                           IndexModel([("pending", ASCENDING)], sparse=True),
                            IndexModel([("count_token", ASCENDING)], sparse=True)],
         "responses": [IndexModel([("count_token", ASCENDING)], sparse=True)],
         "ballots": [IndexModel([("receipt", ASCENDING)], unique=True, sparse=True),
@@ -308,17 +307,20 @@ class ConsultationStore(Repository):
     def ballot_by_receipt(self, consultation_id: str, receipt: str) -> dict | None:
         return self.db.ballots.find_one({"receipt": receipt, "consultation_id": consultation_id})
 
-    def claim_participations(self, docs: list[dict], finished_rounds: list[str]) -> set[int]:
-        """Insert a round's participations (each `pending` its round); positions that met an existing key. The
-        participations of finished rounds lose their `pending` in the same round trip (before their round
-        documents go: see start_round)."""
-        ops: list = [InsertOne(d) for d in docs]
+    def open_round(self, doc: dict, finished_rounds: list[str]) -> None:
+        """A round's document, written before its participations: which voters it claims (`keys`), `claiming` until
+        its ballots are in it. Finished rounds' documents go in the same round trip."""
+        ops: list = [InsertOne(doc)]
         if finished_rounds:
-            ops.append(UpdateMany({"pending": {"$in": finished_rounds}}, {"$unset": {"pending": ""}}))
-        if not ops:
+            ops.append(DeleteMany({"_id": {"$in": finished_rounds}}))
+        self.db.rounds.bulk_write(ops, ordered=True)
+
+    def claim_participations(self, docs: list[dict]) -> set[int]:
+        """Insert a round's participations (each naming its round); positions that met an existing key."""
+        if not docs:
             return set()
         try:
-            self.db.participations.bulk_write(ops, ordered=False)
+            self.db.participations.insert_many(docs, ordered=False)
             return set()
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
@@ -329,38 +331,36 @@ class ConsultationStore(Repository):
     def participations_by_key(self, keys: list[str]) -> dict[str, dict]:
         return {d["_id"]: d for d in self.db.participations.find({"_id": {"$in": keys}})}
 
-    def start_round(self, doc: dict, finished_rounds: list[str]) -> None:
-        ops: list = [InsertOne(doc)]
-        if finished_rounds:
-            from pymongo import DeleteMany
+    def write_round(self, round_id: str, ballots: list[dict], counts: dict, drafts: list[str]) -> None:
+        """The round's ballots (shuffled, each with its slot) and counts, in place of the voters it claimed."""
+        done = self.db.rounds.update_one({"_id": round_id, "claiming": True},
+                                         {"$set": {"ballots": ballots, "counts": counts, "drafts": drafts},
+                                          "$unset": {"keys": "", "claiming": ""}})
+        if not done.matched_count:  # undone by the recovery meanwhile (a process stalled for that long): not counted
+            raise ServiceUnavailable("Le vote n'a pas pu être enregistré : réessayez dans quelques secondes.")
 
-            ops.append(DeleteMany({"_id": {"$in": finished_rounds}}))
-        self.db.rounds.bulk_write(ops, ordered=True)
+    def open_rounds(self, round_ids: Iterable[str]) -> set[str]:
+        """Those of these rounds still being written (their document is there)."""
+        ids = [r for r in set(round_ids) if r]
+        return {d["_id"] for d in self.db.rounds.find({"_id": {"$in": ids}}, {"_id": 1})} if ids else set()
 
     def finish_rounds(self, round_ids: list[str], drafts: list[str]) -> None:
-        """Close rounds whose ballots and counts are written: their participations first, then the drafts of their
-        voters, then the round documents (a crash in between leaves a round that the recovery finishes again)."""
+        """Close rounds whose ballots and counts are written: the drafts of their voters, then the round documents
+        (a crash in between leaves a round that the recovery finishes again)."""
         if not round_ids:
             return
-        self.db.participations.update_many({"pending": {"$in": round_ids}}, {"$unset": {"pending": ""}})
         self.delete_responses(drafts)
         self.db.rounds.delete_many({"_id": {"$in": round_ids}})
 
     def stale_rounds(self, older_than_ts: float) -> list[dict]:
         return list(self.db.rounds.find({"created_ts": {"$lt": older_than_ts}}).limit(50))
 
-    def get_round(self, round_id: str) -> dict | None:
-        return self.db.rounds.find_one({"_id": round_id}, {"_id": 1})
-
-    def pending_participations(self, older_than_ts: float) -> list[dict]:
-        return list(self.db.participations.find({"pending": {"$exists": True}, "at_ts": {"$lt": older_than_ts}},
-                                                {"pending": 1, "voter": 1, "consultation_id": 1}).limit(500))
-
-    def participations_of_round(self, round_id: str) -> list[dict]:
-        return list(self.db.participations.find({"pending": round_id}, {"voter": 1, "consultation_id": 1}))
-
-    def delete_pending_participations(self, keys: list[str], round_id: str) -> int:
-        return self.db.participations.delete_many({"_id": {"$in": keys}, "pending": round_id}).deleted_count
+    def undo_round(self, round_id: str, keys: list[str]) -> int:
+        """A round that never wrote its ballots: its participations go (those voters were never answered), then its
+        document."""
+        if not self.db.rounds.delete_one({"_id": round_id, "claiming": True}).deleted_count:
+            return 0  # its ballots were written meanwhile (a slow process): it is finished, not undone
+        return self.db.participations.delete_many({"_id": {"$in": keys}, "round": round_id}).deleted_count
 
     # -- budget projects and supports ----------------------------------------------------------------------
     def insert_project(self, doc: dict, events: list[dict]) -> None:

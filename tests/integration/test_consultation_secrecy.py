@@ -6,7 +6,8 @@ voter away), for a budget and for a secret survey. Then, reading the database as
 - no document holds both something that names a voter (his citizen id, his address's hash) and a ballot's content
   or receipt;
 - no ballot holds a time, a voter's id or a hash of one (services/consultation/ballots.py: identity_leaks);
-- nothing transient is left (rounds, pending participations, drafts of secret responses);
+- nothing transient is left (round documents, drafts of secret responses), and the round a participation names
+  is named by no ballot;
 - pairing participations in voting order (their times) with ballots in the database's order, or in the order of
   their ids, finds no more right pairs than chance would.
 """
@@ -98,11 +99,14 @@ def test_from_the_whole_database_one_cannot_tell_who_voted_what(platform):
             assert not (receipts & set(RECEIPT.findall(text))), (name, doc)
             assert "headings" not in text and "project_ids" not in text, (name, doc)
             if name == "participations":
-                assert set(doc) <= {"_id", "consultation_id", "voter", "origin", "at", "at_ts"}, doc
+                # `round`: the round document it was written with, deleted once the round was written; no ballot
+                # names its round (a round groups voters who voted in the same instant, as `at` does).
+                assert set(doc) <= {"_id", "consultation_id", "voter", "origin", "at", "at_ts", "round"}, doc
 
     # Nothing transient is left to join them: rounds finished, participations settled, drafts gone.
     assert everything.get("rounds", []) == []
-    assert not [p for p in everything["participations"] if "pending" in p]
+    rounds_named = {p["round"] for p in everything["participations"] if "round" in p}
+    assert rounds_named and not rounds_named & {b.get("round") for b in ballots}
     assert not [r for r in everything.get("responses", []) if r["consultation_id"] == survey["id"]]
 
     # The attacker's last resort: pair voters in voting order with ballots in stored order, or in id order.

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 from contracts.consultation import BudgetPhase, BudgetSettings, Heading
 from services.consultation import records
-from services.consultation.casting import CHUNK, Cast, Rounds, UrnState
+from services.consultation.casting import CHUNK, PIECE, Cast, Rounds, UrnState
 
 NOW = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
 H = timedelta(hours=1)
@@ -57,10 +57,12 @@ class Slots:
 def test_empty_slots_are_drawn_at_random_and_never_twice():
     store, urn = Slots(), UrnState()
     taken = [s for _ in range(40) for s in urn.take_slots(store, "c", 5)]
-    assert len(store.added) == 1 and len(store.added[0]) == CHUNK, "one chunk, added when the first round needed it"
-    assert len(set(taken)) == 200 and set(taken) <= set(store.added[0])
+    added = [s for piece in store.added for s in piece]
+    assert len(added) == CHUNK, "one chunk, added when the first round needed it"
+    assert {len(piece) for piece in store.added} == {PIECE}, "in pieces: other writes pass between them"
+    assert len(set(taken)) == 200 and set(taken) <= set(added)
     assert taken != sorted(taken), "not in id order"
-    order = {s: i for i, s in enumerate(store.added[0])}
+    order = {s: i for i, s in enumerate(added)}
     positions = [order[s] for s in taken]
     assert positions != sorted(positions), "not in the order they were stored in"
     assert urn.take_slots(store, "c", 0) == []
