@@ -19,20 +19,16 @@ compares both paths).
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Awaitable, Callable
 
-from graphql import FieldNode, GraphQLError, OperationType, VariableNode, print_ast
-from graphql.utilities import get_operation_ast
+from graphql import FieldNode, VariableNode, print_ast
 from prometheus_client import Counter
 
 from contracts.errors import Forbidden
 from contracts.platform import Caller
 from gateway.compiled import strawberry_internals as internals
-from gateway.compiled.plans import PlanCache, Unsupported
-from gateway.compiled.plans import plain_fields as _fields
+from gateway.compiled.plans import CompiledMutation, Unsupported, plain_fields
 from gateway.compiled.votes import INT_MAX, INT_MIN
-from gateway.errors import GRAPHQL_DURATION, GRAPHQL_OPERATIONS, map_error, operation_outcome
 
 FIELD = "createPaymentLink"
 ROLES = frozenset({"agent", "service"})  # gateway/schema/payment_link.py: IsBiller
@@ -78,13 +74,8 @@ class Plan:
         self.key_required = key_required
 
 
-class FastPaymentLinks(PlanCache):
-    size = 64
-
-    def __init__(self, schema, production: bool = False):
-        super().__init__(schema)
-        self.production = production
-        self.enabled = self._schema_matches()
+class FastPaymentLinks(CompiledMutation):
+    field = FIELD
 
     def _schema_matches(self) -> bool:
         """The plan below assumes the schema's shape of the mutation: if it changes, every request goes to
@@ -109,13 +100,7 @@ class FastPaymentLinks(PlanCache):
 
     # -- compiling -------------------------------------------------------------------------------
     def _compile(self, query: str, operation_name: str | None) -> Plan:
-        document = self._document(query)
-        operation = get_operation_ast(document, operation_name)
-        if operation is None or operation.operation is not OperationType.MUTATION:
-            raise Unsupported("not a mutation")
-        if any(d.kind != "operation_definition" for d in document.definitions) or operation.directives:
-            raise Unsupported("fragments or directives")
-        ((key, node),) = _fields(operation.selection_set, {FIELD})
+        key, node, operation = self._mutation_field(query, operation_name)
         definitions = {d.variable.name.value: d for d in operation.variable_definitions or ()}
         if any(d.default_value is not None or d.directives for d in definitions.values()):
             raise Unsupported("variable defaults or directives")
@@ -131,13 +116,13 @@ class FastPaymentLinks(PlanCache):
         if "input" not in used:
             raise Unsupported("no input")
         steps = []  # (response key, kind, extra): __typename's value, replayed, or the payment's (key, field) pairs
-        for field_key, sel in _fields(node.selection_set, {"replayed", "payment", "__typename"}):
+        for field_key, sel in plain_fields(node.selection_set, {"replayed", "payment", "__typename"}):
             if sel.name.value == "__typename":
                 steps.append((field_key, "typename", "PaymentCreated"))
             elif sel.name.value == "replayed":
                 steps.append((field_key, "replayed", None))
             else:
-                inner = [(k, s.name.value) for k, s in _fields(sel.selection_set, {*PAYMENT_FIELDS, "__typename"})]
+                inner = [(k, s.name.value) for k, s in plain_fields(sel.selection_set, {*PAYMENT_FIELDS, "__typename"})]
                 steps.append((field_key, "payment", inner))
 
         def render(r: dict) -> dict:
@@ -171,20 +156,13 @@ class FastPaymentLinks(PlanCache):
             FAST_LINKS.labels("fallback").inc()
             return None
         FAST_LINKS.labels("served").inc()
-        started = time.perf_counter()
-        try:
+
+        async def create():
             if caller.role == "service" and payment["regie_id"] not in (caller.regies or []):
                 raise Forbidden("Ce jeton de service ne peut agir que pour ses régies.", "regieId")  # own_regies
-            created = await call("payment_link", "create_payment_link", idempotency_key=key, payment=payment)
-        except Exception as exc:  # noqa: BLE001 - answered as Strawberry answers an error of the resolver
-            error = GraphQLError(str(exc), nodes=[plan.node], path=[plan.key], original_error=exc)
-            outcome = operation_outcome([error])
-            response = {"data": None, "errors": [map_error(error, self.production).formatted]}
-        else:
-            outcome, response = "ok", {"data": {plan.key: plan.render(created)}}
-        GRAPHQL_OPERATIONS.labels("mutation", FIELD, outcome).inc()
-        GRAPHQL_DURATION.labels("mutation", FIELD).observe(time.perf_counter() - started)
-        return response
+            return await call("payment_link", "create_payment_link", idempotency_key=key, payment=payment)
+
+        return await self.answer(plan, create)
 
 
 def _payment(p: dict, selections: list[tuple[str, str]]) -> dict:
