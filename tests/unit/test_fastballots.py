@@ -11,8 +11,8 @@ import pytest
 from contracts.errors import BadInput, Conflict, Forbidden, ServiceUnavailable
 from contracts.platform import Caller
 from gateway.compiled.ballots import FastBudgetBallots, coerce_headings
-from gateway.errors import map_errors
 from gateway.schema import build_schema
+from tests.unit.compiled_support import strawberry_answer
 
 CITIZEN = Caller(role="citizen", subject="cit-0123456789abcdef0123", token_id="t1")
 WEB = ("mutation($b: ID!, $h: [HeadingBallotInput!]!) { castBudgetBallot(budgetId: $b, headings: $h) "
@@ -42,21 +42,11 @@ class FakeService:
                 "headings": [{"heading_id": h["heading_id"], "project_ids": list(h["project_ids"])} for h in headings]}
 
 
-def strawberry_answer(schema, payload, service, production) -> dict:
+def strawberry_service(service):
     async def call(_service, method, timeout=None, **kwargs):
         assert (_service, method) == ("consultation", "cast_budget_ballot")
         return await service(kwargs["budget_id"], kwargs["headings"])
-
-    async def go():
-        result = await schema.execute(payload["query"], variable_values=payload.get("variables"),
-                                      operation_name=payload.get("operationName"),
-                                      context_value={"caller": CITIZEN, "call": call})
-        map_errors(result.errors, production)
-        out = {"data": result.data}
-        if result.errors:
-            out["errors"] = [e.formatted for e in result.errors]
-        return out
-    return asyncio.run(go())
+    return call
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["dev", "production"])
@@ -68,7 +58,7 @@ def paths(request):
 def both(paths, payload, error=None):
     schema, fast, production = paths
     slow_service, fast_service = FakeService(error), FakeService(error)
-    expected = strawberry_answer(schema, payload, slow_service, production)
+    expected = strawberry_answer(schema, payload, CITIZEN, strawberry_service(slow_service), production)
     got = asyncio.run(fast.execute(payload, fast_service))
     return expected, got, slow_service.calls, fast_service.calls
 

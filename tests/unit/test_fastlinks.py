@@ -12,9 +12,9 @@ import pytest
 from contracts.errors import BadInput, Conflict, Forbidden, ServiceUnavailable, Unauthenticated
 from contracts.platform import Caller
 from gateway.compiled.links import FastPaymentLinks, coerce_input
-from gateway.errors import map_errors
 from gateway.rpc import read_reply
 from gateway.schema import build_schema
+from tests.unit.compiled_support import strawberry_answer
 
 BILLING = Caller(role="service", subject="service:bench", regies=["regie-eau"], token_id="t1")
 AGENT = Caller(role="agent", subject="agent:x", token_id="t2")
@@ -57,19 +57,6 @@ class FakeService:
         if self.error is not None:
             raise self.error
         return read_reply(service, method, reply(kwargs["payment"], self.replayed))
-
-
-def strawberry_answer(schema, payload, caller, service, production) -> dict:
-    async def go():
-        result = await schema.execute(payload["query"], variable_values=payload.get("variables"),
-                                      operation_name=payload.get("operationName"),
-                                      context_value={"caller": caller, "call": service})
-        map_errors(result.errors, production)
-        out = {"data": result.data}
-        if result.errors:
-            out["errors"] = [e.formatted for e in result.errors]
-        return out
-    return asyncio.run(go())
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["dev", "production"])

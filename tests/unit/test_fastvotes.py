@@ -13,9 +13,9 @@ import pytest
 
 from contracts.errors import BadInput, ServiceUnavailable, Unauthenticated
 from contracts.platform import Caller
-from gateway.errors import map_errors
 from gateway.compiled.votes import ISO_INSTANT, FastKioskVotes, coerce_votes
 from gateway.schema import build_schema
+from tests.unit.compiled_support import strawberry_answer
 
 KIOSK = Caller(role="kiosk", subject="kiosk:k1", kiosk="k1", token_id="t1")
 APP_JS = ("mutation($votes: [KioskVoteInput!]!) { submitKioskVotes(votes: $votes) "
@@ -42,21 +42,11 @@ class FakeService:
         return {"accepted": ids[:1], "duplicates": ids[1:2], "rejected": [{"id": i, "reason": "trop ancien"} for i in ids[2:]]}
 
 
-def strawberry_answer(schema, payload, service, production) -> dict:
+def strawberry_service(service):
     async def call(_service, method, timeout=None, **kwargs):
         assert (_service, method) == ("satisfaction", "submit_votes")
         return await service(kwargs["votes"])
-
-    async def go():
-        result = await schema.execute(payload["query"], variable_values=payload.get("variables"),
-                                      operation_name=payload.get("operationName"),
-                                      context_value={"caller": KIOSK, "call": call})
-        map_errors(result.errors, production)
-        out = {"data": result.data}
-        if result.errors:
-            out["errors"] = [e.formatted for e in result.errors]
-        return out
-    return asyncio.run(go())
+    return call
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["dev", "production"])
@@ -68,7 +58,7 @@ def paths(request):
 def both(paths, payload, error=None):
     schema, fast, production = paths
     slow_service, fast_service = FakeService(error), FakeService(error)
-    expected = strawberry_answer(schema, payload, slow_service, production)
+    expected = strawberry_answer(schema, payload, KIOSK, strawberry_service(slow_service), production)
     got = asyncio.run(fast.execute(payload, fast_service))
     return expected, got, slow_service.calls, fast_service.calls
 
