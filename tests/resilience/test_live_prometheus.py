@@ -157,8 +157,12 @@ def traffic(platform, node) -> None:
 
 
 def consultations(url: str) -> None:
-    """A survey answered, a budget voted in, the same citizen's second ballot refused (already voted)."""
+    """A survey answered (after an answer refused: nothing given), a budget voted in, the same citizen's second ballot
+    refused (already voted). The refused answer is a refused call of the service (its entrypoints' errors panel); a
+    refused ballot is refused inside a batch that succeeds (gateway/batching.py): the refusals' panel counts it."""
     survey = open_survey(url)
+    refused = gql(url, SUBMIT, {"c": survey["id"], "a": []}, citizen("prometheus-1"))
+    assert refused.get("errors"), refused
     data(url, SUBMIT, {"c": survey["id"], "a": full_answers()}, citizen("prometheus-1"))
     bid, ids = budget_to_ballot(url, [{"title": "Jardins partagés", "headingId": "labege", "cost": 45_000_00}])
     ballot = {"b": bid, "h": [{"headingId": "labege", "projectIds": ids}]}
