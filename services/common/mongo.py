@@ -123,14 +123,7 @@ class Repository:
         current = self.db[collection].find_one({"_id": doc_id, "version": version})
         if current is None:
             return None
-        unset = set(unset)
-        doc = {k: v for k, v in current.items() if k not in unset}
-        doc.update(sets)
-        doc["version"] = version + 1
-        outbox = dict(doc.get(OUTBOX) or {})
-        outbox.update({env["event_id"]: env for env in events})
-        if outbox:
-            doc[OUTBOX], doc[OUTBOX_COUNT] = outbox, len(outbox)
+        doc = _next_version(current, version, sets, events, unset)
         if self.db[collection].replace_one({"_id": doc_id, "version": version}, doc).matched_count == 0:
             return None
         return doc
@@ -150,14 +143,7 @@ class Repository:
             doc = current.get(doc_id)
             if doc is None or doc.get("version") != version or doc_id in tokens:
                 continue  # changed already (or written twice in one batch: the second one decides again)
-            unset = set(unset)
-            new = {k: v for k, v in doc.items() if k not in unset}
-            new.update(sets)
-            new["version"] = version + 1
-            outbox = dict(new.get(OUTBOX) or {})
-            outbox.update({env["event_id"]: env for env in events})
-            if outbox:
-                new[OUTBOX], new[OUTBOX_COUNT] = outbox, len(outbox)
+            new = _next_version(doc, version, sets, events, unset)
             new[WRITE_TOKEN] = tokens[doc_id] = uuid.uuid4().hex
             ops.append((i, ReplaceOne({"_id": doc_id, "version": version}, new)))
         if not ops:
@@ -431,3 +417,17 @@ class Mongo(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.repo
+
+
+def _next_version(current: dict, version: int, sets: dict, events, unset) -> dict:
+    """`current` as a versioned write leaves it: `unset` fields gone, `sets` applied, the next version, `events`
+    added to its outbox (the envelopes still there kept)."""
+    unset = set(unset)
+    doc = {k: v for k, v in current.items() if k not in unset}
+    doc.update(sets)
+    doc["version"] = version + 1
+    outbox = dict(doc.get(OUTBOX) or {})
+    outbox.update({env["event_id"]: env for env in events})
+    if outbox:
+        doc[OUTBOX], doc[OUTBOX_COUNT] = outbox, len(outbox)
+    return doc

@@ -132,6 +132,15 @@ def batch_calls(secret: str, single: RpcContract, items: list) -> list[BatchCall
     return calls
 
 
+def settle(calls: list[BatchCall], answers: list[dict]) -> None:
+    """Each call's `{"result": …}` or `{"error": …}` from a batch's answers, in the calls' order."""
+    for call, answer in zip(calls, answers):
+        if "error" in answer:
+            call.error = answer["error"]
+        else:
+            call.result = answer["result"]
+
+
 def batch_reply(single: RpcContract, calls: list[BatchCall]) -> dict:
     """`{"results": [...]}` in the items' order: each result as the single method's reply (checked by its contract),
     each refusal in the form nameko gives an exception (gateway/rpc.py: remote_error reads both alike)."""

@@ -13,7 +13,7 @@ from nameko.extensions import DependencyProvider
 from contracts import payment_link as c
 from services.common.events import Events
 from services.common.mongo import Mongo, utcnow
-from services.common.rpc import batch_calls, batch_reply, contract, rpc
+from services.common.rpc import batch_calls, batch_reply, contract, rpc, settle
 from services.common.service import ServiceBase
 from services.common.settings import Settings, service_settings
 from services.common.timers import timer
@@ -96,11 +96,7 @@ class PaymentLinkService(ServiceBase):
         answers = Payments.create_many([
             (Payments(self.store, self.events.build, call.caller, self.providers, self.settings, now),
              call.error if call.error is not None else call.request) for call in calls])
-        for call, answer in zip(calls, answers):
-            if "error" in answer:
-                call.error = answer["error"]
-            else:
-                call.result = answer["result"]
+        settle(calls, answers)
         return batch_reply(c.CREATE_PAYMENT_LINK, calls)
 
     @rpc
@@ -150,11 +146,7 @@ class PaymentLinkService(ServiceBase):
             (Sessions(self.store, self.events.build, call.caller, self.providers, self.settings, now),
              call.error if call.error is not None else call.request) for call in calls],
             concurrency=self.settings.max_workers)
-        for call, answer in zip(calls, answers):
-            if "error" in answer:
-                call.error = answer["error"]
-            else:
-                call.result = answer["result"]
+        settle(calls, answers)
         return batch_reply(c.HANDLE_NOTIFICATION, calls)
 
     # -- refunds (agents) --------------------------------------------------------------------------------

@@ -226,13 +226,20 @@ class Sessions(Payments):
 
     def read_back(self, doc: dict) -> ProviderResult | None:
         """The provider's result for `doc`'s session; None when the provider did not answer (logged)."""
+        try:
+            return self._fetch_result(doc)
+        except ProviderError:
+            return None
+
+    def _fetch_result(self, doc: dict) -> ProviderResult:
+        """The provider's result for `doc`'s session, timed; its ProviderError logged and raised."""
         provider = self.provider(doc["provider"])
         try:
             with metrics.provider_call(doc["provider"], "fetch_result"):
                 result = provider.fetch_result(doc["provider_id"])
         except ProviderError as exc:
             log.warning("payment %s: the provider did not answer: %s", doc["id"], exc.message)
-            return None
+            raise
         if self.settings.fault_pause_after_result:  # the crash tests' window (PARVIS_PAYMENT_FAULT_PAUSE)
             time.sleep(self.settings.fault_pause_after_result)  # green: nameko's eventlet patched time
         return result
@@ -248,17 +255,12 @@ class Sessions(Payments):
         for _ in range(WRITE_ATTEMPTS):
             if not domain.needs_provider_check(doc["state"], doc.get("provider_id")):
                 return doc, False
-            provider = self.provider(doc["provider"])
             try:
-                with metrics.provider_call(doc["provider"], "fetch_result"):
-                    result = provider.fetch_result(doc["provider_id"])
+                result = self._fetch_result(doc)
             except ProviderError as exc:
-                log.warning("payment %s: the provider did not answer: %s", doc["id"], exc.message)
                 if quiet:
                     return doc, False
                 raise exc.to_parvis_error() from None
-            if self.settings.fault_pause_after_result:  # the crash tests' window (PARVIS_PAYMENT_FAULT_PAUSE)
-                time.sleep(self.settings.fault_pause_after_result)  # green: nameko's eventlet patched time
             try:
                 return self.apply(doc, result, notified)
             except StaleWrite:
