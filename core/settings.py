@@ -183,7 +183,7 @@ class ServiceSettings(BaseSettings):
     max_workers: int = setting(("PARVIS_MAX_WORKERS_{SERVICE}", "PARVIS_MAX_WORKERS"), 10,
                                "nameko workers of a service, and the messages it takes at once (prefetch); "
                                "`PARVIS_MAX_WORKERS_<SERVICE>` for one service",
-                               shown="10, satisfaction and consultation 50")
+                               shown="10, satisfaction and consultation 50, payment_link and notification 40")
     metrics_port_base: int = setting("PARVIS_METRICS_PORT_BASE", 9101, "services' metrics ports, from this one in "
                                      "the order agenda, consultation, satisfaction, payment_link, notification")
     metrics_port_fixed: int | None = setting("PARVIS_METRICS_PORT", None, "one process's metrics port (as in "

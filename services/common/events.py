@@ -18,6 +18,13 @@ Consuming: `@handle_event(source, type)` is nameko's event handler made reliable
   then to the durable queue `parvis.dead-letters`, which `parvis dlq list|replay` reads. A domain
   refusal (ParvisError other than ServiceUnavailable) is not retried. No message loops forever.
 
+Batches (`@handle_event(source, type, batch=N)`): the messages that arrive while a batch's worker runs wait, and
+the next worker takes up to N of them at once: their claims in one insert, the handler called with the list of
+(data, envelope), their "done" in one update. The handler answers {index: exception} for the items that failed
+(each then takes the retry path above, alone), or raises, and every item of the batch takes it. On nx-27017 each
+database command costs about a millisecond whatever its size: a batch of payment events costs four commands
+instead of four for each event. The container's prefetch (PARVIS_MAX_WORKERS_<SERVICE>) bounds a batch.
+
 The inbox keeps a handled event id for PARVIS_INBOX_RETENTION_DAYS (30): long enough for any redelivery
 (retries end within minutes, a dead letter is replayed within days). MongoDB drops older rows by a TTL
 index on `handled_at`; nx-27017 does not enforce TTL indexes, so each container also prunes them itself.
@@ -37,7 +44,7 @@ from nameko.amqp.publish import Publisher
 from nameko.events import EventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider, SharedExtension
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from contracts import ContractViolation, build_envelope, parse_envelope
 from contracts.errors import ParvisError, ServiceUnavailable
@@ -174,8 +181,29 @@ class DeliveryGuard(SharedExtension):
                                       {"$set": {"owner": self.owner, "at": now}})
         return CLAIMED if taken.modified_count == 1 else BUSY_ELSEWHERE
 
+    def claim_many(self, keys: list[str], types: list[str]) -> list[str]:
+        """`claim` for a batch: one insert of every claim; a key already there (handled, held, or twice in the
+        batch) is then decided alone, as `claim` decides it."""
+        now, at = time.time(), datetime.now(timezone.utc)
+        taken: set[int] = set()
+        try:
+            self.inbox.insert_many([{"_id": key, "type": event_type, "state": "running", "owner": self.owner,
+                                     "at": now, "handled_at": at} for key, event_type in zip(keys, types)],
+                                   ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if not errors or any(e.get("code") not in (11000, 11001) for e in errors):
+                raise
+            taken = {e["index"] for e in errors}
+        return [self.claim(key, event_type) if i in taken else CLAIMED
+                for i, (key, event_type) in enumerate(zip(keys, types))]
+
     def done(self, key: str) -> None:
         self.inbox.update_one({"_id": key}, {"$set": {"state": "done", "at": time.time()}})
+
+    def done_many(self, keys: list[str]) -> None:
+        if keys:
+            self.inbox.update_many({"_id": {"$in": keys}}, {"$set": {"state": "done", "at": time.time()}})
 
     def release(self, key: str) -> None:
         self.inbox.delete_one({"_id": key, "owner": self.owner, "state": "running"})
@@ -193,9 +221,12 @@ class ReliableEventHandler(EventHandler):
 
     guard = DeliveryGuard()
 
-    def __init__(self, *args, wanted=None, **kwargs):
+    def __init__(self, *args, wanted=None, batch: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.wanted = wanted
+        self.batch = batch  # 0: a worker per message; N: up to N messages a worker (see the module's docstring)
+        self._pending: list[Delivery] = []
+        self._draining = False
 
     def setup(self):
         super().setup()
@@ -249,6 +280,12 @@ class ReliableEventHandler(EventHandler):
                 self._count("skipped")
                 self.queue_consumer.ack_message(message)
                 return
+        if self.batch:
+            self._pending.append(Delivery(body, message, envelope, data))
+            if not self._draining:  # green threads: nothing switches between this test and the flag
+                self._draining = True
+                self.container.spawn_managed_thread(self._drain, identifier=f"{self.handler_name}.batches")
+            return
         key = f"{self.method_name}:{envelope.event_id}"
         try:
             claim = self.guard.claim(key, envelope.type)
@@ -275,6 +312,78 @@ class ReliableEventHandler(EventHandler):
         except ContainerBeingKilled:
             self._release(key)
             self.queue_consumer.requeue_message(message)
+
+    # -- batches ----------------------------------------------------------------------------------------
+    def _drain(self) -> None:
+        """Run the waiting messages in batches, one batch's worker at a time, until none waits."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:self.batch], self._pending[self.batch:]
+                self._run_batch(batch)
+        finally:
+            self._draining = False
+
+    def _run_batch(self, batch: list["Delivery"]) -> None:
+        keys = [f"{self.method_name}:{d.envelope.event_id}" for d in batch]
+        try:
+            claims = self.guard.claim_many(keys, [d.envelope.type for d in batch])
+        except Exception:  # database away: let the broker redeliver later rather than guess
+            log.exception("inbox unavailable; requeueing %s event(s)", len(batch))
+            for d in batch:
+                self.queue_consumer.requeue_message(d.message)
+            return
+        run: list[tuple[Delivery, str]] = []
+        for d, key, claim in zip(batch, keys, claims):
+            if claim in (DONE, BUSY_HERE):
+                self._count("duplicate")
+                self.queue_consumer.ack_message(d.message)
+            elif claim == BUSY_ELSEWHERE:
+                self._defer(d.body, d.message, d.envelope)
+            else:
+                run.append((d, key))
+        if not run:
+            return
+        context_data = self.unpack_message_headers(run[0][0].message)
+        context_data.setdefault("correlation_id", run[0][0].envelope.correlation_id)
+        finished = GreenEvent()
+
+        def handle_result(worker_ctx, result=None, exc_info=None):
+            try:
+                self._batch_handled(run, worker_ctx, result, exc_info)
+            finally:
+                finished.send(True)
+            return result, exc_info
+
+        try:
+            self.container.spawn_worker(self, ([(d.data, d.envelope) for d, _ in run],), {},
+                                        context_data=context_data, handle_result=handle_result)
+        except ContainerBeingKilled:
+            for d, key in run:
+                self._release(key)
+                self.queue_consumer.requeue_message(d.message)
+            return
+        finished.wait()
+
+    def _batch_handled(self, run, worker_ctx, result, exc_info) -> None:
+        """Each item as `_handled` settles one: the batch's failure is every item's; otherwise the items the handler
+        named failed alone, and the others are done together."""
+        failed: dict = {} if exc_info is not None else dict(result or {})
+        ok = [(d, key) for i, (d, key) in enumerate(run) if exc_info is None and i not in failed]
+        if ok:
+            try:
+                self.guard.done_many([key for _, key in ok])
+            except Exception:  # handled, but not marked: a redelivery after the lease runs them again
+                log.exception("could not mark %s event(s) done", len(ok))
+            for d, _ in ok:
+                self._count("ok")
+                self.queue_consumer.ack_message(d.message)
+        for i, (d, key) in enumerate(run):
+            if exc_info is not None:
+                self._handled(d.message, d.body, key, d.envelope, worker_ctx, None, exc_info)
+            elif i in failed:
+                exc = failed[i]
+                self._handled(d.message, d.body, key, d.envelope, worker_ctx, None,
+                              (type(exc), exc, exc.__traceback__))
 
     def _release(self, key: str) -> None:
         try:
@@ -340,6 +449,15 @@ class ReliableEventHandler(EventHandler):
         log.error("event dead-lettered after %s attempt(s): %s", attempts, error, extra={"queue": self.queue.name})
         if ack:
             self.queue_consumer.ack_message(message)
+
+
+class Delivery:
+    """A message waiting for its batch (`@handle_event(..., batch=N)`)."""
+
+    __slots__ = ("body", "message", "envelope", "data")
+
+    def __init__(self, body, message, envelope, data):
+        self.body, self.message, self.envelope, self.data = body, message, envelope, data
 
 
 handle_event = ReliableEventHandler.decorator

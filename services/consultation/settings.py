@@ -16,7 +16,7 @@ class ConsultationSettings(ServiceSettings):
     max_workers: int = setting(("PARVIS_MAX_WORKERS_{SERVICE}", "PARVIS_MAX_WORKERS"), 50,
                                "nameko workers of a service, and the messages it takes at once (prefetch); "
                                "`PARVIS_MAX_WORKERS_<SERVICE>` for one service",
-                               shown="10, satisfaction and consultation 50")
+                               shown="10, satisfaction and consultation 50, payment_link and notification 40")
     clock_interval: float = setting("PARVIS_CONSULTATION_CLOCK_INTERVAL", 5.0, "seconds between two looks at the "
                                     "consultations and budget phases whose time has come (and at crashed ballot "
                                     "rounds to finish)")

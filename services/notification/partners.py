@@ -34,33 +34,55 @@ def webhook_info(doc: dict) -> dict:
             "topics": doc.get("topics") or sorted(domain.RECEIPT_TOPICS), "regie_ids": doc.get("regie_ids") or []}
 
 
+PAYMENT_BATCH = 100  # payment events handled by one worker (services/common/events.py: batches)
+
+
 class PaymentNews:
-    """Takes the notification store and the service's settings."""
+    """Takes the notification store and the service's settings. Works on batches of events (each a (data, envelope)
+    pair): each batch costs one insert of receipts and one of webhook events, whatever its size."""
 
     def __init__(self, store, settings):
         self.store, self.settings = store, settings
 
-    def for_webhooks(self, envelope, regie_id: str) -> int:
-        """Keep a payment event for the partners' endpoints that named its régie and its type (sent by the
-        callbacks timer, at least once, signed). Nothing kept when no endpoint wants it."""
-        receipt = envelope.model_dump(mode="json")
-        if not domain.webhook_targets(Webhooks.get(self.store), receipt, regie_id=regie_id):
-            return 0
-        return self.store.add_webhook_events([{
-            "_id": envelope.event_id, "receipt": receipt, "regie_id": regie_id, "callback_due": time.time(),
-            "callback_attempts": 0, "created_at": utcnow()}])
+    def for_webhooks(self, items: list) -> dict[int, Exception]:
+        """Keep payment events for the partners' endpoints that named their régie and their type (sent by the
+        callbacks timer, at least once, signed). Nothing kept for an event no endpoint wants."""
+        hooks, docs = Webhooks.get(self.store), []
+        for data, envelope in items:
+            receipt = envelope.model_dump(mode="json")
+            if domain.webhook_targets(hooks, receipt, regie_id=data.regie_id):
+                docs.append({"_id": envelope.event_id, "receipt": receipt, "regie_id": data.regie_id,
+                             "callback_due": time.time(), "callback_attempts": 0, "created_at": utcnow()})
+        if docs:
+            self.store.add_webhook_events(docs)
+        return {}
 
-    def receipt(self, envelope, data: pay_c.PaymentSucceeded) -> int:
-        """The payer's emailed receipt, once per payment (its id is the notification's reference)."""
+    def succeeded(self, items: list) -> dict[int, Exception]:
+        """Successes: each payer's emailed receipt (once per payment: its id is the notification's reference), then
+        the events for the webhooks. An event whose receipt cannot be made (an address refused) fails alone, as
+        its own worker would, and is not kept for the webhooks either."""
+        failed: dict[int, Exception] = {}
+        docs, kept = [], []
+        for i, (data, envelope) in enumerate(items):
+            try:
+                docs.append(self.receipt(envelope, data))
+                kept.append((data, envelope))
+            except Exception as exc:  # noqa: BLE001 - settled by the handler's retry rules (a refusal: dead letter)
+                failed[i] = exc
+        if docs:
+            self.store.insert_notifications(docs)
+        self.for_webhooks(kept)
+        return failed
+
+    def receipt(self, envelope, data: pay_c.PaymentSucceeded) -> dict:
         tpl = domain.template(RECEIPT_TEMPLATE)
         parts = domain.render(tpl, "email", {
             "amount": french.euros(data.amount), "description": data.description, "reference": data.reference,
             "regie": data.regie_name, "paid_at": domain.french_datetime(data.paid_at), "payment_id": data.payment_id,
             "url": f"{self.settings.public_url}/pay/{data.payment_id}"})
         email = domain.normalise_email(data.email, "email")
-        doc = new_notification(event_id=f"payment:{data.payment_id}", event_type=envelope.type, template=tpl,
-                               channel="email", recipient=email, address=email, parts=parts, now=utcnow())
-        return self.store.insert_notifications([doc])
+        return new_notification(event_id=f"payment:{data.payment_id}", event_type=envelope.type, template=tpl,
+                                channel="email", recipient=email, address=email, parts=parts, now=utcnow())
 
 
 def partners_want(store, envelope) -> bool:
@@ -101,48 +123,46 @@ class PartnerEntrypoints:
         Webhooks.forget()  # other instances stop within 5 s
         return webhook_info(doc)
 
-    # -- payment events: to the partners of their régie; a success also to the payer (receipt) ----------
-    def _payment(self, envelope, data) -> None:
-        PaymentNews(self.store, self.settings).for_webhooks(envelope, data.regie_id)
+    # -- payment events, in batches: to the partners of their régie; a success also to the payer (receipt) --
+    def _payments(self, items) -> dict:
+        return PaymentNews(self.store, self.settings).for_webhooks(items)
 
-    @handle_event("payment_link", pay_c.PaymentSucceeded.event_type)
-    def on_payment_succeeded(self, data: pay_c.PaymentSucceeded, envelope) -> None:
-        news = PaymentNews(self.store, self.settings)
-        news.receipt(envelope, data)
-        news.for_webhooks(envelope, data.regie_id)
+    @handle_event("payment_link", pay_c.PaymentSucceeded.event_type, batch=PAYMENT_BATCH)
+    def on_payment_succeeded(self, items) -> dict:
+        return PaymentNews(self.store, self.settings).succeeded(items)
 
-    @handle_event("payment_link", pay_c.PaymentLinkCreated.event_type, wanted=partners_want)
-    def on_payment_created(self, data, envelope) -> None:
-        self._payment(envelope, data)
+    @handle_event("payment_link", pay_c.PaymentLinkCreated.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_payment_created(self, items) -> dict:
+        return self._payments(items)
 
-    @handle_event("payment_link", pay_c.PaymentStarted.event_type, wanted=partners_want)
-    def on_payment_started(self, data, envelope) -> None:
-        self._payment(envelope, data)
+    @handle_event("payment_link", pay_c.PaymentStarted.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_payment_started(self, items) -> dict:
+        return self._payments(items)
 
-    @handle_event("payment_link", pay_c.PaymentSubmitted.event_type, wanted=partners_want)
-    def on_payment_submitted(self, data, envelope) -> None:
-        self._payment(envelope, data)
+    @handle_event("payment_link", pay_c.PaymentSubmitted.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_payment_submitted(self, items) -> dict:
+        return self._payments(items)
 
-    @handle_event("payment_link", pay_c.PaymentFailed.event_type, wanted=partners_want)
-    def on_payment_failed(self, data, envelope) -> None:
-        self._payment(envelope, data)
+    @handle_event("payment_link", pay_c.PaymentFailed.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_payment_failed(self, items) -> dict:
+        return self._payments(items)
 
-    @handle_event("payment_link", pay_c.PaymentCancelled.event_type, wanted=partners_want)
-    def on_payment_cancelled(self, data, envelope) -> None:
-        self._payment(envelope, data)
+    @handle_event("payment_link", pay_c.PaymentCancelled.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_payment_cancelled(self, items) -> dict:
+        return self._payments(items)
 
-    @handle_event("payment_link", pay_c.PaymentErrored.event_type, wanted=partners_want)
-    def on_payment_errored(self, data, envelope) -> None:
-        self._payment(envelope, data)
+    @handle_event("payment_link", pay_c.PaymentErrored.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_payment_errored(self, items) -> dict:
+        return self._payments(items)
 
-    @handle_event("payment_link", pay_c.RefundSubmitted.event_type, wanted=partners_want)
-    def on_refund_submitted(self, data, envelope) -> None:
-        self._payment(envelope, data)
+    @handle_event("payment_link", pay_c.RefundSubmitted.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_refund_submitted(self, items) -> dict:
+        return self._payments(items)
 
-    @handle_event("payment_link", pay_c.RefundSucceeded.event_type, wanted=partners_want)
-    def on_refund_succeeded(self, data, envelope) -> None:
-        self._payment(envelope, data)
+    @handle_event("payment_link", pay_c.RefundSucceeded.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_refund_succeeded(self, items) -> dict:
+        return self._payments(items)
 
-    @handle_event("payment_link", pay_c.RefundFailed.event_type, wanted=partners_want)
-    def on_refund_failed(self, data, envelope) -> None:
-        self._payment(envelope, data)
+    @handle_event("payment_link", pay_c.RefundFailed.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_refund_failed(self, items) -> dict:
+        return self._payments(items)

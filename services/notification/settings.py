@@ -19,6 +19,11 @@ def _digest_hour(raw: str) -> int | None:
 class NotificationSettings(ServiceSettings):
     service: ClassVar[str] = "notification"
 
+    # Payment events are handled in batches bounded by the prefetch, which is this (services/common/events.py).
+    max_workers: int = setting(("PARVIS_MAX_WORKERS_{SERVICE}", "PARVIS_MAX_WORKERS"), 40,
+                               "nameko workers of a service, and the messages it takes at once (prefetch); "
+                               "`PARVIS_MAX_WORKERS_<SERVICE>` for one service",
+                               shown="10, satisfaction and consultation 50, payment_link and notification 40")
     dispatch_interval: float = setting("PARVIS_NOTIFY_INTERVAL", 1.0, "seconds between two looks for messages "
                                        "due")
     batch: int = setting("PARVIS_NOTIFY_BATCH", 200, "messages a sending pipeline claims at once")

@@ -16,7 +16,7 @@ class PaymentLinkSettings(ServiceSettings):
     max_workers: int = setting(("PARVIS_MAX_WORKERS_{SERVICE}", "PARVIS_MAX_WORKERS"), 40,
                                "nameko workers of a service, and the messages it takes at once (prefetch); "
                                "`PARVIS_MAX_WORKERS_<SERVICE>` for one service",
-                               shown="10, satisfaction and consultation 50, payment_link 40")
+                               shown="10, satisfaction and consultation 50, payment_link and notification 40")
     payfip_url: str = setting("PARVIS_PAYFIP_URL", "", "PayFiP's base URL (its SOAP service and payment page); "
                               "`parvis up` starts the simulator (parvis/payfip_sim.py) and points this at it",
                               shown="the DGFiP's (https://www.payfip.gouv.fr); `make run`: the simulator")

@@ -17,7 +17,7 @@ class SatisfactionSettings(ServiceSettings):
     max_workers: int = setting(("PARVIS_MAX_WORKERS_{SERVICE}", "PARVIS_MAX_WORKERS"), 50,
                                "nameko workers of a service, and the messages it takes at once (prefetch); "
                                "`PARVIS_MAX_WORKERS_<SERVICE>` for one service",
-                               shown="10, satisfaction and consultation 50")
+                               shown="10, satisfaction and consultation 50, payment_link and notification 40")
     kiosk_offline_after: float = setting("PARVIS_KIOSK_OFFLINE_AFTER", 900.0, "seconds of silence during opening "
                                          "hours before a kiosk is said offline")
     watch_interval: float = setting("PARVIS_SATISFACTION_WATCH_INTERVAL", 30.0, "seconds between two looks at "

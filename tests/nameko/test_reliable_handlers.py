@@ -170,3 +170,97 @@ def test_a_domain_refusal_is_not_retried(start, parvis_env):
     publish(parvis_env["amqp_url"], build_envelope("agenda.organization_upserted", ORG, "agenda"))
     [row] = wait_until(lambda: dead_letters_of(parvis_env["amqp_url"], Service.name), 10, 0.1, "a dead letter")
     assert len(calls) == 1 and row["attempts"] == 1 and "BadInput" in row["error"]
+
+
+# -- batches: @handle_event(..., batch=N) ----------------------------------------------------------------------------
+def make_batch_service(behaviour, size=20):
+    """A service whose handler of agenda.organization_upserted takes batches; `behaviour(batch_number, items)` answers
+    {index: exception} or raises. Records each batch's event ids."""
+    batches = []
+
+    class Service:
+        name = f"reliability_batch_probe_{os.getpid()}_{next(_names)}"
+
+        @handle_event("agenda", "agenda.organization_upserted", batch=size)
+        def on_org(self, items):
+            batches.append([envelope.event_id for _, envelope in items])
+            assert all(data.id == ORG["id"] for data, _ in items), "each item's data parsed against its contract"
+            return behaviour(len(batches), items)
+
+    return Service, batches
+
+
+def handled(batches):
+    return [event_id for batch in batches for event_id in batch]
+
+
+def test_a_batch_handler_takes_the_events_waiting_together_and_each_once(start, parvis_env, inbox_of):
+    def slow_first(n, items):
+        if n == 1:
+            eventlet.sleep(0.5)  # the others arrive meanwhile and wait for the next batch
+
+    Service, batches = make_batch_service(slow_first)
+    start(Service)
+    envs = [build_envelope("agenda.organization_upserted", ORG, "agenda") for _ in range(25)]
+    for env in envs:
+        publish(parvis_env["amqp_url"], env)
+    for env in envs[:5]:  # delivered twice
+        publish(parvis_env["amqp_url"], env)
+    wait_until(lambda: len(set(handled(batches))) == 25, 15, 0.05, "every event handled")
+    eventlet.sleep(0.5)
+    assert sorted(handled(batches)) == sorted(e["event_id"] for e in envs), "each once, the copies not run"
+    assert max(len(b) for b in batches) > 1 and max(len(b) for b in batches) <= 20, [len(b) for b in batches]
+    inbox = inbox_of(Service)
+    assert inbox.count_documents({"state": "done"}) == 25
+    assert EVENTS_HANDLED.labels(Service.name, "on_org", "ok")._value.get() == 25
+    assert EVENTS_HANDLED.labels(Service.name, "on_org", "duplicate")._value.get() == 5
+
+
+def test_an_item_that_fails_in_a_batch_is_retried_or_dead_lettered_alone(start, parvis_env, inbox_of):
+    envs = [build_envelope("agenda.organization_upserted", ORG, "agenda") for _ in range(6)]
+    flaky, refused = envs[1]["event_id"], envs[4]["event_id"]
+    tries = {flaky: 0}
+
+    def behaviour(n, items):
+        failed = {}
+        for i, (_, envelope) in enumerate(items):
+            if envelope.event_id == flaky:
+                tries[flaky] += 1
+                if tries[flaky] == 1:
+                    failed[i] = RuntimeError("database hiccup")
+            elif envelope.event_id == refused:
+                failed[i] = BadInput("Organisation inconnue", "id")
+        return failed
+
+    Service, batches = make_batch_service(behaviour)
+    start(Service)
+    for env in envs:
+        publish(parvis_env["amqp_url"], env)
+    [row] = wait_until(lambda: dead_letters_of(parvis_env["amqp_url"], Service.name), 10, 0.1, "a dead letter")
+    assert row["event_id"] == refused and row["attempts"] == 1 and "BadInput" in row["error"]
+    wait_until(lambda: tries[flaky] == 2, 10, 0.05, "the failed item's retry")
+    eventlet.sleep(0.5)
+    counts = {e["event_id"]: handled(batches).count(e["event_id"]) for e in envs}
+    assert counts == {**{e["event_id"]: 1 for e in envs}, flaky: 2}, "only the failed item ran again"
+    inbox = inbox_of(Service)
+    assert {d["_id"].split(":", 1)[1] for d in inbox.find({"state": "done"})} == \
+        {e["event_id"] for e in envs} - {refused}
+    assert inbox.find_one({"_id": f"on_org:{refused}"}) is None, "a refused event's claim released"
+
+
+def test_a_batch_that_raises_is_retried_item_by_item_after_its_delay(start, parvis_env):
+    def behaviour(n, items):
+        if n == 1:
+            raise RuntimeError("database away")
+
+    Service, batches = make_batch_service(behaviour)
+    start(Service)
+    envs = [build_envelope("agenda.organization_upserted", ORG, "agenda") for _ in range(3)]
+    for env in envs:
+        publish(parvis_env["amqp_url"], env)
+    wait_until(lambda: len(handled(batches)) >= len(batches[0]) + 3, 10, 0.05, "the failed batch's items again")
+    eventlet.sleep(0.5)
+    first = set(batches[0])
+    again = handled(batches[1:])
+    assert first <= set(again) and len(again) == 3 and set(again) == {e["event_id"] for e in envs}
+    assert not dead_letters_of(parvis_env["amqp_url"], Service.name)
