@@ -207,8 +207,13 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
+        class Server(ThreadingHTTPServer):
+            # socketserver listens with a backlog of 5: the service's 10 POSTs at once overflowed it, and each
+            # connection dropped that way waited a second for its SYN to be sent again (webhooks at ~40/s)
+            request_queue_size = 128
+
         self.received = received
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}/webhooks"
 
