@@ -301,14 +301,26 @@ class OutboxRelay:
         """The documents of `found` this relay may publish now: claimed in one conditional update (another
         replica's live claim is left alone), then read with their envelopes."""
         now = time.time()
-        free = [d["_id"] for d in found if (d.get(OUTBOX_CLAIM) or {}).get("owner") == self.owner
-                or float((d.get(OUTBOX_CLAIM) or {}).get("until") or 0) < now]
+        unclaimed, expired, ours = [], [], []
+        for d in found:
+            claim = d.get(OUTBOX_CLAIM)
+            if not claim:
+                unclaimed.append(d["_id"])
+            elif claim.get("owner") == self.owner:
+                ours.append(d["_id"])
+            elif float(claim.get("until") or 0) < now:
+                expired.append(d["_id"])
+        free = unclaimed + expired + ours
         if not free:
             return []
-        coll.update_many({"_id": {"$in": free}, "$or": [{OUTBOX_CLAIM: {"$exists": False}},
-                                                        {f"{OUTBOX_CLAIM}.until": {"$lt": now}},
-                                                        {f"{OUTBOX_CLAIM}.owner": self.owner}]},
-                         {"$set": {OUTBOX_CLAIM: {"owner": self.owner, "until": now + CLAIM_SECONDS}}})
+        # One update per case rather than one with `$or`: nx-27017 evaluates an `$or` beside `$in` in Python over
+        # the collection (26 ms against 4.7 for 20 of 3,000 documents); documents without a claim are the usual case.
+        claim = {"$set": {OUTBOX_CLAIM: {"owner": self.owner, "until": now + CLAIM_SECONDS}}}
+        for ids, still in ((unclaimed, {OUTBOX_CLAIM: {"$exists": False}}),
+                           (expired, {f"{OUTBOX_CLAIM}.until": {"$lt": now}}),
+                           (ours, {f"{OUTBOX_CLAIM}.owner": self.owner})):
+            if ids:
+                coll.update_many({"_id": {"$in": ids}, **still}, claim)
         return list(coll.find({"_id": {"$in": free}, f"{OUTBOX_CLAIM}.owner": self.owner, OUTBOX_COUNT: {"$gt": 0}},
                               {OUTBOX: 1, OUTBOX_COUNT: 1}))
 

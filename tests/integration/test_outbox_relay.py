@@ -96,3 +96,27 @@ def test_versioned_writes_together_tell_which_passed(relay):
     assert (t0["state"], t0["version"], t0[OUTBOX_COUNT]) == ("done", 2, 2) and event["event_id"] in t0[OUTBOX]
     assert things.find_one({"_id": "t1"})["state"] == "other"
     assert things.find_one({"_id": "t2"}).get("state") is None
+
+
+def test_a_live_claim_of_another_relay_is_left_alone_an_expired_one_and_our_own_are_taken(relay):
+    """Another replica's relay is publishing "live": not sent twice. One that died left "expired": taken over. Our own
+    claim (a round that failed after claiming) and a document never claimed: sent."""
+    import time
+
+    things = relay.repo.db.things
+    now = time.time()
+    claims = {"live": {"owner": "other", "until": now + 60}, "expired": {"owner": "dead", "until": now - 1},
+              "ours": {"owner": relay.owner, "until": now + 60}, "free": None}
+    events = {}
+    for name, claim in claims.items():
+        events[name] = envelope()
+        doc = Repository.doc_with_events({"_id": name, "version": 1}, [events[name]])
+        if claim:
+            doc[OUTBOX_CLAIM] = claim
+        things.insert_one(doc)
+    assert relay.run_once() == 3
+    assert {e["event_id"] for e in relay.publisher.sent} == {events[n]["event_id"] for n in ("expired", "ours", "free")}
+    live = things.find_one({"_id": "live"})
+    assert live[OUTBOX_COUNT] == 1 and live[OUTBOX_CLAIM]["owner"] == "other"
+    for name in ("expired", "ours", "free"):
+        assert things.find_one({"_id": name})[OUTBOX_COUNT] == 0
