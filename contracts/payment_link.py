@@ -283,6 +283,10 @@ class ProviderNotification(Model):
     provider: ProviderName
     body: str = Field(max_length=8192, description="the raw body (PayFiP: form-encoded idOp=…)")
     content_type: str | None = Field(default=None, max_length=200)
+    payment_id: str | None = Field(default=None, max_length=40, pattern=r"^pay-[0-9a-f]{1,36}$",
+                                   description="the payment named by the notification URL given to the provider "
+                                               "(/pay/notify/<provider>/<payment id>): a hint, used only when the "
+                                               "payment it names has the provider id the body names")
 
 
 class NotificationHandled(Model):

@@ -58,7 +58,8 @@ class Sessions(Payments):
             request = SessionRequest(
                 payment_id=doc["id"], amount=doc["amount"], reference=doc["reference"],
                 description=doc["description"], objet=doc["objet"], email=doc["email"], language=doc["language"],
-                notify_url=f"{base}/pay/notify/{doc['provider']}", return_url=f"{base}/pay/{doc['id']}/retour",
+                notify_url=f"{base}/pay/notify/{doc['provider']}/{doc['id']}",  # its own: read by id (notifications)
+                return_url=f"{base}/pay/{doc['id']}/retour",
                 exer=domain.payfip_exer(self.now), numcli=regie.get("numcli", ""),
                 payfip_mode=settings.get("payfip_mode", "T"))
             try:
@@ -123,7 +124,11 @@ class Sessions(Payments):
     def notification(self, req: c.ProviderNotification) -> dict:
         provider = self.providers.get(req.provider)
         provider_id = provider.notification_id(req.body, req.content_type) if provider is not None else None
-        doc = self.store.by_provider_id(req.provider, provider_id) if provider_id else None
+        doc = None
+        if provider_id and req.payment_id:
+            doc = _named(self.store.get(req.payment_id), req.provider, provider_id)
+        if doc is None and provider_id:
+            doc = self.store.by_provider_id(req.provider, provider_id)
         if doc is None:
             log.warning("notification from %s naming no payment of ours (%r): ignored", req.provider, provider_id)
             return {"payment_id": None, "state": None, "changed": False}
@@ -134,8 +139,9 @@ class Sessions(Payments):
     def notifications(asks: list[tuple["Sessions", c.ProviderNotification | Exception]], concurrency: int = 40
                       ) -> list[dict]:
         """Several notifications at once (the gateway's group commit of the notification route), each answered as
-        `notification` answers it, as {"result": …} or {"error": exc}: the payments they name read, then each result read back from the provider and applied, `concurrency` at a time (green
-        threads: the provider's answers are awaited together). Nothing is trusted without its read-back."""
+        `notification` answers it, as {"result": …} or {"error": exc}: the payments they name read, then each
+        result read back from the provider and applied, `concurrency` at a time (green threads: the provider's
+        answers are awaited together). Nothing is trusted without its read-back."""
         answers: list[dict | None] = [None] * len(asks)
         named: dict[str, dict[str, list[int]]] = {}  # provider -> provider id -> items
         for i, (sessions, req) in enumerate(asks):
@@ -149,19 +155,30 @@ class Sessions(Payments):
                 answers[i] = {"result": {"payment_id": None, "state": None, "changed": False}}
                 continue
             named.setdefault(req.provider, {}).setdefault(provider_id, []).append(i)
-        # Each payment read by its own equality read on the provider id's index, in the green threads below: nx-27017
-        # answers one `$in` on that field by scanning the whole collection (store.py).
+        # The payments that the notifications' URLs name (/pay/notify/<provider>/<payment id>: sessions started since
+        # 2026-12-02) read together by id, each kept only if it has the provider id its body names; the others each
+        # by its own equality read on the provider id's index, in the green threads below: nx-27017 answers one `$in`
+        # on that field by scanning the whole collection (store.py).
+        hinted = {asks[i][1].payment_id for ids in named.values() for items in ids.values() for i in items
+                  if asks[i][1].payment_id}
+        by_id = asks[0][0].store.get_many(sorted(hinted)) if hinted else {}
         work: list[tuple[int, dict]] = []
         for provider, ids in named.items():
             found: dict[str, dict | None] = {}
             store = asks[next(iter(ids.values()))[0]][0].store
+            for provider_id, items in ids.items():
+                for i in items:
+                    doc = _named(by_id.get(asks[i][1].payment_id or ""), provider, provider_id)
+                    if doc is not None:
+                        found[provider_id] = doc
 
             def read(provider_id: str, provider: str = provider, store=store, found=found) -> None:
                 found[provider_id] = store.by_provider_id(provider, provider_id)
 
             reads = eventlet.GreenPool(max(1, concurrency))
             for provider_id in ids:
-                reads.spawn_n(read, provider_id)
+                if provider_id not in found:
+                    reads.spawn_n(read, provider_id)
             reads.waitall()
             for provider_id, items in ids.items():
                 doc = found.get(provider_id)
@@ -312,3 +329,9 @@ class HeldWrites:
     def write(self, payment_id: str, version: int, sets: dict, events: list[dict], unset: tuple[str, ...] = ()
               ) -> None:
         self.writes.append((payment_id, version, sets, events, unset))
+
+
+def _named(doc: dict | None, provider: str, provider_id: str) -> dict | None:
+    """The payment a notification's URL names, if it is the one its body names (the URL is not trusted either)."""
+    return doc if doc is not None and doc.get("provider") == provider and doc.get("provider_id") == provider_id \
+        else None

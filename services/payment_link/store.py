@@ -79,6 +79,12 @@ class PaymentLinkStore(Repository):
     def get(self, payment_id: str) -> dict | None:
         return _with_id(self.db.payments.find_one({"_id": payment_id}, LIST_PROJECTION))
 
+    def get_many(self, payment_ids: list[str]) -> dict[str, dict]:
+        """Payments by id, in one read (`$in` on `_id`: an index read on nx-27017 as on MongoDB)."""
+        ids = list(dict.fromkeys(payment_ids))
+        return {d["id"]: d for d in map(_with_id, self.db.payments.find({"_id": {"$in": ids}}, LIST_PROJECTION))} \
+            if ids else {}
+
     def by_provider_id(self, provider: str, provider_id: str) -> dict | None:
         return _with_id(self.db.payments.find_one({"provider_id": provider_id, "provider": provider},
                                                   LIST_PROJECTION))

@@ -365,3 +365,28 @@ def test_a_refused_payer_tries_again_through_the_same_link_and_the_bill_is_paid_
     assert created["data"]["retry_of"] == payment["id"]
     again = rpc(platform, "payment_page", caller=None, id=payment["id"])
     assert again["state"] == "success" and not again["payable"]
+
+
+def test_the_notification_url_names_its_payment_and_is_trusted_no_more_than_the_body(stack):
+    """Each session gives PayFiP its own urlnotif (/pay/notify/payfip/<payment id>), so that the service reads the
+    payment by id; the URL is a hint: a payment it names that does not have the body's idOp is not the one."""
+    platform, sim, tap = stack
+    sim_control(sim, notify="never")
+    paid, named = new_bill(platform), new_bill(platform)
+    session = rpc(platform, "start_session", caller=None, id=paid["id"])
+    rpc(platform, "start_session", caller=None, id=named["id"])
+    ops = {o["idop"]: o for o in httpx.get(f"{sim}/_sim/operations").json()["operations"]}
+    assert ops[session["provider_id"]]["urlnotif"] == f"{platform.url}/pay/notify/payfip/{paid['id']}"
+    payfip_choose(session["next_url"], "P")
+    # The body names the paid payment's idOp, the URL another payment: the paid one is read back and succeeds.
+    answer = httpx.post(f"{platform.url}/pay/notify/payfip/{named['id']}", data={"idOp": session["provider_id"]})
+    assert answer.status_code == 200
+    wait_until(lambda: state(platform, paid["id"]) == "success", 20, message="the success of the body's payment")
+    assert state(platform, named["id"]) == "started"
+    # A URL naming no payment of ours, or not a payment id at all.
+    assert httpx.post(f"{platform.url}/pay/notify/payfip/pay-0123456789abcdef0123",
+                      data={"idOp": "unknown-idop"}).status_code == 200
+    assert httpx.post(f"{platform.url}/pay/notify/payfip/..%2Fadmin", data={"idOp": "x"}).status_code == 404
+    assert httpx.post(f"{platform.url}/pay/notify/payfip/{'a' * 300}", data={"idOp": "x"}).status_code == 404
+    assert len(tap.of(paid["id"], "payment_link.succeeded")) == 1 or wait_until(
+        lambda: len(tap.of(paid["id"], "payment_link.succeeded")) == 1, 10)
