@@ -18,7 +18,8 @@ the database is checked: one payment per idempotency key, none lost.
 
 With `--notifications N` (PayFiP's simulator started too): N payments are created and their sessions started through
 the service's RPC, paid on the simulator's page (its own notifications turned off), then N notifications are posted
-to the gateway's `/pay/notify/payfip` over `--clients` connections, each making the service read the result back
+to the gateway, each to the URL its session gave PayFiP (`/pay/notify/payfip/<payment id>`, as the simulator
+records it), over `--clients` connections, each making the service read the result back
 with recupererDetailPaiementSecurise and write the success: rate = payments ended `success` / time from the first
 notification to the last success; each `payment_link.succeeded` event counted once on the bus (a queue of the
 bench's own), and the partner's webhooks (the notification service's, registered for the régie) counted by a local
@@ -165,18 +166,19 @@ async def choose_paid(next_urls: list[str], in_flight: int = 20) -> None:
         await asyncio.gather(*(worker() for _ in range(in_flight)))
 
 
-async def post_notifications(url: str, idops: list[str], clients: int) -> list[float]:
+async def post_notifications(url: str, posts: list[tuple[str, str]], clients: int) -> list[float]:
+    """Each (path, idOp) posted as PayFiP posts it: `idOp=…` to the urlnotif its session gave it."""
     parts = urlsplit(url)
-    queue = list(idops)
+    queue = list(posts)
     latencies: list[float] = []
 
     async def worker():
         conn = Connection(parts.hostname, parts.port)
         try:
             while queue:
-                idop = queue.pop()
+                path, idop = queue.pop()
                 t = time.perf_counter()
-                r = await conn.request("POST", "/pay/notify/payfip", f"idOp={idop}".encode(),
+                r = await conn.request("POST", path, f"idOp={idop}".encode(),
                                        {"Content-Type": "application/x-www-form-urlencoded"})
                 latencies.append(time.perf_counter() - t)
                 assert r.status == 200, r.body
@@ -243,12 +245,14 @@ def notifications(platform, mongo, sim: str, count: int, clients: int, meter: Cp
                                                           for i in ids]))
     asyncio.run(choose_paid([s["next_url"] for s in sessions]))
     log(f"{count} payments created, started and paid on the simulator's page in {time.perf_counter() - t:.0f}s")
+    urls = {o["idop"]: urlsplit(o["urlnotif"]).path for o in httpx.get(f"{sim}/_sim/operations").json()["operations"]}
+    posts = [(urls[s["provider_id"]], s["provider_id"]) for s in sessions]  # where PayFiP would post each
     db = mongo.client()["parvis_payment_link"]["payments"]
     try:
         if meter is not None:
             meter.start()
         started = time.perf_counter()
-        latencies = asyncio.run(post_notifications(platform.url, [s["provider_id"] for s in sessions], clients))
+        latencies = asyncio.run(post_notifications(platform.url, posts, clients))
         posted = time.perf_counter() - started
         wait_until(lambda: db.count_documents({"state": "success", "reference": {"$regex": "^NOTIF"}}) >= count, 600,
                    1.0, "every payment paid")
