@@ -27,6 +27,7 @@ load generator). Figures and targets are printed, never asserted (exit 0 on MISS
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import asyncio
 import json
 import os
@@ -166,10 +167,18 @@ async def read_counts(url: str, bid: str, stop: asyncio.Event, latencies: list[f
 async def run_open(url: str, bid: str, ids: list[str], tokens: dict[int, str], voters: list[int], rate: float) -> dict:
     """Each voter once, arriving at `rate` a second whatever the answers (bench/httpload.py: open_loop), while the
     participation count is read 20 times a second."""
+    kinds: Counter = Counter()  # what the errors were: each GraphQL error's code, or the failure of the request
+
     async def send(conn: Connection, n: int):
-        r = await conn.request("POST", "/graphql", body(bid, ids, n),
-                               {"Content-Type": "application/json", "Authorization": f"Bearer {tokens[n]}"})
-        answer = r.json()
+        try:
+            r = await conn.request("POST", "/graphql", body(bid, ids, n),
+                                   {"Content-Type": "application/json", "Authorization": f"Bearer {tokens[n]}"})
+        except Exception as exc:
+            kinds[type(exc).__name__] += 1
+            raise
+        answer = r.json() if r.status == 200 else {"errors": [{"extensions": {"code": f"HTTP {r.status}"}}]}
+        for error in answer.get("errors") or []:
+            kinds[(error.get("extensions") or {}).get("code", "?")] += 1
         return answer if "errors" not in answer else None
 
     count_latencies: list[float] = []
@@ -180,6 +189,7 @@ async def run_open(url: str, bid: str, ids: list[str], tokens: dict[int, str], v
     await reader
     res["done"] = [n for n, a in zip(voters, res["answers"]) if a is not None]
     res["count_latencies"] = count_latencies
+    res["kinds"] = kinds
     return res
 
 
@@ -298,7 +308,8 @@ def main() -> int:
             acked += len(res["done"])
             log(f"open run: {len(voters)} citizens arriving at {args.open_rate:.0f}/s: {len(res['done'])} ballots in "
                 f"{res['elapsed']:.1f}s = {len(res['done']) / res['elapsed']:.0f}/s  p50 {pct(lat, .5):.1f} ms  "
-                f"p95 {pct(lat, .95):.1f} ms  p99 {pct(lat, .99):.1f} ms  errors {len(voters) - len(res['done'])}  "
+                f"p95 {pct(lat, .95):.1f} ms  p99 {pct(lat, .99):.1f} ms  errors {len(voters) - len(res['done'])}"
+                f"{' (' + ', '.join(f'{k} {v}' for k, v in res['kinds'].most_common()) + ')' if res['kinds'] else ''}  "
                 f"connections {res['connections']}  count reads p95 {pct(res['count_latencies'], .95):.1f} ms "
                 f"({len(res['count_latencies'])})")
             log(f"  CPU a ballot: {CpuMeter.per_item(cpu, len(res['done']))}")

@@ -75,6 +75,9 @@ class Connection:
         return await self.request("GET", path + ("?" + urlencode(params) if params else ""))
 
 
+IDLE_EXPIRY = 4.0  # seconds an idle keep-alive connection is reused (uvicorn closes its side after 5)
+
+
 async def open_loop(base_url: str, send: Callable, items: list, rate: float, max_connections: int = 400) -> dict:
     """`send(connection, item)` for each item at `rate` a second, at evenly spaced instants whatever the answers
     (citizens do not wait for each other), on keep-alive connections taken from a pool (a new one when all are busy,
@@ -82,7 +85,7 @@ async def open_loop(base_url: str, send: Callable, items: list, rate: float, max
     was free: a server that falls behind is charged with the wait (no coordinated omission). Returns the elapsed
     time, the latencies in seconds, the answers (send's return values, None for an error) and the connections used."""
     parts = urlsplit(base_url)
-    free: list[Connection] = []
+    free: list[tuple[Connection, float]] = []  # idle connections and when each was last used, oldest first
     opened = 0
     slots = asyncio.Semaphore(max_connections)
     latencies: list[float] = [0.0] * len(items)
@@ -93,14 +96,18 @@ async def open_loop(base_url: str, send: Callable, items: list, rate: float, max
     async def one(i: int, item, due: float) -> None:
         nonlocal opened
         async with slots:
+            # A connection idle for IDLE_EXPIRY is closed rather than reused: the server (uvicorn) closes its side
+            # after 5 s, and a request sent on it then fails (as httpx's keepalive_expiry does).
+            while free and loop.time() - free[0][1] > IDLE_EXPIRY:
+                free.pop(0)[0].close()
             if free:
-                conn = free.pop()
+                conn = free.pop()[0]
             else:
                 conn = Connection(parts.hostname, parts.port)
                 opened += 1
             try:
                 answers[i] = await send(conn, item)
-                free.append(conn)
+                free.append((conn, loop.time()))
             except Exception:  # noqa: BLE001 - counted as an error; that connection is dropped
                 conn.close()
             latencies[i] = loop.time() - due
@@ -113,7 +120,7 @@ async def open_loop(base_url: str, send: Callable, items: list, rate: float, max
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(i, item, due)))
     await asyncio.gather(*tasks)
-    for conn in free:
+    for conn, _ in free:
         conn.close()
     return {"elapsed": loop.time() - started, "latencies": latencies, "answers": answers, "connections": opened}
 
