@@ -92,16 +92,6 @@ def partners_want(store, envelope) -> bool:
                                        regie_id=(envelope.data or {}).get("regie_id")))
 
 
-def _forwarded(event_type: str):
-    """The handler of a payment event that only goes to the partners' webhooks (nameko names each handler, and
-    its queue, after the attribute it is bound to)."""
-    @handle_event("payment_link", event_type, wanted=partners_want, batch=PAYMENT_BATCH)
-    def handler(self, items) -> dict:
-        return PaymentNews(self.store, self.settings).for_webhooks(items)
-
-    return handler
-
-
 class PartnerEntrypoints:
     """Webhook endpoints (agents, operators) and the payment events; mixed into NotificationService."""
 
@@ -134,16 +124,45 @@ class PartnerEntrypoints:
         return webhook_info(doc)
 
     # -- payment events, in batches: to the partners of their régie; a success also to the payer (receipt) --
+    def _payments(self, items) -> dict:
+        return PaymentNews(self.store, self.settings).for_webhooks(items)
+
     @handle_event("payment_link", pay_c.PaymentSucceeded.event_type, batch=PAYMENT_BATCH)
     def on_payment_succeeded(self, items) -> dict:
         return PaymentNews(self.store, self.settings).succeeded(items)
 
-    on_payment_created = _forwarded(pay_c.PaymentLinkCreated.event_type)
-    on_payment_started = _forwarded(pay_c.PaymentStarted.event_type)
-    on_payment_submitted = _forwarded(pay_c.PaymentSubmitted.event_type)
-    on_payment_failed = _forwarded(pay_c.PaymentFailed.event_type)
-    on_payment_cancelled = _forwarded(pay_c.PaymentCancelled.event_type)
-    on_payment_errored = _forwarded(pay_c.PaymentErrored.event_type)
-    on_refund_submitted = _forwarded(pay_c.RefundSubmitted.event_type)
-    on_refund_succeeded = _forwarded(pay_c.RefundSucceeded.event_type)
-    on_refund_failed = _forwarded(pay_c.RefundFailed.event_type)
+    @handle_event("payment_link", pay_c.PaymentLinkCreated.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_payment_created(self, items) -> dict:
+        return self._payments(items)
+
+    @handle_event("payment_link", pay_c.PaymentStarted.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_payment_started(self, items) -> dict:
+        return self._payments(items)
+
+    @handle_event("payment_link", pay_c.PaymentSubmitted.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_payment_submitted(self, items) -> dict:
+        return self._payments(items)
+
+    @handle_event("payment_link", pay_c.PaymentFailed.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_payment_failed(self, items) -> dict:
+        return self._payments(items)
+
+    @handle_event("payment_link", pay_c.PaymentCancelled.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_payment_cancelled(self, items) -> dict:
+        return self._payments(items)
+
+    @handle_event("payment_link", pay_c.PaymentErrored.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_payment_errored(self, items) -> dict:
+        return self._payments(items)
+
+    @handle_event("payment_link", pay_c.RefundSubmitted.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_refund_submitted(self, items) -> dict:
+        return self._payments(items)
+
+    @handle_event("payment_link", pay_c.RefundSucceeded.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_refund_succeeded(self, items) -> dict:
+        return self._payments(items)
+
+    @handle_event("payment_link", pay_c.RefundFailed.event_type, wanted=partners_want, batch=PAYMENT_BATCH)
+    def on_refund_failed(self, items) -> dict:
+        return self._payments(items)
