@@ -65,6 +65,7 @@ def test_empty_slots_are_drawn_at_random_and_never_twice():
     order = {s: i for i, s in enumerate(added)}
     positions = [order[s] for s in taken]
     assert positions != sorted(positions), "not in the order they were stored in"
+    assert max(positions) > CHUNK // 2, "drawn from the whole chunk, not from one end of it"
     assert urn.take_slots(store, "c", 0) == []
 
 
