@@ -97,7 +97,12 @@ def project_facts(doc: dict) -> dict:
 
 def response(doc: dict | None, consultation_id: str, secret: bool, voted: bool) -> dict:
     """The caller's answers: his draft when he has one, else what he submitted. A secret response, once cast, is
-    in the ballot box and no longer his to read: only that it was cast."""
+    in the ballot box and no longer his to read: only that it was cast. (Its draft is deleted with the round's
+    document, which under load is after the answer, in the next round's first write: casting.py; meanwhile that
+    draft is not his answer any more.)"""
+    if secret and voted:
+        return {"consultation_id": consultation_id, "status": "SUBMITTED", "answers": [], "final": True,
+                "saved_at": utcnow(), "submitted_at": None}
     if doc is None or (doc.get("draft") is None and doc.get("answers") is None):
         if voted:
             return {"consultation_id": consultation_id, "status": "SUBMITTED", "answers": [], "final": secret,

@@ -100,3 +100,15 @@ def test_a_voter_whose_participation_was_undone_meanwhile_is_asked_to_try_again(
     assert job.error.code == "CONFLICT"
     Rounds._refuse(job, {"origin": "BOOTH"})
     assert job.error.code == "CONFLICT" and "bureau de vote" in job.error.message
+
+
+def test_a_secret_response_once_cast_is_final_even_while_its_draft_is_being_deleted():
+    """Under load, the draft of a secret response goes in the round after the one that cast it (casting.py):
+    meanwhile the citizen is told his response was cast, not shown the draft as if still his to change."""
+    from services.consultation import views
+
+    draft = {"_id": "c:v", "draft": [{"question_id": "q", "text": "brouillon"}], "saved_ts": 1.0}
+    cast = views.response(draft, "c", True, True)
+    assert cast["status"] == "SUBMITTED" and cast["final"] is True and cast["answers"] == []
+    assert views.response(draft, "c", True, False)["status"] == "DRAFT", "not cast yet: still his draft"
+    assert views.response(draft, "c", False, True)["status"] == "DRAFT", "not secret: a draft replaces nothing yet"
