@@ -258,7 +258,9 @@ def test_a_batch_that_raises_is_retried_item_by_item_after_its_delay(start, parv
     envs = [build_envelope("agenda.organization_upserted", ORG, "agenda") for _ in range(3)]
     for env in envs:
         publish(parvis_env["amqp_url"], env)
-    wait_until(lambda: len(handled(batches)) >= len(batches[0]) + 3, 10, 0.05, "the failed batch's items again")
+    # (no batch yet at the first looks: the first one is only known once the service took it)
+    wait_until(lambda: batches and len(handled(batches)) >= len(batches[0]) + 3, 10, 0.05,
+               "the failed batch's items again")
     eventlet.sleep(0.5)
     first = set(batches[0])
     again = handled(batches[1:])
