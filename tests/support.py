@@ -112,6 +112,8 @@ class Mongo:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                # reaped, or its Popen, collected while it still runs, warns (an error under the suite's filters)
+                self.proc.wait(10)
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
