@@ -44,9 +44,6 @@ def free_port_block(n: int) -> int:
         ok = True
         for p in range(base, base + n):
             with socket.socket() as s:
-                # As the servers bind (SO_REUSEADDR): a port whose last connection is in TIME_WAIT is free to
-                # listen on, and after a bench's thousands of connections most ports are, for a minute.
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     s.bind(("127.0.0.1", p))
                 except OSError:
