@@ -53,5 +53,6 @@ class GatewaySettings(BaseSettings):
                                            "(gateway/batching.py), or `none`", parse=_batched,
                                            shown="`consultation.cast_budget_ballot,payment_link.create_payment_link,"
                                                  "payment_link.handle_notification`")
-    rpc_batches_in_flight: int = setting("PARVIS_RPC_BATCHES_IN_FLIGHT", 1, "batches of one method a gateway process "
-                                         "has in flight at once; the calls arriving meanwhile wait for the next one")
+    rpc_batches_in_flight: int = setting("PARVIS_RPC_BATCHES_IN_FLIGHT", 2, "batches of one method a gateway process "
+                                         "has in flight at once; a second leaves once as many calls as the smallest "
+                                         "in flight are waiting, the calls arriving meanwhile wait for the next one")

@@ -33,6 +33,9 @@ class FakeRpc:
         items = kwargs["items"]
         self.batches.append(items)
         await asyncio.sleep(self.delay)
+        return self.answer(items)
+
+    def answer(self, items: list[dict]) -> dict:
         if self.fail is not None:
             raise self.fail
         results = []
@@ -78,6 +81,62 @@ def test_at_most_in_flight_batches_and_at_most_max_items_each():
     asyncio.run(go())
     assert [len(x) for x in rpc.batches] == [1, 1, 10, 10, 10, 10, 3]
     assert b.running == 0 and not b.queue
+
+
+class GatedRpc(FakeRpc):
+    """Each batch waits until the test opens its gate (`release(i)`, i in sending order)."""
+
+    def __init__(self):
+        super().__init__(delay=0)
+        self.gates: list[asyncio.Event] = []
+
+    async def call(self, service, method, *, timeout=None, context=None, **kwargs):
+        self.batches.append(kwargs["items"])
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        await gate.wait()
+        return self.answer(kwargs["items"])
+
+    async def release(self, i: int) -> None:
+        self.gates[i].set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+
+def test_a_second_batch_leaves_only_once_it_is_as_big_as_the_smallest_in_flight():
+    """Room for two batches: a few calls arriving while a big batch is written wait for it, rather than leaving as a
+    small batch that would pay a whole round of the service's writes for a few calls."""
+    rpc = GatedRpc()
+    b = batcher(rpc, in_flight=2)
+
+    async def settle():
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    async def go():
+        calls = [asyncio.ensure_future(cast(b, n)) for n in range(12)]
+        await settle()
+        assert [len(x) for x in rpc.batches] == [1, 1], "alone at once, then the next as big (1): the rest waits"
+        await rpc.release(0)
+        assert [len(x) for x in rpc.batches] == [1, 1, 10], "a batch of 1 in flight: the 10 waiting leave"
+        await rpc.release(1)
+        calls += [asyncio.ensure_future(cast(b, 100 + n)) for n in range(3)]
+        await settle()
+        assert [len(x) for x in rpc.batches] == [1, 1, 10], "3 calls wait while a batch of 10 is in flight"
+        calls += [asyncio.ensure_future(cast(b, 200 + n)) for n in range(10)]
+        await settle()
+        assert [len(x) for x in rpc.batches] == [1, 1, 10, 10], "10 queued: they leave beside the 10 in flight"
+        await rpc.release(2)
+        assert len(rpc.batches) == 4, "3 left, fewer than the 10 still in flight: they wait"
+        await rpc.release(3)
+        assert [len(x) for x in rpc.batches] == [1, 1, 10, 10, 3], "nothing in flight: they leave"
+        await rpc.release(4)
+        answers = await asyncio.gather(*calls)
+        assert sorted(a["receipt_code"] for a in answers) == sorted(
+            [f"cit-{n}" for n in range(12)] + [f"cit-{100 + n}" for n in range(3)] + [f"cit-{200 + n}" for n in range(10)])
+
+    asyncio.run(go())
+    assert b.running == 0 and not b.queue and not b.flying
 
 
 def test_a_refused_item_is_refused_alone_with_the_error_of_the_single_call():
