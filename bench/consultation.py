@@ -267,7 +267,11 @@ def main() -> int:
         log(f"load generator ceiling (bench/httpload.py, trivial endpoint): {ceiling(args.clients):.0f} req/s")
         meters = {"e2e": CpuMeter({"gateway": gateway.proc.pid, "consultation": service.proc.pid,
                                    "nx-27017": mongo.proc.pid, "rabbitmq": rabbitmq_pid(), "load": os.getpid()}),
-                  "bare": CpuMeter({"bare app": bare.pid, "nx-27017": mongo.proc.pid, "load": os.getpid()})}
+                  # the platform's own processes too: idle during the bare run, unless work left over from the run
+                  # before still takes the machine's CPU from the baseline
+                  "bare": CpuMeter({"bare app": bare.pid, "nx-27017": mongo.proc.pid, "load": os.getpid(),
+                                    "gateway (idle)": gateway.proc.pid, "consultation (idle)": service.proc.pid,
+                                    "rabbitmq (idle)": rabbitmq_pid()})}
         per_run = args.voters // args.runs
         e2e, raw = [], []
         for r in range(args.runs):
