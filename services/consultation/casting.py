@@ -1,26 +1,30 @@
 """Secret ballots (budget ballots, responses to secret consultations): one per citizen, stored apart from the record
 that he took part, with nothing that joins them, written in rounds shared by the ballots that arrive together.
 
-What a round writes, in this order (each a few round trips, whatever the number of ballots in it):
-1. the round document, `claiming` its voters (their keys: consultation:voter), nothing of their ballots; the documents
-   of the rounds finished before it go in the same round trip;
-2. the participations of its voters, each naming its round (`_id` = consultation:voter: a second ballot of the same
+What a round writes, in this order (each one round trip, whatever the number of ballots in it):
+1. the drafts of the secret responses of the rounds it closes (those finished before it: their ballots and counts are
+   written), only when there are some;
+2. the round document: its voters' keys (consultation:voter) and, apart from them, its ballots, shuffled, each with
+   the slot it goes into, and the counts they add. It takes the place of the document of a round it closes (one
+   command closes that one and opens this one); the documents of rounds finished meanwhile go in the same step;
+3. the participations of its voters, each naming its round (`_id` = consultation:voter: a second ballot of the same
    citizen, from any device or process, meets the key and is refused: "one ballot per citizen" is the key's);
-3. the round document again: the voters' keys replaced by the round's ballots, shuffled, each with the slot it goes
-   into, and the counts they add;
+   only when some were refused (they had voted), the round document again, without them;
 4. the ballots, into their slots;
 5. the counters (`$inc`, guarded by the round's marker);
-6. then, in the next round's first write (or at once when none follows), the drafts of secret responses go and the
-   round document is deleted.
+6. then the next round closes it (steps 1 and 2), or, when none follows, it is closed at once.
 Only the round document ties ballots to voters, a whole round's voters to a whole round's shuffled ballots, for
-milliseconds (until the recovery after a crash): a participation's `round` names a round document that is gone once
-the round is written, and no ballot names its round. A crash before step 3 leaves a round still `claiming`: the
-recovery deletes it, then its participations (those voters were never answered, and may vote again; a voter asking
-meanwhile is told to retry); a round that reaches step 3 after that is refused and its voters retry. A crash after
-step 3 is finished from the round document: ballots whose receipt is not stored yet go into their slots, counts are
-applied unless their marker is there. No acknowledged ballot is lost, none is counted twice. (Until 2026-12-01 the
-participations were `pending` their round and lost that mark in a second write each: a quarter of the database's
-work for a ballot.)
+milliseconds (until the recovery after a crash): a participation's `round` names a round that is gone once the round
+is closed, and no ballot names its round. A round is written fully once every voter it names has a participation
+naming it: a crash after that is finished from the round document (ballots whose receipt is not stored yet go into
+their slots, counts are applied unless their marker is there). Before that, the recovery undoes it once it is old
+enough: the document, then its participations (those voters were never answered, and may vote again; a voter asking
+meanwhile is told to retry); a round that rewrites its document after that is refused and its voters retry. No
+acknowledged ballot is lost, none is counted twice. (Until 2026-12-01 the participations were `pending` their round
+and lost that mark in a second write each: a quarter of the database's work for a ballot. Until 2026-12-02 the round
+document held first the keys, then, in a second write, the ballots, and the document of a finished round was
+deleted in a command of its own: two more round trips a round; and the drafts of a round closed by the next one were
+left behind, beside their citizen.)
 
 Slots: MongoDB (and nx-27017) keep a collection in insertion order, and ObjectIds follow time; a ballot inserted when
 it arrives would sit beside the ballots cast just before and after it, in the same order as the participations.
@@ -198,18 +202,23 @@ class Rounds:
         round_id = uuid.uuid4().hex
         now = utcnow()
         started = time.perf_counter()
-        finished = [r for r, _ in close]
         # The previous round's voters get their answers while this round's first read is in the database (green
         # threads run while this one waits for it), not between this round's writes (see IngestQueue).
         sent()
         firsts, copies = self._unique(jobs)
         winners = self._still_open(firsts, now)
         # Empty slots first (a chunk takes a while): between the round's document and its ballots, nothing slow,
-        # since the recovery undoes a round still claiming its voters after a while.
+        # since the recovery undoes a round whose voters are not all claimed after a while.
         for cid, n in Counter(j.consultation_id for j in winners).items():
             self.state.reserve(self.store, cid, n)
-        self.store.open_round({"_id": round_id, "created_ts": now.timestamp(), "claiming": True,
-                               "keys": [j.key for j in winners]}, finished)
+        _rng.shuffle(winners)
+        fills = self._slots(winners)
+        # The document of a finished round this one closes is taken over (one command); the drafts of its voters
+        # go first (a crash in between leaves it to the recovery, which finishes it again).
+        self.store.delete_responses([d for _, info in close for d in info["drafts"]])
+        doc_id = self.store.open_round({"_id": uuid.uuid4().hex, "round": round_id, "created_ts": now.timestamp(),
+                                        **self._contents(winners, fills)},
+                                       [(r, info.get("doc", r)) for r, info in close])
         for r, info in close:
             for cid in info["cids"]:
                 self.store._finished(cid, [r])
@@ -221,24 +230,41 @@ class Rounds:
             writing = self.store.open_rounds(p.get("round") for p in existing.values())
             for i in sorted(failed):
                 self._refuse(winners[i], existing.get(winners[i].key), writing)
+                self.state.slots.setdefault(winners[i].consultation_id, []).append(fills[i][0])  # still empty
             winners = [j for i, j in enumerate(winners) if i not in failed]
-        _rng.shuffle(winners)
-        fills, counts = [], {}
-        for cid in dict.fromkeys(j.consultation_id for j in winners):
-            mine = [j for j in winners if j.consultation_id == cid]
-            fills += [(slot, j.docs[0]) for slot, j in zip(self.state.take_slots(self.store, cid, len(mine)), mine)]
-            total: Counter = Counter({"p:web": len(mine)})
-            for j in mine:
-                total.update(j.inc)
-            counts[cid] = dict(total)
-        drafts = [j.key for j in winners if j.draft]
-        self.store.write_round(round_id, [{"slot": s, "ballot": b} for s, b in fills], counts, drafts)
+            fills = [f for i, f in enumerate(fills) if i not in failed]
+            try:
+                self.store.write_round(doc_id, round_id, self._contents(winners, fills))
+            except ServiceUnavailable:  # undone by the recovery: our participations too, those written since
+                self.store.drop_participations([j.key for j in winners], round_id)
+                raise
+        contents = self._contents(winners, fills)
         self._fill(fills)
-        for cid, inc in counts.items():
+        for cid, inc in contents["counts"].items():
             self.store.apply_counts(cid, round_id, inc)
         self._answer_copies(copies)
         CAST_ROUND_SECONDS.observe(time.perf_counter() - started)
-        return winners, time.monotonic(), round_id, {"cids": list(counts), "drafts": drafts}
+        return winners, time.monotonic(), round_id, {"cids": list(contents["counts"]), "drafts": contents["drafts"],
+                                                     "doc": doc_id}
+
+    def _slots(self, winners: list[Cast]) -> list[tuple[str, dict]]:
+        """An empty slot for each ballot (in the order of `winners`, shuffled already)."""
+        taken: dict[str, list[str]] = {}
+        for cid, n in Counter(j.consultation_id for j in winners).items():
+            taken[cid] = self.state.take_slots(self.store, cid, n)
+        return [(taken[j.consultation_id].pop(), j.docs[0]) for j in winners]
+
+    @staticmethod
+    def _contents(winners: list[Cast], fills: list[tuple[str, dict]]) -> dict:
+        """What a round's document holds: its voters' keys, and apart from them its ballots (shuffled: in no order
+        of the keys), each with its slot, the counts they add per consultation, and the drafts to delete."""
+        counts: dict[str, Counter] = {}
+        for j in winners:
+            counts.setdefault(j.consultation_id, Counter({"p:web": 0}))["p:web"] += 1
+            counts[j.consultation_id].update(j.inc)
+        keys = sorted(j.key for j in winners)
+        return {"keys": keys, "n": len(keys), "ballots": [{"slot": s, "ballot": b} for s, b in fills],
+                "counts": {cid: dict(c) for cid, c in counts.items()}, "drafts": [j.key for j in winners if j.draft]}
 
     def finish(self, close: list) -> None:
         self.store.finish_rounds([r for r, _ in close], [d for _, info in close for d in info["drafts"]])
@@ -326,29 +352,32 @@ class Rounds:
     def recover(self, now_ts: float, after: float) -> int:
         """Finish the rounds a crash left half-written, undo those that never wrote their ballots.
 
-        Finishing is idempotent (receipts already stored are skipped, counts are guarded by the round's marker), so
-        a round written before this process started is finished at once, even if another process still writes it.
-        Undoing is not: a round still claiming its voters is undone only once `after` seconds old, when no live
-        process can be about to write its ballots."""
+        A round is written fully once each of its voters has his participation, naming the round: then it is
+        finished from its document (idempotent: receipts already stored are skipped, counts are guarded by the round's
+        marker), at once when it was written before this process started, even if another process still writes it.
+        Otherwise it is undone, but only once `after` seconds old, when no live process can be about to write its
+        ballots. (Documents of rounds written before 2026-12-02: `claiming` its voters, or holding its ballots.)"""
         done = 0
         for doc in self.store.stale_rounds(max(STARTED_AT, now_ts - after)):
-            if doc.get("claiming"):
-                continue  # below, once `after` seconds old
+            round_id = doc.get("round", doc["_id"])
+            written = not doc.get("claiming") and (
+                "keys" not in doc or self.store.round_claimed(round_id, doc.get("keys") or []))
+            if not written:
+                if doc.get("created_ts", 0) < now_ts - after:
+                    undone = self.store.undo_round(doc)
+                    log.info("round %s never wrote its ballots: %s participation(s) undone", round_id, undone)
+                    done += 1
+                continue
             fills = [(b["slot"], b["ballot"]) for b in doc.get("ballots") or []]
             stored = self.store.receipts_stored([b["receipt"] for _, b in fills]) if fills else set()
             self._fill([(s, b) for s, b in fills if b["receipt"] not in stored])
             for cid, inc in (doc.get("counts") or {}).items():
-                self.store.apply_counts(cid, doc["_id"], inc)
-            self.store.finish_rounds([doc["_id"]], doc.get("drafts") or [])
+                self.store.apply_counts(cid, round_id, inc)
+            self.store.finish_rounds([round_id], doc.get("drafts") or [])
             for cid in doc.get("counts") or {}:
-                self.store._finished(cid, [doc["_id"]])
-            log.info("round %s finished after a crash: %s ballot(s)", doc["_id"], len(fills))
+                self.store._finished(cid, [round_id])
+            log.info("round %s finished after a crash: %s ballot(s)", round_id, len(fills))
             done += 1
-        for doc in self.store.stale_rounds(now_ts - after):
-            if doc.get("claiming"):
-                undone = self.store.undo_round(doc["_id"], doc.get("keys") or [])
-                log.info("round %s never wrote its ballots: %s participation(s) undone", doc["_id"], undone)
-                done += 1
         return done
 
 

@@ -37,7 +37,7 @@ import time
 import uuid
 from typing import Iterable
 
-from pymongo import ASCENDING, DESCENDING, DeleteMany, IndexModel, InsertOne, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from contracts.errors import Conflict, ServiceUnavailable
@@ -309,13 +309,27 @@ class ConsultationStore(Repository):
     def ballot_by_receipt(self, consultation_id: str, receipt: str) -> dict | None:
         return self.db.ballots.find_one({"receipt": receipt, "consultation_id": consultation_id})
 
-    def open_round(self, doc: dict, finished_rounds: list[str]) -> None:
-        """A round's document, written before its participations: which voters it claims (`keys`), `claiming` until
-        its ballots are in it. Finished rounds' documents go in the same round trip."""
-        ops: list = [InsertOne(doc)]
-        if finished_rounds:
-            ops.append(DeleteMany({"_id": {"$in": finished_rounds}}))
-        self.db.rounds.bulk_write(ops, ordered=True)
+    def open_round(self, doc: dict, finished: list[tuple[str, str]]) -> str:
+        """A round's document, written before its participations: the voters it claims (`keys`) beside its ballots,
+        shuffled, each with its slot, and the counts they add; `round` is the round's id (its participations name it).
+
+        `finished`: (round, document) of finished rounds this one closes. The first one's document is taken over,
+        closing that round and opening this one in one command, unless it holds another round by now (a round that
+        failed after writing it: left to the recovery); the others' documents go after it. Returns the `_id` used."""
+        taken = None
+        if finished:
+            closed, doc["_id"] = finished[0]
+            try:
+                self.db.rounds.replace_one({"_id": doc["_id"], "round": closed}, doc, upsert=True)
+                taken = closed
+            except DuplicateKeyError:
+                doc["_id"] = uuid.uuid4().hex
+        if taken is None:
+            self.db.rounds.insert_one(doc)
+        others = [r for r, _ in finished if r != taken]
+        if others:
+            self.db.rounds.delete_many({"$or": [{"round": {"$in": others}}, {"_id": {"$in": others}}]})
+        return doc["_id"]
 
     def claim_participations(self, docs: list[dict]) -> set[int]:
         """Insert a round's participations (each naming its round); positions that met an existing key."""
@@ -333,18 +347,29 @@ class ConsultationStore(Repository):
     def participations_by_key(self, keys: list[str]) -> dict[str, dict]:
         return {d["_id"]: d for d in self.db.participations.find({"_id": {"$in": keys}})}
 
-    def write_round(self, round_id: str, ballots: list[dict], counts: dict, drafts: list[str]) -> None:
-        """The round's ballots (shuffled, each with its slot) and counts, in place of the voters it claimed."""
-        done = self.db.rounds.update_one({"_id": round_id, "claiming": True},
-                                         {"$set": {"ballots": ballots, "counts": counts, "drafts": drafts},
-                                          "$unset": {"keys": "", "claiming": ""}})
+    def write_round(self, doc_id: str, round_id: str, fields: dict) -> None:
+        """The round without the voters refused on their participation (they had voted): its keys, ballots, counts and
+        drafts written again."""
+        done = self.db.rounds.update_one({"_id": doc_id, "round": round_id}, {"$set": fields})
         if not done.matched_count:  # undone by the recovery meanwhile (a process stalled for that long): not counted
             raise ServiceUnavailable("Le vote n'a pas pu être enregistré : réessayez dans quelques secondes.")
 
     def open_rounds(self, round_ids: Iterable[str]) -> set[str]:
-        """Those of these rounds still being written (their document is there)."""
+        """Those of these rounds still being written (their document is there; before 2026-12-02 a round's document
+        had the round's id as `_id`)."""
         ids = [r for r in set(round_ids) if r]
-        return {d["_id"] for d in self.db.rounds.find({"_id": {"$in": ids}}, {"_id": 1})} if ids else set()
+        if not ids:
+            return set()
+        return {d.get("round", d["_id"]) for d in self.db.rounds.find(
+            {"$or": [{"round": {"$in": ids}}, {"_id": {"$in": ids}}]}, {"_id": 1, "round": 1})}
+
+    def drop_participations(self, keys: list[str], round_id: str) -> int:
+        return self.db.participations.delete_many({"_id": {"$in": keys}, "round": round_id}).deleted_count
+
+    def round_claimed(self, round_id: str, keys: list[str]) -> bool:
+        """Whether every voter of the round has his participation, naming the round (the recovery: written fully)."""
+        return sum(1 for d in self.db.participations.find({"_id": {"$in": keys}}, {"round": 1})
+                   if d.get("round") == round_id) == len(set(keys))
 
     def finish_rounds(self, round_ids: list[str], drafts: list[str]) -> None:
         """Close rounds whose ballots and counts are written: the drafts of their voters, then the round documents
@@ -352,17 +377,21 @@ class ConsultationStore(Repository):
         if not round_ids:
             return
         self.delete_responses(drafts)
-        self.db.rounds.delete_many({"_id": {"$in": round_ids}})
+        self.db.rounds.delete_many({"$or": [{"round": {"$in": round_ids}}, {"_id": {"$in": round_ids}}]})
 
     def stale_rounds(self, older_than_ts: float) -> list[dict]:
         return list(self.db.rounds.find({"created_ts": {"$lt": older_than_ts}}).limit(50))
 
-    def undo_round(self, round_id: str, keys: list[str]) -> int:
+    def undo_round(self, doc: dict) -> int:
         """A round that never wrote its ballots: its participations go (those voters were never answered), then its
         document."""
-        if not self.db.rounds.delete_one({"_id": round_id, "claiming": True}).deleted_count:
-            return 0  # its ballots were written meanwhile (a slow process): it is finished, not undone
-        return self.db.participations.delete_many({"_id": {"$in": keys}, "round": round_id}).deleted_count
+        round_id = doc.get("round", doc["_id"])
+        # `n`: as many voters as read (a round that refused some of them rewrote its document, then wrote its ballots)
+        query = ({"_id": doc["_id"], "round": round_id, "n": doc.get("n")} if "round" in doc
+                 else {"_id": doc["_id"], "claiming": True})
+        if not self.db.rounds.delete_one(query).deleted_count:
+            return 0  # finished meanwhile (a slow process), or its document taken by its process's next round
+        return self.drop_participations(doc.get("keys") or [], round_id)
 
     # -- budget projects and supports ----------------------------------------------------------------------
     def insert_project(self, doc: dict, events: list[dict]) -> None:

@@ -4,7 +4,8 @@ counted, none twice, and every voter who was told he had voted is counted once.
 
 Also the crash points made deterministic, as the recovery meets them: a round that claimed its voters and never
 wrote its ballots (undone: those voters may vote), and a round whose ballots and counts were half-written (finished,
-each ballot once)."""
+each ballot once); each as a round document of before 2026-12-02 and of since (voters and ballots from its first
+write: finished when every voter's participation names it, undone otherwise)."""
 import threading
 import time
 import uuid
@@ -143,14 +144,52 @@ def test_the_recovery_finishes_a_half_written_round_and_undoes_one_never_written
                           "ballots": [{"slot": s, "ballot": b} for s, b in zip(slots, ballots)]})
     store.fill_slots([(slots[0], ballots[0])])
     store.apply_counts(bid, half, {"p:web": 2, f"v:{ids[0]}": 1, f"v:{ids[1]}": 1})
+    # 3. and 4. Rounds as written since 2026-12-02: the voters' keys beside the ballots from the first write.
+    #    3: every participation written (naming the round), nothing else: finished.
+    #    4: one of its two participations missing (killed mid-insert): undone.
+    full, cut = uuid.uuid4().hex, uuid.uuid4().hex
+    slots2 = [uuid.uuid4().hex for _ in range(4)]
+    store.add_slots(bid, slots2)
+    ballots2 = [{"consultation_id": bid, "receipt": new_receipt_code(),
+                 "headings": [{"heading_id": "labege", "project_ids": [ids[n % 2]]}]} for n in range(4)]
+    for rid, n0 in ((full, 0), (cut, 2)):
+        voters = [f"{bid}:cit-{rid[:6]}{n}" for n in range(2)]
+        db.rounds.insert_one({"_id": uuid.uuid4().hex, "round": rid, "created_ts": now - 60, "keys": voters, "n": 2,
+                              "ballots": [{"slot": slots2[n0 + n], "ballot": ballots2[n0 + n]} for n in range(2)],
+                              "counts": {bid: {"p:web": 2, f"v:{ids[0]}": 1, f"v:{ids[1]}": 1}}, "drafts": []})
+        db.participations.insert_many([{"_id": k, "consultation_id": bid, "voter": k.split(":")[1], "origin": "WEB",
+                                         "at_ts": now - 60, "round": rid} for k in (voters if rid == full else voters[:1])])
 
     wait_until(lambda: db.rounds.count_documents({}) == 0, 20, 0.2,
                "the half-written round finished, the one never written undone")
     assert db.participations.count_documents({"_id": {"$regex": "cit-lost"}}) == 0, "those voters may vote again"
     assert db.participations.count_documents({"_id": keys[3]}) == 1, "a participation of another round stays"
     assert db.participations.count_documents({"_id": {"$regex": "cit-half"}}) == 2
+    assert db.participations.count_documents({"_id": {"$regex": f"cit-{full[:6]}"}}) == 2
+    assert db.participations.count_documents({"_id": {"$regex": f"cit-{cut[:6]}"}}) == 0, "those voters may vote again"
     assert sorted(b["receipt"] for b in db.ballots.find({"consultation_id": bid, "receipt": {"$exists": True}})) == \
-        sorted(b["receipt"] for b in ballots)
+        sorted(b["receipt"] for b in ballots + ballots2[:2])
     counters = db.counters.find_one({"_id": bid})
-    assert counters["p:web"] == 2 and counters[f"v:{ids[0]}"] == 1 and counters[f"v:{ids[1]}"] == 1, \
-        "counts applied before the crash are not applied again"
+    assert counters["p:web"] == 4 and counters[f"v:{ids[0]}"] == 2 and counters[f"v:{ids[1]}"] == 2, \
+        "counts applied before the crash are not applied again; those of the round undone never"
+
+
+def test_a_round_takes_over_the_document_of_the_round_it_closes_never_that_of_a_failed_one(mongo):
+    """The document of a closed round is taken over by the next round (one command). If a round failed after writing
+    its document in that place (the closed round is handed on to be closed again), the next round writes a document of
+    its own: the failed round's stays for the recovery."""
+    from services.consultation.store import ConsultationStore
+
+    db = mongo.client()[f"parvis_consultation_{uuid.uuid4().hex[:8]}"]
+    store = ConsultationStore(db)
+    first = store.open_round({"_id": "new-1", "round": "r1", "created_ts": 1.0, "keys": []}, [])
+    assert first == "new-1"
+    second = store.open_round({"_id": "new-2", "round": "r2", "created_ts": 2.0, "keys": []}, [("r1", first)])
+    assert second == first and [d["round"] for d in db.rounds.find()] == ["r2"], "r1 closed by r2 taking its place"
+    # r3 closes r2 in its place, then fails; r4 is handed r2 to close again: r3's document must stay.
+    store.open_round({"_id": "new-3", "round": "r3", "created_ts": 3.0, "keys": ["k"]}, [("r2", second)])
+    fourth = store.open_round({"_id": "new-4", "round": "r4", "created_ts": 4.0, "keys": []}, [("r2", second)])
+    assert fourth != second
+    assert sorted(d["round"] for d in db.rounds.find()) == ["r3", "r4"]
+    assert store.open_rounds(["r3", "r2", "r1"]) == {"r3"}
+    mongo.client().drop_database(db.name)

@@ -123,3 +123,31 @@ def test_from_the_whole_database_one_cannot_tell_who_voted_what(platform):
         assert right_pairs(by_id, truth) < 8, f"{kind}: ballot ids follow the voting order"
     published = [b["receipt"] for b in db.ballots.find({"consultation_id": bid}).sort("receipt", 1)]
     assert published == sorted(published)
+
+
+def test_drafts_of_secret_responses_go_also_when_citizens_submit_at_the_same_time(platform):
+    """Submitted together, secret responses share rounds of writes; a round closed by the next one (not at once) must
+    delete its voters' drafts as well: a draft kept names its citizen beside what he answered."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support import wait_until
+
+    url = platform.url
+    db = platform.mongo.client().parvis_consultation
+    survey = open_survey(url, secret=True, title="Consultation secrète, réponses simultanées")
+    voters = [citizen(f"secret-together-{n}") for n in range(30)]
+    for tok in voters:
+        data(url, SAVE, {"c": survey["id"], "a": full_answers()[:2]}, tok)
+    assert db.responses.count_documents({"consultation_id": survey["id"]}) == len(voters)
+
+    def submit(n_tok):
+        n, tok = n_tok
+        return data(url, SUBMIT, {"c": survey["id"], "a": full_answers(("eau", "dechets")[n % 2], 1 + n % 5)},
+                    tok)["submitResponse"]
+
+    with ThreadPoolExecutor(len(voters)) as pool:
+        answers = list(pool.map(submit, enumerate(voters)))
+    assert all(a["final"] is True for a in answers)
+    assert db.ballots.count_documents({"consultation_id": survey["id"], "receipt": {"$exists": True}}) == len(voters)
+    wait_until(lambda: db.rounds.count_documents({}) == 0, 10, 0.1, "every round closed")
+    assert db.responses.count_documents({"consultation_id": survey["id"]}) == 0, "a draft outlived its ballot"
