@@ -53,7 +53,6 @@ class RpcBatcher:
         self.secret = secret
         self.max_items, self.in_flight = max_items, in_flight
         self.queue: list[tuple[dict, asyncio.Future, float]] = []
-        self.running = 0
         self.flying: list[int] = []  # sizes of the batches in flight
         self.batches = 0  # sent, for the tests and the bench
         self.items = 0
@@ -74,6 +73,11 @@ class RpcBatcher:
             self._send()
         return await future
 
+    @property
+    def running(self) -> int:
+        """Batches in flight."""
+        return len(self.flying)
+
     def _ready(self) -> bool:
         """Nothing in flight: the queue leaves at once. One batch in flight (and room for another): the next leaves only
         once it holds as many calls as the smallest one in flight, else it would split the callers into ever
@@ -84,7 +88,6 @@ class RpcBatcher:
 
     def _send(self) -> None:
         batch, self.queue = self.queue[: self.max_items], self.queue[self.max_items:]
-        self.running += 1
         self.flying.append(len(batch))
         self.batches += 1
         self.items += len(batch)
@@ -115,7 +118,6 @@ class RpcBatcher:
                 if not future.done():
                     future.set_exception(exc)
         finally:
-            self.running -= 1
             self.flying.remove(len(batch))
             while self._ready():
                 self._send()

@@ -216,8 +216,9 @@ class Rounds:
         # The document of a finished round this one closes is taken over (one command); the drafts of its voters
         # go first (a crash in between leaves it to the recovery, which finishes it again).
         self.store.delete_responses([d for _, info in close for d in info["drafts"]])
+        contents = self._contents(winners, fills)
         doc_id = self.store.open_round({"_id": uuid.uuid4().hex, "round": round_id, "created_ts": now.timestamp(),
-                                        **self._contents(winners, fills)},
+                                        **contents},
                                        [(r, info.get("doc", r)) for r, info in close])
         for r, info in close:
             for cid in info["cids"]:
@@ -233,12 +234,12 @@ class Rounds:
                 self.state.slots.setdefault(winners[i].consultation_id, []).append(fills[i][0])  # still empty
             winners = [j for i, j in enumerate(winners) if i not in failed]
             fills = [f for i, f in enumerate(fills) if i not in failed]
+            contents = self._contents(winners, fills)
             try:
-                self.store.write_round(doc_id, round_id, self._contents(winners, fills))
+                self.store.write_round(doc_id, round_id, contents)
             except ServiceUnavailable:  # undone by the recovery: our participations too, those written since
                 self.store.drop_participations([j.key for j in winners], round_id)
                 raise
-        contents = self._contents(winners, fills)
         self._fill(fills)
         for cid, inc in contents["counts"].items():
             self.store.apply_counts(cid, round_id, inc)

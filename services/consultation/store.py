@@ -328,7 +328,7 @@ class ConsultationStore(Repository):
             self.db.rounds.insert_one(doc)
         others = [r for r, _ in finished if r != taken]
         if others:
-            self.db.rounds.delete_many({"$or": [{"round": {"$in": others}}, {"_id": {"$in": others}}]})
+            self.db.rounds.delete_many(_named(others))
         return doc["_id"]
 
     def claim_participations(self, docs: list[dict]) -> set[int]:
@@ -361,7 +361,7 @@ class ConsultationStore(Repository):
         if not ids:
             return set()
         return {d.get("round", d["_id"]) for d in self.db.rounds.find(
-            {"$or": [{"round": {"$in": ids}}, {"_id": {"$in": ids}}]}, {"_id": 1, "round": 1})}
+            _named(ids), {"_id": 1, "round": 1})}
 
     def drop_participations(self, keys: list[str], round_id: str) -> int:
         return self.db.participations.delete_many({"_id": {"$in": keys}, "round": round_id}).deleted_count
@@ -377,7 +377,7 @@ class ConsultationStore(Repository):
         if not round_ids:
             return
         self.delete_responses(drafts)
-        self.db.rounds.delete_many({"$or": [{"round": {"$in": round_ids}}, {"_id": {"$in": round_ids}}]})
+        self.db.rounds.delete_many(_named(round_ids))
 
     def stale_rounds(self, older_than_ts: float) -> list[dict]:
         return list(self.db.rounds.find({"created_ts": {"$lt": older_than_ts}}).limit(50))
@@ -475,3 +475,8 @@ class ConsultationStore(Repository):
         return len(list(self.db.paper_entries.find({"consultation_id": consultation_id,
                                                     "status": {"$in": ["MISMATCH", "AWAITING_SECOND_ENTRY"]}},
                                                    {"_id": 1})))
+
+
+def _named(round_ids: list[str]) -> dict:
+    """The round documents of these rounds: by `round`, or by `_id` for those written before 2026-12-02."""
+    return {"$or": [{"round": {"$in": round_ids}}, {"_id": {"$in": round_ids}}]}
