@@ -223,14 +223,52 @@ async def fill_up(amqp_url: str, bid: str, ids: list[str], first: int, last: int
     return time.perf_counter() - started
 
 
-def summed(text: str, *names: str) -> dict[str, float]:
-    """`<name>_sum` and `<name>_count` of histograms in a Prometheus text page, added over their labels."""
+def summed(text: str, *names: str, having: str = "") -> dict[str, float]:
+    """`<name>_sum` and `<name>_count` of histograms in a Prometheus text page, added over their labels (those of
+    lines holding `having` only)."""
     out: dict[str, float] = {}
     for line in text.splitlines():
         key = line.split("{")[0].split(" ")[0]
-        if key.endswith(("_sum", "_count")) and key.rsplit("_", 1)[0] in names:
+        if key.endswith(("_sum", "_count")) and key.rsplit("_", 1)[0] in names and having in line:
             out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
     return out
+
+
+class Pipeline:
+    """Where a run's ballots spent their time, from the processes' own metrics (read before and after the run): the
+    gateway's HTTP time of a ballot, its batches (gateway/batching.py) and their RPC round trip, the service's
+    handling of a batch and its rounds of writes (services/consultation/casting.py)."""
+
+    def __init__(self, gateway_metrics: str, service_metrics: str):
+        self.urls = gateway_metrics, service_metrics
+
+    def read(self) -> dict[str, float]:
+        gateway, service = (httpx.get(url, timeout=5).text for url in self.urls)
+        sums = summed(gateway, "parvis_rpc_client_batch_items")
+        sums.update(summed(gateway, "parvis_rpc_client_duration_seconds", having='method="cast_budget_ballot"'))
+        sums.update(summed(gateway, "parvis_http_request_duration_seconds", having='route="/graphql"'))
+        sums.update(summed(service, "parvis_consultation_cast_round_ballots", "parvis_consultation_cast_round_seconds"))
+        sums.update(summed(service, "parvis_entrypoint_duration_seconds", having='entrypoint="cast_budget_ballots"'))
+        return sums
+
+    def start(self) -> None:
+        self.before = self.read()
+
+    def stop(self) -> str:
+        after = self.read()
+        d = {k: after.get(k, 0.0) - self.before.get(k, 0.0) for k in after}
+
+        def mean(name: str, scale: float = 1000.0) -> str:
+            n = d.get(f"{name}_count", 0.0)
+            return f"{d.get(f'{name}_sum', 0.0) / n * scale:.1f}" if n else "-"
+        rounds = d.get("parvis_consultation_cast_round_ballots_count", 0.0)
+        return (f"gateway HTTP {mean('parvis_http_request_duration_seconds')} ms; "
+                f"batches {d.get('parvis_rpc_client_batch_items_count', 0):.0f} of "
+                f"{mean('parvis_rpc_client_batch_items', 1)}; a call waits "
+                f"{mean('parvis_rpc_client_duration_seconds')} ms for its batch; "
+                f"service {mean('parvis_entrypoint_duration_seconds')} ms a batch; rounds {rounds:.0f} of "
+                f"{mean('parvis_consultation_cast_round_ballots', 1)}, {mean('parvis_consultation_cast_round_seconds')} "
+                f"ms")
 
 
 def main() -> int:
@@ -243,7 +281,7 @@ def main() -> int:
     parser.add_argument("--open-rate", type=float, default=TARGETS["ballots_per_s"],
                         help="ballots a second offered in the open run")
     args = parser.parse_args()
-    from tests.consultation_flows import budget_to_ballot, data
+    from tests.consultation_flows import budget_to_ballot, data, round_documents
     from tests.support import Broker, Mongo, Platform, free_port, http_status, token, wait_until
 
     mongo, broker = Mongo().start(), Broker().start()
@@ -272,6 +310,7 @@ def main() -> int:
                   "bare": CpuMeter({"bare app": bare.pid, "nx-27017": mongo.proc.pid, "load": os.getpid(),
                                     "gateway (idle)": gateway.proc.pid, "consultation (idle)": service.proc.pid,
                                     "rabbitmq (idle)": rabbitmq_pid()})}
+        pipeline = Pipeline(f"{platform.url}/metrics", f"http://127.0.0.1:{platform.metrics_base + 1}/metrics")
         per_run = args.voters // args.runs
         e2e, raw = [], []
         for r in range(args.runs):
@@ -280,6 +319,7 @@ def main() -> int:
                                                                                  ("e2e", platform.url))
             for name, url in order:
                 meters[name].start()
+                pipeline.start()
                 res = asyncio.run(run_voters(url, bid, ids, tokens, voters, args.clients, count_reads=name == "e2e",
                                              repeat_every=50 if name == "e2e" else 0))
                 res["cpu"] = meters[name].stop()
@@ -292,6 +332,8 @@ def main() -> int:
                        f"p95 {pct(res['count_latencies'], .95):.1f} ms ({len(res['count_latencies'])})"
                        if name == "e2e" else ""))
                 log(f"  CPU a ballot: {CpuMeter.per_item(res['cpu'], len(res['done']))}")
+                if name == "e2e":
+                    log(f"  pipeline: {pipeline.stop()}")
                 if res["errors"]:
                     log(f"  first errors: {res['errors'][:3]}")
         acked = sum(len(x["done"]) for x in e2e)
@@ -305,6 +347,7 @@ def main() -> int:
             # takes, where 40 clients always waiting make the latency 40 / throughput whatever the platform does.
             voters = list(range(args.voters, everyone))
             meters["e2e"].start()
+            pipeline.start()
             res = asyncio.run(run_open(platform.url, bid, ids, tokens, voters, args.open_rate))
             cpu = meters["e2e"].stop()
             lat = res["latencies"]
@@ -317,9 +360,10 @@ def main() -> int:
                 f"connections {res['connections']}  count reads p95 {pct(res['count_latencies'], .95):.1f} ms "
                 f"({len(res['count_latencies'])})")
             log(f"  CPU a ballot: {CpuMeter.per_item(cpu, len(res['done']))}")
+            log(f"  pipeline: {pipeline.stop()}")
 
         db = mongo.client().parvis_consultation
-        wait_until(lambda: db.rounds.count_documents({}) == 0, 30, 0.2, "rounds finished")
+        wait_until(lambda: round_documents(db) == [], 30, 0.2, "rounds finished")
         counters = db.counters.find_one({"_id": bid})
         stored = db.ballots.count_documents({"consultation_id": bid})
         participations = db.participations.count_documents({"consultation_id": bid})

@@ -177,3 +177,9 @@ def budget_to_ballot(url: str, projects: list[dict], headings: list[dict] | None
     current = data(url, ADVANCE, {"b": bid, "to": "BALLOTING"})["advanceBudgetPhase"]
     assert current["state"] == "OPEN" and current["budget"]["currentPhase"] == "BALLOTING", current
     return bid, ids
+
+
+def round_documents(db) -> list[dict]:
+    """The round documents of secret ballots still open (services/consultation/casting.py), in the counters'
+    collection beside the counters (which have no `created_ts`)."""
+    return list(db.counters.find({"created_ts": {"$exists": True}}))

@@ -37,7 +37,8 @@ class IngestQueue:
     needed, as no green thread switch happens between reading and changing this state.
 
     `writer` is what runs a round (`Rounds`, or a fake in the tests): `write(group, close, sent)`,
-    `finish(close)` and `observe(stored, counted)`.
+    `finish(close)` and `observe(stored, counted)`; with `close_before_replies` (the consultation's rounds, whose counts
+    are applied when they are closed), a round that no round follows is closed before its submits reply.
     """
 
     def __init__(self, rounds: int = 1, max_votes: int = 2000):
@@ -88,19 +89,27 @@ class IngestQueue:
                 self.queued.pop(0).done.send("lead")
             else:
                 self.running -= 1
+                if self.running == 0 and getattr(writer, "close_before_replies", False):
+                    self._close(writer)  # what closing applies (the consultation's counts) is there when they reply
                 for job in group[1:]:
                     job.done.send("done")
-        if self.running == 0 and self.to_close:  # no round follows to close them: now
-            close, self.to_close = self.to_close, []
-            try:
-                writer.finish(close)
-            except Exception:  # noqa: BLE001 - still open: the next round (or recovery) closes them
-                log.warning("closing %d batches failed; left to the next round", len(close), exc_info=True)
-                self.to_close.extend(close)
+        if self.running == 0:
+            self._close(writer)
         if handed:
             first.done.wait()
         if counted is not None:
             writer.observe(counted[0], counted[1])
+
+    def _close(self, writer) -> None:
+        """Close the rounds done that no round follows to close (`to_close`): now."""
+        if not self.to_close:
+            return
+        close, self.to_close = self.to_close, []
+        try:
+            writer.finish(close)
+        except Exception:  # noqa: BLE001 - still open: the next round (or recovery) closes them
+            log.warning("closing %d batches failed; left to the next round", len(close), exc_info=True)
+            self.to_close.extend(close)
 
     def _release(self, group: list[Submit] | None = None) -> None:
         """Let the submits of rounds done reply: all of them (a round is sending its votes), or one round's."""

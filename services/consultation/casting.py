@@ -5,14 +5,17 @@ What a round writes, in this order (each one round trip, whatever the number of 
 1. the drafts of the secret responses of the rounds it closes (those finished before it: their ballots and counts are
    written), only when there are some;
 2. the round document: its voters' keys (consultation:voter) and, apart from them, its ballots, shuffled, each with
-   the slot it goes into, and the counts they add. It takes the place of the document of a round it closes (one
-   command closes that one and opens this one); the documents of rounds finished meanwhile go in the same step;
+   the slot it goes into, and the counts they add. One command applies the counts of the rounds it closes (`$inc`
+   on the counters, each guarded by its round's marker) and takes the place of the document of one of them
+   (round documents live in the counters' collection for that); the documents of rounds finished meanwhile go in
+   the same step;
 3. the participations of its voters, each naming its round (`_id` = consultation:voter: a second ballot of the same
    citizen, from any device or process, meets the key and is refused: "one ballot per citizen" is the key's);
    only when some were refused (they had voted), the round document again, without them;
 4. the ballots, into their slots;
-5. the counters (`$inc`, guarded by the round's marker);
-6. then the next round closes it (steps 1 and 2), or, when none follows, it is closed at once.
+5. then the next round closes it (steps 1 and 2: its counts are applied there), or, when none follows, it is closed
+   at once (drafts, counts, document), before its voters are answered. Under load, a voter may thus be answered a
+   round (milliseconds) before his vote shows in the participation count; once the votes stop, every one does.
 Only the round document ties ballots to voters, a whole round's voters to a whole round's shuffled ballots, for
 milliseconds (until the recovery after a crash): a participation's `round` names a round that is gone once the round
 is closed, and no ballot names its round. A round is written fully once every voter it names has a participation
@@ -24,7 +27,8 @@ acknowledged ballot is lost, none is counted twice. (Until 2026-12-01 the partic
 and lost that mark in a second write each: a quarter of the database's work for a ballot. Until 2026-12-02 the round
 document held first the keys, then, in a second write, the ballots, and the document of a finished round was
 deleted in a command of its own: two more round trips a round; and the drafts of a round closed by the next one were
-left behind, beside their citizen.)
+left behind, beside their citizen. Until 2026-12-03 a round applied its own counts, in a command of its own, before
+its voters were answered: a fourth round trip.)
 
 Slots: MongoDB (and nx-27017) keep a collection in insertion order, and ObjectIds follow time; a ballot inserted when
 it arrives would sit beside the ballots cast just before and after it, in the same order as the participations.
@@ -61,6 +65,7 @@ PIECE = 100  # written this many at a time: the database takes one command at a 
 # every round of ballots behind it for about half a second (the 95th percentile of a vote's latency, measured)
 LOW = 600  # below this many empty slots left, the next chunk is added in the background
 STARTED_AT = time.time()  # rounds written before this process started are no round of this process
+GRACE = 5.0  # seconds: how old such a round must be for the recovery (another live process closes its own at once)
 STILL_WRITING = "Votre bulletin précédent est en cours d'enregistrement : réessayez dans quelques secondes."
 _rng = random.SystemRandom()
 
@@ -194,6 +199,8 @@ def cast_many(store, state: UrnState, jobs: list[Cast]) -> list[Cast]:
 class Rounds:
     """The writes of a round of secret ballots (see the module's docstring), and the recovery after a crash."""
 
+    close_before_replies = True  # its counts are applied when it is closed (IngestQueue)
+
     def __init__(self, store, state: UrnState | None):
         self.store, self.state = store, state
 
@@ -219,10 +226,7 @@ class Rounds:
         contents = self._contents(winners, fills)
         doc_id = self.store.open_round({"_id": uuid.uuid4().hex, "round": round_id, "created_ts": now.timestamp(),
                                         **contents},
-                                       [(r, info.get("doc", r)) for r, info in close])
-        for r, info in close:
-            for cid in info["cids"]:
-                self.store._finished(cid, [r])
+                                       [(r, info.get("doc", r), info.get("counts") or {}) for r, info in close])
         docs = [{"_id": j.key, "consultation_id": j.consultation_id, "voter": j.voter, "origin": "WEB", "at": now,
                  "at_ts": now.timestamp(), "round": round_id} for j in winners]
         failed = self.store.claim_participations(docs)
@@ -241,11 +245,10 @@ class Rounds:
                 self.store.drop_participations([j.key for j in winners], round_id)
                 raise
         self._fill(fills)
-        for cid, inc in contents["counts"].items():
-            self.store.apply_counts(cid, round_id, inc)
+        self._pruned(close)  # the rounds this one closed: their markers may go, now that this one stands
         self._answer_copies(copies)
         CAST_ROUND_SECONDS.observe(time.perf_counter() - started)
-        return winners, time.monotonic(), round_id, {"cids": list(contents["counts"]), "drafts": contents["drafts"],
+        return winners, time.monotonic(), round_id, {"counts": contents["counts"], "drafts": contents["drafts"],
                                                      "doc": doc_id}
 
     def _slots(self, winners: list[Cast]) -> list[tuple[str, dict]]:
@@ -268,9 +271,14 @@ class Rounds:
                 "counts": {cid: dict(c) for cid, c in counts.items()}, "drafts": [j.key for j in winners if j.draft]}
 
     def finish(self, close: list) -> None:
-        self.store.finish_rounds([r for r, _ in close], [d for _, info in close for d in info["drafts"]])
+        """Close finished rounds that no round follows (IngestQueue: before their voters are answered)."""
+        self.store.finish_rounds([(r, info.get("counts") or {}) for r, info in close],
+                                 [d for _, info in close for d in info["drafts"]])
+        self._pruned(close)
+
+    def _pruned(self, close: list) -> None:
         for r, info in close:
-            for cid in info["cids"]:
+            for cid in info.get("counts") or {}:
                 self.store._finished(cid, [r])
 
     @staticmethod
@@ -355,11 +363,14 @@ class Rounds:
 
         A round is written fully once each of its voters has his participation, naming the round: then it is
         finished from its document (idempotent: receipts already stored are skipped, counts are guarded by the round's
-        marker), at once when it was written before this process started, even if another process still writes it.
-        Otherwise it is undone, but only once `after` seconds old, when no live process can be about to write its
+        marker), once GRACE seconds old when it was written before this process started, even if another process
+        still writes it (the markers of its counts stay: that process, if alive, closes it again as a no-op). Otherwise it is undone, but only once `after` seconds old, when no live process can be about to write its
         ballots. (Documents of rounds written before 2026-12-02: `claiming` its voters, or holding its ballots.)"""
+        self.store.adopt_legacy_rounds()
         done = 0
-        for doc in self.store.stale_rounds(max(STARTED_AT, now_ts - after)):
+        # A round of a process that started before this one is taken once GRACE seconds old (its process may live
+        # on, and close it within milliseconds); one of this process, or of any process, once `after` seconds old.
+        for doc in self.store.stale_rounds(max(min(STARTED_AT, now_ts - GRACE), now_ts - after)):
             round_id = doc.get("round", doc["_id"])
             written = not doc.get("claiming") and (
                 "keys" not in doc or self.store.round_claimed(round_id, doc.get("keys") or []))
@@ -372,11 +383,8 @@ class Rounds:
             fills = [(b["slot"], b["ballot"]) for b in doc.get("ballots") or []]
             stored = self.store.receipts_stored([b["receipt"] for _, b in fills]) if fills else set()
             self._fill([(s, b) for s, b in fills if b["receipt"] not in stored])
-            for cid, inc in (doc.get("counts") or {}).items():
-                self.store.apply_counts(cid, round_id, inc)
-            self.store.finish_rounds([round_id], doc.get("drafts") or [])
-            for cid in doc.get("counts") or {}:
-                self.store._finished(cid, [round_id])
+            # Its markers stay: a process that still holds the round (stalled) may close it again, as a no-op.
+            self.store.finish_rounds([(round_id, doc.get("counts") or {})], doc.get("drafts") or [])
             log.info("round %s finished after a crash: %s ballot(s)", round_id, len(fills))
             done += 1
         return done

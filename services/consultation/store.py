@@ -18,8 +18,11 @@ Collections, and what each may say:
 - `ballots`: secret ballots (budget ballots, responses to secret consultations), in slots: see casting.py. A ballot
   holds its consultation, its receipt code and its content; no voter, no hash of one, no time, and it is stored
   neither in arrival order nor under an id that follows it (random slot ids, filled in a random order).
-- `rounds`: while a round of secret ballots is written (milliseconds; until the recovery after a crash), what it
-  writes, so that a crash is finished or undone (casting.py).
+- round documents, in `counters` too (beside the counters, with `round` and `created_ts`, which counters never have):
+  while a round of secret ballots is written and until the next round closes it (milliseconds; until the recovery
+  after a crash), what it writes, so that a crash is finished or undone (casting.py). In the counters' collection so
+  that one command applies a finished round's counts and closes its document (until 2026-12-03 they had a
+  collection of their own, `rounds`, whose leftovers the recovery moves over: `adopt_legacy_rounds`).
 - `projects`, `supports` (one per citizen and project, unique key), `panels` (members as citizen ids: keyed hashes
   of their addresses, see services/common/identity.py), `paper_entries` (double entry of ballot sheets and booth
   totals).
@@ -53,14 +56,13 @@ class ConsultationStore(Repository):
         "consultations": [IndexModel([("due_ts", ASCENDING)], sparse=True),
                           IndexModel([("state", ASCENDING)]),
                           IndexModel([("created_ts", DESCENDING)])],
-        "counters": [],
+        "counters": [IndexModel([("created_ts", ASCENDING)], sparse=True)],  # round documents (casting.py)
         "participations": [IndexModel([("voter", ASCENDING), ("at_ts", DESCENDING)]),
                            IndexModel([("count_token", ASCENDING)], sparse=True)],
         "responses": [IndexModel([("count_token", ASCENDING)], sparse=True)],
         "ballots": [IndexModel([("receipt", ASCENDING)], unique=True, sparse=True),
                     IndexModel([("consultation_id", ASCENDING), ("receipt", ASCENDING)], sparse=True),
                     IndexModel([("free", ASCENDING)], sparse=True)],
-        "rounds": [IndexModel([("created_ts", ASCENDING)])],
         "projects": [IndexModel([("budget_id", ASCENDING), ("heading_id", ASCENDING)])],
         "supports": [IndexModel([("budget_id", ASCENDING), ("citizen", ASCENDING)]),
                      IndexModel([("count_token", ASCENDING)], sparse=True)],
@@ -159,6 +161,14 @@ class ConsultationStore(Repository):
     def apply_counts(self, consultation_id: str, token: str, inc: dict[str, int]) -> bool:
         """`$inc` once per token (the marker `r.<token>` is set in the same update); False when it was applied
         already. Markers of finished writes are pruned in the same update, after the fact."""
+        query, update, stale = self._count_update(consultation_id, token, inc)
+        done = self.db.counters.update_one(query, update)
+        if not done.modified_count and stale:
+            self._finished(consultation_id, stale)  # that update did not run: its pruning is still to do
+        return bool(done.modified_count)
+
+    def _count_update(self, consultation_id: str, token: str, inc: dict[str, int]) -> tuple[dict, dict, set[str]]:
+        """The guarded `$inc` of `apply_counts` (query, update), and the finished markers it prunes."""
         update: dict = {"$set": {f"r.{token}": 1}}
         if inc:
             update["$inc"] = dict(inc)
@@ -167,10 +177,23 @@ class ConsultationStore(Repository):
         stale.discard(token)
         if stale:
             update["$unset"] = {f"r.{t}": "" for t in stale}
-        done = self.db.counters.update_one({"_id": consultation_id, f"r.{token}": {"$exists": False}}, update)
-        if not done.modified_count and stale:
-            self._finished(consultation_id, stale)  # that update did not run: its pruning is still to do
-        return bool(done.modified_count)
+        return {"_id": consultation_id, f"r.{token}": {"$exists": False}}, update, stale
+
+    def _count_ops(self, closing: Iterable[tuple[str, dict]]) -> tuple[list[UpdateOne], dict[str, set[str]]]:
+        """The guarded `$inc`s of finished rounds ((round, counts per consultation)), and the markers they prune (to
+        queue again, `_unpruned`, when they did not all run)."""
+        ops, pruned = [], {}
+        for token, counts in closing:
+            for cid, inc in (counts or {}).items():
+                query, update, stale = self._count_update(cid, token, inc)
+                ops.append(UpdateOne(query, update))
+                pruned.setdefault(cid, set()).update(stale)
+        return ops, pruned
+
+    def _unpruned(self, pruned: dict[str, set[str]]) -> None:
+        for cid, tokens in pruned.items():
+            if tokens:
+                self._finished(cid, tokens)
 
     def _finished(self, consultation_id: str, tokens: Iterable[str]) -> None:
         with self._prune_lock:
@@ -309,26 +332,43 @@ class ConsultationStore(Repository):
     def ballot_by_receipt(self, consultation_id: str, receipt: str) -> dict | None:
         return self.db.ballots.find_one({"receipt": receipt, "consultation_id": consultation_id})
 
-    def open_round(self, doc: dict, finished: list[tuple[str, str]]) -> str:
+    def open_round(self, doc: dict, finished: list[tuple[str, str, dict]]) -> str:
         """A round's document, written before its participations: the voters it claims (`keys`) beside its ballots,
         shuffled, each with its slot, and the counts they add; `round` is the round's id (its participations name it).
 
-        `finished`: (round, document) of finished rounds this one closes. The first one's document is taken over,
-        closing that round and opening this one in one command, unless it holds another round by now (a round that
-        failed after writing it: left to the recovery); the others' documents go after it. Returns the `_id` used."""
+        `finished`: (round, document, counts per consultation) of finished rounds this one closes (their ballots are
+        written). One command applies their counts (each once: guarded by its round's marker) and then takes over the
+        first one's document, closing that round and opening this one, unless it holds another round by now (a round
+        that failed after writing it: left to the recovery); the others' documents go after it. Returns the `_id`
+        used. The markers of the rounds closed are the caller's to prune once its round is written (`_finished`): a
+        round that fails hands its closed rounds on, and the next one applies their counts again, as no-ops."""
+        ops, pruned = self._count_ops((r, counts) for r, _, counts in finished)
         taken = None
         if finished:
-            closed, doc["_id"] = finished[0]
-            try:
-                self.db.rounds.replace_one({"_id": doc["_id"], "round": closed}, doc, upsert=True)
+            closed, doc["_id"] = finished[0][0], finished[0][1]
+            ops.append(ReplaceOne({"_id": doc["_id"], "round": closed}, doc, upsert=True))
+        try:
+            if ops:
+                result = self.db.counters.bulk_write(ops, ordered=True)
                 taken = closed
-            except DuplicateKeyError:
-                doc["_id"] = uuid.uuid4().hex
-        if taken is None:
-            self.db.rounds.insert_one(doc)
-        others = [r for r, _ in finished if r != taken]
+                replaced = 0 if result.upserted_count else 1
+                if result.modified_count - replaced < len(ops) - 1:
+                    self._unpruned(pruned)  # some counts were applied already: their updates pruned nothing
+            else:
+                self.db.counters.insert_one(doc)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            self._unpruned(pruned)
+            if [(e.get("index"), e.get("code")) for e in errors] != [(len(ops) - 1, DUPLICATE)]:
+                raise
+            doc["_id"] = uuid.uuid4().hex  # the counts are applied; the closed round's place holds another round
+            self.db.counters.insert_one(doc)
+        except Exception:
+            self._unpruned(pruned)
+            raise
+        others = [r for r, _, _ in finished if r != taken]
         if others:
-            self.db.rounds.delete_many(_named(others))
+            self.db.counters.delete_many(_named(others))
         return doc["_id"]
 
     def claim_participations(self, docs: list[dict]) -> set[int]:
@@ -350,7 +390,7 @@ class ConsultationStore(Repository):
     def write_round(self, doc_id: str, round_id: str, fields: dict) -> None:
         """The round without the voters refused on their participation (they had voted): its keys, ballots, counts and
         drafts written again."""
-        done = self.db.rounds.update_one({"_id": doc_id, "round": round_id}, {"$set": fields})
+        done = self.db.counters.update_one({"_id": doc_id, "round": round_id}, {"$set": fields})
         if not done.matched_count:  # undone by the recovery meanwhile (a process stalled for that long): not counted
             raise ServiceUnavailable("Le vote n'a pas pu être enregistré : réessayez dans quelques secondes.")
 
@@ -360,7 +400,7 @@ class ConsultationStore(Repository):
         ids = [r for r in set(round_ids) if r]
         if not ids:
             return set()
-        return {d.get("round", d["_id"]) for d in self.db.rounds.find(
+        return {d.get("round", d["_id"]) for d in self.db.counters.find(
             _named(ids), {"_id": 1, "round": 1})}
 
     def drop_participations(self, keys: list[str], round_id: str) -> int:
@@ -371,16 +411,35 @@ class ConsultationStore(Repository):
         return sum(1 for d in self.db.participations.find({"_id": {"$in": keys}}, {"round": 1})
                    if d.get("round") == round_id) == len(set(keys))
 
-    def finish_rounds(self, round_ids: list[str], drafts: list[str]) -> None:
-        """Close rounds whose ballots and counts are written: the drafts of their voters, then the round documents
-        (a crash in between leaves a round that the recovery finishes again)."""
-        if not round_ids:
+    def finish_rounds(self, closing: list[tuple[str, dict]], drafts: list[str]) -> None:
+        """Close rounds whose ballots are written ((round, counts per consultation)): the drafts of their voters, their
+        counts (each once), then the round documents (a crash in between leaves a round that the recovery finishes
+        again)."""
+        if not closing:
             return
         self.delete_responses(drafts)
-        self.db.rounds.delete_many(_named(round_ids))
+        ops, pruned = self._count_ops(closing)
+        if ops:
+            try:
+                if self.db.counters.bulk_write(ops, ordered=False).modified_count < len(ops):
+                    self._unpruned(pruned)
+            except Exception:
+                self._unpruned(pruned)
+                raise
+        self.db.counters.delete_many(_named([r for r, _ in closing]))
 
     def stale_rounds(self, older_than_ts: float) -> list[dict]:
-        return list(self.db.rounds.find({"created_ts": {"$lt": older_than_ts}}).limit(50))
+        return list(self.db.counters.find({"created_ts": {"$lt": older_than_ts}}).limit(50))
+
+    def adopt_legacy_rounds(self) -> int:
+        """Round documents left in `rounds` (their collection until 2026-12-03) by a process stopped mid-round, moved
+        into `counters`, where the recovery looks for them."""
+        moved = 0
+        for doc in self.db.rounds.find({}).limit(200):
+            self.db.counters.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            self.db.rounds.delete_one({"_id": doc["_id"]})
+            moved += 1
+        return moved
 
     def undo_round(self, doc: dict) -> int:
         """A round that never wrote its ballots: its participations go (those voters were never answered), then its
@@ -389,7 +448,7 @@ class ConsultationStore(Repository):
         # `n`: as many voters as read (a round that refused some of them rewrote its document, then wrote its ballots)
         query = ({"_id": doc["_id"], "round": round_id, "n": doc.get("n")} if "round" in doc
                  else {"_id": doc["_id"], "claiming": True})
-        if not self.db.rounds.delete_one(query).deleted_count:
+        if not self.db.counters.delete_one(query).deleted_count:
             return 0  # finished meanwhile (a slow process), or its document taken by its process's next round
         return self.drop_participations(doc.get("keys") or [], round_id)
 
@@ -478,5 +537,6 @@ class ConsultationStore(Repository):
 
 
 def _named(round_ids: list[str]) -> dict:
-    """The round documents of these rounds: by `round`, or by `_id` for those written before 2026-12-02."""
-    return {"$or": [{"round": {"$in": round_ids}}, {"_id": {"$in": round_ids}}]}
+    """The round documents of these rounds: by `round`, or by `_id` for those written before 2026-12-02 (a round's id
+    is 32 hex digits: never a consultation's, the `_id` of its counters)."""
+    return {"$or": [{"round": {"$in": round_ids}}, {"_id": {"$in": round_ids}, "created_ts": {"$exists": True}}]}

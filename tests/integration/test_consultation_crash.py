@@ -13,7 +13,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.consultation_flows import CAST, budget_to_ballot, citizen
+from tests.consultation_flows import CAST, budget_to_ballot, citizen, round_documents
 from tests.support import Platform, wait_until
 
 VOTERS = 1200
@@ -102,7 +102,7 @@ def test_kill9_while_ballots_stream_in_loses_no_acknowledged_ballot_and_counts_n
     assert at_crash < VOTERS, "the crash happened while ballots were still coming in"
     assert len(acknowledged) + len(already) == VOTERS
 
-    wait_until(lambda: db.rounds.count_documents({}) == 0, 30, 0.2, "no round left to finish")
+    wait_until(lambda: round_documents(db) == [], 30, 0.2, "no round left to finish")
     stored = {b["receipt"]: b for b in db.ballots.find({"consultation_id": bid, "receipt": {"$exists": True}})}
     assert set(acknowledged.values()) <= set(stored), "an acknowledged ballot was lost"
     participations = db.participations.count_documents({"consultation_id": bid})
@@ -154,13 +154,13 @@ def test_the_recovery_finishes_a_half_written_round_and_undoes_one_never_written
                  "headings": [{"heading_id": "labege", "project_ids": [ids[n % 2]]}]} for n in range(4)]
     for rid, n0 in ((full, 0), (cut, 2)):
         voters = [f"{bid}:cit-{rid[:6]}{n}" for n in range(2)]
-        db.rounds.insert_one({"_id": uuid.uuid4().hex, "round": rid, "created_ts": now - 60, "keys": voters, "n": 2,
+        db.counters.insert_one({"_id": uuid.uuid4().hex, "round": rid, "created_ts": now - 60, "keys": voters, "n": 2,
                               "ballots": [{"slot": slots2[n0 + n], "ballot": ballots2[n0 + n]} for n in range(2)],
                               "counts": {bid: {"p:web": 2, f"v:{ids[0]}": 1, f"v:{ids[1]}": 1}}, "drafts": []})
         db.participations.insert_many([{"_id": k, "consultation_id": bid, "voter": k.split(":")[1], "origin": "WEB",
                                          "at_ts": now - 60, "round": rid} for k in (voters if rid == full else voters[:1])])
 
-    wait_until(lambda: db.rounds.count_documents({}) == 0, 20, 0.2,
+    wait_until(lambda: round_documents(db) == [] and db.rounds.count_documents({}) == 0, 20, 0.2,
                "the half-written round finished, the one never written undone")
     assert db.participations.count_documents({"_id": {"$regex": "cit-lost"}}) == 0, "those voters may vote again"
     assert db.participations.count_documents({"_id": keys[3]}) == 1, "a participation of another round stays"
@@ -184,12 +184,21 @@ def test_a_round_takes_over_the_document_of_the_round_it_closes_never_that_of_a_
     store = ConsultationStore(db)
     first = store.open_round({"_id": "new-1", "round": "r1", "created_ts": 1.0, "keys": []}, [])
     assert first == "new-1"
-    second = store.open_round({"_id": "new-2", "round": "r2", "created_ts": 2.0, "keys": []}, [("r1", first)])
-    assert second == first and [d["round"] for d in db.rounds.find()] == ["r2"], "r1 closed by r2 taking its place"
+    second = store.open_round({"_id": "new-2", "round": "r2", "created_ts": 2.0, "keys": []}, [("r1", first, {})])
+    assert second == first and [d["round"] for d in round_documents(db)] == ["r2"], "r1 closed by r2 taking its place"
     # r3 closes r2 in its place, then fails; r4 is handed r2 to close again: r3's document must stay.
-    store.open_round({"_id": "new-3", "round": "r3", "created_ts": 3.0, "keys": ["k"]}, [("r2", second)])
-    fourth = store.open_round({"_id": "new-4", "round": "r4", "created_ts": 4.0, "keys": []}, [("r2", second)])
+    store.open_round({"_id": "new-3", "round": "r3", "created_ts": 3.0, "keys": ["k"]}, [("r2", second, {})])
+    fourth = store.open_round({"_id": "new-4", "round": "r4", "created_ts": 4.0, "keys": []}, [("r2", second, {})])
     assert fourth != second
-    assert sorted(d["round"] for d in db.rounds.find()) == ["r3", "r4"]
+    assert sorted(d["round"] for d in round_documents(db)) == ["r3", "r4"]
     assert store.open_rounds(["r3", "r2", "r1"]) == {"r3"}
+    # Closing applies the closed round's counts, once, whatever the number of rounds handed it.
+    db.counters.insert_one({"_id": "cons-1"})
+    store.open_round({"_id": "new-5", "round": "r5", "created_ts": 5.0, "keys": []},
+                     [("r4", fourth, {"cons-1": {"p:web": 3}})])
+    store.open_round({"_id": "new-6", "round": "r6", "created_ts": 6.0, "keys": []},
+                     [("r4", fourth, {"cons-1": {"p:web": 3}}), ("r5", fourth, {"cons-1": {"p:web": 2}})])
+    store.finish_rounds([("r5", {"cons-1": {"p:web": 2}}), ("r6", {"cons-1": {"p:web": 1}})], [])
+    assert store.counters("cons-1") == {"p:web": 6}
+    assert sorted(d["round"] for d in round_documents(db)) == ["r3"], "r3 is the recovery's"
     mongo.client().drop_database(db.name)

@@ -1,5 +1,5 @@
-"""The satisfaction service's group commit (IngestQueue): who leads, who waits, and when a finished round's
-submits reply. Green threads over a fake round writer (no database): the queue's own logic only."""
+"""The group commit of the satisfaction and consultation services (IngestQueue): who leads, who waits, and when a
+finished round's submits reply. Green threads over a fake round writer (no database): the queue's own logic only."""
 from __future__ import annotations
 
 import time
@@ -102,3 +102,34 @@ def test_every_submit_ends_under_load(rounds):
     done = run(IngestQueue(rounds=rounds), service, jobs(200), spacing=0.0005)
     assert len(done) == 200 and all(err is None for _, err in done.values())
     assert sum(len(r) for r in service.rounds) == 200
+
+
+class ClosingRounds(FakeRounds):
+    """Rounds whose closing matters to their submits (the consultation's: counts applied when a round is closed):
+    records when each closing ended and what it closed."""
+
+    close_before_replies = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.closed: list[tuple[float, list[str]]] = []
+
+    def finish(self, closes):
+        eventlet.sleep(0.02)
+        self.closed.append((time.monotonic(), [c[0] for c in closes]))
+
+
+def test_rounds_that_count_on_closing_are_closed_before_their_submits_reply_when_none_follows():
+    service = ClosingRounds(insert=0.02)
+    done = run(IngestQueue(), service, jobs(4), spacing=0.002)
+    assert [len(r) for r in service.rounds] == [1, 3]
+    assert [names for _, names in service.closed] == [["batch-2"]], "batch-1 closed by batch-2, batch-2 at once"
+    assert all(done[i][0] >= service.closed[0][0] for i in (1, 2, 3)), "a submit replied before its round was closed"
+
+
+def test_other_rounds_reply_without_waiting_for_their_closing():
+    service = FakeRounds(insert=0.02)
+    service.finish = lambda closes: (eventlet.sleep(0.2), service.rounds.append([]))
+    done = run(IngestQueue(), service, jobs(4), spacing=0.002)
+    # job 1 leads round 2 and closes it before it returns; the others reply first, without waiting 0.2 s for that
+    assert all(done[1][0] - done[i][0] > 0.15 for i in (2, 3)), "the queue's default: replies, then the closing"
