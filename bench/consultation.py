@@ -247,6 +247,7 @@ class Pipeline:
         sums = summed(gateway, "parvis_rpc_client_batch_items")
         sums.update(summed(gateway, "parvis_rpc_client_duration_seconds", having='method="cast_budget_ballot"'))
         sums.update(summed(gateway, "parvis_http_request_duration_seconds", having='route="/graphql"'))
+        sums.update(summed(gateway, "parvis_rpc_client_batch_duration_seconds"))
         sums.update(summed(service, "parvis_consultation_cast_round_ballots", "parvis_consultation_cast_round_seconds"))
         sums.update(summed(service, "parvis_entrypoint_duration_seconds", having='entrypoint="cast_budget_ballots"'))
         return sums
@@ -265,7 +266,8 @@ class Pipeline:
         return (f"gateway HTTP {mean('parvis_http_request_duration_seconds')} ms; "
                 f"batches {d.get('parvis_rpc_client_batch_items_count', 0):.0f} of "
                 f"{mean('parvis_rpc_client_batch_items', 1)}; a call waits "
-                f"{mean('parvis_rpc_client_duration_seconds')} ms for its batch; "
+                f"{mean('parvis_rpc_client_duration_seconds')} ms for its batch, a batch's RPC "
+                f"{mean('parvis_rpc_client_batch_duration_seconds')} ms; "
                 f"service {mean('parvis_entrypoint_duration_seconds')} ms a batch; rounds {rounds:.0f} of "
                 f"{mean('parvis_consultation_cast_round_ballots', 1)}, {mean('parvis_consultation_cast_round_seconds')} "
                 f"ms")

@@ -15,18 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from prometheus_client import Histogram
 
 from contracts.errors import ServiceUnavailable
 from contracts.platform import sign_caller
+from core.logjson import SLO_BUCKETS
 from gateway.rpc import RemoteError, remote_error
 
 log = logging.getLogger("parvis.gateway")
 
 BATCH_ITEMS = Histogram("parvis_rpc_client_batch_items", "Calls sent together in one batched RPC (gateway/batching.py)",
                         ["service", "method"], buckets=(1, 2, 5, 10, 20, 50, 100, 200))
+BATCH_SECONDS = Histogram("parvis_rpc_client_batch_duration_seconds", "Round trip of one batched RPC, from its sending "
+                          "to its reply (gateway/batching.py; a call's whole wait is parvis_rpc_client_duration_seconds)",
+                          ["service", "method"], buckets=SLO_BUCKETS)
 
 # single method -> its batched form (contracts/platform.py: batch_of), for PARVIS_RPC_BATCHES
 BATCHED = {"consultation.cast_budget_ballot": "cast_budget_ballots",
@@ -95,10 +100,12 @@ class RpcBatcher:
         asyncio.get_running_loop().create_task(self._run(batch))
 
     async def _run(self, batch: list[tuple[dict, asyncio.Future, float]]) -> None:
+        started = time.perf_counter()
         try:
             timeout = max((t for _, _, t in batch), default=0.0) or None
             reply = await self.rpc.call(self.service, self.batch_method, timeout=timeout,
                                         items=[item for item, _, _ in batch])
+            BATCH_SECONDS.labels(self.service, self.method).observe(time.perf_counter() - started)
             results = reply.get("results") if isinstance(reply, dict) else None
             if not isinstance(results, list) or len(results) != len(batch):
                 raise RemoteError(f"{self.service}.{self.batch_method}: {len(batch)} items, a reply of another length")

@@ -37,8 +37,9 @@ class IngestQueue:
     needed, as no green thread switch happens between reading and changing this state.
 
     `writer` is what runs a round (`Rounds`, or a fake in the tests): `write(group, close, sent)`,
-    `finish(close)` and `observe(stored, counted)`; with `close_before_replies` (the consultation's rounds, whose counts
-    are applied when they are closed), a round that no round follows is closed before its submits reply.
+    `finish(close)` and `observe(stored, counted)`. A writer may also have `settle(close)` (the consultation's rounds,
+    whose counts are applied when they are closed): a round that no round follows is then settled (what its closing
+    applies) before its submits reply, and closed right after they have.
     """
 
     def __init__(self, rounds: int = 1, max_votes: int = 2000):
@@ -89,8 +90,8 @@ class IngestQueue:
                 self.queued.pop(0).done.send("lead")
             else:
                 self.running -= 1
-                if self.running == 0 and getattr(writer, "close_before_replies", False):
-                    self._close(writer)  # what closing applies (the consultation's counts) is there when they reply
+                if self.running == 0 and hasattr(writer, "settle"):
+                    self._settle(writer)  # what closing applies (the consultation's counts) is there when they reply
                 for job in group[1:]:
                     job.done.send("done")
         if self.running == 0:
@@ -99,6 +100,19 @@ class IngestQueue:
             first.done.wait()
         if counted is not None:
             writer.observe(counted[0], counted[1])
+
+    def _settle(self, writer) -> None:
+        """What closing applies, for the rounds done that no round follows (`writer.settle`), before their submits
+        reply; their closing follows the replies. Taken from `to_close` meanwhile: no round applies them twice."""
+        if not self.to_close:
+            return
+        close, self.to_close = self.to_close, []
+        try:
+            writer.settle(close)
+        except Exception:  # noqa: BLE001 - the closing applies them
+            log.warning("settling %d rounds failed; left to their closing", len(close), exc_info=True)
+        finally:
+            self.to_close = close + self.to_close
 
     def _close(self, writer) -> None:
         """Close the rounds done that no round follows to close (`to_close`): now."""

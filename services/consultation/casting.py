@@ -13,9 +13,10 @@ What a round writes, in this order (each one round trip, whatever the number of 
    citizen, from any device or process, meets the key and is refused: "one ballot per citizen" is the key's);
    only when some were refused (they had voted), the round document again, without them;
 4. the ballots, into their slots;
-5. then the next round closes it (steps 1 and 2: its counts are applied there), or, when none follows, it is closed
-   at once (drafts, counts, document), before its voters are answered. Under load, a voter may thus be answered a
-   round (milliseconds) before his vote shows in the participation count; once the votes stop, every one does.
+5. then the next round closes it (steps 1 and 2: its counts are applied there), or, when none follows, its drafts
+   are deleted and its counts applied at once, before its voters are answered, and its document right after. Under
+   load, a voter may thus be answered a round (milliseconds) before his vote shows in the participation count; once
+   the votes stop, every one does.
 Only the round document ties ballots to voters, a whole round's voters to a whole round's shuffled ballots, for
 milliseconds (until the recovery after a crash): a participation's `round` names a round that is gone once the round
 is closed, and no ballot names its round. A round is written fully once every voter it names has a participation
@@ -199,8 +200,6 @@ def cast_many(store, state: UrnState, jobs: list[Cast]) -> list[Cast]:
 class Rounds:
     """The writes of a round of secret ballots (see the module's docstring), and the recovery after a crash."""
 
-    close_before_replies = True  # its counts are applied when it is closed (IngestQueue)
-
     def __init__(self, store, state: UrnState | None):
         self.store, self.state = store, state
 
@@ -248,8 +247,8 @@ class Rounds:
         self._pruned(close)  # the rounds this one closed: their markers may go, now that this one stands
         self._answer_copies(copies)
         CAST_ROUND_SECONDS.observe(time.perf_counter() - started)
-        return winners, time.monotonic(), round_id, {"counts": contents["counts"], "drafts": contents["drafts"],
-                                                     "doc": doc_id}
+        return winners, time.monotonic(), round_id, {"counts": contents["counts"], "cids": list(contents["counts"]),
+                                                     "drafts": contents["drafts"], "doc": doc_id}
 
     def _slots(self, winners: list[Cast]) -> list[tuple[str, dict]]:
         """An empty slot for each ballot (in the order of `winners`, shuffled already)."""
@@ -270,15 +269,24 @@ class Rounds:
         return {"keys": keys, "n": len(keys), "ballots": [{"slot": s, "ballot": b} for s, b in fills],
                 "counts": {cid: dict(c) for cid, c in counts.items()}, "drafts": [j.key for j in winners if j.draft]}
 
+    def settle(self, close: list) -> None:
+        """What closing finished rounds applies (their drafts deleted, their counts), before their voters are answered
+        when no round follows them (IngestQueue); their documents go right after (`finish`), off the voters' path."""
+        self.store.finish_rounds([(r, info.get("counts") or {}) for r, info in close],
+                                 [d for _, info in close for d in info["drafts"]], documents=False)
+        for _, info in close:  # their markers stay until their documents go (the recovery would count them again)
+            info["counts"], info["drafts"] = {}, []
+
     def finish(self, close: list) -> None:
-        """Close finished rounds that no round follows (IngestQueue: before their voters are answered)."""
+        """Close finished rounds that no round follows (IngestQueue: once settled and their voters answered)."""
         self.store.finish_rounds([(r, info.get("counts") or {}) for r, info in close],
                                  [d for _, info in close for d in info["drafts"]])
         self._pruned(close)
 
     def _pruned(self, close: list) -> None:
+        """The markers of closed rounds (their counts applied, their documents gone) may go."""
         for r, info in close:
-            for cid in info.get("counts") or {}:
+            for cid in info.get("cids") or info.get("counts") or {}:
                 self.store._finished(cid, [r])
 
     @staticmethod

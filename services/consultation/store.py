@@ -411,10 +411,10 @@ class ConsultationStore(Repository):
         return sum(1 for d in self.db.participations.find({"_id": {"$in": keys}}, {"round": 1})
                    if d.get("round") == round_id) == len(set(keys))
 
-    def finish_rounds(self, closing: list[tuple[str, dict]], drafts: list[str]) -> None:
+    def finish_rounds(self, closing: list[tuple[str, dict]], drafts: list[str], documents: bool = True) -> None:
         """Close rounds whose ballots are written ((round, counts per consultation)): the drafts of their voters, their
-        counts (each once), then the round documents (a crash in between leaves a round that the recovery finishes
-        again)."""
+        counts (each once), then the round documents, unless `documents` is False (a crash in between leaves a round
+        that the recovery finishes again)."""
         if not closing:
             return
         self.delete_responses(drafts)
@@ -426,7 +426,8 @@ class ConsultationStore(Repository):
             except Exception:
                 self._unpruned(pruned)
                 raise
-        self.db.counters.delete_many(_named([r for r, _ in closing]))
+        if documents:
+            self.db.counters.delete_many(_named([r for r, _ in closing]))
 
     def stale_rounds(self, older_than_ts: float) -> list[dict]:
         return list(self.db.counters.find({"created_ts": {"$lt": older_than_ts}}).limit(50))

@@ -19,7 +19,7 @@ import pytest
 from services.consultation.ballots import identity_leaks
 from tests.consultation_flows import (CAST, SAVE, SUBMIT, budget_to_ballot, citizen, data, full_answers, open_survey,
                                       round_documents)
-from tests.support import Platform
+from tests.support import Platform, wait_until
 
 VOTERS = 12
 PROJECTS = [{"title": f"Projet {n}", "headingId": "labege", "cost": 5_000_00 + n * 100_00} for n in range(6)]
@@ -78,6 +78,8 @@ def test_from_the_whole_database_one_cannot_tell_who_voted_what(platform):
         assert response["final"] is True and RECEIPT.fullmatch(response["receiptCode"])
         cast[subject(tok)] = {"budget": (receipt, picks), "survey": response["receiptCode"]}
     identities = set(cast)
+    # A round no round follows is closed right after its voter is answered.
+    wait_until(lambda: round_documents(db) == [], 5, 0.02, "every round closed")
     everything = every_document(db)
 
     # Every collection was looked at; ballots hold neither time nor identity.

@@ -104,27 +104,39 @@ def test_every_submit_ends_under_load(rounds):
     assert sum(len(r) for r in service.rounds) == 200
 
 
-class ClosingRounds(FakeRounds):
+class SettlingRounds(FakeRounds):
     """Rounds whose closing matters to their submits (the consultation's: counts applied when a round is closed):
-    records when each closing ended and what it closed."""
-
-    close_before_replies = True
+    settled before their submits reply when no round follows, closed right after. Records when each settling and
+    closing ended and what it held."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self.settled: list[tuple[float, list[str]]] = []
         self.closed: list[tuple[float, list[str]]] = []
+        self.closes: list[list[str]] = []
+
+    def write(self, group, close, sent):
+        self.closes.append([c[0] for c in close])
+        return super().write(group, close, sent)
+
+    def settle(self, closes):
+        eventlet.sleep(0.02)
+        self.settled.append((time.monotonic(), [c[0] for c in closes]))
 
     def finish(self, closes):
-        eventlet.sleep(0.02)
+        eventlet.sleep(0.2)
         self.closed.append((time.monotonic(), [c[0] for c in closes]))
 
 
-def test_rounds_that_count_on_closing_are_closed_before_their_submits_reply_when_none_follows():
-    service = ClosingRounds(insert=0.02)
+def test_a_round_no_round_follows_is_settled_before_its_submits_reply_and_closed_after():
+    service = SettlingRounds(insert=0.02)
     done = run(IngestQueue(), service, jobs(4), spacing=0.002)
     assert [len(r) for r in service.rounds] == [1, 3]
-    assert [names for _, names in service.closed] == [["batch-2"]], "batch-1 closed by batch-2, batch-2 at once"
-    assert all(done[i][0] >= service.closed[0][0] for i in (1, 2, 3)), "a submit replied before its round was closed"
+    assert service.closes == [[], ["batch-1"]], "batch-1 closed by batch-2's first write"
+    assert [names for _, names in service.settled] == [["batch-2"]]
+    assert [names for _, names in service.closed] == [["batch-2"]]
+    assert all(done[i][0] >= service.settled[0][0] for i in (1, 2, 3)), "a submit replied before its round settled"
+    assert all(done[i][0] < service.closed[0][0] - 0.15 for i in (2, 3)), "the closing held the replies up"
 
 
 def test_other_rounds_reply_without_waiting_for_their_closing():
