@@ -272,14 +272,14 @@ class Rounds:
     def settle(self, close: list) -> None:
         """What closing finished rounds applies (their drafts deleted, their counts), before their voters are answered
         when no round follows them (IngestQueue); their documents go right after (`finish`), off the voters' path."""
-        self.store.finish_rounds([(r, info.get("counts") or {}) for r, info in close],
+        self.store.finish_rounds([(r, info.get("doc", r), info.get("counts") or {}) for r, info in close],
                                  [d for _, info in close for d in info["drafts"]], documents=False)
         for _, info in close:  # their markers stay until their documents go (the recovery would count them again)
             info["counts"], info["drafts"] = {}, []
 
     def finish(self, close: list) -> None:
         """Close finished rounds that no round follows (IngestQueue: once settled and their voters answered)."""
-        self.store.finish_rounds([(r, info.get("counts") or {}) for r, info in close],
+        self.store.finish_rounds([(r, info.get("doc", r), info.get("counts") or {}) for r, info in close],
                                  [d for _, info in close for d in info["drafts"]])
         self._pruned(close)
 
@@ -392,7 +392,7 @@ class Rounds:
             stored = self.store.receipts_stored([b["receipt"] for _, b in fills]) if fills else set()
             self._fill([(s, b) for s, b in fills if b["receipt"] not in stored])
             # Its markers stay: a process that still holds the round (stalled) may close it again, as a no-op.
-            self.store.finish_rounds([(round_id, doc.get("counts") or {})], doc.get("drafts") or [])
+            self.store.finish_rounds([(round_id, doc["_id"], doc.get("counts") or {})], doc.get("drafts") or [])
             log.info("round %s finished after a crash: %s ballot(s)", round_id, len(fills))
             done += 1
         return done

@@ -31,7 +31,9 @@ nx-27017 quirks met here: `count_documents` scans (so counts are counters); `{fi
 queried on are absent rather than null: `due_ts`, `claiming`, `count_token`, `free`, `mismatch`); a compound index may
 not include `_id`; datetimes written by `$set` at the top level read back as strings (hence whole-document writes,
 and epoch seconds where an update writes a time); `$setOnInsert` beside `$inc` in an upsert is ignored (the counters
-document is inserted with its consultation, never upserted).
+document is inserted with its consultation, never upserted); an `$in` on another field than `_id` reads the whole
+collection (round documents, beside every consultation's counters, are deleted by `_id` and looked up by `round` one
+at a time).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ import time
 import uuid
 from typing import Iterable
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, DeleteOne, IndexModel, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from contracts.errors import Conflict, ServiceUnavailable
@@ -56,7 +58,8 @@ class ConsultationStore(Repository):
         "consultations": [IndexModel([("due_ts", ASCENDING)], sparse=True),
                           IndexModel([("state", ASCENDING)]),
                           IndexModel([("created_ts", DESCENDING)])],
-        "counters": [IndexModel([("created_ts", ASCENDING)], sparse=True)],  # round documents (casting.py)
+        "counters": [IndexModel([("created_ts", ASCENDING)], sparse=True),  # round documents (casting.py)
+                     IndexModel([("round", ASCENDING)], sparse=True)],
         "participations": [IndexModel([("voter", ASCENDING), ("at_ts", DESCENDING)]),
                            IndexModel([("count_token", ASCENDING)], sparse=True)],
         "responses": [IndexModel([("count_token", ASCENDING)], sparse=True)],
@@ -366,9 +369,7 @@ class ConsultationStore(Repository):
         except Exception:
             self._unpruned(pruned)
             raise
-        others = [r for r, _, _ in finished if r != taken]
-        if others:
-            self.db.counters.delete_many(_named(others))
+        self._delete_rounds([(r, d) for r, d, _ in finished if r != taken])
         return doc["_id"]
 
     def claim_participations(self, docs: list[dict]) -> set[int]:
@@ -396,12 +397,14 @@ class ConsultationStore(Repository):
 
     def open_rounds(self, round_ids: Iterable[str]) -> set[str]:
         """Those of these rounds still being written (their document is there; before 2026-12-02 a round's document
-        had the round's id as `_id`)."""
+        had the round's id as `_id`). By `_id`, and by `round` one at a time: on nx-27017 an `$in` on another field
+        than `_id` reads the whole collection, here every consultation's counters."""
         ids = [r for r in set(round_ids) if r]
         if not ids:
             return set()
-        return {d.get("round", d["_id"]) for d in self.db.counters.find(
-            _named(ids), {"_id": 1, "round": 1})}
+        found = {d["_id"] for d in self.db.counters.find({"_id": {"$in": ids}, "created_ts": {"$exists": True}},
+                                                          {"_id": 1})}
+        return found | {r for r in ids if r not in found and self.db.counters.find_one({"round": r}, {"_id": 1})}
 
     def drop_participations(self, keys: list[str], round_id: str) -> int:
         return self.db.participations.delete_many({"_id": {"$in": keys}, "round": round_id}).deleted_count
@@ -411,14 +414,14 @@ class ConsultationStore(Repository):
         return sum(1 for d in self.db.participations.find({"_id": {"$in": keys}}, {"round": 1})
                    if d.get("round") == round_id) == len(set(keys))
 
-    def finish_rounds(self, closing: list[tuple[str, dict]], drafts: list[str], documents: bool = True) -> None:
-        """Close rounds whose ballots are written ((round, counts per consultation)): the drafts of their voters, their
-        counts (each once), then the round documents, unless `documents` is False (a crash in between leaves a round
-        that the recovery finishes again)."""
+    def finish_rounds(self, closing: list[tuple[str, str, dict]], drafts: list[str], documents: bool = True) -> None:
+        """Close rounds whose ballots are written ((round, its document, counts per consultation)): the drafts of their
+        voters, their counts (each once), then the round documents, unless `documents` is False (a crash in between
+        leaves a round that the recovery finishes again)."""
         if not closing:
             return
         self.delete_responses(drafts)
-        ops, pruned = self._count_ops(closing)
+        ops, pruned = self._count_ops((r, counts) for r, _, counts in closing)
         if ops:
             try:
                 if self.db.counters.bulk_write(ops, ordered=False).modified_count < len(ops):
@@ -427,7 +430,16 @@ class ConsultationStore(Repository):
                 self._unpruned(pruned)
                 raise
         if documents:
-            self.db.counters.delete_many(_named([r for r, _ in closing]))
+            self._delete_rounds([(r, d) for r, d, _ in closing])
+
+    def _delete_rounds(self, rounds: list[tuple[str, str]]) -> None:
+        """The documents of these rounds ((round, its document)), each by its `_id` and only while it holds that round
+        (a round that took its place, then failed, keeps it for the recovery); one command. A document written before
+        2026-12-02 has the round's id as `_id`, and no `round`."""
+        ops = [DeleteOne({"_id": d, "round": r}) if d != r else DeleteOne({"_id": r, "round": {"$exists": False}})
+               for r, d in rounds]
+        if ops:
+            self.db.counters.bulk_write(ops, ordered=False)
 
     def stale_rounds(self, older_than_ts: float) -> list[dict]:
         return list(self.db.counters.find({"created_ts": {"$lt": older_than_ts}}).limit(50))
@@ -535,9 +547,3 @@ class ConsultationStore(Repository):
         return len(list(self.db.paper_entries.find({"consultation_id": consultation_id,
                                                     "status": {"$in": ["MISMATCH", "AWAITING_SECOND_ENTRY"]}},
                                                    {"_id": 1})))
-
-
-def _named(round_ids: list[str]) -> dict:
-    """The round documents of these rounds: by `round`, or by `_id` for those written before 2026-12-02 (a round's id
-    is 32 hex digits: never a consultation's, the `_id` of its counters)."""
-    return {"$or": [{"round": {"$in": round_ids}}, {"_id": {"$in": round_ids}, "created_ts": {"$exists": True}}]}

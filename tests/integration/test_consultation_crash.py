@@ -196,9 +196,10 @@ def test_a_round_takes_over_the_document_of_the_round_it_closes_never_that_of_a_
     db.counters.insert_one({"_id": "cons-1"})
     store.open_round({"_id": "new-5", "round": "r5", "created_ts": 5.0, "keys": []},
                      [("r4", fourth, {"cons-1": {"p:web": 3}})])
-    store.open_round({"_id": "new-6", "round": "r6", "created_ts": 6.0, "keys": []},
-                     [("r4", fourth, {"cons-1": {"p:web": 3}}), ("r5", fourth, {"cons-1": {"p:web": 2}})])
-    store.finish_rounds([("r5", {"cons-1": {"p:web": 2}}), ("r6", {"cons-1": {"p:web": 1}})], [])
+    sixth = store.open_round({"_id": "new-6", "round": "r6", "created_ts": 6.0, "keys": []},
+                             [("r4", fourth, {"cons-1": {"p:web": 3}}), ("r5", fourth, {"cons-1": {"p:web": 2}})])
+    assert sixth != fourth, "r5 held r4's place: r6 writes its own"
+    store.finish_rounds([("r5", fourth, {"cons-1": {"p:web": 2}}), ("r6", sixth, {"cons-1": {"p:web": 1}})], [])
     assert store.counters("cons-1") == {"p:web": 6}
     assert sorted(d["round"] for d in round_documents(db)) == ["r3"], "r3 is the recovery's"
     mongo.client().drop_database(db.name)
