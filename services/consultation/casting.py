@@ -65,6 +65,7 @@ CHUNK = 1000  # empty slots a process adds at once
 PIECE = 100  # written this many at a time: the database takes one command at a time, and a 1,000-slot insert held
 # every round of ballots behind it for about half a second (the 95th percentile of a vote's latency, measured)
 LOW = 600  # below this many empty slots left, the next chunk is added in the background
+VOTERS_REMEMBERED = 50_000  # voters a process remembers having written a ballot for (UrnState.remember): ~6 MB
 STARTED_AT = time.time()  # rounds written before this process started are no round of this process
 GRACE = 5.0  # seconds: how old such a round must be for the recovery (another live process closes its own at once)
 STILL_WRITING = "Votre bulletin précédent est en cours d'enregistrement : réessayez dans quelques secondes."
@@ -95,13 +96,26 @@ class Cast:
 
 
 class UrnState:
-    """What a process keeps between rounds: its empty slots (per consultation; each round draws its own at random)
-    and its queue of ballots."""
+    """What a process keeps between rounds: its empty slots (per consultation; each round draws its own at random),
+    its queue of ballots, and the voters it wrote a ballot for lately (`voted`)."""
 
-    def __init__(self, rounds: int = 1):
+    def __init__(self, rounds: int = 1, remembered: int = VOTERS_REMEMBERED):
         self.slots: dict[str, list[str]] = {}
         self.refilling: set[str] = set()
         self.queue = IngestQueue(rounds=rounds, max_votes=500)
+        self.voted: dict[str, None] = {}  # consultation:voter, oldest first
+        self.remembered = remembered
+
+    def remember(self, keys) -> None:
+        """Voters whose secret ballot is written (final: a round written fully is never undone), so that a second
+        ballot of theirs through this process is refused at once, without the database's refusal (its participation
+        read back, the round document written again: three more round trips on the round's path). The oldest are
+        forgotten beyond `remembered`; a voter forgotten, or voting again through another process, meets his
+        participation's key as before."""
+        for key in keys:
+            self.voted[key] = None
+        while len(self.voted) > self.remembered:
+            del self.voted[next(iter(self.voted))]
 
     def take_slots(self, store, consultation_id: str, n: int) -> list[str]:
         """`n` empty slots of this process, drawn at random among those it holds. A chunk is added when they run
@@ -212,7 +226,7 @@ class Rounds:
         # threads run while this one waits for it), not between this round's writes (see IngestQueue).
         sent()
         firsts, copies = self._unique(jobs)
-        winners = self._still_open(firsts, now)
+        winners = self._still_open(self._not_known(firsts), now)
         # Empty slots first (a chunk takes a while): between the round's document and its ballots, nothing slow,
         # since the recovery undoes a round whose voters are not all claimed after a while.
         for cid, n in Counter(j.consultation_id for j in winners).items():
@@ -244,6 +258,7 @@ class Rounds:
                 self.store.drop_participations([j.key for j in winners], round_id)
                 raise
         self._fill(fills)
+        self.state.remember(j.key for j in winners)
         self._pruned(close)  # the rounds this one closed: their markers may go, now that this one stands
         self._answer_copies(copies)
         CAST_ROUND_SECONDS.observe(time.perf_counter() - started)
@@ -321,6 +336,17 @@ class Rounds:
             else:
                 copy.error = Conflict("Vous avez déjà voté : un vote secret est définitif.", "participation")
                 REFUSED.labels("already_voted").inc()
+
+    def _not_known(self, jobs: list[Cast]) -> list[Cast]:
+        """Ballots of voters this process wrote a ballot for (UrnState.remember): refused at once, as the database
+        would refuse them (a secret ballot cast online is final)."""
+        out = []
+        for job in jobs:
+            if job.key in self.state.voted:
+                self._refuse(job, {"origin": "WEB"})
+            else:
+                out.append(job)
+        return out
 
     def _still_open(self, jobs: list[Cast], now) -> list[Cast]:
         """The round checks its consultations again, at the round's instant: one whose window or vote has ended

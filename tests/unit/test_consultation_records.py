@@ -112,3 +112,21 @@ def test_a_secret_response_once_cast_is_final_even_while_its_draft_is_being_dele
     assert cast["status"] == "SUBMITTED" and cast["final"] is True and cast["answers"] == []
     assert views.response(draft, "c", True, False)["status"] == "DRAFT", "not cast yet: still his draft"
     assert views.response(draft, "c", False, True)["status"] == "DRAFT", "not secret: a draft replaces nothing yet"
+
+
+def test_a_process_refuses_at_once_a_second_ballot_of_a_voter_it_wrote_a_ballot_for():
+    """UrnState.remember: a voter whose ballot this process wrote is refused before the round touches the database, as
+    the database would refuse him; the oldest voters are forgotten beyond the bound (then the database refuses)."""
+    from contracts.errors import Conflict
+    from services.consultation.casting import Cast, Rounds, UrnState
+
+    state = UrnState(remembered=3)
+    state.remember(["c1:a", "c1:b", "c1:c", "c1:d"])
+    assert list(state.voted) == ["c1:b", "c1:c", "c1:d"], "the oldest forgotten first"
+    jobs = [Cast({"consultation_id": "c1", "receipt": f"r{n}"}, voter, {}, "ballot")
+            for n, voter in enumerate(["b", "a", "e"])]
+    jobs.append(Cast({"consultation_id": "c2", "receipt": "r9"}, "b", {}, "ballot"))  # another consultation
+    left = Rounds(None, state)._not_known(jobs)
+    assert left == jobs[1:]
+    assert isinstance(jobs[0].error, Conflict) and "déjà voté" in str(jobs[0].error)
+    assert all(j.error is None for j in left)
