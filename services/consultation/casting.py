@@ -65,7 +65,7 @@ CHUNK = 1000  # empty slots a process adds at once
 PIECE = 100  # written this many at a time: the database takes one command at a time, and a 1,000-slot insert held
 # every round of ballots behind it for about half a second (the 95th percentile of a vote's latency, measured)
 LOW = 600  # below this many empty slots left, the next chunk is added in the background
-VOTERS_REMEMBERED = 50_000  # voters a process remembers having written a ballot for (UrnState.remember): ~6 MB
+VOTERS_REMEMBERED = 50_000  # voters a process remembers having written a ballot for (UrnState.remember): ~7 MB
 STARTED_AT = time.time()  # rounds written before this process started are no round of this process
 GRACE = 5.0  # seconds: how old such a round must be for the recovery (another live process closes its own at once)
 STILL_WRITING = "Votre bulletin précédent est en cours d'enregistrement : réessayez dans quelques secondes."
