@@ -233,8 +233,8 @@ class Rounds:
             self.state.reserve(self.store, cid, n)
         _rng.shuffle(winners)
         fills = self._slots(winners)
-        # The document of a finished round this one closes is taken over (one command); the drafts of its voters
-        # go first (a crash in between leaves it to the recovery, which finishes it again).
+        # The finished rounds this one closes: their counts applied and one's document taken over, in one command;
+        # the drafts of their voters go first (a crash in between leaves them to the recovery, which finishes them).
         self.store.delete_responses([d for _, info in close for d in info["drafts"]])
         contents = self._contents(winners, fills)
         doc_id = self.store.open_round({"_id": uuid.uuid4().hex, "round": round_id, "created_ts": now.timestamp(),
