@@ -321,7 +321,8 @@ def main() -> int:
                                                                                  ("e2e", platform.url))
             for name, url in order:
                 meters[name].start()
-                pipeline.start()
+                if name == "e2e":
+                    pipeline.start()
                 res = asyncio.run(run_voters(url, bid, ids, tokens, voters, args.clients, count_reads=name == "e2e",
                                              repeat_every=50 if name == "e2e" else 0))
                 res["cpu"] = meters[name].stop()
@@ -392,9 +393,7 @@ def main() -> int:
         t = time.perf_counter()
         pb = httpx.get(f"{platform.url}/consultations/{bid}/territoire.pb", timeout=120)
         log(f"Pabulib export of {total} ballots: {time.perf_counter() - t:.2f}s, {len(pb.content) / 1e6:.1f} MB")
-        sums = summed(httpx.get(f"http://127.0.0.1:{platform.metrics_base + 1}/metrics", timeout=5).text,
-                      "parvis_consultation_cast_round_ballots", "parvis_consultation_cast_round_seconds")
-        sums.update(summed(httpx.get(f"{platform.url}/metrics", timeout=5).text, "parvis_rpc_client_batch_items"))
+        sums = pipeline.read()
         if sums.get("parvis_consultation_cast_round_ballots_count"):
             n = sums["parvis_consultation_cast_round_ballots_count"]
             log(f"rounds of writes: {n:.0f}, {sums['parvis_consultation_cast_round_ballots_sum'] / n:.1f} ballots and "
